@@ -1,0 +1,109 @@
+"""The placement formulation: integer counts of identical replicas, not one binary per replica.
+
+One binary per (replica, node) does not scale (2,000 replicas on 300 nodes: no feasible
+plan in 30 s in any solver), so replicas of one workload are aggregated: the model
+decides how many replicas of workload w run on node n at power level l. GPU indices
+are chosen afterwards (``placement.decode``). The builder reads prepared data only
+(``placement.candidates.Prepared``); it does no cleaning, so node groups or a
+decomposition can feed it later.
+
+Sets
+----
+W            workloads with at least one candidate (placeable after the filter)
+N            nodes that are a candidate of some workload
+C(w)         candidate nodes of w;  L(w, n) allowed power levels of w on n (whole GPU)
+J(n)         shared-GPU slots of n: min(gpu_count, slots the fractional candidates could fill)
+D, S         power domains and sites; N(d), N(s) their nodes
+E(w)         entities of w's spread level (site, power domain or node) holding a candidate
+
+Data
+----
+g_w                GPUs per replica (whole) or m_w = gpu_milli (fractional)
+mem_w              memory per replica, MiB rounded up; MEM_n GPU memory, MiB rounded down
+G_n                gpu_count;  P^on_n = host_power_w + G_n * idle_power_w
+cap_l              power cap of level l;  idle_n, max_n idle and maximum GPU power
+U_d, U_s           usable power (redundancy applied) of domain d and site s
+cpu_w, hm_w        host requests;  CPU_n, HM_n host capacity (0: not tracked)
+min_w, max_w       replica bounds;  md_w spread min_distinct;  S_w survivors_required
+cur_{w,n}          current replicas of w on n
+work_{w,l}         priority * work_milli * relative_throughput_pct(l) (fractional: top level)
+coef_s             energy_coefficient(s, metric)
+
+Variables
+---------
+y[w,n,l] in 0..floor(G_n / g_w) (tightened by host and power)   whole-GPU replicas at level l
+u[w,n,j] in 0..floor(1000 / m_w) (and memory)                    fractional replicas on slot j
+s[n,j]   binary  slot j of n is a shared GPU in use (uncapped)
+o[n]     binary  node n is powered (hosts at least one replica)
+z[w]     binary  workload w is placed
+a[w,e]   binary  w has a replica in spread entity e
+k[w,n]   in 0..cur_{w,n}  current replicas of w kept on n
+
+r_{w,n} = sum_l y[w,n,l] + sum_j u[w,n,j];   r_w = sum_n r_{w,n}
+P_n = P^on_n o[n] + sum_{w,l} g_w (cap_l - idle_n) y[w,n,l] + (max_n - idle_n) sum_j s[n,j]   (rule 7)
+
+Constraints (numbers match the rules of docs/ARCHITECTURE.md where they coincide)
+-------------------------------------------------------------------------------
+C1, C2 (node state, GPU type), C6 (power-cap floor), C8 (latency), C9 (backup):
+        by the candidate filter; no variable exists outside the candidates.
+C2'     o[n] <= sum_w r_{w,n}                               powered only when hosting
+C3      sum_w mem_w u[w,n,j] <= MEM_n                      per shared slot
+        (whole GPU: mem_w / g_w <= GPU memory, by the filter)
+C4      sum_{w,l} g_w y[w,n,l] + sum_j s[n,j] <= G_n o[n]   whole + shared GPUs; use powers n on
+        sum_w m_w u[w,n,j] <= 1000 s[n,j];  s[n,j] <= sum_w u[w,n,j];  s[n,j] >= s[n,j+1]
+C5      sum_w cpu_w r_{w,n} <= CPU_n,  sum_w hm_w r_{w,n} <= HM_n   where tracked
+C7      sum_{n in N(d)} P_n <= U_d  for every d;  sum_{n in N(s)} P_n <= U_s  for every s
+C10     min_w z[w] <= r_w <= max_w z[w]
+C11     a[w,e] <= sum_{n in e} r_{w,n};  sum_e a[w,e] >= md_w z[w]
+C12     r_w - sum_{n in s} r_{w,n} >= S_w z[w]   for every site s holding a candidate of w
+C13     k[w,n] <= r_{w,n}
+
+Objectives (lexicographic, ``IntegerProgram.objectives`` in this order)
+-----------------------------------------------------------------------
+T1 placed_work   max  sum work_{w,l} y[w,n,l] + sum work_{w,top} u[w,n,j]
+T2 energy        min  sum_s coef_s sum_{n in N(s)} P_n
+T3 moves         min  sum_{w} |current(w)| - sum k[w,n]
+T4 fragmentation min  sum_n o[n] + sum_{n,j} s[n,j]
+
+Each tier's value equals ``placement.objective.evaluate`` of the decoded plan to the
+unit (same helpers from ``placement.energy``). Every family lives in
+``placement.model.families`` and is listed, in order, in ``placement.model.registry``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from placement.candidates import Prepared
+from placement.model.container import Container, ObjectiveTerms, add_terms
+from placement.model.ir import Direction, IntegerProgram
+from placement.model.registry import FAMILIES, TIERS
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Container", "build"]
+
+
+def build(prepared: Prepared) -> Container:
+    """Create the variables and add every family; ``container.program.objectives`` follow TIERS."""
+    c = Container.create(prepared)
+    shares: dict[str, ObjectiveTerms] = {}
+    for fam in FAMILIES:
+        got = fam.add(c)
+        if got is None:
+            continue
+        prev = shares.get(got.tier)
+        if prev is None:
+            shares[got.tier] = got
+        else:
+            terms = add_terms(dict(prev.terms), got.terms)
+            shares[got.tier] = ObjectiveTerms(got.tier, got.direction, terms, prev.constant + got.constant)
+    ip: IntegerProgram = c.program
+    for tier in TIERS:
+        share = shares.get(tier)
+        if share is None:
+            direction = Direction.MAXIMIZE if tier == "placed_work" else Direction.MINIMIZE
+            share = ObjectiveTerms(tier, direction, {})
+        ip.add_objective(tier, share.direction, share.terms, share.constant)
+    log.debug("model: %d variables, %d constraints", ip.num_vars, len(ip.constraints))
+    return c

@@ -1,0 +1,176 @@
+"""The variable container: owns the decision variables and answers questions about them.
+
+The container creates every variable of the formulation (see ``placement.model``) from
+the prepared data, once; the constraint families then only ask it for terms
+(``replicas_on(w, n)``, ``node_power_terms(n)``) and add constraints. ``extract``
+turns a value vector back into counts.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from placement.candidates import Candidate, Prepared, spread_entity
+from placement.model.ir import Direction, IntegerProgram
+
+Terms = dict[int, int]
+
+
+@dataclass(frozen=True)
+class ObjectiveTerms:
+    """A family's share of one objective tier."""
+
+    tier: str  # placed_work, energy, moves, fragmentation
+    direction: Direction
+    terms: Terms
+    constant: int = 0
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A solution in count form, before GPU indices are chosen."""
+
+    whole: dict[tuple[int, int, int], int]  # (workload, node, level) -> replicas
+    shared: dict[tuple[int, int], dict[int, int]]  # (node, slot) -> {workload: replicas}
+    placed: frozenset[int]
+
+
+def add_terms(into: Terms, terms: Terms, factor: int = 1) -> Terms:
+    for i, c in terms.items():
+        into[i] = into.get(i, 0) + c * factor
+    return into
+
+
+@dataclass
+class Container:
+    prepared: Prepared
+    program: IntegerProgram = field(default_factory=IntegerProgram)
+    y: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (w, n, level)
+    u: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (w, n, slot)
+    s: dict[tuple[int, int], int] = field(default_factory=dict)  # (n, slot)
+    o: dict[int, int] = field(default_factory=dict)  # n
+    z: dict[int, int] = field(default_factory=dict)  # w
+    a: dict[tuple[int, str], int] = field(default_factory=dict)  # (w, entity)
+    k: dict[tuple[int, int], int] = field(default_factory=dict)  # (w, n)
+    # derived indexes
+    cands_on: dict[int, list[Candidate]] = field(default_factory=lambda: defaultdict(list))
+    slots: dict[int, int] = field(default_factory=dict)  # node -> shared slots modelled
+    _on: dict[tuple[int, int], Terms] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, prepared: Prepared) -> Container:
+        c = cls(prepared)
+        c._make_variables()
+        return c
+
+    # ------------------------------------------------------------------ variables
+    def _make_variables(self) -> None:
+        p = self.prepared
+        ip = self.program
+        wl = p.problem.workloads
+        for wi, cands in sorted(p.by_workload.items()):
+            self.z[wi] = ip.new_bool(f"z[{wl[wi].name}]")
+            for c in cands:
+                self.cands_on[c.node].append(c)
+        # shared slots: as many as the fractional candidates on the node could fill
+        for n, on_n in sorted(self.cands_on.items()):
+            frac = [c for c in on_n if c.per_gpu > 0]
+            if frac:
+                need = sum(-(-c.max_count // c.per_gpu) for c in frac)
+                self.slots[n] = min(p.nodes[n].node.gpu_count, need)
+        for n, on_n in sorted(self.cands_on.items()):
+            name = p.nodes[n].node.name
+            self.o[n] = ip.new_bool(f"o[{name}]")
+            for j in range(self.slots.get(n, 0)):
+                self.s[(n, j)] = ip.new_bool(f"s[{name},{j}]")
+            for c in on_n:
+                w = wl[c.workload]
+                terms: Terms = {}
+                if c.per_gpu == 0:
+                    for li, ub in zip(c.levels, c.level_max, strict=True):
+                        v = ip.new_var(f"y[{w.name},{name},{li}]", 0, ub)
+                        self.y[(c.workload, n, li)] = v
+                        terms[v] = 1
+                else:
+                    for j in range(self.slots[n]):
+                        ub = min(c.per_gpu, c.max_count)
+                        v = ip.new_var(f"u[{w.name},{name},{j}]", 0, ub)
+                        self.u[(c.workload, n, j)] = v
+                        terms[v] = 1
+                self._on[(c.workload, n)] = terms
+                cur = p.current.get((c.workload, n), 0)
+                if cur > 0:
+                    self.k[(c.workload, n)] = ip.new_var(f"k[{w.name},{name}]", 0, min(cur, c.max_count))
+        for wi, cands in sorted(p.by_workload.items()):
+            sp = wl[wi].spread
+            if sp is None:
+                continue
+            for e in sorted({spread_entity(p.nodes[c.node], sp.level) for c in cands}):
+                self.a[(wi, e)] = ip.new_bool(f"a[{wl[wi].name},{e}]")
+
+    # ------------------------------------------------------------------ questions
+    def candidate_nodes(self) -> list[int]:
+        return sorted(self.cands_on)
+
+    def replicas_on(self, w: int, n: int) -> Terms:
+        """Terms of the replica count of workload ``w`` on node ``n`` (empty if not a candidate)."""
+        return dict(self._on.get((w, n), {}))
+
+    def replicas_of(self, w: int, nodes: list[int] | None = None) -> Terms:
+        out: Terms = {}
+        for c in self.prepared.by_workload.get(w, ()):
+            if nodes is None or c.node in nodes:
+                add_terms(out, self._on[(w, c.node)])
+        return out
+
+    def replicas_in(self, w: int, pred: object) -> Terms:
+        """Replica count of ``w`` over the candidate nodes for which ``pred(node_info)`` holds."""
+        out: Terms = {}
+        for c in self.prepared.by_workload.get(w, ()):
+            if pred(self.prepared.nodes[c.node]):  # type: ignore[operator]
+                add_terms(out, self._on[(w, c.node)])
+        return out
+
+    def gpu_terms(self, n: int) -> Terms:
+        """Whole GPUs held on node ``n`` plus shared GPUs in use (left side of C4)."""
+        wl = self.prepared.problem.workloads
+        out: Terms = {}
+        for c in self.cands_on.get(n, ()):
+            if c.per_gpu == 0:
+                for li in c.levels:
+                    out[self.y[(c.workload, n, li)]] = wl[c.workload].gpus
+        for j in range(self.slots.get(n, 0)):
+            out[self.s[(n, j)]] = 1
+        return out
+
+    def node_power_terms(self, n: int) -> Terms:
+        """IT draw of node ``n`` in watts (rule 7) as linear terms; 0 when the node is off."""
+        info = self.prepared.nodes[n]
+        gpu = info.gpu
+        wl = self.prepared.problem.workloads
+        out: Terms = {self.o[n]: info.on_power_w}
+        for c in self.cands_on.get(n, ()):
+            if c.per_gpu == 0:
+                for li in c.levels:
+                    delta = wl[c.workload].gpus * (gpu.power_levels[li].power_cap_w - gpu.idle_power_w)
+                    if delta:
+                        out[self.y[(c.workload, n, li)]] = delta
+        if info.shared_gpu_delta_w:
+            for j in range(self.slots.get(n, 0)):
+                out[self.s[(n, j)]] = info.shared_gpu_delta_w
+        return out
+
+    def shared_slot_terms(self, n: int, j: int) -> list[tuple[int, int]]:
+        """(workload, u variable) pairs on shared slot ``j`` of node ``n``."""
+        return [(c.workload, self.u[(c.workload, n, j)]) for c in self.cands_on.get(n, ()) if c.per_gpu > 0]
+
+    # ------------------------------------------------------------------ solution
+    def extract(self, values: list[int]) -> Counts:
+        whole = {key: values[v] for key, v in self.y.items() if values[v] > 0}
+        shared: dict[tuple[int, int], dict[int, int]] = {}
+        for (w, n, j), v in self.u.items():
+            if values[v] > 0:
+                shared.setdefault((n, j), {})[w] = values[v]
+        placed = frozenset(w for w, v in self.z.items() if values[v] > 0)
+        return Counts(whole, shared, placed)

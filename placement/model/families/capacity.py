@@ -1,0 +1,62 @@
+"""C2-C5: GPU count and shares, shared-GPU memory, host resources, node on/off linking."""
+
+from __future__ import annotations
+
+from placement.candidates import capacity_mib, demand_mib
+from placement.model.container import Container, ObjectiveTerms
+from placement.model.ir import Sense
+
+
+class Capacity:
+    name = "capacity"
+    tier = "hard"
+
+    def add(self, c: Container) -> ObjectiveTerms | None:
+        p = c.prepared
+        ip = c.program
+        wl = p.problem.workloads
+        for n in c.candidate_nodes():
+            info = p.nodes[n]
+            node = info.node
+            o = c.o[n]
+            # C4: whole GPUs + shared GPUs <= gpu_count * o[n] (also: any use powers the node on)
+            terms = c.gpu_terms(n)
+            terms[o] = -node.gpu_count
+            ip.add(f"C4 gpu_count[{node.name}]", terms, Sense.LE, 0)
+            # C2: a powered node hosts something (o[n] <= total replicas on n)
+            on: dict[int, int] = {o: 1}
+            for cand in c.cands_on[n]:
+                for v in c.replicas_on(cand.workload, n):
+                    on[v] = on.get(v, 0) - 1
+            ip.add(f"C2 node_on[{node.name}]", on, Sense.LE, 0)
+            # C3 / C4 per shared slot: milli <= 1000 s, memory <= gpu memory, s exact, symmetry
+            cap_mib = capacity_mib(info.gpu.memory_gib)
+            for j in range(c.slots.get(n, 0)):
+                s = c.s[(n, j)]
+                pairs = c.shared_slot_terms(n, j)
+                milli = {v: wl[w].gpu_milli for w, v in pairs}
+                milli[s] = -1000
+                ip.add(f"C4 gpu_share[{node.name},{j}]", milli, Sense.LE, 0)
+                mem = {v: demand_mib(wl[w].memory_gib) for w, v in pairs}
+                if any(mem.values()):
+                    ip.add(f"C3 gpu_memory[{node.name},{j}]", mem, Sense.LE, cap_mib)
+                used = {v: -1 for _, v in pairs}
+                used[s] = 1
+                ip.add(f"C4 shared_in_use[{node.name},{j}]", used, Sense.LE, 0)
+                if j > 0:
+                    ip.add(
+                        f"C4 slot_order[{node.name},{j}]", {c.s[(n, j)]: 1, c.s[(n, j - 1)]: -1}, Sense.LE, 0
+                    )
+            # C5: host resources where tracked
+            for field, node_cap in (("cpu_milli", node.cpu_milli), ("host_memory_mib", node.host_memory_mib)):
+                if node_cap <= 0:
+                    continue
+                host: dict[int, int] = {}
+                for cand in c.cands_on[n]:
+                    req = getattr(wl[cand.workload], field)
+                    if req > 0:
+                        for v in c.replicas_on(cand.workload, n):
+                            host[v] = req
+                if host and sum(host[v] * ip.upper[v] for v in host) > node_cap:
+                    ip.add(f"C5 {field}[{node.name}]", host, Sense.LE, node_cap)
+        return None
