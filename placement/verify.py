@@ -199,6 +199,20 @@ class _Verifier:
                 f"the node is in power domain {node.power_domain}",
             )
 
+        if node.site not in self.sites:
+            self.add("reference", subj, f"{where}: the node's site {node.site} does not exist")
+        pd = self.domains.get(node.power_domain)
+        if pd is None:
+            self.add(
+                "reference", subj, f"{where}: the node's power domain {node.power_domain} does not exist"
+            )
+        elif pd.site != node.site:
+            self.add(
+                "reference",
+                subj,
+                f"{where}: the node's power domain {pd.name} is in site {pd.site}, the node in site {node.site}",
+            )
+
         # 1. node state
         if node.state is not NodeState.READY:
             self.add(
@@ -425,8 +439,6 @@ class _Verifier:
                     name,
                     f"site {name} draws {it_w} W, usable cap {cap_w} W ({it_w - cap_w} W over)",
                 )
-        for name in sorted(set(self.nodes[n].power_domain for n in self.nodes) - set(self.domains)):
-            self.add("reference", name, f"power domain {name} of a node does not exist")
 
     def workload_rules(self) -> None:
         for w in self.problem.workloads:
