@@ -18,12 +18,14 @@ rackA 2360 W, rackB 1900 W, e1 238 W; dc1 4260 W, edge1 238 W.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
 
 from placement.budgets import compute_budgets
 from placement.domain import (
+    EnergyMetric,
     Fleet,
     GpuType,
     Node,
@@ -35,8 +37,10 @@ from placement.domain import (
     ReplicaPlacement,
     Site,
     SiteKind,
+    SolveOptions,
     Workload,
 )
+from placement.objective import evaluate
 
 H100 = GpuType(
     name="h100",
@@ -258,3 +262,22 @@ def test_survives_failure_boundaries(
 def test_placement_on_unknown_node_draws_nothing() -> None:
     bad = (*PLACEMENTS, ReplicaPlacement("small", 1, "dc1", "rackA", "ghost", (0,), 1000, 400))
     assert compute_budgets(_problem(), bad) == compute_budgets(_problem(), PLACEMENTS)
+
+
+@pytest.mark.parametrize(
+    ("metric", "expected"),
+    [
+        # dc1: round(0.10 * 1.25 * 1e6) = 125000 n$/h per W; edge1: round(0.20 * 1.5 * 1e6) = 300000
+        pytest.param(EnergyMetric.COST, 4260 * 125000 + 238 * 300000, id="cost"),
+        # dc1: round(400 * 1.25 * 1e3) = 500000 ug/h per W; edge1: round(100 * 1.5 * 1e3) = 150000
+        pytest.param(EnergyMetric.CARBON, 4260 * 500000 + 238 * 150000, id="carbon"),
+    ],
+)
+def test_energy_tier_agrees_with_the_budgets(metric: EnergyMetric, expected: int) -> None:
+    problem = dataclasses.replace(_problem(), options=SolveOptions(energy_metric=metric))
+    assert evaluate(problem, PLACEMENTS).energy == expected
+    # the same watts as the budgets: facility cost per hour = energy tier / 1e9 (n$ -> $)
+    if metric is EnergyMetric.COST:
+        assert compute_budgets(problem, PLACEMENTS).energy_cost_per_h == pytest.approx(expected / 1e9)
+    else:
+        assert compute_budgets(problem, PLACEMENTS).carbon_kg_per_h == pytest.approx(expected / 1e9)
