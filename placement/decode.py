@@ -1,0 +1,325 @@
+"""From counts to replicas with GPU indices, and back; plus the running state of a fleet.
+
+* ``decode(container, counts)``: the model's counts become ``ReplicaPlacement``s. A
+  replica kept on its current node keeps its current GPU indices where they are free;
+  shared slots take a GPU that a current fractional replica of theirs used where possible.
+* ``encode(container, placements)``: a plan becomes a value vector of the model (the
+  warm start), or None when the plan does not fit the model's variables.
+* ``FleetState``: GPUs, host resources and power in use, replica by replica, with
+  "does one more replica fit" questions; the greedy warm start and the explanations
+  use it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from placement.candidates import Candidate, Prepared, capacity_mib, demand_mib, spread_entity
+from placement.domain import ReplicaPlacement
+from placement.model.container import Container, Counts
+
+log = logging.getLogger(__name__)
+
+FULL_MILLI = 1000
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Where one more replica of a workload would go, and what it adds."""
+
+    node: int
+    level: int  # power level index; -1 for a fractional replica
+    gpu_indices: tuple[int, ...]
+    extra_w: int  # added IT draw
+
+
+@dataclass
+class _Shared:
+    milli: int = 0
+    mem_mib: int = 0
+    tenants: Counter[int] = field(default_factory=Counter)
+
+
+class FleetState:
+    """Usage of every node, power domain and site while a plan is built replica by replica."""
+
+    def __init__(self, prepared: Prepared) -> None:
+        self.p = prepared
+        n = len(prepared.nodes)
+        self.whole: list[dict[int, int]] = [dict() for _ in range(n)]  # gpu index -> workload
+        self.shared: list[dict[int, _Shared]] = [dict() for _ in range(n)]
+        self.cpu = [0] * n
+        self.hmem = [0] * n
+        self.replicas = [0] * n
+        self.gpu_w = [0] * n  # sum of (cap - idle) over held GPUs
+        self.domain_w: dict[tuple[str, str], int] = defaultdict(int)
+        self.site_w: dict[str, int] = defaultdict(int)
+        self.placements: list[tuple[int, int, tuple[int, ...], int, int]] = []  # w, n, idx, milli, cap
+
+    # ----------------------------------------------------------------- questions
+    def node_w(self, n: int) -> int:
+        return (self.p.nodes[n].on_power_w + self.gpu_w[n]) if self.replicas[n] else 0
+
+    def free_gpus(self, n: int) -> list[int]:
+        used = self.whole[n].keys() | self.shared[n].keys()
+        return [j for j in range(self.p.nodes[n].node.gpu_count) if j not in used]
+
+    def headroom_w(self, n: int) -> int:
+        info = self.p.nodes[n]
+        return min(
+            self.p.domains[info.domain_key].usable_power_w - self.domain_w[info.domain_key],
+            info.site.usable_power_w - self.site_w[info.site.name],
+        )
+
+    def _host_ok(self, w: int, n: int) -> bool:
+        wl = self.p.problem.workloads[w]
+        node = self.p.nodes[n].node
+        if node.cpu_milli > 0 and self.cpu[n] + wl.cpu_milli > node.cpu_milli:
+            return False
+        return not (node.host_memory_mib > 0 and self.hmem[n] + wl.host_memory_mib > node.host_memory_mib)
+
+    def fit(self, cand: Candidate, preferred: tuple[int, ...] = ()) -> Fit | None:
+        """Where one more replica of ``cand.workload`` fits on ``cand.node`` (best level), or None."""
+        w, n = cand.workload, cand.node
+        if not self._host_ok(w, n):
+            return None
+        info = self.p.nodes[n]
+        wl = self.p.problem.workloads[w]
+        on_w = 0 if self.replicas[n] else info.on_power_w
+        room = self.headroom_w(n)
+        if cand.per_gpu == 0:
+            free = self.free_gpus(n)
+            if len(free) < wl.gpus:
+                return None
+            idx = tuple(preferred) if preferred and set(preferred) <= set(free) else tuple(free[: wl.gpus])
+            for li in reversed(cand.levels):
+                delta = wl.gpus * (info.gpu.power_levels[li].power_cap_w - info.gpu.idle_power_w)
+                if on_w + delta <= room:
+                    return Fit(n, li, idx, on_w + delta)
+            return None
+        mem = demand_mib(wl.memory_gib)
+        cap_mib = capacity_mib(info.gpu.memory_gib)
+        # a shared GPU already holding this workload, then any shared GPU, then a new one
+        order = sorted(self.shared[n].items(), key=lambda kv: (-kv[1].tenants[w], kv[0]))
+        for j, sh in order:
+            if sh.milli + wl.gpu_milli <= FULL_MILLI and sh.mem_mib + mem <= cap_mib:
+                if on_w <= room:
+                    return Fit(n, -1, (j,), on_w)
+                return None
+        free = self.free_gpus(n)
+        if not free:
+            return None
+        j = preferred[0] if preferred and preferred[0] in free else free[0]
+        extra = on_w + info.shared_gpu_delta_w
+        return Fit(n, -1, (j,), extra) if extra <= room else None
+
+    # ----------------------------------------------------------------- changes
+    def add(self, w: int, fit: Fit) -> None:
+        n = fit.node
+        info = self.p.nodes[n]
+        wl = self.p.problem.workloads[w]
+        before = self.node_w(n)
+        if fit.level >= 0:
+            cap = info.gpu.power_levels[fit.level].power_cap_w
+            for j in fit.gpu_indices:
+                self.whole[n][j] = w
+            self.gpu_w[n] += wl.gpus * (cap - info.gpu.idle_power_w)
+            self.placements.append((w, n, fit.gpu_indices, FULL_MILLI, cap))
+        else:
+            j = fit.gpu_indices[0]
+            sh = self.shared[n].get(j)
+            if sh is None:
+                sh = self.shared[n][j] = _Shared()
+                self.gpu_w[n] += info.shared_gpu_delta_w
+            sh.milli += wl.gpu_milli
+            sh.mem_mib += demand_mib(wl.memory_gib)
+            sh.tenants[w] += 1
+            self.placements.append((w, n, fit.gpu_indices, wl.gpu_milli, info.gpu.max_power_w))
+        self.cpu[n] += wl.cpu_milli
+        self.hmem[n] += wl.host_memory_mib
+        self.replicas[n] += 1
+        self._repower(n, before)
+
+    def pop(self, count: int) -> None:
+        """Undo the last ``count`` additions."""
+        for _ in range(count):
+            w, n, idx, milli, _cap = self.placements.pop()
+            info = self.p.nodes[n]
+            wl = self.p.problem.workloads[w]
+            before = self.node_w(n)
+            if milli == FULL_MILLI and not wl.is_fractional:
+                level_cap = _cap
+                for j in idx:
+                    del self.whole[n][j]
+                self.gpu_w[n] -= wl.gpus * (level_cap - info.gpu.idle_power_w)
+            else:
+                sh = self.shared[n][idx[0]]
+                sh.milli -= wl.gpu_milli
+                sh.mem_mib -= demand_mib(wl.memory_gib)
+                sh.tenants[w] -= 1
+                if sh.milli == 0 and sum(sh.tenants.values()) == 0:
+                    del self.shared[n][idx[0]]
+                    self.gpu_w[n] -= info.shared_gpu_delta_w
+            self.cpu[n] -= wl.cpu_milli
+            self.hmem[n] -= wl.host_memory_mib
+            self.replicas[n] -= 1
+            self._repower(n, before)
+
+    def _repower(self, n: int, before: int) -> None:
+        delta = self.node_w(n) - before
+        info = self.p.nodes[n]
+        self.domain_w[info.domain_key] += delta
+        self.site_w[info.site.name] += delta
+
+    def to_placements(self) -> tuple[ReplicaPlacement, ...]:
+        return _number(self.p, [(w, n, idx, milli, cap) for w, n, idx, milli, cap in self.placements])
+
+    @classmethod
+    def from_placements(cls, prepared: Prepared, placements: Iterable[ReplicaPlacement]) -> FleetState:
+        """The usage of a finished plan (for explanations); placements must name known nodes."""
+        st = cls(prepared)
+        wi = {w.name: i for i, w in enumerate(prepared.problem.workloads)}
+        for pl in placements:
+            w, n = wi[pl.workload], prepared.node_index[pl.node]
+            gpu = prepared.nodes[n].gpu
+            if prepared.problem.workloads[w].is_fractional:
+                st.add(w, Fit(n, -1, pl.gpu_indices, 0))
+            else:
+                li = next(i for i, lv in enumerate(gpu.power_levels) if lv.power_cap_w == pl.power_cap_w)
+                st.add(w, Fit(n, li, pl.gpu_indices, 0))
+        return st
+
+
+def _number(
+    p: Prepared, rows: list[tuple[int, int, tuple[int, ...], int, int]]
+) -> tuple[ReplicaPlacement, ...]:
+    """Replica numbers per workload in (node, GPU) order; output sorted by workload, replica."""
+    rows = sorted(rows, key=lambda r: (r[0], r[1], r[2]))
+    seen: Counter[int] = Counter()
+    out = []
+    for w, n, idx, milli, cap in rows:
+        info = p.nodes[n]
+        out.append(
+            ReplicaPlacement(
+                workload=p.problem.workloads[w].name,
+                replica=seen[w],
+                site=info.site.name,
+                power_domain=info.domain.name,
+                node=info.node.name,
+                gpu_indices=tuple(idx),
+                gpu_milli=milli,
+                power_cap_w=cap,
+            )
+        )
+        seen[w] += 1
+    return tuple(out)
+
+
+def _current_indices(p: Prepared, w: int, n: int) -> list[tuple[int, ...]]:
+    name = p.nodes[n].node.name
+    return [tuple(cr.gpu_indices) for cr in p.problem.workloads[w].current if cr.node == name]
+
+
+def decode(c: Container, counts: Counts) -> tuple[ReplicaPlacement, ...]:
+    """Counts to replicas with GPU indices (C4 guarantees the indices suffice)."""
+    p = c.prepared
+    wl = p.problem.workloads
+    rows: list[tuple[int, int, tuple[int, ...], int, int]] = []
+    whole_by_node: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    for (w, n, li), cnt in sorted(counts.whole.items()):
+        whole_by_node[n].append((w, li, cnt))
+    shared_by_node: dict[int, list[dict[int, int]]] = defaultdict(list)
+    for (n, _j), tenants in sorted(counts.shared.items()):
+        shared_by_node[n].append(tenants)
+    for n in sorted(set(whole_by_node) | set(shared_by_node)):
+        gpu = p.nodes[n].gpu
+        count = p.nodes[n].node.gpu_count
+        taken: set[int] = set()
+        todo: list[tuple[int, int, int]] = []  # (w, level, replicas still without indices)
+        # kept whole replicas first, on their current indices
+        for w, li, cnt in whole_by_node.get(n, []):
+            cap = gpu.power_levels[li].power_cap_w
+            left = cnt
+            for idx in _current_indices(p, w, n):
+                if left == 0:
+                    break
+                ok = len(idx) == wl[w].gpus and len(set(idx)) == len(idx)
+                if ok and all(0 <= j < count and j not in taken for j in idx):
+                    taken.update(idx)
+                    rows.append((w, n, tuple(sorted(idx)), FULL_MILLI, cap))
+                    left -= 1
+            todo.append((w, li, left))
+        # shared slots: a GPU a current tenant used, where free
+        slot_gpu: list[int | None] = []
+        for tenants in shared_by_node.get(n, []):
+            choice = None
+            for w in sorted(tenants):
+                for idx in _current_indices(p, w, n):
+                    if len(idx) == 1 and 0 <= idx[0] < count and idx[0] not in taken:
+                        choice = idx[0]
+                        break
+                if choice is not None:
+                    break
+            if choice is not None:
+                taken.add(choice)
+            slot_gpu.append(choice)
+        free = [j for j in range(count) if j not in taken]
+        for w, li, left in todo:
+            cap = gpu.power_levels[li].power_cap_w
+            for _ in range(left):
+                idx = tuple(free[: wl[w].gpus])
+                del free[: wl[w].gpus]
+                rows.append((w, n, idx, FULL_MILLI, cap))
+        for tenants, choice in zip(shared_by_node.get(n, []), slot_gpu, strict=True):
+            j = choice if choice is not None else free.pop(0)
+            for w, cnt in sorted(tenants.items()):
+                rows.extend((w, n, (j,), wl[w].gpu_milli, gpu.max_power_w) for _ in range(cnt))
+    return _number(p, rows)
+
+
+def encode(c: Container, placements: Iterable[ReplicaPlacement]) -> list[int] | None:
+    """The model's value vector of a plan, or None when the plan does not fit the variables."""
+    p = c.prepared
+    wi = {w.name: i for i, w in enumerate(p.problem.workloads)}
+    values = [0] * c.program.num_vars
+    on_node: Counter[tuple[int, int]] = Counter()
+    shared: dict[int, dict[int, Counter[int]]] = defaultdict(lambda: defaultdict(Counter))
+    for pl in placements:
+        w, n = wi[pl.workload], p.node_index[pl.node]
+        on_node[(w, n)] += 1
+        if p.problem.workloads[w].is_fractional:
+            shared[n][pl.gpu_indices[0]][w] += 1
+            continue
+        levels = p.nodes[n].gpu.power_levels
+        li = next((i for i, lv in enumerate(levels) if lv.power_cap_w == pl.power_cap_w), -1)
+        v = c.y.get((w, n, li))
+        if v is None:
+            return None
+        values[v] += 1
+    for n, gpus in shared.items():
+        for j, gpu_index in enumerate(sorted(gpus)):
+            sv = c.s.get((n, j))
+            if sv is None:
+                return None
+            values[sv] = 1
+            for w, cnt in gpus[gpu_index].items():
+                uv = c.u.get((w, n, j))
+                if uv is None:
+                    return None
+                values[uv] = cnt
+    for (w, n), cnt in on_node.items():
+        if n not in c.o or w not in c.z:
+            return None
+        values[c.o[n]] = 1
+        values[c.z[w]] = 1
+        kv = c.k.get((w, n))
+        if kv is not None:
+            values[kv] = min(cnt, p.current.get((w, n), 0))
+    for (w, e), av in c.a.items():
+        sp = p.problem.workloads[w].spread
+        if sp is not None and any(spread_entity(p.nodes[n], sp.level) == e for (w2, n) in on_node if w2 == w):
+            values[av] = 1
+    return values

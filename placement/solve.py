@@ -1,0 +1,371 @@
+"""The solve pipeline, time-boxed as a whole (model building included).
+
+    validate -> filter -> build -> greedy warm start (verified) -> tiers, lexicographic
+    -> decode -> budgets, objective, unplaced reasons -> verify -> Plan
+
+Time: ``deadline = start + options.time_limit_s``. After building, a small reserve is
+kept for decoding and verification; tier 1 (placed_work) gets 70% of the rest when
+later tiers are optimised, each later tier an equal share of what remains (unused time
+passes on). After each tier the session holds it at the value reached and the next
+tier starts from those values (hint).
+
+The greedy (first-fit decreasing by priority * work per replica, all or nothing per
+workload, every hard rule checked through ``FleetState``) guarantees a verified plan
+from the start: a stop or a time limit returns the best verified plan so far, and the
+result is never worse than the greedy plan.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import subprocess
+import threading
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from placement.backends.base import Progress, ProgressCallback, TierResult
+from placement.candidates import Prepared, filter_candidates, spread_entity
+from placement.decode import FleetState, decode, encode
+from placement.domain import (
+    ObjectiveTiers,
+    Plan,
+    Problem,
+    ReplicaPlacement,
+    SolveInfo,
+    SolveOptions,
+    SolveStatus,
+    StopReason,
+)
+from placement.errors import InputError, PlanRejected
+from placement.model import Container, build
+from placement.model.ir import Direction, Objective
+from placement.model.registry import TIERS
+
+log = logging.getLogger(__name__)
+
+TIER1_SHARE = 0.7
+RESERVE_FRACTION = 0.05
+RESERVE_MAX_S = 1.0
+
+
+@functools.lru_cache(maxsize=1)
+def code_revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def enabled_tiers(options: SolveOptions) -> list[str]:
+    on = {
+        "placed_work": True,
+        "energy": options.optimise_energy,
+        "moves": options.optimise_moves,
+        "fragmentation": options.optimise_fragmentation,
+    }
+    return [t for t in TIERS if on[t]]
+
+
+# ------------------------------------------------------------------------- greedy
+
+
+def greedy(prepared: Prepared) -> FleetState:
+    """First-fit decreasing by priority * work per replica; all or nothing per workload."""
+    st = FleetState(prepared)
+    wl = prepared.problem.workloads
+    order = sorted(prepared.by_workload, key=lambda w: (-wl[w].priority * wl[w].work_milli, w))
+    for w in order:
+        _greedy_workload(st, w)
+    return st
+
+
+def _greedy_workload(st: FleetState, w: int) -> bool:
+    p = st.p
+    wk = p.problem.workloads[w]
+    prefer: dict[int, list[tuple[int, ...]]] = defaultdict(list)
+    for cr in wk.current:
+        n = p.node_index.get(cr.node)
+        if n is not None:
+            prefer[n].append(tuple(cr.gpu_indices))
+    alive = sorted(p.by_workload[w], key=lambda c: (c.node not in prefer, c.node))
+    level = wk.spread.level if wk.spread is not None else None
+    survive = wk.survivors_required > 0
+    per_site: Counter[str] = Counter()
+    per_ent: Counter[str] = Counter()
+    placed = 0
+    while placed < wk.max_replicas and alive:
+        if level is not None or survive:
+            alive.sort(
+                key=lambda c: (
+                    per_site[p.nodes[c.node].site.name] if survive else 0,
+                    per_ent[spread_entity(p.nodes[c.node], level)] if level is not None else 0,
+                    c.node not in prefer,
+                    c.node,
+                )
+            )
+        chosen = None
+        dead = 0
+        for cand in alive:
+            pref = prefer[cand.node][0] if prefer.get(cand.node) else ()
+            fit = st.fit(cand, pref)
+            if fit is not None:
+                chosen = fit
+                if pref and fit.gpu_indices == pref:
+                    prefer[cand.node].pop(0)
+                break
+            dead += 1  # usage only grows: it will not fit later either
+        if chosen is None:
+            break
+        del alive[:dead]
+        st.add(w, chosen)
+        placed += 1
+        info = p.nodes[chosen.node]
+        per_site[info.site.name] += 1
+        if level is not None:
+            per_ent[spread_entity(info, level)] += 1
+    ok = placed >= wk.min_replicas
+    if ok and wk.spread is not None:
+        ok = len(+per_ent) >= wk.spread.min_distinct
+    if ok and survive:
+        ok = placed - max(per_site.values()) >= wk.survivors_required
+    if not ok:
+        st.pop(placed)
+    return ok
+
+
+# ------------------------------------------------------------------------- plan
+
+
+def _plan(
+    prepared: Prepared, placements: tuple[ReplicaPlacement, ...], info: SolveInfo
+) -> tuple[Plan, list[object]]:
+    """Assemble and verify a plan; returns it with the verifier's findings."""
+    from placement.budgets import compute_budgets
+    from placement.explain import unplaced_reasons
+    from placement.objective import evaluate
+    from placement.verify import verify
+
+    problem = prepared.problem
+    state = FleetState.from_placements(prepared, placements)
+    plan = Plan(
+        placements=placements,
+        budgets=compute_budgets(problem, placements),
+        unplaced=tuple(unplaced_reasons(prepared, state)),
+        objective=evaluate(problem, placements),
+        info=info,
+    )
+    return plan, list(verify(problem, plan))
+
+
+def _key(obj: ObjectiveTiers, tiers: list[str]) -> tuple[int, ...]:
+    full = dict(zip(TIERS, obj.key(), strict=True))
+    return tuple(full[t] for t in tiers)
+
+
+def _better_or_equal(objective: Objective, new: list[int], old: list[int]) -> bool:
+    a, b = objective.value(new), objective.value(old)
+    return a >= b if objective.direction is Direction.MAXIMIZE else a <= b
+
+
+class _Run:
+    def __init__(self, problem: Problem, progress: ProgressCallback | None, stop: threading.Event | None):
+        self.problem = problem
+        self.progress = progress
+        self.stop = stop
+        self.t0 = time.monotonic()
+        self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        opts = problem.options
+        self.deadline = self.t0 + opts.time_limit_s
+        self.reserve = min(RESERVE_MAX_S, RESERVE_FRACTION * opts.time_limit_s)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+
+def solve(
+    problem: Problem, progress: ProgressCallback | None = None, stop: threading.Event | None = None
+) -> Plan:
+    """Place the workloads of ``problem``; the returned plan has passed the verifier."""
+    from placement.backends import get_backend
+    from placement.validate import validate
+
+    run = _Run(problem, progress, stop)
+    opts = problem.options
+    errors = validate(problem)
+    if errors:
+        raise InputError(errors)
+    prepared = filter_candidates(problem)
+    container = build(prepared)
+    ip = container.program
+    log.info(
+        "model: %s; %d variables, %d constraints (%.2f s)",
+        prepared.size(),
+        ip.num_vars,
+        len(ip.constraints),
+        run.elapsed(),
+    )
+    backend = get_backend(opts.backend)
+    base_info = SolveInfo(
+        status=SolveStatus.FEASIBLE,
+        backend=backend.name,
+        solver_version=backend.version(),
+        seed=opts.seed,
+        code_revision=code_revision(),
+        started_at=run.started_at,
+    )
+
+    # greedy warm start: always a verified plan
+    gstate = greedy(prepared)
+    g_placements = gstate.to_placements()
+    g_plan, g_bad = _plan(prepared, g_placements, base_info)
+    if g_bad:
+        raise PlanRejected(g_bad)
+    if progress is not None:
+        progress(Progress("greedy", float(g_plan.objective.placed_work), None, run.elapsed()))
+    hint = encode(container, g_placements)
+    if hint is not None:
+        broken = ip.is_feasible(hint)
+        if broken:
+            log.warning("greedy plan breaks the model (%s); solving without its hint", broken[:5])
+            hint = None
+    elif g_placements:
+        log.warning("greedy plan does not fit the model's variables; solving without its hint")
+
+    tiers = enabled_tiers(opts)
+    best, statuses, stop_reason, bound = _optimise(run, container, backend, hint, tiers)
+
+    placements = g_placements
+    if best is not None:
+        placements = decode(container, container.extract(best))
+    status = (
+        SolveStatus.OPTIMAL
+        if len(statuses) == len(tiers) and all(s is SolveStatus.OPTIMAL for s in statuses)
+        else SolveStatus.FEASIBLE
+    )
+
+    def info_for(pw: int) -> SolveInfo:
+        gap = None
+        if bound is not None:
+            gap = max(0.0, (bound - pw) / bound) if bound > 0 else 0.0
+        return SolveInfo(
+            status=status,
+            stop_reason=stop_reason,
+            bound=bound,
+            gap=gap,
+            backend=base_info.backend,
+            solver_version=base_info.solver_version,
+            seed=opts.seed,
+            wall_s=run.elapsed(),
+            code_revision=base_info.code_revision,
+            started_at=run.started_at,
+        )
+
+    if placements is g_placements:
+        plan, bad = _plan(prepared, placements, info_for(g_plan.objective.placed_work))
+    else:
+        plan, bad = _plan(prepared, placements, info_for(0))
+        if _key(plan.objective, tiers) < _key(g_plan.objective, tiers):
+            log.info("solver plan is worse than the greedy plan; returning the greedy plan")
+            plan, bad = _plan(prepared, g_placements, info_for(g_plan.objective.placed_work))
+        else:
+            plan = Plan(
+                plan.placements,
+                plan.budgets,
+                plan.unplaced,
+                plan.objective,
+                info_for(plan.objective.placed_work),
+            )
+        if best is not None:
+            model_values = {o.name: o.value(best) for o in ip.objectives}
+            got = dict(
+                zip(
+                    TIERS,
+                    (
+                        plan.objective.placed_work,
+                        plan.objective.energy,
+                        plan.objective.moves,
+                        plan.objective.fragmentation,
+                    ),
+                    strict=True,
+                )
+            )
+            if placements is plan.placements and model_values != got:
+                log.warning("model objective %s differs from the evaluated plan %s", model_values, got)
+    if bad:
+        raise PlanRejected(bad)
+    log.info(
+        "solve: %s %s, objective %s, %.2f s",
+        plan.info.status.value,
+        plan.info.stop_reason.value,
+        plan.objective,
+        plan.info.wall_s,
+    )
+    return plan
+
+
+def _optimise(
+    run: _Run, c: Container, backend: object, hint: list[int] | None, tiers: list[str]
+) -> tuple[list[int] | None, list[SolveStatus], StopReason, float | None]:
+    ip = c.program
+    statuses: list[SolveStatus] = []
+    stop_reason = StopReason.NONE
+    bound: float | None = None
+    best = hint
+    if ip.num_vars == 0:
+        return best, [SolveStatus.OPTIMAL] * len(tiers), stop_reason, 0.0
+    if run.stopped():
+        return best, statuses, StopReason.INTERRUPTED, None
+    objectives = {o.name: o for o in ip.objectives}
+    opts = run.problem.options
+    session = backend.load(ip, opts.seed, opts.workers)  # type: ignore[attr-defined]
+    for i, tier in enumerate(tiers):
+        if run.stopped():
+            stop_reason = StopReason.INTERRUPTED
+            break
+        remaining = run.deadline - run.reserve - time.monotonic()
+        if remaining <= 0.01:
+            stop_reason = StopReason.TIME_LIMIT
+            break
+        left = len(tiers) - i
+        share = remaining * TIER1_SHARE if (i == 0 and left > 1) else remaining / left
+        obj = objectives[tier]
+        if not obj.var_indices:  # a constant tier is optimal as it is
+            statuses.append(SolveStatus.OPTIMAL)
+            continue
+        res: TierResult = session.solve(obj, share, best, run.progress, run.stop)
+        log.info(
+            "tier %s: %s %s value %s bound %s in %.2f s (of %.2f s)",
+            tier,
+            res.status.value,
+            res.stop_reason.value,
+            res.objective,
+            res.bound,
+            res.wall_s,
+            share,
+        )
+        statuses.append(res.status)
+        if res.stop_reason is StopReason.INTERRUPTED or stop_reason is StopReason.NONE:
+            stop_reason = res.stop_reason if res.stop_reason is not StopReason.NONE else stop_reason
+        if tier == "placed_work" and res.bound is not None:
+            bound = float(res.bound)
+        if res.values is not None and (best is None or _better_or_equal(obj, res.values, best)):
+            best = list(res.values)
+        if best is None:
+            break
+        if i + 1 < len(tiers):
+            session.hold(obj, obj.value(best))
+    return best, statuses, stop_reason, bound
