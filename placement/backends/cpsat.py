@@ -38,7 +38,11 @@ class ModelInvalidError(RuntimeError):
 
 
 class _Callback(cp_model.CpSolverSolutionCallback):
-    """Reports each improving solution and stops the search when asked to."""
+    """Reports each improving solution and stops the search when asked to.
+
+    CP-SAT calls it from one of its own threads (never two at once), so ``progress``
+    must be safe to call from a thread other than the caller's.
+    """
 
     def __init__(
         self,
@@ -133,9 +137,10 @@ class CpSatSession:
         else:
             self._model.minimize(expr)
         self._model.clear_hints()
-        if start is not None:
-            for var, value in zip(self._vars, start, strict=True):
-                self._model.add_hint(var, value)
+        if start is not None:  # written straight into the proto: add_hint is slow on large models
+            hint_proto = self._model.proto.solution_hint
+            hint_proto.vars.extend(range(len(self._vars)))
+            hint_proto.values.extend(int(v) for v in start)
 
         solver = cp_model.CpSolver()
         solver.parameters.max_time_in_seconds = time_limit_s

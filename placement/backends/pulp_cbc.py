@@ -204,8 +204,9 @@ class PulpCbcSession:
         self._prob.sense = pulp.LpMaximize if maximize else pulp.LpMinimize
         self._prob.setObjective(self._expr(objective.var_indices, objective.coefs))
         if start is not None:
-            for var, value in zip(self._vars, start, strict=True):
-                var.setInitialValue(value)
+            bounds = zip(self._program.lower, self._program.upper, strict=True)
+            for var, value, (lb, ub) in zip(self._vars, start, bounds, strict=True):
+                var.setInitialValue(min(max(value, lb), ub))  # a warm start is only a suggestion
 
         with tempfile.TemporaryDirectory(prefix="placement-cbc-") as tmp:
             run = self._run_cbc(Path(tmp), maximize, start is not None, time_limit_s, t0, stop)
