@@ -129,7 +129,11 @@ def _gpu_type(c: _Checker, g: GpuType, p: str) -> None:
         return
     for k, lv in enumerate(levels):
         lp = f"{p}.powerLevels[{k}]"
-        if ok and not g.min_power_cap_w <= lv.power_cap_w <= g.max_power_w:
+        if (
+            ok
+            and g.min_power_cap_w <= g.max_power_w
+            and not g.min_power_cap_w <= lv.power_cap_w <= g.max_power_w
+        ):
             c.add(
                 f"{lp}.powerCapW",
                 f"power cap {lv.power_cap_w} W is outside the board range "
@@ -205,7 +209,11 @@ def _fleet(c: _Checker, f: Fleet) -> None:
             c.add(f"{p}.site", f"unknown site {n.site!r}")
         if n.power_domain not in domain_site:
             c.add(f"{p}.powerDomain", f"unknown power domain {n.power_domain!r}")
-        elif domain_site[n.power_domain] != n.site:
+        elif (
+            domain_site[n.power_domain] != n.site
+            and n.site in site_names
+            and domain_site[n.power_domain] in site_names
+        ):
             c.add(
                 f"{p}.powerDomain",
                 f"power domain {n.power_domain!r} belongs to site {domain_site[n.power_domain]!r}, "
@@ -314,9 +322,11 @@ def _workload(c: _Checker, w: Workload, p: str, ix: _Index) -> None:
             kind = "a fractional replica holds 1 GPU" if w.gpus == 0 else f"a replica holds {w.gpus} GPUs"
             c.add(f"{rp}.gpuIndices", f"{len(r.gpu_indices)} GPU indices given; {kind}")
         seen: set[int] = set()
+        count = gpu_count.get(r.node)
+        if not isinstance(count, int) or not 1 <= count <= MAX_GPU_COUNT:
+            count = None  # unknown node or a bad gpu_count, reported with the node
         for j, g in enumerate(r.gpu_indices):
-            count = gpu_count.get(r.node)
-            if g < 0 or (count is not None and g >= count):
+            if not isinstance(g, int) or g < 0 or (count is not None and g >= count):
                 bound = f"0..{count - 1}" if count is not None else "non-negative"
                 c.add(f"{rp}.gpuIndices[{j}]", f"GPU index {g} out of range {bound}")
             elif g in seen:
