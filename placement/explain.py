@@ -143,24 +143,36 @@ def capacity_reasons(p: Prepared, st: FleetState, w: int) -> list[Reason]:
         out: list[Reason] = []
         gpu_short = [c for c in cands if _gpu_short(p, st, c)]
         host_short = [c for c in cands if c not in gpu_short and not st._host_ok(w, c.node)]
-        power_short = [c for c in cands if c not in gpu_short and c not in host_short]
+        power_short = []
+        for c in cands:
+            if c in gpu_short or c in host_short:
+                continue
+            info = p.nodes[c.node]
+            on = 0 if st.replicas[c.node] else info.on_power_w
+            if c.per_gpu:
+                need_w = on + info.shared_gpu_delta_w
+            else:
+                lv = info.gpu.power_levels[c.levels[0]].power_cap_w
+                need_w = on + wk.gpus * (lv - info.gpu.idle_power_w)
+            if need_w > st.headroom_w(c.node):
+                power_short.append((need_w - st.headroom_w(c.node), need_w, c))
+            else:
+                gpu_short.append(c)  # no shared GPU with room for its memory or milli
         if power_short:
-            needs = []
-            for c in power_short:
-                info = p.nodes[c.node]
-                on = 0 if st.replicas[c.node] else info.on_power_w
-                if c.per_gpu:
-                    needs.append(on + info.shared_gpu_delta_w)
-                else:
-                    lv = info.gpu.power_levels[c.levels[0]].power_cap_w
-                    needs.append(on + wk.gpus * (lv - info.gpu.idle_power_w))
-            best = max(power_short, key=lambda c: st.headroom_w(c.node))
-            bi = p.nodes[best.node]
+            _deficit, need_w, c = min(power_short, key=lambda t: (t[0], t[2].node))
+            bi = p.nodes[c.node]
+            dom_room = p.domains[bi.domain_key].usable_power_w - st.domain_w[bi.domain_key]
+            site_room = bi.site.usable_power_w - st.site_w[bi.site.name]
+            where = (
+                f"power domain {bi.site.name}/{bi.domain.name}"
+                if dom_room <= site_room
+                else f"site {bi.site.name}"
+            )
             out.append(
                 Reason(
                     "power",
-                    f"every candidate power domain lacks headroom: needs {_kw(min(needs))}, most headroom "
-                    f"{_kw(max(0, st.headroom_w(best.node)))} in {bi.site.name}/{bi.domain.name}{held}",
+                    f"every candidate power domain lacks headroom: needs {_kw(need_w)}, most headroom "
+                    f"{_kw(max(0, min(dom_room, site_room)))} in {where}{held}",
                     len(power_short),
                 )
             )

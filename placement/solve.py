@@ -324,7 +324,7 @@ def _optimise(
     statuses: list[SolveStatus] = []
     stop_reason = StopReason.NONE
     bound: float | None = None
-    best = hint
+    best = c.tighten(hint) if hint is not None else None
     if ip.num_vars == 0:
         return best, [SolveStatus.OPTIMAL] * len(tiers), stop_reason, 0.0
     if run.stopped():
@@ -362,8 +362,10 @@ def _optimise(
             stop_reason = res.stop_reason if res.stop_reason is not StopReason.NONE else stop_reason
         if tier == "placed_work" and res.bound is not None:
             bound = float(res.bound)
-        if res.values is not None and (best is None or _better_or_equal(obj, res.values, best)):
-            best = list(res.values)
+        if res.values is not None:
+            got = c.tighten(res.values)
+            if best is None or _better_or_equal(obj, got, best):
+                best = got
         if best is None:
             break
         if i + 1 < len(tiers):

@@ -166,6 +166,14 @@ class Container:
         return [(c.workload, self.u[(c.workload, n, j)]) for c in self.cands_on.get(n, ()) if c.per_gpu > 0]
 
     # ------------------------------------------------------------------ solution
+    def tighten(self, values: list[int]) -> list[int]:
+        """Raise every k[w, n] to min(its bound, replicas there): the plan stays, moves become exact."""
+        out = list(values)
+        for (w, n), kv in self.k.items():
+            on = sum(out[v] for v in self._on[(w, n)])
+            out[kv] = min(self.program.upper[kv], on)
+        return out
+
     def extract(self, values: list[int]) -> Counts:
         whole = {key: values[v] for key, v in self.y.items() if values[v] > 0}
         shared: dict[tuple[int, int], dict[int, int]] = {}
