@@ -12,8 +12,9 @@ Every problem is an ``InputError`` whose ``FieldError`` paths start with the fil
 e.g. ``fleet.json: fleet.nodes[3].gpuCount``. Before ``json_format.ParseDict`` runs, the
 parsed document is walked against the message descriptors so that every unknown field
 and every value of the wrong type is reported at once with its path (ParseDict stops at
-the first). ``load_problem`` goes on to convert and validate, mapping the paths of the
-merged request back to the file and the index within it that the user wrote.
+the first). ``load_problem`` goes on to convert and validate (conversion and validation problems are
+reported together), mapping the paths of the merged request back to the file and the index
+within it that the user wrote.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from google.protobuf.message import Message
 from placement.domain import Problem
 from placement.errors import FieldError, InputError
 from placement.validate import validate
-from server.convert import problem_from_request
+from server.convert import problem_and_errors_from_request
 from server.gen.placement.v1 import placement_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -298,11 +299,8 @@ def load_plan(path: str | os.PathLike[str]) -> pb.Plan:
 def load_problem(path: str | os.PathLike[str]) -> Problem:
     """Load, convert and validate: a valid ``Problem``, or ``InputError`` with every problem found."""
     msg, origins = _load(path, pb.PlaceRequest)
-    try:
-        problem = problem_from_request(msg)
-    except InputError as e:
-        raise InputError(origins.relabel(e.errors)) from e
-    errors = validate(problem)
+    problem, errors = problem_and_errors_from_request(msg)
+    errors += validate(problem)
     if errors:
         raise InputError(origins.relabel(tuple(errors)))
     return problem

@@ -220,12 +220,13 @@ def _options(r: _Reader, m: pb.SolveOptions) -> d.SolveOptions:
     )
 
 
-def problem_from_request(msg: pb.PlaceRequest) -> d.Problem:
-    """The domain instance of a request, defaults applied (see the module docstring).
+def problem_and_errors_from_request(msg: pb.PlaceRequest) -> tuple[d.Problem, list[FieldError]]:
+    """The domain instance and the conversion problems, without raising.
 
-    Raises ``InputError`` (every problem at once) only where a value has no domain
-    equivalent: an unknown enum number or a ``Spread`` without a level. Everything else is
-    left to ``placement.validate.validate``.
+    Where a value has no domain equivalent (an unknown enum number, a ``Spread`` without a
+    level) the problem is listed and the field holds a placeholder (the enum's first member),
+    so that a caller can still run ``validate`` and report everything at once. The instance
+    must not be solved when the list is not empty.
     """
     r = _Reader()
     problem = d.Problem(
@@ -233,8 +234,19 @@ def problem_from_request(msg: pb.PlaceRequest) -> d.Problem:
         workloads=tuple(_workload(r, w, f"workloads[{i}]") for i, w in enumerate(msg.workloads)),
         options=_options(r, msg.options),
     )
-    if r.errors:
-        raise InputError(r.errors)
+    return problem, r.errors
+
+
+def problem_from_request(msg: pb.PlaceRequest) -> d.Problem:
+    """The domain instance of a request, defaults applied (see the module docstring).
+
+    Raises ``InputError`` (every problem at once) only where a value has no domain
+    equivalent: an unknown enum number or a ``Spread`` without a level. Everything else is
+    left to ``placement.validate.validate``.
+    """
+    problem, errors = problem_and_errors_from_request(msg)
+    if errors:
+        raise InputError(errors)
     return problem
 
 

@@ -13,6 +13,7 @@ from placement.errors import InputError
 from server.convert import (
     plan_from_proto,
     plan_to_proto,
+    problem_and_errors_from_request,
     problem_from_request,
     progress_to_proto,
     reason_to_proto,
@@ -372,3 +373,10 @@ def test_progress_to_proto_bound_presence() -> None:
     with_bound = progress_to_proto(Progress("placed_work", 10.0, 12.0, 0.5))
     assert with_bound.HasField("bound") and with_bound.bound == 12.0
     assert not progress_to_proto(Progress("energy", 10.0, None, 0.5)).HasField("bound")
+
+
+def test_collecting_conversion_does_not_raise() -> None:
+    msg = pb.PlaceRequest(workloads=[pb.Workload(name="a", spread=pb.Spread(min_distinct=2))])
+    problem, errors = problem_and_errors_from_request(msg)
+    assert [e.path for e in errors] == ["workloads[0].spread.level"]
+    assert problem.workloads[0].spread is not None and problem.workloads[0].spread.min_distinct == 2
