@@ -322,8 +322,13 @@ def write_json_atomic(path: str | os.PathLike[str], message: Message) -> None:
     """
     target = Path(path)
     text = to_json(message)
+    try:
+        mode = target.stat().st_mode & 0o777  # keep the mode of the file being replaced
+    except FileNotFoundError:
+        mode = 0o644  # mkstemp creates 0600; a written request or plan is for others to read
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()

@@ -252,6 +252,12 @@ def test_write_replaces_and_leaves_no_temp_file(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["req.json"]
 
 
+def test_write_gives_a_readable_file(tmp_path: Path) -> None:
+    path = tmp_path / "new.json"
+    write_json_atomic(path, plan_to_proto(sample_plan()))
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "plan.json"
     path.write_text("old")
