@@ -72,6 +72,34 @@ def _input_files(path: Path) -> list[Path]:
     return [path]
 
 
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKeyError(f"duplicate key {key!r} in one object")
+        out[key] = value
+    return out
+
+
+class _StrictYamlLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key repeated in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _parse_document(path: Path) -> Any:
     """The JSON or YAML document of a file; malformed input is an InputError naming the line."""
     name = path.name
@@ -81,13 +109,15 @@ def _parse_document(path: Path) -> Any:
         raise InputError([FieldError(name, f"cannot read the file: {e}")]) from e
     if path.suffix.lower() == ".json":
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=_json_object)
         except json.JSONDecodeError as e:
             raise InputError(
                 [FieldError(name, f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}")]
             ) from e
+        except _DuplicateKeyError as e:
+            raise InputError([FieldError(name, f"invalid JSON: {e}")]) from e
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictYamlLoader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -127,6 +127,23 @@ def test_malformed_yaml_reports_the_line(tmp_path: Path) -> None:
     assert "invalid YAML at line" in e.message
 
 
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("dup.json", '{"workloads": [{"name": "a", "gpus": 1, "gpus": 2}]}'),
+        ("dup.yaml", "workloads:\n  - name: a\n    gpus: 1\n    gpus: 2\n"),
+    ],
+)
+def test_repeated_key_is_an_error_not_a_silent_overwrite(tmp_path: Path, name: str, text: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(InputError) as err:
+        load_request(path)
+    [e] = err.value.errors
+    assert e.path == name
+    assert "duplicate key 'gpus'" in e.message
+
+
 def test_empty_file_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "empty.yaml"
     path.write_text("# nothing here\n")
