@@ -14,6 +14,7 @@ import pytest
 
 from placement import domain
 from placement.backends import base
+from placement.verify import Violation
 from server.convert import enum_prefix
 from server.gen.placement.v1 import placement_pb2 as pb
 
@@ -83,7 +84,7 @@ def test_every_domain_dataclass_has_a_message() -> None:
     assert not missing
 
 
-@pytest.mark.parametrize("cls", [*_domain_dataclasses(), base.Progress], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [*_domain_dataclasses(), base.Progress, Violation], ids=lambda c: c.__name__)
 def test_message_fields_equal_dataclass_fields(cls: type) -> None:
     name = cls.__name__
     message = pb.DESCRIPTOR.message_types_by_name[MESSAGE_FOR.get(name, name)]
