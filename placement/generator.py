@@ -22,9 +22,10 @@ What a generated fleet looks like
   ``gpu-catalog/node_power_sourced.csv``: 3,300 W for DGX A100, 4,600 W for DGX H100/H200,
   6,300 W for DGX B200, ~467 W per GB200 GPU).
 * Caps bind: a node's nameplate is ``host + gpus * max board power``. About half of the
-  racks get a usable cap of 60-80% of the nameplate of their nodes, the rest 90-110%; a
-  third of the sites get 65-80% of their nameplate, the rest 90-105%. ``capacity_kw`` is
-  derived from the usable watts through the redundancy factor.
+  racks get a usable cap of 60-80% of the nameplate of their nodes (never below what their
+  largest node needs at its lowest cap), the rest 100-115%; a third of the sites get 65-80%
+  of their nameplate, the rest 95-110%. ``capacity_kw`` is derived from the usable watts
+  through the redundancy factor and rounded up to 0.1 kW.
 * Redundancy: the larger half of the data centres 2N, the others N+1 with 4 modules; racks
   in data centres 2N or N; edge sites and racks N. PUE 1.1-1.4 in data centres, 1.3-1.6
   at the edge. Data centres have a generator and 10-15 battery minutes; edge sites 2-10
@@ -212,9 +213,9 @@ def _nameplate_w(node: Node, gpu: GpuType) -> int:
 
 
 def _round_capacity_kw(usable_w: float, redundancy: Redundancy, modules: int) -> float:
-    """Installed kW (0.1 kW steps, rounded down) whose usable watts come closest to ``usable_w``."""
+    """Installed kW in 0.1 kW steps, rounded up, so that the usable watts are at least ``usable_w``."""
     factor = usable_factor(redundancy, modules)
-    return max(0.1, math.floor(usable_w / factor / 100.0) / 10.0)
+    return max(0.1, math.ceil(usable_w / factor / 100.0 - 1e-9) / 10.0)
 
 
 def _build_fleet(size_gpus: int, rng: random.Random, k: Knobs) -> Fleet:
@@ -268,7 +269,7 @@ def _build_fleet(size_gpus: int, rng: random.Random, k: Knobs) -> Fleet:
                 redundancy, modules = Redundancy.TWO_N, 2
             else:
                 redundancy, modules = Redundancy.N, 2
-            f = rng.uniform(0.6, 0.8) if rng.random() < k.binding_rack_share else rng.uniform(0.9, 1.1)
+            f = rng.uniform(0.6, 0.8) if rng.random() < k.binding_rack_share else rng.uniform(1.0, 1.15)
             # never below what the largest node needs at its lowest cap, so every rack is usable
             floor_w = max(
                 n.host_power_w + n.gpu_count * catalog.gpu_type(n.gpu_type).power_levels[0].power_cap_w
@@ -293,7 +294,7 @@ def _build_fleet(size_gpus: int, rng: random.Random, k: Knobs) -> Fleet:
             )
         else:
             redundancy, modules = Redundancy.N, 2
-        f = rng.uniform(0.65, 0.8) if rng.random() < k.binding_site_share else rng.uniform(0.9, 1.05)
+        f = rng.uniform(0.65, 0.8) if rng.random() < k.binding_site_share else rng.uniform(0.95, 1.1)
         biggest_rack = max(d.usable_power_w for d in site_domains)
         usable_site = max(site_nameplate * f, min(biggest_rack * 1.02, site_nameplate))
         _, _, _, price, carbon = region_info[plan.region]
