@@ -142,10 +142,12 @@ def capacity_reasons(p: Prepared, st: FleetState, w: int) -> list[Reason]:
     if not fits:
         out: list[Reason] = []
         gpu_short = [c for c in cands if _gpu_short(p, st, c)]
-        host_short = [c for c in cands if c not in gpu_short and not st._host_ok(w, c.node)]
+        short = {c.node for c in gpu_short}
+        host_short = [c for c in cands if c.node not in short and not st._host_ok(w, c.node)]
+        short |= {c.node for c in host_short}
         power_short = []
         for c in cands:
-            if c in gpu_short or c in host_short:
+            if c.node in short:
                 continue
             info = p.nodes[c.node]
             on = 0 if st.replicas[c.node] else info.on_power_w

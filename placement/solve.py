@@ -329,6 +329,8 @@ def _optimise(
         return best, [SolveStatus.OPTIMAL] * len(tiers), stop_reason, 0.0
     if run.stopped():
         return best, statuses, StopReason.INTERRUPTED, None
+    if run.deadline - run.reserve - time.monotonic() <= 0.01:
+        return best, statuses, StopReason.TIME_LIMIT, None
     objectives = {o.name: o for o in ip.objectives}
     opts = run.problem.options
     session = backend.load(ip, opts.seed, opts.workers)  # type: ignore[attr-defined]

@@ -15,17 +15,21 @@ class Spread:
         p = c.prepared
         wl = p.problem.workloads
         by_w: dict[int, dict[int, int]] = {}
-        for (w, e), a in sorted(c.a.items()):
+        for w in sorted({w for w, _ in c.a}):
             sp = wl[w].spread
             if sp is None:  # a[w, e] exists only for workloads with spread
                 continue
-            level = sp.level
-            r_e = c.replicas_in(w, lambda info, e=e, level=level: spread_entity(info, level) == e)
-            # C11a: a[w, e] <= replicas of w in e
-            c.program.add(
-                f"C11 spread_used[{wl[w].name},{e}]", {**{v: -k for v, k in r_e.items()}, a: 1}, Sense.LE, 0
-            )
-            by_w.setdefault(w, {})[a] = 1
+            r_e: dict[str, dict[int, int]] = {}
+            for cand in p.by_workload[w]:
+                e = spread_entity(p.nodes[cand.node], sp.level)
+                r_e.setdefault(e, {}).update(c.replicas_on(w, cand.node))
+            for e, terms in sorted(r_e.items()):
+                a = c.a[(w, e)]
+                # C11a: a[w, e] <= replicas of w in e
+                c.program.add(
+                    f"C11 spread_used[{wl[w].name},{e}]", {**{v: -1 for v in terms}, a: 1}, Sense.LE, 0
+                )
+                by_w.setdefault(w, {})[a] = 1
         for w, terms in sorted(by_w.items()):
             sp = wl[w].spread
             if sp is None:
