@@ -45,6 +45,20 @@ def _is_number(s: str) -> bool:
     return bool(s) and s.replace(",", "").replace(".", "", 1).replace("-", "", 1).replace("%", "").isdigit()
 
 
+def _shorten(items: list[str], width: int = 70) -> str:
+    """Join items, most important first, ending in "+N more" once past ``width`` characters."""
+    out: list[str] = []
+    used = 0
+    for i, item in enumerate(items):
+        rest = len(items) - i
+        if out and used + len(item) + 2 > width - len(f", +{rest} more"):
+            out.append(f"+{rest} more")
+            break
+        out.append(item)
+        used += len(item) + 2
+    return ", ".join(out)
+
+
 def status_line(plan: Plan) -> str:
     info = plan.info
     parts = [f"status {info.status.value}"]
@@ -115,7 +129,9 @@ def render(problem: Problem, plan: Plan, max_domains: int = 40) -> str:
     out.append("Placements per site")
     rows = []
     for site in sorted(per_site):
-        wls = ", ".join(f"{w} x{c}" for w, c in sorted(per_site[site].items()))
+        wls = _shorten(
+            [f"{w} x{c}" for w, c in sorted(per_site[site].items(), key=lambda kv: (-kv[1], kv[0]))]
+        )
         rows.append([site, sum(per_site[site].values()), gpus_site[site] / 1000, wls])
     out.append(table(["site", "replicas", "GPUs", "workloads"], rows, "lrrl") if rows else "  (none)")
     out.append("")
