@@ -249,8 +249,8 @@ def solve(
     best, statuses, stop_reason, bound = _optimise(run, container, backend, hint, tiers)
 
     placements = g_placements
-    if best is not None:
-        placements = decode(container, container.extract(best))
+    if best is not None and (hint is None or best != container.tighten(hint)):
+        placements = decode(container, container.extract(best))  # the solver improved on the greedy
     status = (
         SolveStatus.OPTIMAL
         if len(statuses) == len(tiers) and all(s is SolveStatus.OPTIMAL for s in statuses)

@@ -64,11 +64,6 @@ def broken(p: Problem, *placements: ReplicaPlacement) -> tuple[Container, list[s
     return c, c.program.is_feasible(values)
 
 
-def families(names: list[str]) -> set[str]:
-    """Constraint names without their subjects: "C4 gpu_count[n1]" -> "C4 gpu_count[n1]" kept whole."""
-    return set(names)
-
-
 # name, problem, placements, constraints broken (empty: feasible)
 CASES = [
     ("C4 one whole replica", make(ONE), [rp("w", 0, "n1", (0,))], set()),

@@ -1,0 +1,179 @@
+"""End to end: small hand-solved problems through solve() with both backends; every plan verifies."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import pytest
+
+from placement import solve, verify
+from placement.backends.base import Progress
+from placement.candidates import filter_candidates
+from placement.domain import (
+    Backend,
+    CurrentReplica,
+    PowerDomain,
+    Problem,
+    SolveOptions,
+    SolveStatus,
+    StopReason,
+    Workload,
+)
+from placement.errors import InputError
+from placement.generator import generate
+from placement.solve import greedy
+from tests.test_candidates import fleet, node, site
+
+BACKENDS = [Backend.ORTOOLS, Backend.PULP]
+A = Workload(name="a", gpus=1, memory_gib=40.0, min_replicas=1, max_replicas=2, priority=2)
+B = Workload(name="b", gpus=1, memory_gib=40.0, priority=1)
+
+
+def golden(backend: Backend, **opts: object) -> Problem:
+    """One node, 2 GPUs (idle 50 W, levels 250 W = 80% and 400 W = 100%), host 100 W, rack 750 W.
+
+    Hand-solved: a@400 + a@250 draws 100 + 2*50 + 350 + 200 = 750 W (exactly the cap) and
+    earns 2*1000*100 + 2*1000*80 = 360,000; a@400 twice would draw 900 W; a@400 + b@250
+    earns 280,000. So b is left out (no GPU left), energy = 750 W * 100,000 n$/h per W.
+    """
+    f = fleet((node("n1"),), domains=(PowerDomain("r1", "dc1", 0.75),))
+    return Problem(f, (A, B), SolveOptions(backend=backend, time_limit_s=10, **opts))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_golden_optimum(backend: Backend) -> None:
+    p = golden(backend)
+    plan = solve(p)
+    assert verify(p, plan) == []
+    assert (plan.objective.placed_work, plan.objective.energy) == (360_000, 75_000_000)
+    assert (plan.objective.moves, plan.objective.fragmentation) == (0, 1)
+    assert sorted(x.power_cap_w for x in plan.placements) == [250, 400]
+    assert plan.info.status is SolveStatus.OPTIMAL
+    assert plan.info.stop_reason is StopReason.NONE
+    assert plan.info.bound is None or plan.info.bound >= 360_000
+    (unplaced,) = plan.unplaced
+    assert unplaced.workload == "b"
+    assert [r.rule for r in unplaced.reasons] == ["gpu_count"]
+    assert "holds it: a (2)" in unplaced.reasons[0].message
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_info_is_stamped(backend: Backend) -> None:
+    plan = solve(golden(backend, seed=7))
+    info = plan.info
+    assert info.backend == backend.value
+    assert info.solver_version
+    assert info.seed == 7
+    assert info.started_at.endswith("+00:00")
+    assert 0 < info.wall_s < 10
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fractional_replicas_share_one_gpu(backend: Backend) -> None:
+    f1 = Workload(name="f1", gpus=0, gpu_milli=500, memory_gib=10.0)
+    f2 = replace(f1, name="f2")
+    p = Problem(fleet((node("n1"),)), (f1, f2), SolveOptions(backend=backend, time_limit_s=10))
+    plan = solve(p)
+    assert verify(p, plan) == []
+    assert plan.objective.placed_work == 2 * 500 * 100
+    assert plan.objective.fragmentation == 2  # one node, one shared GPU
+    assert {x.gpu_indices for x in plan.placements} == {(plan.placements[0].gpu_indices[0],)}
+    assert {x.power_cap_w for x in plan.placements} == {400}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_energy_picks_the_cheaper_site(backend: Backend) -> None:
+    f = fleet(
+        (node("n1"), node("n2", s="cheap", pd="p2")),
+        sites=(site("dc1"), replace(site("cheap"), energy_price_per_kwh=0.05)),
+    )
+    p = Problem(f, (replace(B, max_replicas=1),), SolveOptions(backend=backend, time_limit_s=10))
+    plan = solve(p)
+    (x,) = plan.placements
+    assert (x.node, x.power_cap_w) == ("n2", 400)
+    assert plan.objective.energy == 550 * 50_000
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_current_replica_stays_on_its_gpu(backend: Backend) -> None:
+    w = replace(B, current=(CurrentReplica("n2", (1,)),))
+    f = fleet((node("n1"), node("n2")))
+    p = Problem(f, (w,), SolveOptions(backend=backend, time_limit_s=10))
+    plan = solve(p)
+    (x,) = plan.placements
+    assert (x.node, x.gpu_indices, plan.objective.moves) == ("n2", (1,), 0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_spread_and_survival(backend: Backend) -> None:
+    w = replace(B, min_replicas=2, max_replicas=2, survive_site_loss_pct=50)
+    f = fleet(
+        (node("n1"), node("n2", pd="r2"), node("n3", s="dc2", pd="r3")), sites=(site("dc1"), site("dc2"))
+    )
+    p = Problem(f, (w,), SolveOptions(backend=backend, time_limit_s=10))
+    plan = solve(p)
+    assert verify(p, plan) == []
+    assert sorted(x.site for x in plan.placements) == ["dc1", "dc2"]
+
+
+def test_filter_reason_for_unplaceable_workload() -> None:
+    big = replace(B, name="big", memory_gib=100.0)
+    p = Problem(fleet((node("n1"),)), (big,), SolveOptions(time_limit_s=5))
+    plan = solve(p)
+    assert plan.placements == ()
+    assert plan.info.status is SolveStatus.OPTIMAL
+    ((r,),) = [u.reasons for u in plan.unplaced]
+    assert r.rule == "gpu_memory" and r.candidates_excluded == 1
+    assert "needs 100 GiB per GPU" in r.message
+
+
+def test_invalid_input_raises_with_every_error() -> None:
+    bad = replace(B, min_replicas=3, max_replicas=2)
+    p = Problem(fleet((node("n1"),)), (bad, replace(bad, name="c")), SolveOptions(time_limit_s=5))
+    with pytest.raises(InputError) as e:
+        solve(p)
+    assert len(e.value.errors) >= 2
+
+
+def test_progress_starts_with_greedy() -> None:
+    events: list[Progress] = []
+    solve(golden(Backend.ORTOOLS), progress=events.append)
+    assert events[0].tier == "greedy"
+    assert events[0].objective > 0
+
+
+def test_stop_returns_the_verified_greedy_plan() -> None:
+    p = golden(Backend.ORTOOLS)
+    stop = threading.Event()
+    stop.set()
+    plan = solve(p, stop=stop)
+    assert plan.info.stop_reason is StopReason.INTERRUPTED
+    assert plan.info.status is SolveStatus.FEASIBLE
+    assert verify(p, plan) == []
+    expected = greedy(filter_candidates(p)).to_placements()
+    assert plan.placements == expected
+    assert plan.objective.placed_work > 0
+
+
+def test_tiers_switched_off_are_still_reported() -> None:
+    p = golden(Backend.ORTOOLS, optimise_energy=False, optimise_moves=False, optimise_fragmentation=False)
+    plan = solve(p)
+    assert plan.objective.placed_work == 360_000
+    assert plan.objective.energy == 75_000_000  # the only optimum of tier 1 draws 750 W
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_generated_fleet_verifies_and_beats_greedy(backend: Backend, seed: int) -> None:
+    p = generate(48, seed)
+    p = replace(p, options=replace(p.options, backend=backend, time_limit_s=4))
+    plan = solve(p)
+    assert verify(p, plan) == []
+    base = greedy(filter_candidates(p)).to_placements()
+    from placement.objective import evaluate
+
+    assert plan.objective.placed_work >= evaluate(p, base).placed_work
+    assert plan.info.wall_s < 4 + 2
+    placed = {x.workload for x in plan.placements}
+    assert {u.workload for u in plan.unplaced} == {w.name for w in p.workloads} - placed
