@@ -512,14 +512,16 @@ class PlaceEvent(_message.Message):
     def __init__(self, progress: _Optional[_Union[Progress, _Mapping]] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ...) -> None: ...
 
 class ExplainRequest(_message.Message):
-    __slots__ = ("request", "workload", "site")
+    __slots__ = ("request", "workload", "site", "plan")
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
     SITE_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
     request: PlaceRequest
     workload: str
     site: str
-    def __init__(self, request: _Optional[_Union[PlaceRequest, _Mapping]] = ..., workload: _Optional[str] = ..., site: _Optional[str] = ...) -> None: ...
+    plan: Plan
+    def __init__(self, request: _Optional[_Union[PlaceRequest, _Mapping]] = ..., workload: _Optional[str] = ..., site: _Optional[str] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ...) -> None: ...
 
 class ExplainResponse(_message.Message):
     __slots__ = ("reasons", "placed")
