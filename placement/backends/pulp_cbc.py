@@ -275,9 +275,14 @@ class PulpCbcSession:
                 return _CbcRun(interrupted, overran, log_text, None, None, None)
             raise CbcError(f"CBC exited with code {rc} without an answer: {log_text[-2000:]}")
         first_line = sol.read_text(errors="replace").split("\n", 1)[0]
-        status, values, _, _, _, sol_status = solver.readsol_MPS(
-            str(sol), self._prob, vs, var_names, con_names
-        )
+        try:
+            status, values, _, _, _, sol_status = solver.readsol_MPS(
+                str(sol), self._prob, vs, var_names, con_names
+            )
+        except (ValueError, IndexError) as exc:  # cut short by a kill
+            if interrupted or overran:
+                return _CbcRun(interrupted, overran, log_text, None, None, None)
+            raise CbcError(f"cannot read CBC's answer: {exc}") from exc
         self._prob.assignVarsVals(values)
         self._prob.assignStatus(status, sol_status)
         return _CbcRun(interrupted, overran, log_text, first_line, values, sol_status)
@@ -308,7 +313,8 @@ class PulpCbcSession:
         if run.first_line is None or run.values is None:
             return fallback_result(self._program, objective, start, reason, wall_s)
         first = run.first_line.lower()
-        if first.startswith("infeasible") or first.startswith("integer infeasible"):
+        proven_infeasible = first.startswith("infeasible") or first.startswith("integer infeasible")
+        if proven_infeasible and not (run.interrupted or run.overran):  # when cut short, do not trust it
             return TierResult(SolveStatus.INFEASIBLE, StopReason.NONE, None, None, None, wall_s)
         if run.sol_status not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
             if reason is StopReason.NONE:
