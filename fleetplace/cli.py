@@ -149,6 +149,95 @@ def _solve(problem: Problem, quiet: bool) -> Plan:
     return result["plan"]  # type: ignore[return-value]
 
 
+def _client(args: argparse.Namespace, timeout_s: float) -> object:
+    """A ``PlacementClient`` for ``--server`` with the TLS and token flags."""
+    import os
+
+    from server.client import PlacementClient
+
+    token = os.environ.get(args.token_env) if args.token_env else None
+    if args.token_env and not token:
+        from placement.errors import FieldError
+
+        raise InputError([FieldError("--token-env", f"${args.token_env} is not set")])
+    return PlacementClient(
+        args.server,
+        timeout_s=timeout_s,
+        token=token,
+        root_certificates=args.ca,
+        client_cert=args.cert,
+        client_key=args.key,
+        server_name=args.server_name,
+    )
+
+
+def _remote_errors(e: Exception) -> InputError | None:
+    """An INVALID_ARGUMENT from the server as the same ``InputError`` a local run raises."""
+    import grpc
+
+    from server.errors import field_violations
+
+    if (
+        isinstance(e, grpc.RpcError)
+        and isinstance(e, grpc.Call)
+        and e.code() is grpc.StatusCode.INVALID_ARGUMENT
+    ):
+        return InputError(field_violations(e))
+    return None
+
+
+class RemoteError(Exception):
+    """The server answered with an error status (not bad input)."""
+
+
+def _remote_call(fn: object) -> object:
+    import grpc
+
+    try:
+        return fn()  # type: ignore[operator]
+    except grpc.RpcError as e:
+        bad = _remote_errors(e)
+        if bad is not None:
+            raise bad from None
+        code = e.code().name if isinstance(e, grpc.Call) else "UNKNOWN"
+        details = e.details() if isinstance(e, grpc.Call) else str(e)
+        raise RemoteError(f"{code}: {details}") from None
+
+
+def _solve_remote(problem: Problem, args: argparse.Namespace) -> Plan:
+    """Solve on ``--server`` through the stream: the same progress lines, then the plan."""
+    from server.convert import plan_from_proto, request_from_problem
+    from server.gen.placement.v1 import placement_pb2 as pb
+
+    request = request_from_problem(problem)
+    timeout_s = problem.options.time_limit_s + 10 + sum(n.gpu_count for n in problem.fleet.nodes) * 1e-3
+    client = _client(args, timeout_s)
+
+    def run(progress: object) -> pb.Plan:
+        final = None
+        for event in client.place_stream(request):  # type: ignore[attr-defined]
+            if isinstance(event, pb.Plan):
+                final = event
+            elif progress is not None:
+                from placement.backends.base import Progress
+
+                bound = event.bound if event.HasField("bound") else None
+                progress(Progress(event.tier, event.objective, bound, event.elapsed_s))  # type: ignore[operator]
+        if final is None:
+            raise RemoteError("the server closed the stream without a plan")
+        return final
+
+    try:
+        if args.quiet:
+            message = _remote_call(lambda: run(None))
+        else:
+            with ProgressPrinter(sys.stderr, problem.options.time_limit_s) as printer:
+                message = _remote_call(lambda: run(printer))
+    finally:
+        client.close()  # type: ignore[attr-defined]
+    return plan_from_proto(message)  # type: ignore[arg-type]
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -161,7 +250,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     _check_options(args)
     problem = load_problem(Path(args.input))
     problem = replace(problem, options=_options(args, problem.options))
-    plan = _solve(problem, args.quiet)
+    plan = _solve_remote(problem, args) if args.server else _solve(problem, args.quiet)
     message = plan_to_proto(plan)
     if args.out:
         write_json_atomic(Path(args.out), message)
@@ -181,7 +270,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     problem = load_problem(Path(args.input))
     plan = plan_from_proto(load_plan(Path(args.plan)))
-    violations = verify(problem, plan)
+    if args.server:
+        from server.convert import plan_to_proto, request_from_problem
+
+        client = _client(args, 60.0)
+        try:
+            answer = _remote_call(lambda: client.verify(request_from_problem(problem), plan_to_proto(plan)))  # type: ignore[attr-defined]
+        finally:
+            client.close()  # type: ignore[attr-defined]
+        violations = list(answer.violations)  # type: ignore[attr-defined]
+    else:
+        violations = verify(problem, plan)  # type: ignore[assignment]
     if args.format == "json":
         doc = {
             "valid": not violations,
@@ -198,18 +297,67 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Place the bundled mixed fleet and show placements and power budgets."""
-    ns = argparse.Namespace(
-        input=str(BUNDLED / "mixed"),
-        out=args.out,
-        backend=args.backend,
-        time_limit=args.time_limit,
-        seed=None,
-        format="text",
-        quiet=False,
+    """Start the service on loopback, place the bundled mixed fleet through it, show the report, stop it."""
+    from server.app import create_server
+    from server.config import ServerConfig
+
+    sys.stdout.write("Starting the placement service on 127.0.0.1 (loopback only) ...\n")
+    sys.stdout.flush()
+    server, port = create_server(ServerConfig(address="127.0.0.1:0"))
+    server.start()
+    try:
+        ns = argparse.Namespace(
+            input=str(BUNDLED / "mixed"),
+            out=args.out,
+            backend=args.backend,
+            time_limit=args.time_limit,
+            seed=None,
+            format="text",
+            quiet=False,
+            **_no_client_flags(f"127.0.0.1:{port}"),
+        )
+        sys.stdout.write(
+            f"Placing the bundled mixed fleet ({ns.input}) through placement.v1 on 127.0.0.1:{port} ...\n"
+        )
+        sys.stdout.flush()
+        return cmd_plan(ns)
+    finally:
+        server.stop(grace_s=1.0)
+        sys.stdout.write("Service stopped.\n")
+
+
+def _no_client_flags(server: str | None) -> dict[str, object]:
+    return {"server": server, "token_env": None, "ca": None, "cert": None, "key": None, "server_name": None}
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the gRPC service until SIGTERM/SIGINT."""
+    from server.app import serve
+    from server.config import load_config
+    from server.metrics import configure_logging
+
+    config = load_config(
+        args.config,
+        address=args.address,
+        max_concurrent_solves=args.max_concurrent_solves,
+        max_queued_solves=args.max_queued_solves,
+        max_message_bytes=args.max_message_bytes,
+        grace_s=args.grace,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        tokens_file=args.tokens_file,
+        tokens_env=args.tokens_env,
+        metrics_port=args.metrics_port,
     )
-    sys.stdout.write(f"Placing the bundled mixed fleet ({ns.input}) ...\n")
-    return cmd_plan(ns)
+    configure_logging(logging.DEBUG if args.debug else logging.INFO, json_logs=args.log_format == "json")
+
+    def started(port: int) -> None:
+        host = config.address.rpartition(":")[0]
+        sys.stderr.write(f"fleetplace: serving placement.v1 on {host}:{port}\n")
+        sys.stderr.flush()
+
+    return serve(config, on_started=started)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -248,6 +396,14 @@ def build_parser() -> argparse.ArgumentParser:
             "--time-limit", type=float, default=None, metavar="SECONDS", help="whole solve (default 30)"
         )
 
+    def client_flags(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--server", metavar="HOST:PORT", help="do it on a fleetplace service over gRPC")
+        sp.add_argument("--token-env", metavar="VAR", help="bearer token for --server from this variable")
+        sp.add_argument("--ca", metavar="PEM", help="TLS to --server: trust this CA")
+        sp.add_argument("--cert", metavar="PEM", help="mutual TLS: client certificate")
+        sp.add_argument("--key", metavar="PEM", help="mutual TLS: client key")
+        sp.add_argument("--server-name", help="TLS: expected server name, if not the host of --server")
+
     sp = sub.add_parser("plan", help="compute a verified placement and its power budgets")
     sp.add_argument("input", help="a JSON/YAML file or a folder of them (placement.v1 PlaceRequest)")
     sp.add_argument("--out", metavar="PLAN", help="write the plan here as JSON")
@@ -255,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=None)
     sp.add_argument("--format", choices=["text", "json"], default="text")
     sp.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    client_flags(sp)
     sp.set_defaults(func=cmd_plan)
 
     sp = sub.add_parser(
@@ -263,12 +420,29 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("input")
     sp.add_argument("plan")
     sp.add_argument("--format", choices=["text", "json"], default="text")
+    client_flags(sp)
     sp.set_defaults(func=cmd_verify)
 
     sp = sub.add_parser("demo", help="place the bundled mixed fleet and show placements and budgets")
     sp.add_argument("--out", metavar="PLAN", default=None)
     solve_flags(sp)
     sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("serve", help="run the placement.v1 gRPC service (loopback by default)")
+    sp.add_argument("--address", metavar="HOST:PORT", help="bind here (default 127.0.0.1:50051)")
+    sp.add_argument("--config", metavar="FILE", help="YAML/JSON file of server.config.ServerConfig fields")
+    sp.add_argument("--max-concurrent-solves", type=int)
+    sp.add_argument("--max-queued-solves", type=int)
+    sp.add_argument("--max-message-bytes", type=int)
+    sp.add_argument("--grace", type=float, metavar="SECONDS", help="shutdown grace for in-flight solves")
+    sp.add_argument("--tls-cert", metavar="PEM")
+    sp.add_argument("--tls-key", metavar="PEM")
+    sp.add_argument("--tls-client-ca", metavar="PEM", help="require client certificates from this CA (mTLS)")
+    sp.add_argument("--tokens-file", metavar="FILE", help="bearer tokens, one per line")
+    sp.add_argument("--tokens-env", metavar="VAR", help="bearer tokens, comma-separated, in this variable")
+    sp.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0 any, default off)")
+    sp.add_argument("--log-format", choices=["json", "text"], default="json")
+    sp.set_defaults(func=cmd_serve)
 
     sp = sub.add_parser("generate", help="write a seeded random fleet of about N GPUs")
     sp.add_argument("--gpus", type=int, required=True)
@@ -293,11 +467,19 @@ def main(argv: list[str] | None = None) -> int:
         for err in e.errors:
             sys.stderr.write(f"  {err.path}: {err.message}\n")
         return EXIT_BAD_INPUT
+    except RemoteError as e:
+        sys.stderr.write(f"fleetplace: server error: {e}\n")
+        return EXIT_INTERNAL
     except KeyboardInterrupt:
         sys.stderr.write("fleetplace: interrupted\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as e:
+        if args.debug:
+            raise
+        sys.stderr.write(f"fleetplace: {e}\n")
+        return EXIT_INTERNAL
     except (PlacementError, Exception) as e:  # a bug: one line unless --debug
         if args.debug:
             raise
