@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 
 from placement.errors import FieldError, InputError
-from server.errors import Unauthenticated, wrap_handler
+from server.errors import Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -100,26 +100,14 @@ class AuthInterceptor(grpc.ServerInterceptor):
         def refuse(request: Any, context: grpc.ServicerContext) -> Any:
             raise Unauthenticated(f"{why}: send 'authorization: Bearer <token>'")
 
-        original = handler
-
-        class _Refused:  # the original handler's shape and (de)serializers, with a refusing behaviour
-            request_deserializer = original.request_deserializer
-            response_serializer = original.response_serializer
-            unary_unary = refuse if original.unary_unary is not None else None
-            unary_stream = refuse if original.unary_stream is not None else None
-            stream_unary = refuse if original.stream_unary is not None else None
-            stream_stream = refuse if original.stream_stream is not None else None
-
-        return wrap_handler(_Refused(), method, _no_op)  # type: ignore[arg-type]
-
-
-class _NoOp:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _no_op(method: str, context: grpc.ServicerContext) -> _NoOp:
-    return _NoOp()
+        kw = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(refuse, **kw)
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(refuse, **kw)
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(refuse, **kw)
+        return grpc.stream_stream_rpc_method_handler(refuse, **kw)
