@@ -26,7 +26,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from placement.backends.base import Progress, ProgressCallback, TierResult
+from placement.backends.base import Progress, ProgressCallback, SolverBackend, TierResult
 from placement.candidates import Prepared, filter_candidates, spread_entity
 from placement.decode import FleetState, decode, encode
 from placement.domain import (
@@ -318,7 +318,7 @@ def solve(
 
 
 def _optimise(
-    run: _Run, c: Container, backend: object, hint: list[int] | None, tiers: list[str]
+    run: _Run, c: Container, backend: SolverBackend, hint: list[int] | None, tiers: list[str]
 ) -> tuple[list[int] | None, list[SolveStatus], StopReason, float | None]:
     ip = c.program
     statuses: list[SolveStatus] = []
@@ -333,7 +333,7 @@ def _optimise(
         return best, statuses, StopReason.TIME_LIMIT, None
     objectives = {o.name: o for o in ip.objectives}
     opts = run.problem.options
-    session = backend.load(ip, opts.seed, opts.workers)  # type: ignore[attr-defined]
+    session = backend.load(ip, opts.seed, opts.workers)
     for i, tier in enumerate(tiers):
         if run.stopped():
             stop_reason = StopReason.INTERRUPTED
@@ -348,7 +348,13 @@ def _optimise(
         if not obj.var_indices:  # a constant tier is optimal as it is
             statuses.append(SolveStatus.OPTIMAL)
             continue
-        res: TierResult = session.solve(obj, share, best, run.progress, run.stop)
+        try:
+            res: TierResult = session.solve(obj, share, best, run.progress, run.stop)
+        except Exception:  # a solver crash must not lose the verified plan in hand
+            log.exception(
+                "tier %s failed in the %s backend; keeping the best plan so far", tier, backend.name
+            )
+            break
         log.info(
             "tier %s: %s %s value %s bound %s in %.2f s (of %.2f s)",
             tier,
