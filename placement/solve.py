@@ -23,6 +23,7 @@ import subprocess
 import threading
 import time
 from collections import Counter, defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 TIER1_SHARE = 0.7
 RESERVE_FRACTION = 0.05
 RESERVE_MAX_S = 1.0
+MODEL_S_PER_VAR = 3e-5
 
 
 @functools.lru_cache(maxsize=1)
@@ -196,6 +198,14 @@ class _Run:
         return self.stop is not None and self.stop.is_set()
 
 
+def _model_cost_s(prepared: Prepared) -> float:
+    """A rough estimate of building and loading the model, from its size (about 30 us a variable)."""
+    est_vars = sum(
+        len(c.levels) or min(8, prepared.nodes[c.node].node.gpu_count) for c in prepared.candidates
+    )
+    return MODEL_S_PER_VAR * est_vars
+
+
 def solve(
     problem: Problem, progress: ProgressCallback | None = None, stop: threading.Event | None = None
 ) -> Plan:
@@ -209,6 +219,41 @@ def solve(
     if errors:
         raise InputError(errors)
     prepared = filter_candidates(problem)
+    backend = get_backend(opts.backend)
+    base = SolveInfo(
+        status=SolveStatus.FEASIBLE,
+        backend=backend.name,
+        solver_version=backend.version(),
+        seed=opts.seed,
+        code_revision=code_revision(),
+        started_at=run.started_at,
+    )
+
+    def info(status: SolveStatus, stop_reason: StopReason, bound: float | None, pw: int) -> SolveInfo:
+        gap = None
+        if bound is not None:
+            gap = max(0.0, (bound - pw) / bound) if bound > 0 else 0.0
+        return replace(
+            base, status=status, stop_reason=stop_reason, bound=bound, gap=gap, wall_s=run.elapsed()
+        )
+
+    # 1. greedy: a verified plan before any solver runs
+    g_placements = greedy(prepared).to_placements()
+    g_plan, g_bad = _plan(prepared, g_placements, base)
+    if g_bad:
+        raise PlanRejected(g_bad)
+    g_work = g_plan.objective.placed_work
+    if progress is not None:
+        progress(Progress("greedy", float(g_work), None, run.elapsed()))
+    if not prepared.candidates:  # nothing can run anywhere: the empty plan is optimal
+        return _done(replace(g_plan, info=info(SolveStatus.OPTIMAL, StopReason.NONE, 0.0, 0)))
+    if run.stopped():
+        return _done(replace(g_plan, info=info(SolveStatus.FEASIBLE, StopReason.INTERRUPTED, None, g_work)))
+    if run.deadline - run.reserve - time.monotonic() < 1.5 * _model_cost_s(prepared) + 0.1:
+        log.info("no time left to build and solve the model; returning the greedy plan")
+        return _done(replace(g_plan, info=info(SolveStatus.FEASIBLE, StopReason.TIME_LIMIT, None, g_work)))
+
+    # 2. the model, warm-started from the greedy plan
     container = build(prepared)
     ip = container.program
     log.info(
@@ -218,24 +263,6 @@ def solve(
         len(ip.constraints),
         run.elapsed(),
     )
-    backend = get_backend(opts.backend)
-    base_info = SolveInfo(
-        status=SolveStatus.FEASIBLE,
-        backend=backend.name,
-        solver_version=backend.version(),
-        seed=opts.seed,
-        code_revision=code_revision(),
-        started_at=run.started_at,
-    )
-
-    # greedy warm start: always a verified plan
-    gstate = greedy(prepared)
-    g_placements = gstate.to_placements()
-    g_plan, g_bad = _plan(prepared, g_placements, base_info)
-    if g_bad:
-        raise PlanRejected(g_bad)
-    if progress is not None:
-        progress(Progress("greedy", float(g_plan.objective.placed_work), None, run.elapsed()))
     hint = encode(container, g_placements)
     if hint is not None:
         broken = ip.is_feasible(hint)
@@ -245,68 +272,45 @@ def solve(
     elif g_placements:
         log.warning("greedy plan does not fit the model's variables; solving without its hint")
 
+    # 3. tiers, lexicographic
     tiers = enabled_tiers(opts)
     best, statuses, stop_reason, bound = _optimise(run, container, backend, hint, tiers)
-
-    placements = g_placements
-    if best is not None and (hint is None or best != container.tighten(hint)):
-        placements = decode(container, container.extract(best))  # the solver improved on the greedy
     status = (
         SolveStatus.OPTIMAL
-        if len(statuses) == len(tiers) and all(s is SolveStatus.OPTIMAL for s in statuses)
+        if len(statuses) == len(tiers) and all(st is SolveStatus.OPTIMAL for st in statuses)
         else SolveStatus.FEASIBLE
     )
+    if best is None or (hint is not None and best == container.tighten(hint)):
+        # the solver added nothing: the greedy plan stands (already verified)
+        return _done(replace(g_plan, info=info(status, stop_reason, bound, g_work)))
 
-    def info_for(pw: int) -> SolveInfo:
-        gap = None
-        if bound is not None:
-            gap = max(0.0, (bound - pw) / bound) if bound > 0 else 0.0
-        return SolveInfo(
-            status=status,
-            stop_reason=stop_reason,
-            bound=bound,
-            gap=gap,
-            backend=base_info.backend,
-            solver_version=base_info.solver_version,
-            seed=opts.seed,
-            wall_s=run.elapsed(),
-            code_revision=base_info.code_revision,
-            started_at=run.started_at,
-        )
-
-    if placements is g_placements:
-        plan, bad = _plan(prepared, placements, info_for(g_plan.objective.placed_work))
-    else:
-        plan, bad = _plan(prepared, placements, info_for(0))
-        if _key(plan.objective, tiers) < _key(g_plan.objective, tiers):
-            log.info("solver plan is worse than the greedy plan; returning the greedy plan")
-            plan, bad = _plan(prepared, g_placements, info_for(g_plan.objective.placed_work))
-        else:
-            plan = Plan(
-                plan.placements,
-                plan.budgets,
-                plan.unplaced,
-                plan.objective,
-                info_for(plan.objective.placed_work),
-            )
-        if best is not None:
-            model_values = {o.name: o.value(best) for o in ip.objectives}
-            got = dict(
-                zip(
-                    TIERS,
-                    (
-                        plan.objective.placed_work,
-                        plan.objective.energy,
-                        plan.objective.moves,
-                        plan.objective.fragmentation,
-                    ),
-                    strict=True,
-                )
-            )
-            if placements is plan.placements and model_values != got:
-                log.warning("model objective %s differs from the evaluated plan %s", model_values, got)
+    # 4. decode, re-evaluate and verify
+    placements = decode(container, container.extract(best))
+    plan, bad = _plan(prepared, placements, base)
+    if _key(plan.objective, tiers) < _key(g_plan.objective, tiers):
+        log.info("solver plan is worse than the greedy plan; returning the greedy plan")
+        return _done(replace(g_plan, info=info(status, stop_reason, bound, g_work)))
     if bad:
         raise PlanRejected(bad)
+    model = {o.name: o.value(best) for o in ip.objectives}
+    got = dict(
+        zip(
+            TIERS,
+            (
+                plan.objective.placed_work,
+                plan.objective.energy,
+                plan.objective.moves,
+                plan.objective.fragmentation,
+            ),
+            strict=True,
+        )
+    )
+    if model != got:
+        log.warning("model objective %s differs from the evaluated plan %s", model, got)
+    return _done(replace(plan, info=info(status, stop_reason, bound, plan.objective.placed_work)))
+
+
+def _done(plan: Plan) -> Plan:
     log.info(
         "solve: %s %s, objective %s, %.2f s",
         plan.info.status.value,
@@ -325,8 +329,6 @@ def _optimise(
     stop_reason = StopReason.NONE
     bound: float | None = None
     best = c.tighten(hint) if hint is not None else None
-    if ip.num_vars == 0:
-        return best, [SolveStatus.OPTIMAL] * len(tiers), stop_reason, 0.0
     if run.stopped():
         return best, statuses, StopReason.INTERRUPTED, None
     if run.deadline - run.reserve - time.monotonic() <= 0.01:
