@@ -231,7 +231,11 @@ class PulpCbcSession:
         if warm:
             solver.writesol(str(mst), self._prob, vs, var_names, con_names)
             args += ["-mips", str(mst)]
-        args += ["-sec", f"{time_limit_s:.3f}", "-timeMode", "elapsed", "-threads", str(self._workers)]
+        # No "-timeMode elapsed": CBC 2.10.3 (PuLP's bundled binary) segfaults with it when a MIP
+        # start is given and the limit falls in preprocessing (seen here at limits under 1 s).
+        # In CPU time, CBC with k threads stops early in wall time, never late; the watchdog
+        # below still guards the wall clock.
+        args += ["-sec", f"{time_limit_s:.3f}", "-threads", str(self._workers)]
         if self._seed > 0:  # CBC: 0 means "seed from the clock"; its default (-1) is fixed
             args += ["-randomCbcSeed", str(self._seed)]
         args += ["-solve", "-printingOptions", "all", "-solution", str(sol)]
@@ -273,6 +277,9 @@ class PulpCbcSession:
         if not sol.exists():
             if interrupted or overran:
                 return _CbcRun(interrupted, overran, log_text, None, None, None)
+            if rc < 0:  # killed by a signal: CBC 2.10.3 segfaults now and then when stopping on time
+                log.warning("CBC died of signal %d without an answer; keeping the warm start", -rc)
+                return _CbcRun(False, True, log_text, None, None, None)
             raise CbcError(f"CBC exited with code {rc} without an answer: {log_text[-2000:]}")
         first_line = sol.read_text(errors="replace").split("\n", 1)[0]
         try:
