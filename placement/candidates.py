@@ -30,7 +30,7 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from placement.domain import (
     GpuType,
@@ -224,7 +224,7 @@ def _check(
 
     # rule 1
     if n.state is not NodeState.READY:
-        return reject("node_state", 0, 0, "", f"node {n.name} is {n.state.value}")
+        return reject("node_state", 0, 0, "", f"node is {n.state.value}")
     # rule 8
     if w.max_latency_ms > 0:
         lat = latency_ms.get((w.user_region, site.name), math.inf)
@@ -341,7 +341,7 @@ def _power_reject(wi: int, info: NodeInfo, need_w: int) -> Rejection | None:
             need_w,
             dom.usable_power_w,
             "W",
-            f"node {info.node.name} with one replica draws {need_w / 1000:.1f} kW, power domain "
+            f"a node with one replica draws {need_w / 1000:.1f} kW, power domain "
             f"{site.name}/{dom.name} allows {dom.usable_power_w / 1000:.1f} kW",
         )
     if need_w > site.usable_power_w:
@@ -352,7 +352,7 @@ def _power_reject(wi: int, info: NodeInfo, need_w: int) -> Rejection | None:
             need_w,
             site.usable_power_w,
             "W",
-            f"node {info.node.name} with one replica draws {need_w / 1000:.1f} kW, site "
+            f"a node with one replica draws {need_w / 1000:.1f} kW, site "
             f"{site.name} allows {site.usable_power_w / 1000:.1f} kW",
         )
     return None
@@ -409,14 +409,29 @@ def filter_candidates(
     for wi in wanted:
         w = problem.workloads[wi]
         mine: list[Candidate] = []
+        seen: dict[tuple[object, ...], Rejection | Candidate] = {}
         for info in nodes:
             if site is not None and info.site.name != site:
                 continue
-            res = _check(wi, w, info, latency_ms)
+            # nodes alike in every field the rules read get the same answer: check one of them
+            n = info.node
+            sig = (
+                n.state,
+                n.site,
+                n.power_domain,
+                n.gpu_type,
+                n.gpu_count,
+                n.host_power_w,
+                n.cpu_milli,
+                n.host_memory_mib,
+            )
+            res = seen.get(sig)
+            if res is None:
+                res = seen[sig] = _check(wi, w, info, latency_ms)
             if isinstance(res, Rejection):
-                rejs.append(res)
+                rejs.append(res if res.node == info.index else replace(res, node=info.index))
             else:
-                mine.append(res)
+                mine.append(res if res.node == info.index else replace(res, node=info.index))
         if not mine:
             continue
         wrej = _workload_check(wi, w, mine, nodes)

@@ -46,13 +46,13 @@ Constraints (numbers match the rules of docs/ARCHITECTURE.md where they coincide
 -------------------------------------------------------------------------------
 C1, C2 (node state, GPU type), C6 (power-cap floor), C8 (latency), C9 (backup):
         by the candidate filter; no variable exists outside the candidates.
-C2'     o[n] <= sum_w r_{w,n}                               powered only when hosting
 C3      sum_w mem_w u[w,n,j] <= MEM_n                      per shared slot
         (whole GPU: mem_w / g_w <= GPU memory, by the filter)
 C4      sum_{w,l} g_w y[w,n,l] + sum_j s[n,j] <= G_n o[n]   whole + shared GPUs; use powers n on
         sum_w m_w u[w,n,j] <= 1000 s[n,j];  s[n,j] <= sum_w u[w,n,j];  s[n,j] >= s[n,j+1]
 C5      sum_w cpu_w r_{w,n} <= CPU_n,  sum_w hm_w r_{w,n} <= HM_n   where tracked
 C7      sum_{n in N(d)} P_n <= U_d  for every d;  sum_{n in N(s)} P_n <= U_s  for every s
+        o[n] <= sum_w r_{w,n}   (an empty node is off; with C4, o[n] = 1 exactly when n hosts)
 C10     min_w z[w] <= r_w <= max_w z[w]
 C11     a[w,e] <= sum_{n in e} r_{w,n};  sum_e a[w,e] >= md_w z[w]
 C12     r_w - sum_{n in s} r_{w,n} >= S_w z[w]   for every site s holding a candidate of w
@@ -64,6 +64,17 @@ T1 placed_work   max  sum work_{w,l} y[w,n,l] + sum work_{w,top} u[w,n,j]
 T2 energy        min  sum_s coef_s sum_{n in N(s)} P_n
 T3 moves         min  sum_{w} |current(w)| - sum k[w,n]
 T4 fragmentation min  sum_n o[n] + sum_{n,j} s[n,j]
+
+Notes
+-----
+* Upper bounds are tightened from the data: y[w,n,l] <= what the node's GPUs, host
+  resources and its domain/site caps allow with the node alone; u by milli, memory
+  and host resources. C5 and C7 rows that can never bind at those bounds are omitted.
+* Shared slots are symmetric GPUs; decoding maps them to real indices (a fractional
+  replica's current GPU where free). Memory is compared in MiB, demand rounded up and
+  capacity down, so the model is never looser than rule 3.
+* k[w,n] is pushed up only by T3; ``Container.tighten`` sets it to min(cur, r) so the
+  value held after each tier is the exact number of moves.
 
 Each tier's value equals ``placement.objective.evaluate`` of the decoded plan to the
 unit (same helpers from ``placement.energy``). Every family lives in

@@ -1,4 +1,4 @@
-"""C2-C5: GPU count and shares, shared-GPU memory, host resources, node on/off linking."""
+"""C3-C5 and the on/off link of C7: GPU count and shares, shared-GPU memory, host resources."""
 
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ class Capacity:
             terms = c.gpu_terms(n)
             terms[o] = -node.gpu_count
             ip.add(f"C4 gpu_count[{node.name}]", terms, Sense.LE, 0)
-            # C2: a powered node hosts something (o[n] <= total replicas on n)
+            # C7 (rule 7: an empty node is off): o[n] <= total replicas on n
             on: dict[int, int] = {o: 1}
             for cand in c.cands_on[n]:
                 for v in c.replicas_on(cand.workload, n):
                     on[v] = on.get(v, 0) - 1
-            ip.add(f"C2 node_on[{node.name}]", on, Sense.LE, 0)
+            ip.add(f"C7 node_on[{node.name}]", on, Sense.LE, 0)
             # C3 / C4 per shared slot: milli <= 1000 s, memory <= gpu memory, s exact, symmetry
             cap_mib = capacity_mib(info.gpu.memory_gib)
             for j in range(c.slots.get(n, 0)):
