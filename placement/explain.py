@@ -250,8 +250,9 @@ def capacity_reasons(p: Prepared, st: FleetState, w: int) -> list[Reason]:
     return [
         Reason(
             "placed_work",
-            "fits on its own, but placing it would take GPUs or power from work that scores higher "
-            f"(priority x work x throughput){held}",
+            f"room remains for its {wk.min_replicas} replicas one by one, but not alongside the plan's "
+            "other work: placing it would take GPUs or power from work that scores higher (priority x "
+            f"work x throughput), or the search stopped before finding such a plan{held}",
             0,
         )
     ]
