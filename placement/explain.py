@@ -249,10 +249,9 @@ def capacity_reasons(p: Prepared, st: FleetState, w: int) -> list[Reason]:
         ]
     return [
         Reason(
-            "placed_work",
-            f"room remains for its {wk.min_replicas} replicas one by one, but not alongside the plan's "
-            "other work: placing it would take GPUs or power from work that scores higher (priority x "
-            f"work x throughput), or the search stopped before finding such a plan{held}",
+            "time_limit",
+            f"room remains beside the placed work for {added} replicas (needs {wk.min_replicas}): the "
+            "search stopped before placing it; a longer time limit may place it",
             0,
         )
     ]
