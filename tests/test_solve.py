@@ -177,3 +177,17 @@ def test_generated_fleet_verifies_and_beats_greedy(backend: Backend, seed: int) 
     assert plan.info.wall_s < 4 + 2
     placed = {x.workload for x in plan.placements}
     assert {u.workload for u in plan.unplaced} == {w.name for w in p.workloads} - placed
+
+
+def test_power_reason_when_higher_priority_work_holds_the_rack() -> None:
+    # rack 550 W: a@400 W draws 100 + 2*50 + 350 = 550 W; b would need 200 W more at 250 W
+    f = fleet((node("n1"),), domains=(PowerDomain("r1", "dc1", 0.55),))
+    p = Problem(f, (replace(A, max_replicas=1), B), SolveOptions(time_limit_s=10))
+    plan = solve(p)
+    assert [(x.workload, x.power_cap_w) for x in plan.placements] == [("a", 400)]
+    ((r,),) = [u.reasons for u in plan.unplaced]
+    assert r.rule == "power"
+    assert r.message.startswith(
+        "every candidate power domain lacks headroom: needs 0.2 kW, most headroom 0.0 kW"
+    )
+    assert "dc1/r1" in r.message and "holds it: a (1)" in r.message
