@@ -153,18 +153,18 @@ CASES = [
         [rp("w", 0, "n1", (0,)), rp("w", 1, "n2", (0,), cap=250)],
         {"C7 site_power[dc1]"},
     ),
-    # shared GPUs run uncapped: 200 + 2 * 350 = 900 W
+    # a shared GPU runs uncapped: 200 + 350 = 550 W per node, 1100 W for the site
     (
-        "C7 two shared GPUs exactly at the cap",
-        make(X, Y, domain_w=900),
-        [fr("x", 0, "n1", 0), fr("y", 0, "n1", 1)],
+        "C7 shared GPUs on two nodes exactly at the site cap",
+        make(X, Y, site_w=1100),
+        [fr("x", 0, "n1", 0), fr("y", 0, "n2", 0)],
         set(),
     ),
     (
-        "C7 two shared GPUs 1 W over",
-        make(X, Y, domain_w=899),
-        [fr("x", 0, "n1", 0), fr("y", 0, "n1", 1)],
-        {"C7 domain_power[dc1/r1]"},
+        "C7 shared GPUs on two nodes 1 W over the site cap",
+        make(X, Y, site_w=1099),
+        [fr("x", 0, "n1", 0), fr("y", 0, "n2", 0)],
+        {"C7 site_power[dc1]"},
     ),
     (
         "C10 min replicas met",

@@ -77,8 +77,13 @@ class Container:
         for n, on_n in sorted(self.cands_on.items()):
             frac = [c for c in on_n if c.per_gpu > 0]
             if frac:
+                info = p.nodes[n]
                 need = sum(-(-c.max_count // c.per_gpu) for c in frac)
-                self.slots[n] = min(p.nodes[n].node.gpu_count, need)
+                slots = min(info.node.gpu_count, need)
+                if info.shared_gpu_delta_w > 0:  # shared GPUs the node's caps can power at all
+                    cap_w = min(p.domains[info.domain_key].usable_power_w, info.site.usable_power_w)
+                    slots = min(slots, (cap_w - info.on_power_w) // info.shared_gpu_delta_w)
+                self.slots[n] = max(1, slots)
         for n, on_n in sorted(self.cands_on.items()):
             name = p.nodes[n].node.name
             self.o[n] = ip.new_bool(f"o[{name}]")
