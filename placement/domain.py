@@ -236,6 +236,7 @@ class Workload:
     cpu_milli: int = 0
     host_memory_mib: int = 0
     current: tuple[CurrentReplica, ...] = ()
+    pinned: bool = False  # the current replicas stay exactly where they are; none added or moved
 
     @property
     def is_fractional(self) -> bool:

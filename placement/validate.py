@@ -312,6 +312,11 @@ def _workload(c: _Checker, w: Workload, p: str, ix: _Index) -> None:
     # current placement
     if len(w.current) > w.max_replicas >= 1:
         c.add(f"{p}.current", f"{len(w.current)} current replicas exceed max replicas {w.max_replicas}")
+    if w.pinned and len(w.current) < w.min_replicas:
+        c.add(
+            f"{p}.pinned",
+            f"pinned with {len(w.current)} current replicas, fewer than min replicas {w.min_replicas}",
+        )
     gpu_count = ix.gpu_count
     want = 1 if w.gpus == 0 else w.gpus
     for k, r in enumerate(w.current):

@@ -87,6 +87,7 @@ RULES = (
     "budget",
     "objective",
     "unplaced",
+    "pinned",
 )
 
 _EPS = 1e-9
@@ -539,6 +540,45 @@ class _Verifier:
             if a != b:
                 self.add("objective", f.name, f"objective tier {f.name} is {a} in the plan, recomputed {b}")
 
+    def pinned_rules(self) -> None:
+        """A pinned workload's replicas are exactly its current ones: same node, same GPUs, uncapped."""
+        pinned = {w.name: w for w in self.problem.workloads if w.pinned}
+        if not pinned:
+            return
+        have: dict[str, list[tuple[str, tuple[int, ...]]]] = {name: [] for name in pinned}
+        for p in self.plan.placements:
+            w = pinned.get(p.workload)
+            if w is None:
+                continue
+            have[w.name].append((p.node, tuple(sorted(p.gpu_indices))))
+            node = self.nodes.get(p.node)
+            gpu = self.gpu_types.get(node.gpu_type) if node is not None else None
+            if gpu is not None and p.power_cap_w != gpu.max_power_w:
+                self.add(
+                    "pinned",
+                    f"{w.name}[{p.replica}]",
+                    f"pinned replica {p.replica} of {w.name} is capped at {p.power_cap_w} W; "
+                    f"pinned GPUs run uncapped at {gpu.max_power_w} W",
+                )
+        for name, w in pinned.items():
+            want = sorted((c.node, tuple(sorted(c.gpu_indices))) for c in w.current)
+            got = sorted(have[name])
+            if got != want:
+                missing = [f"{n}{list(g)}" for n, g in want if (n, g) not in got]
+                extra = [f"{n}{list(g)}" for n, g in got if (n, g) not in want]
+                detail = (
+                    "; ".join(
+                        part
+                        for part in (
+                            f"missing {', '.join(missing)}" if missing else "",
+                            f"not current {', '.join(extra)}" if extra else "",
+                        )
+                        if part
+                    )
+                    or f"{len(got)} replicas for {len(want)} current ones"
+                )
+                self.add("pinned", name, f"{name} is pinned to its {len(want)} current replicas: {detail}")
+
     def run(self) -> list[Violation]:
         for p in self.plan.placements:
             self.placement(p)
@@ -547,6 +587,7 @@ class _Verifier:
         expected = compute_budgets(self.problem, self.plan.placements)
         self.power_rules(expected)
         self.workload_rules()
+        self.pinned_rules()
         self.unplaced_rules()
         self.budget_rules(expected)
         self.objective_rules()

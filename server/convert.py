@@ -199,6 +199,7 @@ def _workload(r: _Reader, m: pb.Workload, path: str) -> d.Workload:
         current=tuple(
             d.CurrentReplica(node=c.node, gpu_indices=tuple(int(g) for g in c.gpu_indices)) for c in m.current
         ),
+        pinned=bool(m.pinned),
     )
 
 
@@ -338,6 +339,7 @@ def _workload_pb(x: d.Workload) -> pb.Workload:
         cpu_milli=x.cpu_milli,
         host_memory_mib=x.host_memory_mib,
         current=[pb.CurrentReplica(node=c.node, gpu_indices=list(c.gpu_indices)) for c in x.current],
+        pinned=x.pinned,
     )
     if x.spread is not None:
         m.spread.CopyFrom(pb.Spread(level=enum_to_proto(x.spread.level), min_distinct=x.spread.min_distinct))

@@ -222,7 +222,7 @@ class CurrentReplica(_message.Message):
     def __init__(self, node: _Optional[str] = ..., gpu_indices: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Workload(_message.Message):
-    __slots__ = ("name", "gpus", "gpu_milli", "memory_gib", "allowed_gpu_types", "min_replicas", "max_replicas", "spread", "survive_site_loss_pct", "backup_minutes", "user_region", "max_latency_ms", "priority", "min_power_cap_pct", "cpu_milli", "host_memory_mib", "current")
+    __slots__ = ("name", "gpus", "gpu_milli", "memory_gib", "allowed_gpu_types", "min_replicas", "max_replicas", "spread", "survive_site_loss_pct", "backup_minutes", "user_region", "max_latency_ms", "priority", "min_power_cap_pct", "cpu_milli", "host_memory_mib", "current", "pinned")
     NAME_FIELD_NUMBER: _ClassVar[int]
     GPUS_FIELD_NUMBER: _ClassVar[int]
     GPU_MILLI_FIELD_NUMBER: _ClassVar[int]
@@ -240,6 +240,7 @@ class Workload(_message.Message):
     CPU_MILLI_FIELD_NUMBER: _ClassVar[int]
     HOST_MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
     CURRENT_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
     name: str
     gpus: int
     gpu_milli: int
@@ -257,7 +258,8 @@ class Workload(_message.Message):
     cpu_milli: int
     host_memory_mib: int
     current: _containers.RepeatedCompositeFieldContainer[CurrentReplica]
-    def __init__(self, name: _Optional[str] = ..., gpus: _Optional[int] = ..., gpu_milli: _Optional[int] = ..., memory_gib: _Optional[float] = ..., allowed_gpu_types: _Optional[_Iterable[str]] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., spread: _Optional[_Union[Spread, _Mapping]] = ..., survive_site_loss_pct: _Optional[int] = ..., backup_minutes: _Optional[float] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[float] = ..., priority: _Optional[int] = ..., min_power_cap_pct: _Optional[int] = ..., cpu_milli: _Optional[int] = ..., host_memory_mib: _Optional[int] = ..., current: _Optional[_Iterable[_Union[CurrentReplica, _Mapping]]] = ...) -> None: ...
+    pinned: bool
+    def __init__(self, name: _Optional[str] = ..., gpus: _Optional[int] = ..., gpu_milli: _Optional[int] = ..., memory_gib: _Optional[float] = ..., allowed_gpu_types: _Optional[_Iterable[str]] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., spread: _Optional[_Union[Spread, _Mapping]] = ..., survive_site_loss_pct: _Optional[int] = ..., backup_minutes: _Optional[float] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[float] = ..., priority: _Optional[int] = ..., min_power_cap_pct: _Optional[int] = ..., cpu_milli: _Optional[int] = ..., host_memory_mib: _Optional[int] = ..., current: _Optional[_Iterable[_Union[CurrentReplica, _Mapping]]] = ..., pinned: _Optional[bool] = ...) -> None: ...
 
 class SolveOptions(_message.Message):
     __slots__ = ("backend", "time_limit_s", "seed", "workers", "energy_metric", "optimise_energy", "optimise_moves", "optimise_fragmentation")
