@@ -115,6 +115,10 @@ class Knobs:
     backup_share: float = 0.15  # share of workloads that need backup minutes
     binding_rack_share: float = 0.5  # share of racks capped at 60-80% of their nameplate
     binding_site_share: float = 0.34  # share of sites capped at 65-80% of their nameplate
+    dc_eight_gpu_node_share: float = 0.7  # share of 8-GPU nodes in data-centre racks (the rest 4/2/1)
+    eight_gpu_replica_share: float = 0.0  # multi-GPU replicas forced to 8 GPUs (0: 2, 4 or 8 evenly)
+    replicas_scale: float = 1.0  # multiplies each workload's min and max replicas
+    gb200_weight: float = 0.08  # weight of GB200 (4-GPU compute trays) among data-centre GPU types
 
 
 def _knobs(values: dict[str, float]) -> Knobs:
@@ -127,6 +131,12 @@ def _knobs(values: dict[str, float]) -> Knobs:
         raise ValueError("fractional_share + multi_gpu_share must be at most 1")
     if k.demand_ratio < 0:
         raise ValueError("demand_ratio must be >= 0")
+    if not 0.0 <= k.dc_eight_gpu_node_share <= 1.0 or not 0.0 <= k.eight_gpu_replica_share <= 1.0:
+        raise ValueError("dc_eight_gpu_node_share and eight_gpu_replica_share must be in [0, 1]")
+    if k.gb200_weight < 0:
+        raise ValueError("gb200_weight must be >= 0")
+    if k.replicas_scale <= 0:
+        raise ValueError("replicas_scale must be > 0")
     return k
 
 
@@ -190,14 +200,24 @@ def _site_plans(size_gpus: int, rng: random.Random, k: Knobs) -> tuple[list[str]
     return regions, plans
 
 
-def _node_sizes(gpu_type: str, kind: SiteKind) -> tuple[tuple[int, float], ...]:
+_DEFAULT_EIGHT_SHARE = 0.7
+
+
+def _node_sizes(
+    gpu_type: str, kind: SiteKind, eight_share: float = _DEFAULT_EIGHT_SHARE
+) -> tuple[tuple[int, float], ...]:
     if kind is SiteKind.EDGE:
         return ((1, 0.35), (2, 0.4), (4, 0.25))
     if gpu_type == catalog.GB200:
         return ((4, 1.0),)
     if gpu_type in (catalog.L40S,):
-        return ((2, 0.3), (4, 0.4), (8, 0.3))
-    return ((8, 0.7), (4, 0.15), (2, 0.1), (1, 0.05))
+        if eight_share == _DEFAULT_EIGHT_SHARE:
+            return ((2, 0.3), (4, 0.4), (8, 0.3))
+        return ((2, 0.3 * (1.0 - eight_share)), (4, 0.7 * (1.0 - eight_share)), (8, eight_share))
+    if eight_share == _DEFAULT_EIGHT_SHARE:
+        return ((8, 0.7), (4, 0.15), (2, 0.1), (1, 0.05))
+    rest = (1.0 - eight_share) / (1.0 - _DEFAULT_EIGHT_SHARE)
+    return ((8, eight_share), (4, 0.15 * rest), (2, 0.1 * rest), (1, 0.05 * rest))
 
 
 def _rack_nameplate_target_w(gpu_type: str, kind: SiteKind, rng: random.Random) -> float:
@@ -224,13 +244,16 @@ def _build_fleet(size_gpus: int, rng: random.Random, k: Knobs) -> Fleet:
     dc_sizes = sorted(p.gpus for p in plans if p.kind is SiteKind.DATACENTER)
     median_dc = dc_sizes[len(dc_sizes) // 2] if dc_sizes else 0
 
+    dc_weights = DC_TYPE_WEIGHTS
+    if k.gb200_weight != dict(DC_TYPE_WEIGHTS)[catalog.GB200]:
+        dc_weights = tuple((t, k.gb200_weight if t == catalog.GB200 else w) for t, w in DC_TYPE_WEIGHTS)
     sites: list[Site] = []
     domains: list[PowerDomain] = []
     nodes: list[Node] = []
     links: list[Link] = []
     for plan in plans:
         is_dc = plan.kind is SiteKind.DATACENTER
-        weights = DC_TYPE_WEIGHTS if is_dc else EDGE_TYPE_WEIGHTS
+        weights = dc_weights if is_dc else EDGE_TYPE_WEIGHTS
         n_types = min(len(weights), rng.choice((1, 2, 2, 3)) if is_dc else rng.choice((1, 2)))
         site_types: list[str] = []
         while len(site_types) < n_types:
@@ -249,7 +272,11 @@ def _build_fleet(size_gpus: int, rng: random.Random, k: Knobs) -> Fleet:
             rack_nodes: list[Node] = []
             rack_w = 0
             while remaining > 0 and (not rack_nodes or rack_w < target_w * 0.95):
-                options = [(c, w) for c, w in _node_sizes(gpu_name, plan.kind) if c <= remaining]
+                options = [
+                    (c, w)
+                    for c, w in _node_sizes(gpu_name, plan.kind, k.dc_eight_gpu_node_share)
+                    if c <= remaining and w > 0
+                ]
                 count = int(_weighted(rng, [(str(c), w) for c, w in options])) if options else remaining
                 node = Node(
                     name=f"{rack_name}-n{len(rack_nodes) + 1:02d}",
@@ -434,7 +461,14 @@ def _build_workloads(fleet: Fleet, rng: random.Random, k: Knobs) -> tuple[Worklo
             candidates = list(gpus_by_type)
         else:
             service = rng.choice(MULTI_SERVICES)
-            gpus = rng.choice([g for g in (2, 4, 8) if g <= biggest_node] or [biggest_node])
+            if (
+                k.eight_gpu_replica_share > 0
+                and biggest_node >= 8
+                and rng.random() < k.eight_gpu_replica_share
+            ):
+                gpus = 8
+            else:
+                gpus = rng.choice([g for g in (2, 4, 8) if g <= biggest_node] or [biggest_node])
             gpu_milli = 0
             candidates = [t for t in gpus_by_type if max_count_by_type[t] >= gpus]
             if not candidates:
@@ -462,6 +496,9 @@ def _build_workloads(fleet: Fleet, rng: random.Random, k: Knobs) -> tuple[Worklo
         cap = max(1, min(budgets[cls], demand_milli // 10 or work) // work)
         min_r = max(1, min(cap, rng.choice((1, 1, 2, 2, 3, 4)) if gpus >= 4 else rng.randint(1, 6)))
         max_r = max(min_r, min(cap, min_r + rng.randint(0, 2 * min_r)))
+        if k.replicas_scale != 1.0:
+            min_r = max(1, round(min_r * k.replicas_scale))
+            max_r = max(min_r, round(max_r * k.replicas_scale))
         budgets[cls] -= max_r * work
         counters[service] = counters.get(service, 0) + 1
         name = f"{service}-{counters[service]:04d}"
@@ -573,3 +610,46 @@ def generate(size_gpus: int, seed: int, **knobs: float) -> Problem:
         seed,
     )
     return Problem(fleet=fleet, workloads=workloads)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named benchmark instance family: a fleet size and the generator knobs that shape it."""
+
+    name: str
+    size_gpus: int
+    knobs: tuple[tuple[str, float], ...]
+    about: str
+
+
+# Large fleets are mostly 8-GPU data-centre nodes with a thin edge, and most of their work
+# comes from multi-GPU replicas (8-GPU ones over-represented), so that L has about 5,000
+# nodes over about 50 sites and about 10,000 replicas at max_replicas. Power caps bind at
+# about half of the racks and a third of the sites (the generator's defaults).
+_SCALE_KNOBS: tuple[tuple[str, float], ...] = (
+    ("demand_ratio", 1.0),
+    ("fractional_share", 0.01),
+    ("multi_gpu_share", 0.88),
+    ("edge_share", 0.03),
+    ("dc_eight_gpu_node_share", 0.95),
+    ("eight_gpu_replica_share", 0.7),
+    ("gb200_weight", 0.02),
+)
+
+PROFILES: dict[str, Profile] = {
+    "S": Profile("S", 1_000, _SCALE_KNOBS, "about 1,000 GPUs"),
+    "M": Profile("M", 8_000, _SCALE_KNOBS, "about 8,000 GPUs"),
+    "L": Profile(
+        "L", 40_000, _SCALE_KNOBS, "40,000 GPUs, about 5,000 nodes, about 50 sites, ~10,000 replicas"
+    ),
+    "XL": Profile("XL", 160_000, _SCALE_KNOBS, "160,000 GPUs"),
+}
+
+
+def profile(name: str, seed: int = 0) -> Problem:
+    """The benchmark instance ``name`` (S, M, L or XL) for ``seed``; see ``PROFILES``."""
+    try:
+        p = PROFILES[name.upper()]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; one of {', '.join(PROFILES)}") from None
+    return generate(p.size_gpus, seed, **dict(p.knobs))
