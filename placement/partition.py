@@ -1,0 +1,864 @@
+"""Partitioned solve: groups of whole sites solved independently and combined into one verified plan.
+
+    split -> sub-problems -> solve each (process pool or Ray) -> combine -> budgets, objective,
+    unplaced reasons -> verify -> Plan
+
+Groups
+------
+``partition(problem, groups)`` splits the sites into ``groups`` groups of whole sites
+(a power domain lies inside one site, so it never straddles groups), balanced on two
+loads at once: READY GPUs and usable site power, each as a share of the fleet. Regions
+start as single units; while the longest-processing-time packing of the units is more
+than ``BALANCE_TOLERANCE`` above the ideal share in either load, the heaviest unit of
+several sites is split in two (its sites packed in two halves). So a region's sites stay
+together unless balance needs them apart.
+
+Workloads
+---------
+A workload's *candidate sites* come from a relaxation of the candidate filter, at site
+level: a site is a candidate when it has a READY node of an allowed GPU type with the
+memory per GPU, the GPU count (whole replicas) or a shareable GPU (fractional ones), and
+passes the latency and backup rules. Power, host resources and power-cap floors are not
+checked, so the candidate set is a superset of the engine's: every node the engine
+would allow lies in a candidate site.
+
+* candidates in one group: the workload goes there;
+* candidates in several groups (*spanning*): largest work first (``priority *
+  work_milli * max_replicas``), it goes to the group with the most free candidate
+  capacity at that point (GPU thousandths, scaled down by the power caps of racks and
+  sites, minus what the workloads already assigned claim at ``max_replicas``); a group
+  holding most of its current replicas is preferred when its free capacity covers the
+  workload. Groups that cannot satisfy its spread (distinct candidate sites, power domains
+  or nodes) or site-loss survival (two candidate sites) alone are skipped; when none can,
+  but the whole fleet could, it is left unplaced with the rule ``partitioning``;
+* no candidate site at all, or rules the whole fleet cannot satisfy either: left out of
+  every group and explained on the whole problem by the candidate filter;
+* pinned: in the group of its current nodes; a pinned workload whose current nodes lie in
+  several groups is split into one pinned piece per group (its replicas stay exactly
+  where they are, so nothing is lost); other current replicas are kept in the
+  sub-problem only where their node lies in the workload's group (the rest count as moves).
+
+Each sub-problem holds its group's sites, power domains and nodes, every GPU type and
+user region, and one link per (region, site) with the whole fleet's shortest-path
+latency, so the latency rule reads exactly the same numbers as on the whole fleet.
+
+The bound
+---------
+The sum of the parts' tier-1 bounds is not a bound of the whole problem: a plan of the
+whole may place a spanning workload across groups, or in a group other than the one
+partitioning chose. ``SolveInfo.bound`` of the combined plan is the minimum of:
+
+1. ``sum_g B_g + W_span``. Take an optimal plan P* of the whole problem and delete
+   every spanning workload from it (all of its replicas). Each remaining workload has all
+   its candidate nodes, hence all its replicas, inside its own group, and deleting whole
+   workloads keeps every hard rule (power only drops; all-or-nothing, spread and survival
+   are per workload). So the rest of P*, cut at group borders, is a feasible plan of each
+   sub-problem (whose other workloads it leaves out; pinned pieces are in P* as they are).
+   Hence ``OPT_whole <= sum_g OPT_g + W_span <= sum_g B_g + W_span``, where ``B_g`` is the
+   part's proven tier-1 bound (or the most its workloads can earn when a part proves none)
+   and ``W_span`` the most the spanning workloads can earn (``priority * work_milli *
+   max_replicas *`` the best throughput of any level). This also bounds what partitioning
+   can cost: ``OPT_whole - sum_g OPT_g <= W_span``.
+2. a linear relaxation of the whole problem (``relaxation_bound``): per (site, GPU
+   type) the GPU thousandths of READY nodes, per (site, GPU type) the usable power of the
+   power domains holding that type, per site its usable power, per workload its work at
+   ``max_replicas``, on the candidate (site, type) pairs and the power levels the workload
+   accepts; each GPU thousandth at a level draws at least ``(cap + host / gpu_count) /
+   1000`` W (a powered node's host draw spread over its GPUs, the smallest over the
+   type's nodes in the site; a shared GPU runs uncapped). Integrality, min replicas,
+   spread and survival are dropped, so every plan of the whole problem is a feasible
+   point and the LP optimum (plus a small tolerance) bounds tier 1.
+3. ``whole_bound``, when the caller has one (the single-process solve's proven bound).
+
+So ``gap = (bound - placed_work) / bound`` covers the solver's gap in each part *and* what
+partitioning cost; ``PartitionStats.partition_cost_bound`` is ``W_span``.
+
+Time: every part gets the time limit minus a margin for combining and verifying (10% +
+0.5 s). Parts run in a process pool of ``processes`` (default 2) or as Ray tasks
+(``num_cpus=1`` each, on ``ray.init(address=address)``, or a local Ray when ``address`` is
+None; a Ray already initialised by the caller is used as it is and left running). With
+more groups than cores the parts run in waves, so the wall time can exceed the limit.
+"""
+
+from __future__ import annotations
+
+import bisect
+import concurrent.futures as cf
+import logging
+import math
+import multiprocessing
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from placement.budgets import compute_budgets
+from placement.domain import (
+    Fleet,
+    Link,
+    Node,
+    NodeState,
+    Plan,
+    Problem,
+    Reason,
+    ReplicaPlacement,
+    SolveInfo,
+    SolveStatus,
+    SpreadLevel,
+    StopReason,
+    UnplacedWorkload,
+    Workload,
+)
+from placement.energy import allowed_levels
+from placement.network import latency_table
+from placement.objective import evaluate
+
+log = logging.getLogger(__name__)
+
+BALANCE_TOLERANCE = 0.1  # a group may carry up to 10% more than 1/groups of GPUs or power
+MARGIN_FRACTION = 0.1
+MARGIN_S = 0.5
+PARTITIONING = "partitioning"
+_EPS = 1e-6
+
+SiteType = tuple[str, str]  # (site, GPU type)
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Partition:
+    """The groups, their sub-problems and what partitioning did with each workload."""
+
+    sites: tuple[tuple[str, ...], ...]  # site names per group
+    problems: tuple[Problem, ...]
+    group_of: dict[str, int]  # workload name -> group (pinned pieces: the group of their first node)
+    spanning: tuple[str, ...]  # workloads whose candidate sites lie in more than one group
+    spanning_work: int  # W_span: the most tier-1 work the spanning workloads can earn
+    left_out: tuple[str, ...]  # in no group: "partitioning" or no candidate anywhere
+    reasons: dict[str, tuple[Reason, ...]]  # reasons for the left-out workloads
+
+
+@dataclass(frozen=True)
+class PartStats:
+    group: int
+    sites: int
+    nodes: int
+    gpus: int
+    workloads: int
+    status: str
+    placed_work: int
+    bound: float | None
+    wall_s: float
+
+
+@dataclass(frozen=True)
+class PartitionStats:
+    groups: int
+    executor: str
+    parts: tuple[PartStats, ...]
+    spanning_workloads: int
+    left_out_partitioning: int
+    partition_cost_bound: int  # W_span: OPT_whole - sum of the parts' optima is at most this
+    bound_parts: float  # sum_g B_g + W_span
+    bound_relaxation: float | None
+    split_s: float
+    solve_s: float
+    combine_s: float
+    wall_s: float = 0.0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+# ---------------------------------------------------------------------- the fleet index
+
+
+@dataclass
+class _SiteIndex:
+    """What the site-level relaxation of the filter needs, per site and GPU type."""
+
+    ready_gpus: dict[str, int]
+    by_type: dict[SiteType, list[Node]]  # READY nodes
+    counts: dict[SiteType, list[int]]  # sorted gpu counts of READY nodes
+    domain_max: dict[SiteType, list[int]]  # sorted, per power domain: its largest READY node of the type
+    capacity_milli: dict[SiteType, float]  # GPU thousandths, scaled by rack and site power caps
+    types_at: dict[str, list[str]]
+
+
+def _index(problem: Problem) -> _SiteIndex:
+    fleet = problem.fleet
+    gpus = {g.name: g for g in fleet.gpu_types}
+    domains = {(d.site, d.name): d for d in fleet.power_domains}
+    by_type: dict[SiteType, list[Node]] = defaultdict(list)
+    ready_gpus: dict[str, int] = defaultdict(int)
+    nameplate_dom: dict[tuple[str, str], int] = defaultdict(int)
+    nameplate_site: dict[str, int] = defaultdict(int)
+    for n in fleet.nodes:
+        if n.state is not NodeState.READY:
+            continue
+        by_type[(n.site, n.gpu_type)].append(n)
+        ready_gpus[n.site] += n.gpu_count
+        np_w = n.host_power_w + n.gpu_count * gpus[n.gpu_type].max_power_w
+        nameplate_dom[(n.site, n.power_domain)] += np_w
+        nameplate_site[n.site] += np_w
+    site_factor = {
+        s.name: min(1.0, s.usable_power_w / nameplate_site[s.name]) if nameplate_site[s.name] else 0.0
+        for s in fleet.sites
+    }
+    dom_factor = {k: min(1.0, domains[k].usable_power_w / w) if w else 0.0 for k, w in nameplate_dom.items()}
+    capacity: dict[SiteType, float] = defaultdict(float)
+    counts: dict[SiteType, list[int]] = {}
+    domain_max: dict[SiteType, list[int]] = {}
+    types_at: dict[str, list[str]] = defaultdict(list)
+    for key, nodes in by_type.items():
+        site = key[0]
+        types_at[site].append(key[1])
+        per_dom: dict[str, int] = defaultdict(int)
+        for n in nodes:
+            capacity[key] += 1000.0 * n.gpu_count * dom_factor[(site, n.power_domain)] * site_factor[site]
+            per_dom[n.power_domain] = max(per_dom[n.power_domain], n.gpu_count)
+        counts[key] = sorted(n.gpu_count for n in nodes)
+        domain_max[key] = sorted(per_dom.values())
+    return _SiteIndex(dict(ready_gpus), dict(by_type), counts, domain_max, dict(capacity), dict(types_at))
+
+
+def _candidate_pairs(
+    problem: Problem, ix: _SiteIndex, latency: dict[tuple[str, str], float]
+) -> list[list[SiteType]]:
+    """Per workload, the (site, type) pairs the site-level relaxation of the filter allows."""
+    gpus = {g.name: g for g in problem.fleet.gpu_types}
+    sites = {s.name: s for s in problem.fleet.sites}
+    out: list[list[SiteType]] = []
+    for w in problem.workloads:
+        pairs: list[SiteType] = []
+        allowed = set(w.allowed_gpu_types)
+        for site_name, types in ix.types_at.items():
+            site = sites[site_name]
+            if site.backup_minutes + _EPS < w.backup_minutes:
+                continue
+            if w.max_latency_ms > 0:
+                ms = latency.get((w.user_region, site_name))
+                if ms is None or ms > w.max_latency_ms + _EPS:
+                    continue
+            for t in types:
+                g = gpus[t]
+                if allowed and t not in allowed:
+                    continue
+                if w.is_fractional and not g.shareable:
+                    continue
+                if w.memory_per_gpu_gib > g.memory_gib + _EPS:
+                    continue
+                if not w.is_fractional and ix.counts[(site_name, t)][-1] < w.gpus:
+                    continue
+                pairs.append((site_name, t))
+        out.append(sorted(pairs))
+    return out
+
+
+def _count_at_least(sorted_counts: list[int], k: int) -> int:
+    return len(sorted_counts) - bisect.bisect_left(sorted_counts, k)
+
+
+def _can_hold(w: Workload, pairs: Sequence[SiteType], ix: _SiteIndex) -> bool:
+    """Can these candidate pairs alone satisfy the workload's spread and site-loss survival (relaxed)?"""
+    if not pairs:
+        return False
+    sites = {s for s, _ in pairs}
+    if w.survivors_required > 0 and len(sites) < 2:
+        return False
+    if w.spread is None:
+        return True
+    need = max(1, w.gpus)
+    if w.spread.level is SpreadLevel.SITE:
+        distinct = len(sites)
+    elif w.spread.level is SpreadLevel.POWER_DOMAIN:
+        distinct = sum(_count_at_least(ix.domain_max[p], need) for p in pairs)
+    else:
+        distinct = sum(_count_at_least(ix.counts[p], need) for p in pairs)
+    return distinct >= w.spread.min_distinct
+
+
+def _max_pct(problem: Problem) -> int:
+    return max(
+        (lv.relative_throughput_pct for g in problem.fleet.gpu_types for lv in g.power_levels), default=0
+    )
+
+
+def max_work(w: Workload, pct: int) -> int:
+    """The most tier-1 work a workload can earn: all of its max replicas at ``pct``."""
+    return w.priority * w.work_milli * pct * w.max_replicas
+
+
+# --------------------------------------------------------------------------- the groups
+
+
+def _pack(units: list[list[str]], weight: dict[str, tuple[float, float]], k: int) -> list[list[str]]:
+    """Longest processing time first on two loads: each unit to the group whose worse load stays lowest."""
+    loads = [(0.0, 0.0)] * k
+    groups: list[list[str]] = [[] for _ in range(k)]
+
+    def unit_w(u: list[str]) -> tuple[float, float]:
+        return (sum(weight[s][0] for s in u), sum(weight[s][1] for s in u))
+
+    for u in sorted(units, key=lambda u: (-max(unit_w(u)), u)):
+        a, b = unit_w(u)
+        best = min(range(k), key=lambda g: (max(loads[g][0] + a, loads[g][1] + b), g))
+        loads[best] = (loads[best][0] + a, loads[best][1] + b)
+        groups[best].extend(u)
+    return groups
+
+
+def _imbalance(groups: list[list[str]], weight: dict[str, tuple[float, float]], k: int) -> float:
+    worst = 0.0
+    for g in groups:
+        worst = max(worst, sum(weight[s][0] for s in g), sum(weight[s][1] for s in g))
+    return worst * k  # 1.0 is perfect balance
+
+
+def site_groups(problem: Problem, groups: int) -> list[list[str]]:
+    """Whole sites in ``groups`` groups (fewer when there are fewer sites), balanced on GPUs and power."""
+    fleet = problem.fleet
+    ix = _index(problem)
+    k = max(1, min(groups, len(fleet.sites)))
+    if k < groups:
+        log.warning("only %d sites: %d groups instead of %d", len(fleet.sites), k, groups)
+    total_gpus = sum(ix.ready_gpus.values()) or 1
+    total_w = sum(s.usable_power_w for s in fleet.sites) or 1
+    weight = {
+        s.name: (ix.ready_gpus.get(s.name, 0) / total_gpus, s.usable_power_w / total_w) for s in fleet.sites
+    }
+    by_region: dict[str, list[str]] = defaultdict(list)
+    for s in fleet.sites:
+        by_region[s.region].append(s.name)
+    units = [sorted(v) for _, v in sorted(by_region.items())]
+    while True:
+        packed = _pack(units, weight, k) if len(units) >= k else None
+        if packed is not None and (all(packed) and _imbalance(packed, weight, k) <= 1.0 + BALANCE_TOLERANCE):
+            break
+        splittable = [u for u in units if len(u) > 1]
+        if not splittable:
+            packed = _pack(units, weight, k)
+            break
+        heaviest = max(splittable, key=lambda u: (max(sum(weight[s][i] for s in u) for i in (0, 1)), u))
+        units.remove(heaviest)
+        units.extend(_pack([[s] for s in heaviest], weight, 2))
+    return [sorted(g) for g in packed if g]
+
+
+# ------------------------------------------------------------------------ the partition
+
+
+def _sub_fleet(fleet: Fleet, sites: set[str], latency: dict[tuple[str, str], float]) -> Fleet:
+    links = tuple(Link(region, site, ms) for (region, site), ms in sorted(latency.items()) if site in sites)
+    return Fleet(
+        gpu_types=fleet.gpu_types,
+        sites=tuple(s for s in fleet.sites if s.name in sites),
+        power_domains=tuple(d for d in fleet.power_domains if d.site in sites),
+        nodes=tuple(n for n in fleet.nodes if n.site in sites),
+        regions=fleet.regions,
+        links=links,
+    )
+
+
+def split(problem: Problem, groups: int) -> Partition:
+    """The groups, their sub-problems and the bookkeeping the bound needs (see the module docstring)."""
+    fleet = problem.fleet
+    group_sites = site_groups(problem, groups)
+    k = len(group_sites)
+    site_group = {s: g for g, ss in enumerate(group_sites) for s in ss}
+    node_site = {n.name: n.site for n in fleet.nodes}
+    latency = latency_table(fleet) if fleet.regions else {}
+    ix = _index(problem)
+    pairs_of = _candidate_pairs(problem, ix, latency)
+    pct = _max_pct(problem)
+    free = dict(ix.capacity_milli)
+
+    def claim(w: Workload, pairs: Sequence[SiteType]) -> None:
+        demand = float(w.work_milli * w.max_replicas)
+        have = sum(max(0.0, free[p]) for p in pairs)
+        if have <= 0:
+            return
+        for p in pairs:
+            free[p] = max(0.0, free[p] - demand * max(0.0, free[p]) / have)
+
+    members: list[list[Workload]] = [[] for _ in range(k)]
+    group_of: dict[str, int] = {}
+    spanning: list[str] = []
+    span_work = 0
+    left_out: list[str] = []
+    reasons: dict[str, tuple[Reason, ...]] = {}
+    to_explain: list[int] = []
+    pending: list[int] = []
+
+    for wi, w in enumerate(problem.workloads):
+        pairs = pairs_of[wi]
+        cand_groups = sorted({site_group[s] for s, _ in pairs})
+        if len(cand_groups) > 1:
+            spanning.append(w.name)
+            span_work += max_work(w, pct)
+        if w.pinned and w.current:
+            by_group: dict[int, list[Any]] = defaultdict(list)
+            for cr in w.current:
+                by_group[site_group[node_site[cr.node]]].append(cr)
+            if len(by_group) == 1:
+                g = next(iter(by_group))
+                members[g].append(w)
+            else:
+                for g, crs in sorted(by_group.items()):
+                    piece = replace(
+                        w,
+                        current=tuple(crs),
+                        min_replicas=len(crs),
+                        max_replicas=len(crs),
+                        spread=None,
+                        survive_site_loss_pct=0,
+                    )
+                    members[g].append(piece)
+                g = min(by_group)
+            group_of[w.name] = g
+            claim(w, pairs)
+            continue
+        if not pairs or not _can_hold(w, pairs, ix):
+            to_explain.append(wi)
+            continue
+        if len(cand_groups) == 1:
+            g = cand_groups[0]
+            members[g].append(_in_group(w, group_sites[g], node_site))
+            group_of[w.name] = g
+            claim(w, pairs)
+        else:
+            pending.append(wi)
+
+    pending.sort(key=lambda wi: (-max_work(problem.workloads[wi], 1), problem.workloads[wi].name))
+    for wi in pending:
+        w = problem.workloads[wi]
+        pairs = pairs_of[wi]
+        options = []
+        for g in range(k):
+            mine = [p for p in pairs if site_group[p[0]] == g]
+            if mine and _can_hold(w, mine, ix):
+                options.append((g, mine, sum(free[p] for p in mine)))
+        if not options:
+            left_out.append(w.name)
+            reasons[w.name] = (
+                Reason(
+                    PARTITIONING,
+                    f"{w.name}'s candidate sites lie in {len({site_group[s] for s, _ in pairs})} of "
+                    f"{k} site groups and its "
+                    + ("spread" if w.spread is not None else "")
+                    + (" and " if w.spread is not None and w.survivors_required > 0 else "")
+                    + ("site-loss survival" if w.survivors_required > 0 else "")
+                    + " needs sites in more than one group; no group can hold it alone",
+                    0,
+                ),
+            )
+            continue
+        demand = w.work_milli * w.max_replicas
+        here = Counter(site_group[node_site[cr.node]] for cr in w.current if cr.node in node_site)
+        chosen = max(options, key=lambda o: (o[2], -o[0]))
+        if here:
+            home = here.most_common(1)[0][0]
+            for o in options:
+                if o[0] == home and o[2] >= demand:
+                    chosen = o
+        g = chosen[0]
+        members[g].append(_in_group(w, group_sites[g], node_site))
+        group_of[w.name] = g
+        claim(w, chosen[1])
+
+    if to_explain:
+        reasons.update(_explain_whole(problem, to_explain))
+        left_out.extend(problem.workloads[wi].name for wi in to_explain)
+
+    problems = []
+    for g, sites in enumerate(group_sites):
+        fleet_g = _sub_fleet(fleet, set(sites), latency)
+        problems.append(Problem(fleet=fleet_g, workloads=tuple(members[g]), options=problem.options))
+    log.info(
+        "partition: %d groups of %s sites, %s workloads; %d spanning, %d left out",
+        k,
+        [len(s) for s in group_sites],
+        [len(m) for m in members],
+        len(spanning),
+        len(left_out),
+    )
+    return Partition(
+        sites=tuple(tuple(s) for s in group_sites),
+        problems=tuple(problems),
+        group_of=group_of,
+        spanning=tuple(spanning),
+        spanning_work=span_work,
+        left_out=tuple(left_out),
+        reasons=reasons,
+    )
+
+
+def _in_group(w: Workload, sites: Sequence[str], node_site: dict[str, str]) -> Workload:
+    """The workload with only the current replicas whose node lies in the group."""
+    if not w.current:
+        return w
+    keep = set(sites)
+    current = tuple(cr for cr in w.current if node_site.get(cr.node) in keep)
+    return w if len(current) == len(w.current) else replace(w, current=current)
+
+
+def _explain_whole(problem: Problem, indices: list[int]) -> dict[str, tuple[Reason, ...]]:
+    """Filter reasons on the whole fleet for workloads placed in no group."""
+    from placement.candidates import filter_candidates
+    from placement.explain import filter_reasons
+
+    prepared = filter_candidates(problem, indices)
+    out = {}
+    for wi in indices:
+        rs = filter_reasons(prepared, wi)
+        if not rs:  # the relaxation said no, the filter found room: say what happened
+            rs = [Reason(PARTITIONING, "no site group can hold it alone", 0)]
+        out[problem.workloads[wi].name] = tuple(rs)
+    return out
+
+
+def partition(problem: Problem, groups: int) -> list[Problem]:
+    """Split the fleet into ``groups`` groups of whole sites, one sub-problem per group."""
+    return list(split(problem, groups).problems)
+
+
+# ---------------------------------------------------------------------------- the bound
+
+
+def relaxation_bound(problem: Problem) -> float | None:
+    """A linear relaxation of tier 1 of the whole problem (see the module docstring), or None."""
+    try:
+        from ortools.linear_solver import pywraplp
+    except ImportError:  # pragma: no cover - ortools is a hard dependency
+        return None
+    fleet = problem.fleet
+    ix = _index(problem)
+    latency = latency_table(fleet) if fleet.regions else {}
+    pairs_of = _candidate_pairs(problem, ix, latency)
+    gpus = {g.name: g for g in fleet.gpu_types}
+    domains = {(d.site, d.name): d for d in fleet.power_domains}
+    solver = pywraplp.Solver.CreateSolver("GLOP")
+    if solver is None:
+        return None
+    inf = solver.infinity()
+    # host draw per GPU, the least over the type's READY nodes in the site
+    host_per_gpu = {p: min(n.host_power_w / n.gpu_count for n in nodes) for p, nodes in ix.by_type.items()}
+    type_power_w: dict[SiteType, int] = {}
+    for p, nodes in ix.by_type.items():
+        doms = {(n.site, n.power_domain) for n in nodes}
+        type_power_w[p] = sum(domains[d].usable_power_w for d in doms)
+    gpu_rows: dict[SiteType, Any] = {}
+    pow_rows: dict[SiteType, Any] = {}
+    site_rows: dict[str, Any] = {}
+    for p in ix.by_type:
+        gpu_rows[p] = solver.Constraint(-inf, 1000.0 * sum(n.gpu_count for n in ix.by_type[p]))
+        pow_rows[p] = solver.Constraint(-inf, float(type_power_w[p]))
+    for s in fleet.sites:
+        site_rows[s.name] = solver.Constraint(-inf, float(s.usable_power_w))
+    objective = solver.Objective()
+    objective.SetMaximization()
+    n_vars = 0
+    for wi, w in enumerate(problem.workloads):
+        if not pairs_of[wi]:
+            continue
+        row = solver.Constraint(0.0, float(w.work_milli * w.max_replicas))
+        for p in pairs_of[wi]:
+            g = gpus[p[1]]
+            if w.is_fractional:
+                options = [(g.power_levels[-1].relative_throughput_pct, float(g.max_power_w))]
+            else:
+                options = [
+                    (g.power_levels[i].relative_throughput_pct, float(g.power_levels[i].power_cap_w))
+                    for i in allowed_levels(w, g)
+                ]
+            for thr, cap_w in options:
+                x = solver.NumVar(0.0, inf, "")
+                n_vars += 1
+                row.SetCoefficient(x, 1.0)
+                gpu_rows[p].SetCoefficient(x, 1.0)
+                draw = (cap_w + host_per_gpu[p]) / 1000.0
+                pow_rows[p].SetCoefficient(x, draw)
+                site_rows[p[0]].SetCoefficient(x, draw)
+                objective.SetCoefficient(x, float(w.priority * thr))
+    if n_vars == 0:
+        return 0.0
+    status = solver.Solve()
+    if status != pywraplp.Solver.OPTIMAL:
+        log.warning("relaxation bound: LP status %s; no bound", status)
+        return None
+    value = objective.Value()
+    return math.floor(value * (1 + 1e-7) + 1.0)
+
+
+# ---------------------------------------------------------------------------- solving
+
+
+def _solve_part(problem: Problem) -> Plan:
+    from placement.solve import solve
+
+    return solve(problem)
+
+
+def _run_local(problems: list[Problem], processes: int) -> list[Plan | BaseException]:
+    if processes <= 1 or len(problems) <= 1:
+        out: list[Plan | BaseException] = []
+        for p in problems:
+            try:
+                out.append(_solve_part(p))
+            except Exception as exc:
+                log.exception("a part failed")
+                out.append(exc)
+        return out
+    ctx = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=min(processes, len(problems)), mp_context=ctx) as pool:
+        futures = [pool.submit(_solve_part, p) for p in problems]
+        results: list[Plan | BaseException] = []
+        for f in futures:
+            try:
+                results.append(f.result())
+            except Exception as exc:
+                log.warning("a part failed: %r", exc)
+                results.append(exc)
+        return results
+
+
+def _run_ray(problems: list[Problem], address: str | None) -> list[Plan | BaseException]:
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        if address is None:
+            ray.init(include_dashboard=False, log_to_driver=False)
+        else:  # a cluster: ship this package to its workers
+            import placement
+
+            ray.init(address=address, runtime_env={"py_modules": [placement]}, log_to_driver=False)
+        started = True
+    try:
+        remote = ray.remote(num_cpus=1)(_solve_part)
+        refs = [remote.remote(p) for p in problems]
+        out: list[Plan | BaseException] = []
+        for ref in refs:
+            try:
+                out.append(ray.get(ref))
+            except Exception as exc:
+                log.warning("a part failed on Ray: %r", exc)
+                out.append(exc)
+        return out
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def solve_partitioned(
+    problem: Problem,
+    groups: int,
+    executor: str = "local",
+    address: str | None = None,
+    time_limit_s: float | None = None,
+    *,
+    processes: int = 2,
+    whole_bound: float | None = None,
+) -> Plan:
+    """Solve the sub-problems of ``partition(problem, groups)`` independently; one verified plan."""
+    return solve_partitioned_stats(
+        problem,
+        groups,
+        executor,
+        address,
+        time_limit_s,
+        processes=processes,
+        whole_bound=whole_bound,
+    )[0]
+
+
+def solve_partitioned_stats(
+    problem: Problem,
+    groups: int,
+    executor: str = "local",
+    address: str | None = None,
+    time_limit_s: float | None = None,
+    *,
+    processes: int = 2,
+    whole_bound: float | None = None,
+    relaxation: bool = True,
+) -> tuple[Plan, PartitionStats]:
+    """``solve_partitioned`` with the figures a benchmark reports (``PartitionStats``)."""
+    from placement.solve import code_revision
+    from placement.verify import check
+
+    if executor not in ("local", "ray"):
+        raise ValueError(f"executor must be 'local' or 'ray', not {executor!r}")
+    t0 = time.monotonic()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    limit = problem.options.time_limit_s if time_limit_s is None else time_limit_s
+    part_limit = max(0.1, limit - MARGIN_FRACTION * limit - MARGIN_S)
+    parallel = executor == "ray" or processes > 1
+    part_options = replace(
+        problem.options, time_limit_s=part_limit, workers=1 if parallel else problem.options.workers
+    )
+    part = split(problem, groups)
+    split_s = time.monotonic() - t0
+    subs = [replace(p, options=part_options) for p in part.problems]
+    todo = [i for i, p in enumerate(subs) if p.workloads]
+    t1 = time.monotonic()
+    if executor == "ray":
+        results = _run_ray([subs[i] for i in todo], address)
+    else:
+        results = _run_local([subs[i] for i in todo], processes)
+    solve_s = time.monotonic() - t1
+    t2 = time.monotonic()
+    by_group: dict[int, Plan | BaseException] = dict(zip(todo, results, strict=True))
+    plan, stats_parts, bound_parts, notes = _combine(problem, part, subs, by_group)
+    bound_relax = relaxation_bound(problem) if relaxation else None
+    bounds = [bound_parts] + [b for b in (bound_relax, whole_bound) if b is not None]
+    bound = float(min(bounds))
+    if bound < plan.objective.placed_work:
+        log.warning(
+            "bound %.0f below the placed work %d; using the placed work", bound, plan.objective.placed_work
+        )
+        bound = float(plan.objective.placed_work)
+    pw = plan.objective.placed_work
+    gap = max(0.0, (bound - pw) / bound) if bound > 0 else 0.0
+    statuses = [r.info.status if isinstance(r, Plan) else None for r in by_group.values()]
+    # OPTIMAL only when the parts are and nothing spans groups: then the whole problem is their sum
+    optimal = all(s is SolveStatus.OPTIMAL for s in statuses) and not part.spanning and not part.left_out
+    stops = {r.info.stop_reason for r in by_group.values() if isinstance(r, Plan)}
+    stop = (
+        StopReason.INTERRUPTED
+        if StopReason.INTERRUPTED in stops
+        else StopReason.TIME_LIMIT
+        if StopReason.TIME_LIMIT in stops
+        else StopReason.NONE
+    )
+    first = next((r for r in by_group.values() if isinstance(r, Plan)), None)
+    info = SolveInfo(
+        status=SolveStatus.OPTIMAL if optimal else SolveStatus.FEASIBLE,
+        stop_reason=stop,
+        bound=bound,
+        gap=gap,
+        backend=(first.info.backend if first else problem.options.backend.value) + f"+partition[{executor}]",
+        solver_version=first.info.solver_version if first else "",
+        seed=problem.options.seed,
+        wall_s=time.monotonic() - t0,
+        code_revision=code_revision(),
+        started_at=started_at,
+    )
+    plan = replace(plan, info=info)
+    check(problem, plan)
+    combine_s = time.monotonic() - t2
+    stats = PartitionStats(
+        groups=len(subs),
+        executor=executor,
+        parts=tuple(stats_parts),
+        spanning_workloads=len(part.spanning),
+        left_out_partitioning=sum(
+            1 for n in part.left_out if any(r.rule == PARTITIONING for r in part.reasons.get(n, ()))
+        ),
+        partition_cost_bound=part.spanning_work,
+        bound_parts=bound_parts,
+        bound_relaxation=bound_relax,
+        split_s=split_s,
+        solve_s=solve_s,
+        combine_s=combine_s,
+        wall_s=time.monotonic() - t0,
+        notes=tuple(notes),
+    )
+    log.info(
+        "partitioned solve: %d groups on %s, placed work %d, bound %.0f (gap %.4f), %.2f s",
+        len(subs),
+        executor,
+        pw,
+        bound,
+        gap,
+        stats.wall_s,
+    )
+    return replace(plan, info=replace(info, wall_s=stats.wall_s)), stats
+
+
+def _combine(
+    problem: Problem,
+    part: Partition,
+    subs: list[Problem],
+    results: dict[int, Plan | BaseException],
+) -> tuple[Plan, list[PartStats], float, list[str]]:
+    pct = _max_pct(problem)
+    order = {w.name: i for i, w in enumerate(problem.workloads)}
+    copies = Counter(w.name for s in subs for w in s.workloads)
+    pinned_split = {name for name, n in copies.items() if n > 1}
+    placed: list[tuple[int, int, int, ReplicaPlacement]] = []
+    unplaced: dict[str, list[Reason]] = defaultdict(list)
+    stats: list[PartStats] = []
+    bound_sum = float(part.spanning_work)
+    notes: list[str] = []
+    for g, sub in enumerate(subs):
+        res = results.get(g)
+        trivial = float(sum(max_work(w, pct) for w in sub.workloads))
+        if isinstance(res, Plan):
+            for p in res.placements:
+                placed.append((order[p.workload], g, p.replica, p))
+            for u in res.unplaced:
+                unplaced[u.workload].extend(u.reasons)
+            b = res.info.bound if res.info.bound is not None else trivial
+            bound_sum += b
+            status, pw, wall = res.info.status.value, res.objective.placed_work, res.info.wall_s
+        else:
+            bound_sum += trivial
+            status, pw, wall, b = ("EMPTY" if res is None else "ERROR"), 0, 0.0, trivial
+            if res is not None:
+                notes.append(f"group {g} failed: {res!r}")
+                for w in sub.workloads:
+                    unplaced[w.name].append(
+                        Reason(PARTITIONING, f"the solve of site group {g} failed: {res!r}", 0)
+                    )
+        stats.append(
+            PartStats(
+                group=g,
+                sites=len(sub.fleet.sites),
+                nodes=len(sub.fleet.nodes),
+                gpus=sum(n.gpu_count for n in sub.fleet.nodes),
+                workloads=len(sub.workloads),
+                status=status,
+                placed_work=pw,
+                bound=b,
+                wall_s=wall,
+            )
+        )
+    # a pinned workload split over groups is placed only when every piece is
+    broken = {n for n in pinned_split if n in unplaced}
+    placed.sort(key=lambda t: (t[0], t[1], t[2]))
+    next_replica: Counter[str] = Counter()
+    placements: list[ReplicaPlacement] = []
+    for _, _, _, p in placed:
+        if p.workload in broken:
+            continue
+        placements.append(replace(p, replica=next_replica[p.workload]))
+        next_replica[p.workload] += 1
+    for name, rs in part.reasons.items():
+        unplaced[name].extend(rs)
+    out_unplaced = tuple(
+        UnplacedWorkload(w.name, tuple(_dedup(unplaced.get(w.name, ()))))
+        for w in problem.workloads
+        if w.name not in next_replica
+    )
+    pl = tuple(placements)
+    plan = Plan(
+        placements=pl,
+        budgets=compute_budgets(problem, pl),
+        unplaced=out_unplaced,
+        objective=evaluate(problem, pl),
+        info=SolveInfo(status=SolveStatus.FEASIBLE),
+    )
+    return plan, stats, bound_sum, notes
+
+
+def _dedup(reasons: Iterable[Reason]) -> list[Reason]:
+    seen: set[Reason] = set()
+    out = []
+    for r in reasons:
+        if r not in seen:
+            seen.add(r)
+            out.append(r)
+    return out
