@@ -1,0 +1,879 @@
+"""Fast placement heuristics, the baselines the engine must beat (and may warm-start from).
+
+Three node-selection policies share one placement loop:
+
+* ``first_fit_decreasing``: the first node (site order, then rack order) that fits;
+* ``best_fit``: the Kubernetes default style (``NodeResourcesFit`` with the
+  ``MostAllocated`` strategy): the node whose GPUs are the most allocated after placing;
+* ``fgd``: fragmentation gradient descent in the style of Weng et al., "Beware of
+  Fragmentation" (USENIX ATC'23): the node (and GPU) where the expected fragmentation of
+  the fleet grows least. A node's fragmentation for a task class is the GPU capacity it
+  has left that the class cannot use (partly used GPUs for whole-GPU tasks, all of the
+  free GPUs when fewer than the class needs are free; for a fractional task, shared GPUs
+  with less free than it asks); the expectation weighs the classes by their share of the
+  requested replicas that may run on the node's GPU type.
+
+Shared loop (every hard rule of docs/ARCHITECTURE.md is checked before a replica is
+placed, so every result passes ``placement.verify``):
+
+1. Pinned workloads first, exactly on their current GPUs, uncapped.
+2. The other workloads in decreasing order of ``priority * work_milli`` per replica
+   (then total requested work, then name), all or nothing: replicas are added one at a
+   time up to ``max_replicas``; a workload that ends with fewer than ``min_replicas``,
+   too few distinct spread entities or a site whose loss leaves too few survivors is
+   rolled back (its nodes, racks and sites restored).
+3. For each replica: the (site, GPU type) groups the workload may use (latency,
+   backup, allowed types, GPU memory, GPU count, a power level not below its floor) are
+   resolved once per workload; inside a group, nodes are indexed by their *signature*
+   (GPU count, free whole GPUs, and the free milli and MiB of each partly used GPU),
+   so a group is scored once per distinct signature, not once per node. The chosen
+   signature is then resolved to a rack whose headroom (and the site's) takes the
+   replica at the highest allowed power level that fits, and to a node of that rack.
+   While a spread rule still lacks distinct entities, used ones are skipped; with a
+   site-survival rule, sites holding fewer of the workload's replicas come first.
+
+GPU memory is compared in whole MiB, demand rounded up and capacity down (as the model
+does), so a heuristic plan is also a valid warm start of the model.
+
+``plan_from(problem, placements, method)`` turns placements into a verified ``Plan`` with
+budgets, objective, plain-language reasons for every unplaced workload and a SolveInfo.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from placement.budgets import FULL_GPU_MILLI, compute_budgets
+from placement.candidates import capacity_mib, demand_mib
+from placement.domain import (
+    GpuType,
+    Node,
+    NodeState,
+    Plan,
+    Problem,
+    Reason,
+    ReplicaPlacement,
+    SolveInfo,
+    SolveStatus,
+    SpreadLevel,
+    UnplacedWorkload,
+    Workload,
+)
+from placement.energy import allowed_levels
+from placement.network import latency_table
+from placement.objective import evaluate
+from placement.verify import check
+
+log = logging.getLogger(__name__)
+
+_EPS = 1e-9
+
+# (GPU count, free whole GPUs, sorted (free milli, free MiB) of each partly used GPU)
+Sig = tuple[int, int, tuple[tuple[int, int], ...]]
+GroupKey = tuple[str, str]  # (site, GPU type)
+
+
+class _Node:
+    """Mutable state of one node while a heuristic runs."""
+
+    __slots__ = (
+        "count",
+        "cpu_cap",
+        "cpu_used",
+        "domain",
+        "extra_w",
+        "free",
+        "gkey",
+        "gpu",
+        "host_w",
+        "i",
+        "mem_cap",
+        "mem_used",
+        "mib_cap",
+        "name",
+        "on_w",
+        "shared",
+        "sig",
+        "site",
+    )
+
+    def __init__(self, i: int, node: Node, gpu: GpuType) -> None:
+        self.i = i
+        self.name = node.name
+        self.site = node.site
+        self.domain = node.power_domain
+        self.gpu = gpu
+        self.count = node.gpu_count
+        self.host_w = node.host_power_w
+        self.on_w = node.host_power_w + node.gpu_count * gpu.idle_power_w
+        self.mib_cap = capacity_mib(gpu.memory_gib)
+        self.free: list[int] = list(range(node.gpu_count))
+        self.shared: dict[int, list[int]] = {}  # GPU index -> [milli used, MiB used]
+        self.extra_w = 0  # sum over whole-GPU replicas of gpus * (cap - idle)
+        self.cpu_cap = node.cpu_milli
+        self.mem_cap = node.host_memory_mib
+        self.cpu_used = 0
+        self.mem_used = 0
+        self.gkey: GroupKey = (node.site, node.gpu_type)
+        self.sig: Sig | None = None
+
+    def draw_w(self) -> int:
+        if len(self.free) == self.count:
+            return 0
+        return self.on_w + self.extra_w + len(self.shared) * (self.gpu.max_power_w - self.gpu.idle_power_w)
+
+    def signature(self) -> Sig:
+        partial = tuple(
+            sorted((FULL_GPU_MILLI - u[0], self.mib_cap - u[1]) for u in self.shared.values() if u[0] < 1000)
+        )
+        return (self.count, len(self.free), partial)
+
+    def host_fits(self, w: Workload) -> bool:
+        if self.cpu_cap > 0 and self.cpu_used + w.cpu_milli > self.cpu_cap:
+            return False
+        return not (self.mem_cap > 0 and self.mem_used + w.host_memory_mib > self.mem_cap)
+
+
+@dataclass
+class _Attempt:
+    """One workload being placed: its replicas so far and what to restore on rollback."""
+
+    nodes: dict[int, tuple[list[int], dict[int, list[int]], int, int, int]] = field(default_factory=dict)
+    domain_head: dict[str, int] = field(default_factory=dict)
+    site_head: dict[str, int] = field(default_factory=dict)
+    placements: list[ReplicaPlacement] = field(default_factory=list)
+    per_site: Counter[str] = field(default_factory=Counter)
+    domains: set[str] = field(default_factory=set)
+    node_names: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class _Choice:
+    node: _Node
+    cap_w: int  # per-GPU power cap (max_power_w for a fractional replica)
+    gpu_index: int | None  # fractional: the shared GPU chosen (None: take a free GPU)
+
+
+def _levels_desc(w: Workload, gpu: GpuType) -> tuple[int, ...]:
+    """Allowed power caps of a whole-GPU replica, highest first."""
+    return tuple(gpu.power_levels[i].power_cap_w for i in reversed(allowed_levels(w, gpu)))
+
+
+class _Packer:
+    def __init__(self, problem: Problem, policy: str) -> None:
+        self.problem = problem
+        self.policy = policy
+        fleet = problem.fleet
+        self.types = {g.name: g for g in fleet.gpu_types}
+        self.site_head = {s.name: s.usable_power_w for s in fleet.sites}
+        self.domain_head = {d.name: d.usable_power_w for d in fleet.power_domains}
+        self.backup = {s.name: s.backup_minutes for s in fleet.sites}
+        self.nodes: list[_Node] = []
+        self.by_name: dict[str, _Node] = {}
+        self.ready: list[bool] = []
+        site_rank = {s.name: i for i, s in enumerate(fleet.sites)}
+        max_count: dict[str, int] = defaultdict(int)
+        for i, n in enumerate(fleet.nodes):
+            st = _Node(i, n, self.types[n.gpu_type])
+            self.nodes.append(st)
+            self.by_name[n.name] = st
+            self.ready.append(n.state is NodeState.READY)
+            if n.state is NodeState.READY:
+                max_count[n.gpu_type] = max(max_count[n.gpu_type], n.gpu_count)
+        self.max_count = dict(max_count)
+        # (site, type) groups in site order, then type order: the "first" of first fit
+        keys = {st.gkey for st, ok in zip(self.nodes, self.ready, strict=True) if ok}
+        self.group_order: list[GroupKey] = sorted(keys, key=lambda k: (site_rank.get(k[0], 0), k[1]))
+        self.index: dict[GroupKey, dict[Sig, dict[str, dict[int, None]]]] = {k: {} for k in self.group_order}
+        for st in self.nodes:
+            self.reindex(st)
+        self._latency: dict[tuple[str, str], float] | None = None
+        self._site_cache: dict[tuple[str, float, float], frozenset[str]] = {}
+        self._group_cache: dict[tuple[object, ...], tuple[GroupKey, ...]] = {}
+        self._frag_cache: dict[tuple[str, Sig], float] = {}
+        self.popularity: dict[str, list[tuple[tuple[str, int], float]]] = {}
+        if policy == "fgd":
+            self._popularity()
+
+    # ------------------------------------------------------------------ index
+
+    def reindex(self, st: _Node) -> None:
+        if not self.ready[st.i]:
+            return
+        new = st.signature()
+        old = st.sig
+        if old == new:
+            return
+        groups = self.index[st.gkey]
+        if old is not None:
+            doms = groups[old]
+            members = doms[st.domain]
+            del members[st.i]
+            if not members:
+                del doms[st.domain]
+                if not doms:
+                    del groups[old]
+        full = new[1] == 0 and not new[2]
+        if full:
+            st.sig = None
+            return
+        groups.setdefault(new, {}).setdefault(st.domain, {})[st.i] = None
+        st.sig = new
+
+    # ------------------------------------------------------------ eligibility
+
+    def latency(self) -> dict[tuple[str, str], float]:
+        if self._latency is None:
+            self._latency = latency_table(self.problem.fleet)
+        return self._latency
+
+    def sites_for(self, w: Workload) -> frozenset[str]:
+        key = (w.user_region if w.max_latency_ms > 0 else "", w.max_latency_ms, w.backup_minutes)
+        got = self._site_cache.get(key)
+        if got is None:
+            ok = []
+            for s in self.problem.fleet.sites:
+                if self.backup[s.name] + _EPS < w.backup_minutes:
+                    continue
+                if w.max_latency_ms > 0:
+                    lat = self.latency().get((w.user_region, s.name))
+                    if lat is None or lat > w.max_latency_ms + _EPS:
+                        continue
+                ok.append(s.name)
+            got = self._site_cache[key] = frozenset(ok)
+        return got
+
+    def type_ok(self, w: Workload, gpu: GpuType) -> bool:
+        if w.allowed_gpu_types and gpu.name not in w.allowed_gpu_types:
+            return False
+        if w.is_fractional:
+            return gpu.shareable and demand_mib(w.memory_gib) <= capacity_mib(gpu.memory_gib)
+        if self.max_count.get(gpu.name, 0) < w.gpus:
+            return False
+        if demand_mib(w.memory_per_gpu_gib) > capacity_mib(gpu.memory_gib):
+            return False
+        return bool(allowed_levels(w, gpu))
+
+    def groups_for(self, w: Workload) -> tuple[GroupKey, ...]:
+        key = (
+            w.user_region if w.max_latency_ms > 0 else "",
+            w.max_latency_ms,
+            w.backup_minutes,
+            w.allowed_gpu_types,
+            w.gpus,
+            w.gpu_milli,
+            demand_mib(w.memory_per_gpu_gib),
+            w.min_power_cap_pct,
+        )
+        got = self._group_cache.get(key)
+        if got is None:
+            sites = self.sites_for(w)
+            types = {t for t, g in self.types.items() if self.type_ok(w, g)}
+            got = tuple(k for k in self.group_order if k[0] in sites and k[1] in types)
+            self._group_cache[key] = got
+        return got
+
+    # ------------------------------------------------------------------- FGD
+
+    def _popularity(self) -> None:
+        counts: dict[str, Counter[tuple[str, int]]] = defaultdict(Counter)
+        for w in self.problem.workloads:
+            cls = ("f", w.gpu_milli) if w.is_fractional else ("w", w.gpus)
+            for t, g in self.types.items():
+                if self.type_ok(w, g):
+                    counts[t][cls] += w.max_replicas
+        for t, c in counts.items():
+            total = sum(c.values())
+            self.popularity[t] = [(cls, n / total) for cls, n in sorted(c.items())]
+
+    def frag(self, tname: str, sig: Sig) -> float:
+        key = (tname, sig)
+        got = self._frag_cache.get(key)
+        if got is None:
+            _, free, partial = sig
+            partial_free = sum(p[0] for p in partial)
+            got = 0.0
+            for (kind, size), weight in self.popularity.get(tname, ()):
+                if kind == "f":
+                    got += weight * sum(p[0] for p in partial if p[0] < size)
+                else:
+                    got += weight * (partial_free + (free * FULL_GPU_MILLI if free < size else 0))
+            self._frag_cache[key] = got
+        return got
+
+    # ------------------------------------------------------------ placement
+
+    def _touch(self, a: _Attempt, st: _Node) -> None:
+        if st.i not in a.nodes:
+            a.nodes[st.i] = (
+                list(st.free),
+                {k: list(v) for k, v in st.shared.items()},
+                st.extra_w,
+                st.cpu_used,
+                st.mem_used,
+            )
+        a.domain_head.setdefault(st.domain, self.domain_head[st.domain])
+        a.site_head.setdefault(st.site, self.site_head[st.site])
+
+    def rollback(self, a: _Attempt) -> None:
+        for i, (free, shared, extra, cpu, mem) in a.nodes.items():
+            st = self.nodes[i]
+            st.free, st.shared, st.extra_w, st.cpu_used, st.mem_used = free, shared, extra, cpu, mem
+            self.reindex(st)
+        self.domain_head.update(a.domain_head)
+        self.site_head.update(a.site_head)
+
+    def apply(
+        self, a: _Attempt | None, w: Workload, st: _Node, cap_w: int, gpu_index: int | None
+    ) -> ReplicaPlacement:
+        if a is not None:
+            self._touch(a, st)
+        before = st.draw_w()
+        if w.is_fractional:
+            if gpu_index is None:
+                gpu_index = st.free.pop(0)
+                st.shared[gpu_index] = [0, 0]
+            use = st.shared[gpu_index]
+            use[0] += w.gpu_milli
+            use[1] += demand_mib(w.memory_gib)
+            indices: tuple[int, ...] = (gpu_index,)
+            milli = w.gpu_milli
+        else:
+            indices = tuple(st.free[: w.gpus])
+            del st.free[: w.gpus]
+            st.extra_w += w.gpus * (cap_w - st.gpu.idle_power_w)
+            milli = FULL_GPU_MILLI
+        st.cpu_used += w.cpu_milli
+        st.mem_used += w.host_memory_mib
+        delta = st.draw_w() - before
+        self.domain_head[st.domain] -= delta
+        self.site_head[st.site] -= delta
+        self.reindex(st)
+        return ReplicaPlacement(
+            workload=w.name,
+            replica=0,
+            site=st.site,
+            power_domain=st.domain,
+            node=st.name,
+            gpu_indices=indices,
+            gpu_milli=milli,
+            power_cap_w=cap_w,
+        )
+
+    def pin(self, w: Workload) -> list[ReplicaPlacement]:
+        out = []
+        for k, c in enumerate(w.current):
+            st = self.by_name[c.node]
+            before = st.draw_w()
+            if w.is_fractional:
+                idx = c.gpu_indices[0]
+                if idx in st.free:
+                    st.free.remove(idx)
+                    st.shared[idx] = [0, 0]
+                use = st.shared.setdefault(idx, [0, 0])
+                use[0] += w.gpu_milli
+                use[1] += demand_mib(w.memory_gib)
+                milli = w.gpu_milli
+            else:
+                for idx in c.gpu_indices:
+                    if idx in st.free:
+                        st.free.remove(idx)
+                st.extra_w += len(c.gpu_indices) * (st.gpu.max_power_w - st.gpu.idle_power_w)
+                milli = FULL_GPU_MILLI
+            st.cpu_used += w.cpu_milli
+            st.mem_used += w.host_memory_mib
+            delta = st.draw_w() - before
+            self.domain_head[st.domain] -= delta
+            self.site_head[st.site] -= delta
+            self.reindex(st)
+            out.append(
+                ReplicaPlacement(
+                    workload=w.name,
+                    replica=k,
+                    site=st.site,
+                    power_domain=st.domain,
+                    node=st.name,
+                    gpu_indices=tuple(c.gpu_indices),
+                    gpu_milli=milli,
+                    power_cap_w=st.gpu.max_power_w,
+                )
+            )
+        return out
+
+    # --------------------------------------------------------------- choice
+
+    def _options(self, w: Workload, tname: str, sig: Sig) -> list[tuple[float, int | None]]:
+        """(score, shared GPU option) for one signature that has the GPUs; lower score is better.
+
+        The shared GPU option is the index into ``sig[2]`` (fractional, existing shared
+        GPU), -1 for a free GPU, or ``None`` for a whole-GPU replica.
+        """
+        count, free, partial = sig
+        gpu = self.types[tname]
+        policy = self.policy
+        out: list[tuple[float, int | None]] = []
+        if w.is_fractional:
+            need_mib = demand_mib(w.memory_gib)
+            used_before = (count - free) * FULL_GPU_MILLI - sum(p[0] for p in partial)
+            for j, (pm, pmib) in enumerate(partial):
+                if pm >= w.gpu_milli and pmib >= need_mib:
+                    if policy == "fgd":
+                        left = pm - w.gpu_milli
+                        rest = partial[:j] + partial[j + 1 :]
+                        after_p = tuple(sorted((*rest, (left, pmib - need_mib)))) if left > 0 else rest
+                        score = self.frag(tname, (count, free, after_p)) - self.frag(tname, sig)
+                    elif policy == "best_fit":
+                        score = -((used_before + w.gpu_milli) / count) + pm * 1e-6
+                    else:
+                        score = 0.0
+                    out.append((score, j))
+                    if policy == "first_fit":
+                        return out
+            if free > 0 and need_mib <= capacity_mib(gpu.memory_gib):
+                if policy == "fgd":
+                    new_p = (FULL_GPU_MILLI - w.gpu_milli, capacity_mib(gpu.memory_gib) - need_mib)
+                    after = (count, free - 1, tuple(sorted((*partial, new_p))))
+                    score = self.frag(tname, after) - self.frag(tname, sig)
+                elif policy == "best_fit":
+                    score = -((used_before + w.gpu_milli) / count) + 1e-3
+                else:
+                    score = 1.0
+                out.append((score, -1))
+            return out
+        if free < w.gpus:
+            return out
+        if policy == "fgd":
+            score = self.frag(tname, (count, free - w.gpus, partial)) - self.frag(tname, sig)
+        elif policy == "best_fit":
+            used_after = (count - free + w.gpus) * FULL_GPU_MILLI - sum(p[0] for p in partial)
+            score = -(used_after / count)
+        else:
+            score = 0.0
+        out.append((score, None))
+        return out
+
+    def _resolve(
+        self,
+        w: Workload,
+        a: _Attempt,
+        gkey: GroupKey,
+        sig: Sig,
+        option: int | None,
+        caps: tuple[int, ...],
+        skip_domains: bool,
+        skip_nodes: bool,
+    ) -> _Choice | None:
+        """A rack and a node of signature ``sig`` in group ``gkey`` with the power for the replica."""
+        site = gkey[0]
+        sh = self.site_head[site]
+        doms = self.index[gkey].get(sig)
+        if not doms:
+            return None
+        count, free, partial = sig
+        off = free == count
+        for dname, members in doms.items():
+            if skip_domains and dname in a.domains:
+                continue
+            lim = min(self.domain_head[dname], sh)
+            if lim < 0:
+                continue
+            for i in members:
+                st = self.nodes[i]
+                if skip_nodes and st.name in a.node_names:
+                    continue
+                if not st.host_fits(w):
+                    continue
+                gpu = st.gpu
+                base = st.on_w if off else 0
+                if w.is_fractional:
+                    if option is not None and option >= 0:
+                        want = partial[option]
+                        for idx, use in st.shared.items():
+                            if (FULL_GPU_MILLI - use[0], st.mib_cap - use[1]) == want:
+                                return _Choice(st, gpu.max_power_w, idx)
+                        continue
+                    if base + gpu.max_power_w - gpu.idle_power_w <= lim:
+                        return _Choice(st, gpu.max_power_w, None)
+                    if not off:
+                        break  # every powered node of this signature in this rack needs as much
+                    continue
+                for cap in caps:
+                    if base + w.gpus * (cap - gpu.idle_power_w) <= lim:
+                        return _Choice(st, cap, None)
+                if not off:
+                    break
+        return None
+
+    def choose(self, w: Workload, a: _Attempt, groups: tuple[GroupKey, ...]) -> _Choice | None:
+        spread = w.spread
+        distinct_phase = False
+        level = None
+        if spread is not None:
+            level = spread.level
+            have = (
+                len(a.per_site)
+                if level is SpreadLevel.SITE
+                else len(a.domains)
+                if level is SpreadLevel.POWER_DOMAIN
+                else len(a.node_names)
+            )
+            distinct_phase = have < spread.min_distinct
+        skip_sites = distinct_phase and level is SpreadLevel.SITE
+        skip_domains = distinct_phase and level is SpreadLevel.POWER_DOMAIN
+        skip_nodes = distinct_phase and level is SpreadLevel.NODE
+        survival = w.survivors_required > 0
+        first = self.policy == "first_fit" and not survival
+        cands: list[tuple[tuple[float, ...], GroupKey, Sig, int | None, tuple[int, ...]]] = []
+        order = 0
+        for gkey in groups:
+            site = gkey[0]
+            if skip_sites and site in a.per_site:
+                continue
+            if self.site_head[site] < 0:
+                continue
+            sigs = self.index[gkey]
+            if not sigs:
+                continue
+            tname = gkey[1]
+            caps = () if w.is_fractional else _levels_desc(w, self.types[tname])
+            for sig in list(sigs):
+                for score, option in self._options(w, tname, sig):
+                    if first:
+                        got = self._resolve(w, a, gkey, sig, option, caps, skip_domains, skip_nodes)
+                        if got is not None:
+                            return got
+                        continue
+                    order += 1
+                    key = (float(a.per_site[site]) if survival else 0.0, score, float(order))
+                    cands.append((key, gkey, sig, option, caps))
+        cands.sort(key=lambda c: c[0])
+        for _, gkey, sig, option, caps in cands:
+            got = self._resolve(w, a, gkey, sig, option, caps, skip_domains, skip_nodes)
+            if got is not None:
+                return got
+        return None
+
+    def place(self, w: Workload) -> list[ReplicaPlacement]:
+        groups = self.groups_for(w)
+        if not groups:
+            return []
+        a = _Attempt()
+        for r in range(w.max_replicas):
+            c = self.choose(w, a, groups)
+            if c is None:
+                break
+            p = self.apply(a, w, c.node, c.cap_w, c.gpu_index)
+            a.placements.append(
+                ReplicaPlacement(
+                    workload=p.workload,
+                    replica=r,
+                    site=p.site,
+                    power_domain=p.power_domain,
+                    node=p.node,
+                    gpu_indices=p.gpu_indices,
+                    gpu_milli=p.gpu_milli,
+                    power_cap_w=p.power_cap_w,
+                )
+            )
+            a.per_site[c.node.site] += 1
+            a.domains.add(c.node.domain)
+            a.node_names.add(c.node.name)
+        if _acceptable(w, a):
+            return a.placements
+        self.rollback(a)
+        return []
+
+
+def _acceptable(w: Workload, a: _Attempt) -> bool:
+    r = len(a.placements)
+    if r < w.min_replicas or r == 0:
+        return False
+    if w.spread is not None:
+        level = w.spread.level
+        have = (
+            len(a.per_site)
+            if level is SpreadLevel.SITE
+            else len(a.domains)
+            if level is SpreadLevel.POWER_DOMAIN
+            else len(a.node_names)
+        )
+        if have < w.spread.min_distinct:
+            return False
+    need = w.survivors_required
+    return not (need > 0 and (r < need or any(r - n < need for n in a.per_site.values())))
+
+
+def workload_order(problem: Problem) -> list[Workload]:
+    """Decreasing ``priority * work_milli`` per replica, then total requested work, then name."""
+    return sorted(
+        problem.workloads,
+        key=lambda w: (-w.priority * w.work_milli, -w.max_replicas * w.work_milli, w.name),
+    )
+
+
+def _run(problem: Problem, policy: str) -> tuple[ReplicaPlacement, ...]:
+    t0 = time.perf_counter()
+    packer = _Packer(problem, policy)
+    out: list[ReplicaPlacement] = []
+    for w in problem.workloads:
+        if w.pinned:
+            out.extend(packer.pin(w))
+    placed = 0
+    for w in workload_order(problem):
+        if w.pinned:
+            continue
+        got = packer.place(w)
+        if got:
+            placed += 1
+            out.extend(got)
+    log.info(
+        "%s: %d of %d workloads, %d replicas in %.2f s",
+        policy,
+        placed,
+        len(problem.workloads),
+        len(out),
+        time.perf_counter() - t0,
+    )
+    return tuple(out)
+
+
+def first_fit_decreasing(problem: Problem) -> tuple[ReplicaPlacement, ...]:
+    """Each replica on the first node, in site and rack order, that takes it."""
+    return _run(problem, "first_fit")
+
+
+def best_fit(problem: Problem) -> tuple[ReplicaPlacement, ...]:
+    """Each replica on the node whose GPUs are the most allocated afterwards (Kubernetes MostAllocated)."""
+    return _run(problem, "best_fit")
+
+
+def fgd(problem: Problem) -> tuple[ReplicaPlacement, ...]:
+    """Each replica where the expected GPU fragmentation of the fleet grows least (FGD, ATC'23)."""
+    return _run(problem, "fgd")
+
+
+HEURISTICS: dict[str, Callable[[Problem], tuple[ReplicaPlacement, ...]]] = {
+    "first_fit_decreasing": first_fit_decreasing,
+    "best_fit": best_fit,
+    "fgd": fgd,
+}
+
+
+# --------------------------------------------------------------------------- plans
+
+
+def _unplaced_reasons(
+    problem: Problem, placements: Iterable[ReplicaPlacement], plan_budgets: object
+) -> tuple[UnplacedWorkload, ...]:
+    """At least one plain-language reason for every workload without a replica.
+
+    Static rules (latency, backup, GPU type, memory, count) are checked per (site, GPU
+    type) group; otherwise the capacity the plan leaves on the eligible nodes is
+    summarised: nodes with enough free GPUs, and whether their racks and sites still
+    have the power for one replica at the workload's lowest allowed cap.
+    """
+    placements = tuple(placements)
+    placed = {p.workload for p in placements}
+    missing = [w for w in problem.workloads if w.name not in placed]
+    if not missing:
+        return ()
+    packer = _Packer(problem, "first_fit")
+    for p in placements:
+        st = packer.by_name.get(p.node)
+        if st is None:
+            continue
+        for idx in p.gpu_indices:
+            if idx in st.free:
+                st.free.remove(idx)
+                if p.gpu_milli < FULL_GPU_MILLI:
+                    st.shared[idx] = [0, 0]
+            if p.gpu_milli < FULL_GPU_MILLI and idx in st.shared:
+                st.shared[idx][0] += p.gpu_milli
+    budgets = plan_budgets
+    dom_head = {b.name: round((b.usable_kw - b.it_kw) * 1000) for b in budgets.power_domains}  # type: ignore[attr-defined]
+    site_head = {b.name: round((b.usable_kw - b.it_kw) * 1000) for b in budgets.sites}  # type: ignore[attr-defined]
+    by_group: dict[GroupKey, list[_Node]] = defaultdict(list)
+    for st, ok in zip(packer.nodes, packer.ready, strict=True):
+        if ok:
+            by_group[st.gkey].append(st)
+    out = []
+    for w in missing:
+        reasons = _static_reasons(packer, w)
+        if not reasons:
+            reasons = _capacity_reasons(packer, w, by_group, dom_head, site_head)
+        out.append(UnplacedWorkload(w.name, tuple(reasons)))
+    return tuple(out)
+
+
+def _static_reasons(packer: _Packer, w: Workload) -> list[Reason]:
+    if packer.groups_for(w):
+        return []
+    fleet = packer.problem.fleet
+    sites = packer.sites_for(w)
+    types_ok = [t for t, g in packer.types.items() if packer.type_ok(w, g) and t in packer.max_count]
+    if not sites:
+        if w.max_latency_ms > 0:
+            lat = packer.latency()
+            near = min(
+                (lat.get((w.user_region, s.name), float("inf")) for s in fleet.sites), default=float("inf")
+            )
+            return [
+                Reason(
+                    "latency",
+                    f"no site with {w.backup_minutes:g} backup minutes is within {w.max_latency_ms:g} ms of "
+                    f"{w.user_region} (the nearest site is {near:.1f} ms away)",
+                    len(fleet.nodes),
+                )
+            ]
+        return [
+            Reason(
+                "backup", f"no site rides through {w.backup_minutes:g} minutes of outage", len(fleet.nodes)
+            )
+        ]
+    if not types_ok:
+        if w.is_fractional:
+            what = f"a shareable GPU with {w.memory_gib:g} GiB free for a {w.gpu_milli}-milli share"
+            rule = "gpu_type"
+        else:
+            what = f"{w.gpus} GPUs of {w.memory_per_gpu_gib:g} GiB each on one node at a cap of at least {w.min_power_cap_pct}%"
+            rule = "gpu_memory"
+        allowed = ", ".join(w.allowed_gpu_types) or "any"
+        return [Reason(rule, f"no READY node offers {what} (allowed types: {allowed})", len(fleet.nodes))]
+    return [
+        Reason(
+            "latency",
+            f"the sites within reach ({len(sites)}) host none of the GPU types it can use "
+            f"({', '.join(sorted(types_ok))})",
+            len(fleet.nodes),
+        )
+    ]
+
+
+def _capacity_reasons(
+    packer: _Packer,
+    w: Workload,
+    by_group: dict[GroupKey, list[_Node]],
+    dom_head: dict[str, int],
+    site_head: dict[str, int],
+) -> list[Reason]:
+    gpu_room = 0
+    power_room = 0
+    short_domain = 0
+    short_site = 0
+    nodes = 0
+    for gkey in packer.groups_for(w):
+        gpu = packer.types[gkey[1]]
+        caps = _levels_desc(w, gpu)
+        inc_gpu = (
+            (gpu.max_power_w - gpu.idle_power_w)
+            if w.is_fractional
+            else w.gpus * (caps[-1] - gpu.idle_power_w)
+        )
+        for st in by_group.get(gkey, ()):
+            nodes += 1
+            if w.is_fractional:
+                room = len(st.free) * (FULL_GPU_MILLI // w.gpu_milli) + sum(
+                    (FULL_GPU_MILLI - u[0]) // w.gpu_milli for u in st.shared.values()
+                )
+            else:
+                room = len(st.free) // w.gpus
+            if room <= 0:
+                continue
+            gpu_room += room
+            need = inc_gpu + (st.on_w if len(st.free) == st.count else 0)
+            if dom_head.get(st.domain, 0) < need:
+                short_domain += room
+            elif site_head.get(st.site, 0) < need:
+                short_site += room
+            else:
+                power_room += room
+    unit = f"{w.gpu_milli}-milli share" if w.is_fractional else f"{w.gpus}-GPU replica"
+    reasons = []
+    if gpu_room < w.min_replicas:
+        reasons.append(
+            Reason(
+                "replicas",
+                f"{w.name} needs at least {w.min_replicas} replicas ({unit} each); the {nodes} eligible "
+                f"READY nodes have GPU room left for {gpu_room} after the work placed before it",
+                nodes,
+            )
+        )
+    else:
+        if short_domain:
+            reasons.append(
+                Reason(
+                    "domain_power",
+                    f"{short_domain} of the {gpu_room} replicas the free GPUs could take sit in racks "
+                    f"without the headroom for one more {unit} at its lowest allowed cap",
+                    nodes,
+                )
+            )
+        if short_site:
+            reasons.append(
+                Reason(
+                    "site_power",
+                    f"{short_site} of the {gpu_room} replicas the free GPUs could take sit in sites "
+                    f"without the headroom for one more {unit} at its lowest allowed cap",
+                    nodes,
+                )
+            )
+        if power_room < w.min_replicas:
+            reasons.append(
+                Reason(
+                    "replicas",
+                    f"{w.name} needs at least {w.min_replicas} replicas; with power, room is left for "
+                    f"{power_room} after the work placed before it",
+                    nodes,
+                )
+            )
+        elif w.spread is not None or w.survivors_required > 0:
+            rule = "spread" if w.spread is not None else "site_survival"
+            reasons.append(
+                Reason(
+                    rule,
+                    f"room for {power_room} replicas is left, but not spread as {w.name} requires "
+                    "(distinct entities or site-loss survivors)",
+                    nodes,
+                )
+            )
+        else:
+            reasons.append(
+                Reason(
+                    "replicas",
+                    f"room for {power_room} single replicas is left, but the heuristic placed higher-ranked "
+                    f"work first and did not fit {w.min_replicas} replicas of {w.name} together",
+                    nodes,
+                )
+            )
+    return reasons
+
+
+def plan_from(
+    problem: Problem, placements: Iterable[ReplicaPlacement], method: str, wall_s: float = 0.0
+) -> Plan:
+    """A verified ``Plan`` from placements: budgets, objective, unplaced reasons and a SolveInfo.
+
+    Raises ``PlanRejected`` when the placements break a hard rule.
+    """
+    placements = tuple(placements)
+    budgets = compute_budgets(problem, placements)
+    plan = Plan(
+        placements=placements,
+        budgets=budgets,
+        unplaced=_unplaced_reasons(problem, placements, budgets),
+        objective=evaluate(problem, placements),
+        info=SolveInfo(
+            status=SolveStatus.FEASIBLE,
+            backend=f"heuristic:{method}",
+            seed=problem.options.seed,
+            wall_s=wall_s,
+            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        ),
+    )
+    check(problem, plan)
+    return plan
