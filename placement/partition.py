@@ -26,7 +26,8 @@ would allow lies in a candidate site.
 * candidates in several groups (*spanning*): largest work first (``priority *
   work_milli * max_replicas``), it goes to the group with the most free candidate
   capacity at that point (GPU thousandths, scaled down by the power caps of racks and
-  sites, minus what the workloads already assigned claim at ``max_replicas``); a group
+  sites, minus what the workloads already assigned claim at ``max_replicas``, which may
+  go below zero when demand exceeds the capacity); a group
   holding most of its current replicas is preferred when its free capacity covers the
   workload. Groups that cannot satisfy its spread (distinct candidate sites, power domains
   or nodes) or site-loss survival (two candidate sites) alone are skipped; when none can,
@@ -376,12 +377,11 @@ def split(problem: Problem, groups: int) -> Partition:
     free = dict(ix.capacity_milli)
 
     def claim(w: Workload, pairs: Sequence[SiteType]) -> None:
+        """Take the workload's demand at max replicas from its pairs, in proportion to their capacity."""
         demand = float(w.work_milli * w.max_replicas)
-        have = sum(max(0.0, free[p]) for p in pairs)
-        if have <= 0:
-            return
+        total = sum(ix.capacity_milli[p] for p in pairs)
         for p in pairs:
-            free[p] = max(0.0, free[p] - demand * max(0.0, free[p]) / have)
+            free[p] -= demand * (ix.capacity_milli[p] / total if total > 0 else 1.0 / len(pairs))
 
     members: list[list[Workload]] = [[] for _ in range(k)]
     group_of: dict[str, int] = {}
@@ -560,18 +560,23 @@ def relaxation_bound(problem: Problem) -> float | None:
     objective = solver.Objective()
     objective.SetMaximization()
     n_vars = 0
+    # workloads alike in what the relaxation reads share their columns: one row holds their work
+    classes: dict[tuple[object, ...], int] = defaultdict(int)
     for wi, w in enumerate(problem.workloads):
-        if not pairs_of[wi]:
-            continue
-        row = solver.Constraint(0.0, float(w.work_milli * w.max_replicas))
-        for p in pairs_of[wi]:
+        if pairs_of[wi]:
+            key = (tuple(pairs_of[wi]), w.priority, w.is_fractional, w.min_power_cap_pct)
+            classes[key] += w.work_milli * w.max_replicas
+    for (pairs, priority, fractional, floor_pct), work in sorted(classes.items(), key=lambda kv: repr(kv[0])):
+        row = solver.Constraint(0.0, float(work))
+        probe = Workload(name="", min_power_cap_pct=floor_pct)
+        for p in pairs:
             g = gpus[p[1]]
-            if w.is_fractional:
+            if fractional:
                 options = [(g.power_levels[-1].relative_throughput_pct, float(g.max_power_w))]
             else:
                 options = [
                     (g.power_levels[i].relative_throughput_pct, float(g.power_levels[i].power_cap_w))
-                    for i in allowed_levels(w, g)
+                    for i in allowed_levels(probe, g)
                 ]
             for thr, cap_w in options:
                 x = solver.NumVar(0.0, inf, "")
@@ -581,7 +586,7 @@ def relaxation_bound(problem: Problem) -> float | None:
                 draw = (cap_w + host_per_gpu[p]) / 1000.0
                 pow_rows[p].SetCoefficient(x, draw)
                 site_rows[p[0]].SetCoefficient(x, draw)
-                objective.SetCoefficient(x, float(w.priority * thr))
+                objective.SetCoefficient(x, float(priority * thr))
     if n_vars == 0:
         return 0.0
     status = solver.Solve()
