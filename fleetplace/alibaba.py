@@ -159,7 +159,7 @@ def read_pods(trace_dir: str | os.PathLike[str] | None = None, pod_list: str = "
                     num_gpu=int(r["num_gpu"]),
                     gpu_milli=int(r["gpu_milli"]),
                     gpu_spec=spec,
-                    qos=r["qos"],
+                    qos=r.get("qos") or "",
                 )
             )
     return rows
@@ -284,3 +284,77 @@ def import_trace(
         pod_list,
     )
     return Problem(fleet=fleet, workloads=workloads)
+
+
+def fgd_arrivals(
+    trace_dir: str | os.PathLike[str] | None = None,
+    pod_list: str = "default",
+    demand_pct: float = 130.0,
+    seed: int = 0,
+) -> list[tuple[PodRow, str]]:
+    """Tasks in the arrival order of the FGD simulator's tuned runs, CPU-only tasks included.
+
+    Follows ``kubernetes-scheduler-simulator`` (``SortClusterPods`` with ``shufflePod``, then
+    ``TunePodsByNodeTotalResource``): every row of the pod list once, shuffled; then, when their
+    GPU request is below ``demand_pct`` of the cluster, clones drawn uniformly with replacement
+    from all rows are appended until the next clone would pass the target (FGD's check adds
+    the clone's per-GPU milli, so a multi-GPU clone can overshoot by a few GPUs, as there);
+    when above it (multigpu50), tasks at random positions are removed until it is reached.
+    A clone is named ``<name>~k`` (its k-th occurrence). Seeded by ``seed`` with Python's
+    ``random``, so the order differs from FGD's Go seeds 42..51 (same distribution).
+    """
+    if demand_pct <= 0:
+        raise ValueError("demand_pct must be > 0")
+    node_rows = read_nodes(trace_dir)
+    pods = read_pods(trace_dir, pod_list)
+    cluster_milli = 1000 * sum(int(r["gpu"]) for r in node_rows)
+    target_milli = demand_pct / 100.0 * cluster_milli
+    rng = random.Random(seed)
+    order = sorted(pods, key=lambda p: p.name)
+    rng.shuffle(order)
+    chosen: list[tuple[PodRow, str]] = [(p, p.name) for p in order]
+    total = sum(task_milli(p) for p in pods)
+    if total > target_milli:
+        while total > target_milli and chosen:
+            p, _ = chosen.pop(rng.randrange(len(chosen)))
+            total -= task_milli(p)
+    elif total < target_milli:
+        drawn: dict[str, int] = {p.name: 1 for p in pods}
+        while pods:
+            p = rng.choice(pods)
+            per_gpu = 0 if p.num_gpu == 0 else min(p.gpu_milli, 1000) if p.num_gpu == 1 else 1000
+            if total + per_gpu > target_milli:
+                break
+            drawn[p.name] += 1
+            chosen.append((p, f"{p.name}~{drawn[p.name]}"))
+            total += task_milli(p)
+    return chosen
+
+
+def task_milli(pod: PodRow) -> int:
+    """GPU thousandths a task requests (``requested_gpus`` * 1000, exact)."""
+    if pod.num_gpu == 1 and pod.gpu_milli < 1000:
+        return pod.gpu_milli
+    return 1000 * pod.num_gpu
+
+
+def problem_for(
+    tasks: list[tuple[PodRow, str]],
+    trace_dir: str | os.PathLike[str] | None = None,
+    node_limit: int | None = None,
+) -> Problem:
+    """The trace's fleet with one workload per GPU task of ``tasks`` (CPU-only tasks skipped).
+
+    ``node_limit`` keeps the first nodes of the node list only (small slices for tests).
+    """
+    node_rows = read_nodes(trace_dir)
+    if node_limit is not None:
+        node_rows = node_rows[:node_limit]
+    gpu_tasks = [(p, name) for p, name in tasks if p.num_gpu > 0]
+    extra = {t for p, _ in gpu_tasks for t in p.gpu_spec}
+    unknown = sorted(extra - set(_TYPE_BY_NAME))
+    if unknown:
+        raise ValueError(f"unknown GPU types in gpu_spec: {', '.join(unknown)}")
+    return Problem(
+        fleet=_fleet(node_rows, extra), workloads=tuple(_workload(p, name) for p, name in gpu_tasks)
+    )
