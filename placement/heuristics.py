@@ -476,37 +476,43 @@ class _Packer:
             return None
         count, free, partial = sig
         off = free == count
+        gpu = self.types[gkey[1]]
+        idle = gpu.idle_power_w
+        existing = w.is_fractional and option is not None and option >= 0
+        if w.is_fractional:
+            steps: tuple[tuple[int, int], ...] = (
+                (gpu.max_power_w, 0 if existing else gpu.max_power_w - idle),
+            )
+        else:
+            steps = tuple((cap, w.gpus * (cap - idle)) for cap in caps)
+        least = steps[-1][1]
         for dname, members in doms.items():
             if skip_domains and dname in a.domains:
                 continue
             lim = min(self.domain_head[dname], sh)
-            if lim < 0:
+            if lim < least:
                 continue
             for i in members:
                 st = self.nodes[i]
                 if skip_nodes and st.name in a.node_names:
                     continue
+                base = st.on_w if off else 0
+                cap_w = 0
+                for cap, inc in steps:
+                    if base + inc <= lim:
+                        cap_w = cap
+                        break
+                if not cap_w:
+                    break  # the rack cannot power it; its other nodes of this signature alike
                 if not st.host_fits(w):
                     continue
-                gpu = st.gpu
-                base = st.on_w if off else 0
-                if w.is_fractional:
-                    if option is not None and option >= 0:
-                        want = partial[option]
-                        for idx, use in st.shared.items():
-                            if (FULL_GPU_MILLI - use[0], st.mib_cap - use[1]) == want:
-                                return _Choice(st, gpu.max_power_w, idx)
-                        continue
-                    if base + gpu.max_power_w - gpu.idle_power_w <= lim:
-                        return _Choice(st, gpu.max_power_w, None)
-                    if not off:
-                        break  # every powered node of this signature in this rack needs as much
+                if existing:
+                    want = partial[option]  # type: ignore[index]
+                    for idx, use in st.shared.items():
+                        if (FULL_GPU_MILLI - use[0], st.mib_cap - use[1]) == want:
+                            return _Choice(st, cap_w, idx)
                     continue
-                for cap in caps:
-                    if base + w.gpus * (cap - gpu.idle_power_w) <= lim:
-                        return _Choice(st, cap, None)
-                if not off:
-                    break
+                return _Choice(st, cap_w, None)
         return None
 
     def choose(self, w: Workload, a: _Attempt, groups: tuple[GroupKey, ...]) -> _Choice | None:
