@@ -1,0 +1,295 @@
+"""Partitioned solve: whole sites per group, spanning workloads, a verified combined plan, a valid bound, Ray."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from placement import catalog, solve, verify
+from placement.domain import (
+    CurrentReplica,
+    Fleet,
+    Link,
+    Node,
+    PowerDomain,
+    Problem,
+    Site,
+    SiteKind,
+    SolveOptions,
+    SolveStatus,
+    Spread,
+    SpreadLevel,
+    Workload,
+)
+from placement.generator import generate
+from placement.partition import (
+    PARTITIONING,
+    partition,
+    relaxation_bound,
+    solve_partitioned,
+    solve_partitioned_stats,
+    split,
+)
+
+H100 = catalog.gpu_type(catalog.H100)
+
+# Two regions of two sites each; one rack and two 8-GPU nodes per site (16 GPUs a site).
+SITES = ("a1", "a2", "b1", "b2")
+
+
+def _site(name: str) -> Site:
+    return Site(
+        name, SiteKind.DATACENTER, "ra" if name.startswith("a") else "rb", 100.0, 1.2, has_generator=True
+    )
+
+
+def hand_fleet() -> Fleet:
+    nodes = tuple(
+        Node(f"{s}-n{i}", s, f"{s}-r", catalog.H100, 8, catalog.host_power_w(catalog.H100, 8))
+        for s in SITES
+        for i in (1, 2)
+    )
+    links = (
+        Link("ra", "a1", 2.0),
+        Link("ra", "a2", 3.0),
+        Link("rb", "b1", 2.0),
+        Link("rb", "b2", 3.0),
+        Link("ra", "rb", 50.0),
+        Link("rc", "a1", 5.0),  # rc reaches a1 and b1 in 5 ms, the other two in 10 ms
+        Link("rc", "b1", 5.0),
+    )
+    return Fleet(
+        gpu_types=(H100,),
+        sites=tuple(_site(s) for s in SITES),
+        power_domains=tuple(PowerDomain(f"{s}-r", s, 100.0) for s in SITES),
+        nodes=nodes,
+        regions=("ra", "rb", "rc"),
+        links=links,
+    )
+
+
+def W(name: str, **kw: object) -> Workload:
+    return Workload(name=name, **{"gpus": 1, "memory_gib": 40.0, **kw})  # type: ignore[arg-type]
+
+
+# in region a only (latency), 24 of a's 32 GPUs at max replicas: region a is the fuller group
+LOCAL_A = W("local-a", gpus=8, min_replicas=1, max_replicas=3, user_region="ra", max_latency_ms=5, priority=3)
+ANYWHERE = W("anywhere", gpus=4, min_replicas=1, max_replicas=2, priority=2)  # spans: to the freer group, b
+HOME_A = W("home-a", max_replicas=2, current=(CurrentReplica("a1-n1", (0,)),))  # spans, but fits at home
+SPREAD_OK = W(
+    "spread-ok", min_replicas=2, max_replicas=2, spread=Spread(SpreadLevel.SITE, 2)
+)  # one group has 2 sites
+NEAR_C = {"user_region": "rc", "max_latency_ms": 6.0}  # a1 and b1 only: one site in each group
+SPREAD_X = W("spread-x", min_replicas=2, max_replicas=2, spread=Spread(SpreadLevel.SITE, 2), **NEAR_C)
+SURVIVE_X = W("survive-x", min_replicas=2, max_replicas=2, survive_site_loss_pct=50, **NEAR_C)
+NODE_SPREAD_C = W(
+    "node-spread-c", min_replicas=2, max_replicas=2, spread=Spread(SpreadLevel.NODE, 2), **NEAR_C
+)
+TOO_BIG = W("too-big", memory_gib=120.0)  # no GPU has the memory: no candidate anywhere
+
+
+def hand_problem(time_limit_s: float = 10.0) -> Problem:
+    workloads = (LOCAL_A, ANYWHERE, HOME_A, SPREAD_OK, SPREAD_X, SURVIVE_X, NODE_SPREAD_C, TOO_BIG)
+    return Problem(hand_fleet(), workloads, SolveOptions(time_limit_s=time_limit_s))
+
+
+def _group_of(p: Problem) -> dict[str, int]:
+    return {w.name: g for g, sub in enumerate(partition(p, 2)) for w in sub.workloads}
+
+
+# ------------------------------------------------------------------------- partition
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3, 4, 7])
+def test_sites_whole_and_workloads_in_at_most_one_group(groups: int) -> None:
+    p = generate(2000, 1)
+    subs = partition(p, groups)
+    assert len(subs) == min(groups, len(p.fleet.sites))
+    site_names = [s.name for sub in subs for s in sub.fleet.sites]
+    assert sorted(site_names) == sorted(s.name for s in p.fleet.sites)  # every site in exactly one group
+    for sub in subs:
+        mine = {s.name for s in sub.fleet.sites}
+        assert {d.site for d in sub.fleet.power_domains} <= mine
+        assert {n.site for n in sub.fleet.nodes} <= mine
+        assert len(sub.fleet.nodes) == sum(1 for n in p.fleet.nodes if n.site in mine)  # sites whole
+        assert len(sub.fleet.power_domains) == sum(1 for d in p.fleet.power_domains if d.site in mine)
+        node_names = {n.name for n in sub.fleet.nodes}
+        assert all(cr.node in node_names for w in sub.workloads for cr in w.current)
+    names = [w.name for sub in subs for w in sub.workloads]
+    assert len(names) == len(set(names))  # no (unpinned) workload in two groups
+    assert set(names) <= {w.name for w in p.workloads}
+
+
+def test_groups_balanced_and_regions_kept_together() -> None:
+    p = generate(8000, 1)
+    part = split(p, 2)
+    gpus = [sum(n.gpu_count for n in sub.fleet.nodes) for sub in part.problems]
+    assert max(gpus) <= 1.25 * sum(gpus) / 2
+    region = {s.name: s.region for s in p.fleet.sites}
+    regions_per_group = [{region[s] for s in sites} for sites in part.sites]
+    split_regions = regions_per_group[0] & regions_per_group[1]
+    assert len(split_regions) <= 1  # at most one region cut in two, for balance
+
+
+def test_latency_in_a_group_reads_the_whole_fleets_paths() -> None:
+    a, b = partition(hand_problem(), 2)
+    group_a = a if {s.name for s in a.fleet.sites} == {"a1", "a2"} else b
+    from placement.network import latency_table
+
+    whole = latency_table(hand_fleet())
+    sub = latency_table(group_a.fleet)
+    assert sub == {k: v for k, v in whole.items() if k[1] in {"a1", "a2"}}
+    assert sub[("rc", "a2")] == 10.0  # through a1 on the whole fleet, one link here
+
+
+@pytest.mark.parametrize(
+    ("workload", "expected"),
+    [
+        ("local-a", "a"),  # candidates in one group only
+        ("anywhere", "b"),  # spans: the freer group after local-a took 24 of a's 32 GPUs
+        ("home-a", "a"),  # spans, a has room for it and holds its current replica
+        ("spread-ok", "b"),  # spans, each group has two sites; the freer one
+        ("node-spread-c", "b"),  # spans (a1, b1); node spread fits in either site's group: b1 is freer
+    ],
+)
+def test_workload_goes_to_its_group(workload: str, expected: str) -> None:
+    p = hand_problem()
+    part = split(p, 2)
+    group_name = {g: "a" if "a1" in sites else "b" for g, sites in enumerate(part.sites)}
+    assert group_name[part.group_of[workload]] == expected
+    spans = workload != "local-a"
+    assert (workload in part.spanning) is spans
+
+
+@pytest.mark.parametrize("workload", ["spread-x", "survive-x"])
+def test_spread_or_survival_across_groups_is_left_out_for_partitioning(workload: str) -> None:
+    part = split(hand_problem(), 2)
+    assert workload in part.left_out
+    assert workload not in _group_of(hand_problem())
+    assert [r.rule for r in part.reasons[workload]] == [PARTITIONING]
+    # with one group the same workload has a home
+    assert workload in {w.name for w in partition(hand_problem(), 1)[0].workloads}
+
+
+def test_no_candidate_anywhere_is_explained_on_the_whole_fleet() -> None:
+    part = split(hand_problem(), 2)
+    assert "too-big" in part.left_out
+    (reason,) = part.reasons["too-big"]
+    assert reason.rule == "gpu_memory"
+    assert reason.candidates_excluded == 8  # every node of the whole fleet, not of one group
+
+
+def test_pinned_over_two_groups_is_split_into_pinned_pieces() -> None:
+    pinned = W(
+        "pinned",
+        min_replicas=2,
+        max_replicas=2,
+        pinned=True,
+        current=(CurrentReplica("a1-n1", (0,)), CurrentReplica("b1-n1", (0,))),
+    )
+    p = replace(hand_problem(), workloads=(pinned,))
+    pieces = [(w, sub) for sub in partition(p, 2) for w in sub.workloads]
+    assert len(pieces) == 2
+    for w, sub in pieces:
+        assert w.pinned and w.min_replicas == w.max_replicas == 1
+        (cr,) = w.current
+        assert cr.node in {n.name for n in sub.fleet.nodes}
+
+
+def test_current_replica_outside_the_group_is_dropped_from_the_sub_problem() -> None:
+    moved = W("moved", user_region="rb", max_latency_ms=5, current=(CurrentReplica("a1-n1", (0,)),))
+    p = replace(hand_problem(), workloads=(moved,))
+    subs = partition(p, 2)
+    (w,) = [w for sub in subs for w in sub.workloads]
+    assert w.current == ()
+
+
+# ------------------------------------------------------------------- solve and bound
+
+
+@pytest.fixture(scope="module")
+def hand_optimum() -> int:
+    plan = solve(hand_problem(time_limit_s=20))
+    assert plan.info.status is SolveStatus.OPTIMAL
+    return plan.objective.placed_work
+
+
+def test_combined_plan_verifies_with_merged_reasons(hand_optimum: int) -> None:
+    p = hand_problem()
+    plan, stats = solve_partitioned_stats(p, 2, "local", processes=1)
+    assert verify(p, plan) == []
+    reasons = {u.workload: [r.rule for r in u.reasons] for u in plan.unplaced}
+    assert reasons["spread-x"] == [PARTITIONING]
+    assert reasons["survive-x"] == [PARTITIONING]
+    assert reasons["too-big"] == ["gpu_memory"]
+    placed = {pl.workload for pl in plan.placements}
+    assert {"local-a", "anywhere", "home-a", "spread-ok", "node-spread-c"} <= placed
+    assert stats.left_out_partitioning == 2
+    # partitioning lost spread-x and survive-x, which the whole fleet can hold
+    assert plan.objective.placed_work < hand_optimum
+    assert plan.info.status is SolveStatus.FEASIBLE  # workloads span groups: optimality not proven
+
+
+def test_bound_is_at_least_the_whole_optimum(hand_optimum: int) -> None:
+    p = hand_problem()
+    plan, stats = solve_partitioned_stats(p, 2, "local", processes=1)
+    assert plan.info.bound is not None and plan.info.gap is not None
+    assert plan.info.bound >= hand_optimum  # a bound of the whole problem, not of the parts
+    assert stats.bound_parts >= hand_optimum
+    assert stats.bound_relaxation is not None and stats.bound_relaxation >= hand_optimum
+    assert plan.info.bound == min(stats.bound_parts, stats.bound_relaxation)
+    assert plan.info.gap == pytest.approx((plan.info.bound - plan.objective.placed_work) / plan.info.bound)
+    assert hand_optimum - plan.objective.placed_work <= stats.partition_cost_bound
+    # the parts' own bounds alone would not do: they miss what partitioning left out
+    assert sum(part.bound or 0 for part in stats.parts) < hand_optimum
+
+
+def test_relaxation_bound_of_a_generated_fleet_holds_the_single_solve() -> None:
+    p = generate(300, 2)
+    p = replace(p, options=replace(p.options, time_limit_s=5))
+    plan = solve(p)
+    bound = relaxation_bound(p)
+    assert bound is not None and bound >= plan.objective.placed_work
+
+
+def test_generated_fleet_in_a_process_pool_verifies() -> None:
+    p = generate(1000, 1)
+    plan = solve_partitioned(p, 3, "local", time_limit_s=3)
+    assert verify(p, plan) == []
+    assert plan.objective.placed_work > 0
+    assert plan.info.bound is not None and plan.info.bound >= plan.objective.placed_work
+    names = {w.name for w in p.workloads}
+    assert {u.workload for u in plan.unplaced} | {pl.workload for pl in plan.placements} == names
+
+
+def test_unknown_executor_is_refused() -> None:
+    with pytest.raises(ValueError, match="executor"):
+        solve_partitioned(hand_problem(), 2, "dask")
+
+
+# ------------------------------------------------------------------------------ Ray
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def test_ray_equals_local_in_placed_work(local_ray: None) -> None:
+    p = hand_problem(time_limit_s=30)  # each part proves its optimum in well under a second
+    local, local_stats = solve_partitioned_stats(p, 2, "local", processes=1)
+    on_ray, ray_stats = solve_partitioned_stats(p, 2, "ray")
+    assert verify(p, on_ray) == []
+    assert {s.status for s in local_stats.parts} == {"OPTIMAL"}  # long enough for both to be optimal
+    assert {s.status for s in ray_stats.parts} == {"OPTIMAL"}
+    assert on_ray.objective.placed_work == local.objective.placed_work > 0
+    assert on_ray.info.backend.endswith("+partition[ray]")
+    assert on_ray.info.bound == local.info.bound
