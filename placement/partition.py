@@ -561,7 +561,7 @@ def relaxation_bound(problem: Problem) -> float | None:
     objective.SetMaximization()
     n_vars = 0
     # workloads alike in what the relaxation reads share their columns: one row holds their work
-    classes: dict[tuple[object, ...], int] = defaultdict(int)
+    classes: dict[tuple[tuple[SiteType, ...], int, bool, int], int] = defaultdict(int)
     for wi, w in enumerate(problem.workloads):
         if pairs_of[wi]:
             key = (tuple(pairs_of[wi]), w.priority, w.is_fractional, w.min_power_cap_pct)
