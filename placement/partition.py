@@ -64,7 +64,9 @@ partitioning chose. ``SolveInfo.bound`` of the combined plan is the minimum of:
    type) the GPU thousandths of READY nodes, per (site, GPU type) the usable power of the
    power domains holding that type, per site its usable power, per workload its work at
    ``max_replicas``, on the candidate (site, type) pairs and the power levels the workload
-   accepts; each GPU thousandth at a level draws at least ``(cap + host / gpu_count) /
+   accepts; the GPU thousandths of a (site, type) are also capped, power domain by power
+   domain, by what the domain's usable power feeds at the type's lowest cap (a rack with
+   GPUs but no power left cannot lend its GPUs to a rack with power but no GPUs left); each GPU thousandth at a level draws at least ``(cap + host / gpu_count) /
    1000`` W (a powered node's host draw spread over its GPUs, the smallest over the
    type's nodes in the site; a shared GPU runs uncapped). Integrality, min replicas,
    spread and survival are dropped, so every plan of the whole problem is a feasible
@@ -549,11 +551,24 @@ def relaxation_bound(problem: Problem) -> float | None:
     for p, nodes in ix.by_type.items():
         doms = {(n.site, n.power_domain) for n in nodes}
         type_power_w[p] = sum(domains[d].usable_power_w for d in doms)
+    # GPU thousandths a (site, type) can run: per power domain, its GPUs of the type, and no more
+    # than its usable power feeds at the type's lowest draw per GPU (lowest cap + least host share)
+    powered_milli: dict[SiteType, float] = {}
+    for p, nodes in ix.by_type.items():
+        g = gpus[p[1]]
+        per_dom: dict[tuple[str, str], list[Node]] = defaultdict(list)
+        for n in nodes:
+            per_dom[(n.site, n.power_domain)].append(n)
+        total = 0.0
+        for d, dn in per_dom.items():
+            least_w = g.power_levels[0].power_cap_w + min(n.host_power_w / n.gpu_count for n in dn)
+            total += min(1000.0 * sum(n.gpu_count for n in dn), 1000.0 * domains[d].usable_power_w / least_w)
+        powered_milli[p] = total
     gpu_rows: dict[SiteType, Any] = {}
     pow_rows: dict[SiteType, Any] = {}
     site_rows: dict[str, Any] = {}
     for p in ix.by_type:
-        gpu_rows[p] = solver.Constraint(-inf, 1000.0 * sum(n.gpu_count for n in ix.by_type[p]))
+        gpu_rows[p] = solver.Constraint(-inf, powered_milli[p])
         pow_rows[p] = solver.Constraint(-inf, float(type_power_w[p]))
     for s in fleet.sites:
         site_rows[s.name] = solver.Constraint(-inf, float(s.usable_power_w))
