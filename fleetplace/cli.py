@@ -383,6 +383,29 @@ def _check_generate(args: argparse.Namespace) -> None:
         raise InputError([FieldError("--gpus", f"must be at least 1, got {args.gpus}")])
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Every method on the chosen instances, each in a fresh process; results.json, a table, plots."""
+    from fleetplace import bench
+    from placement.errors import FieldError
+
+    errors = []
+    try:
+        bench.parse_sizes(args.size)
+    except ValueError as e:
+        errors.append(FieldError("--size", str(e)))
+    if not (args.time_limit > 0):
+        errors.append(
+            FieldError("--time-limit", f"must be a positive number of seconds, got {args.time_limit}")
+        )
+    if args.seeds < 1:
+        errors.append(FieldError("--seeds", f"must be at least 1, got {args.seeds}"))
+    if args.address and args.executor != "ray":
+        errors.append(FieldError("--address", "needs --executor ray"))
+    if errors:
+        raise InputError(errors)
+    return bench.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fleetplace", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -443,6 +466,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0 any, default off)")
     sp.add_argument("--log-format", choices=["json", "text"], default="json")
     sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser(
+        "bench", help="engine, heuristics and the pair MIP side by side: results.json, a table, plots"
+    )
+    sp.add_argument(
+        "--size", required=True, metavar="S|M|L|XL|alibaba", help="instance size; several comma-separated"
+    )
+    sp.add_argument("--out", default="bench-out", metavar="DIR", help="results.json and plots here")
+    sp.add_argument(
+        "--time-limit", type=float, default=60.0, metavar="SECONDS", help="per method (default 60)"
+    )
+    sp.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 of each size (default 1)")
+    sp.add_argument(
+        "--executor", choices=["local", "ray"], default=None, help="also run the partitioned solve on it"
+    )
+    sp.add_argument("--address", default=None, metavar="ADDR", help="Ray cluster address (--executor ray)")
+    sp.set_defaults(func=cmd_bench)
 
     sp = sub.add_parser("generate", help="write a seeded random fleet of about N GPUs")
     sp.add_argument("--gpus", type=int, required=True)

@@ -860,11 +860,16 @@ def _capacity_reasons(
 
 
 def plan_from(
-    problem: Problem, placements: Iterable[ReplicaPlacement], method: str, wall_s: float = 0.0
+    problem: Problem,
+    placements: Iterable[ReplicaPlacement],
+    method: str,
+    wall_s: float = 0.0,
+    checked: bool = True,
 ) -> Plan:
     """A verified ``Plan`` from placements: budgets, objective, unplaced reasons and a SolveInfo.
 
-    Raises ``PlanRejected`` when the placements break a hard rule.
+    Raises ``PlanRejected`` when the placements break a hard rule (unless ``checked`` is
+    False: then the caller verifies, as the benchmark does in another process).
     """
     placements = tuple(placements)
     budgets = compute_budgets(problem, placements)
@@ -881,5 +886,17 @@ def plan_from(
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         ),
     )
-    check(problem, plan)
+    if checked:
+        check(problem, plan)
     return plan
+
+
+def eligible_groups(problem: Problem) -> dict[str, tuple[GroupKey, ...]]:
+    """Per workload, the (site, GPU type) groups of READY nodes its static rules allow.
+
+    Static rules: latency, backup, allowed types, shareable for fractional work, GPU memory
+    (whole MiB), a node of the type with enough GPUs, a power level not below the floor.
+    Power headroom and host resources are left to the placement.
+    """
+    packer = _Packer(problem, "first_fit")
+    return {w.name: packer.groups_for(w) for w in problem.workloads}

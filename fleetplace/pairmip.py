@@ -1,0 +1,306 @@
+"""The textbook model, as a baseline: one boolean per (replica, candidate node, power level).
+
+Notations
+---------
+* ``x[w, r, n, l]``: replica ``r`` of workload ``w`` runs on node ``n`` at power level ``l``
+  (for a fractional workload one level: its GPU runs uncapped). Candidate nodes are the
+  READY nodes of the (site, GPU type) groups that ``heuristics.eligible_groups`` allows.
+* ``z[w, r] = sum_{n, l} x[w, r, n, l] <= 1``, ``z[w, r] >= z[w, r + 1]``; ``u[w]`` placed.
+* ``o[n]`` node on; ``s[n]`` shared GPUs of node ``n`` (integer).
+
+Constraints (numbers of docs/ARCHITECTURE.md)
+---------------------------------------------
+4. ``sum gpus * x + s[n] <= gpu_count * o[n]`` (pinned GPUs taken off first); fractional:
+   ``sum milli * x <= 1000 * s[n]`` and ``sum MiB * x <= MiB per GPU * s[n]`` (the shares
+   are packed into the shared GPUs only in aggregate: a relaxation, so the bound stays valid;
+   decoding packs them first-fit and drops a workload whose shares do not pack).
+5. host CPU and memory where tracked.
+7. ``on_w * o[n] + sum gpus * (cap - idle) * x + (max - idle) * s[n]`` summed per power
+   domain and per site ``<=`` usable.
+10. ``min * u <= sum_r z <= max * u``.
+11. ``y[w, e] <= sum x on e``; ``sum_e y[w, e] >= min_distinct * u``.
+12. ``sum_r z - sum_{n in s} x >= survivors * u`` for every candidate site ``s``.
+
+Objective: ``sum priority * work_milli * throughput_pct * x`` (tier 1 only).
+
+This is the formulation the issue measured as "no solution from CP-SAT, HiGHS, CBC or
+SCIP" at 2,000 replicas; it is here to show where it stops. Building stops (NO_SOLUTION)
+when the model would exceed ``MAX_BOOLEANS`` or building outlasts the time limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from placement.budgets import FULL_GPU_MILLI
+from placement.candidates import capacity_mib, demand_mib
+from placement.domain import NodeState, Problem, ReplicaPlacement, SpreadLevel
+from placement.energy import allowed_levels
+from placement.heuristics import eligible_groups
+
+log = logging.getLogger(__name__)
+
+MAX_BOOLEANS = 3_000_000
+
+
+@dataclass(frozen=True)
+class PairResult:
+    status: str  # OPTIMAL, FEASIBLE, NO_SOLUTION
+    placements: tuple[ReplicaPlacement, ...]
+    bound: float | None
+    booleans: int
+    build_s: float
+    note: str = ""
+
+
+def solve_pairs(problem: Problem, time_limit_s: float, workers: int = 2) -> PairResult:
+    from ortools.sat.python import cp_model
+
+    t0 = time.monotonic()
+    fleet = problem.fleet
+    types = {g.name: g for g in fleet.gpu_types}
+    groups = eligible_groups(problem)
+    by_group: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, n in enumerate(fleet.nodes):
+        if n.state is NodeState.READY:
+            by_group[(n.site, n.gpu_type)].append(i)
+
+    # pinned work: fixed consumption
+    pinned_whole: dict[int, set[int]] = defaultdict(set)
+    pinned_shared: dict[int, set[int]] = defaultdict(set)
+    pinned_cpu: dict[int, int] = defaultdict(int)
+    pinned_mem: dict[int, int] = defaultdict(int)
+    node_index = {n.name: i for i, n in enumerate(fleet.nodes)}
+    fixed: list[ReplicaPlacement] = []
+    for w in problem.workloads:
+        if not w.pinned:
+            continue
+        for k, c in enumerate(w.current):
+            i = node_index[c.node]
+            n = fleet.nodes[i]
+            (pinned_shared if w.is_fractional else pinned_whole)[i].update(c.gpu_indices)
+            pinned_cpu[i] += w.cpu_milli
+            pinned_mem[i] += w.host_memory_mib
+            fixed.append(
+                ReplicaPlacement(
+                    w.name,
+                    k,
+                    n.site,
+                    n.power_domain,
+                    n.name,
+                    tuple(c.gpu_indices),
+                    w.gpu_milli if w.is_fractional else FULL_GPU_MILLI,
+                    types[n.gpu_type].max_power_w,
+                )
+            )
+
+    free_work = [w for w in problem.workloads if not w.pinned]
+    estimate = 0
+    for w in free_work:
+        nodes = sum(len(by_group[g]) for g in groups[w.name])
+        estimate += w.max_replicas * nodes * (1 if w.is_fractional else 3)
+    if estimate > MAX_BOOLEANS:
+        note = f"about {estimate:,} booleans, over the {MAX_BOOLEANS:,} this baseline builds"
+        log.info("pair model: %s", note)
+        return PairResult("NO_SOLUTION", (), None, estimate, time.monotonic() - t0, note)
+
+    m = cp_model.CpModel()
+    obj: list[tuple[Any, int]] = []
+    # per node: lists of (var, coefficient)
+    gpus_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
+    milli_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
+    mib_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
+    cpu_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
+    mem_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
+    watts_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
+    xs: dict[tuple[int, int], list[tuple[Any, int, int]]] = {}  # (w, r) -> (var, node, cap)
+    booleans = 0
+    for wi, w in enumerate(free_work):
+        if time.monotonic() - t0 > time_limit_s:
+            return PairResult(
+                "NO_SOLUTION", (), None, booleans, time.monotonic() - t0, "building outlasted the limit"
+            )
+        cands = [i for g in groups[w.name] for i in by_group[g]]
+        if not cands:
+            continue
+        u = m.new_bool_var(f"u{wi}")
+        zs: list[Any] = []
+        per_site: dict[str, list[Any]] = defaultdict(list)
+        per_entity: dict[str, list[Any]] = defaultdict(list)
+        for r in range(w.max_replicas):
+            row: list[tuple[Any, int, int]] = []
+            for i in cands:
+                n = fleet.nodes[i]
+                gpu = types[n.gpu_type]
+                if w.is_fractional:
+                    levels = [(gpu.max_power_w, gpu.power_levels[-1].relative_throughput_pct)]
+                else:
+                    levels = [
+                        (gpu.power_levels[k].power_cap_w, gpu.power_levels[k].relative_throughput_pct)
+                        for k in allowed_levels(w, gpu)
+                    ]
+                for cap, pct in levels:
+                    x = m.new_bool_var("")
+                    booleans += 1
+                    row.append((x, i, cap))
+                    obj.append((x, w.priority * w.work_milli * pct))
+                    if w.is_fractional:
+                        milli_on[i].append((x, w.gpu_milli))
+                        mib_on[i].append((x, demand_mib(w.memory_gib)))
+                    else:
+                        gpus_on[i].append((x, w.gpus))
+                        watts_on[i].append((x, w.gpus * (cap - gpu.idle_power_w)))
+                    if w.cpu_milli:
+                        cpu_on[i].append((x, w.cpu_milli))
+                    if w.host_memory_mib:
+                        mem_on[i].append((x, w.host_memory_mib))
+                    per_site[n.site].append(x)
+                    if w.spread is not None:
+                        e = (
+                            n.site
+                            if w.spread.level is SpreadLevel.SITE
+                            else n.power_domain
+                            if w.spread.level is SpreadLevel.POWER_DOMAIN
+                            else n.name
+                        )
+                        per_entity[e].append(x)
+            z = m.new_bool_var("")
+            m.add(sum(v for v, _, _ in row) == z)
+            m.add_implication(z, u)
+            if zs:
+                m.add(zs[-1] >= z)
+            zs.append(z)
+            xs[(wi, r)] = row
+        m.add(sum(zs) >= w.min_replicas * u)
+        if w.spread is not None:
+            ys = []
+            for vs in per_entity.values():
+                y = m.new_bool_var("")
+                m.add(y <= sum(vs))
+                ys.append(y)
+            m.add(sum(ys) >= w.spread.min_distinct * u)
+        need = w.survivors_required
+        if need > 0:
+            for vs in per_site.values():
+                m.add(sum(zs) - sum(vs) >= need * u)
+
+    site_w: dict[str, list[Any]] = defaultdict(list)
+    domain_w: dict[str, list[Any]] = defaultdict(list)
+    fixed_site_w: dict[str, int] = defaultdict(int)
+    fixed_domain_w: dict[str, int] = defaultdict(int)
+    on: dict[int, Any] = {}
+    shared: dict[int, Any] = {}
+    touched = set(gpus_on) | set(milli_on) | set(pinned_whole) | set(pinned_shared)
+    for i in sorted(touched):
+        n = fleet.nodes[i]
+        gpu = types[n.gpu_type]
+        o = m.new_bool_var("")
+        s = m.new_int_var(0, n.gpu_count, "")
+        on[i], shared[i] = o, s
+        pinned = len(pinned_whole[i]) + len(pinned_shared[i])
+        if pinned:
+            m.add(o == 1)
+        m.add(sum(v * c for v, c in gpus_on[i]) + s + pinned <= n.gpu_count * o)
+        if milli_on[i]:
+            m.add(sum(v * c for v, c in milli_on[i]) <= FULL_GPU_MILLI * s)
+            m.add(sum(v * c for v, c in mib_on[i]) <= capacity_mib(gpu.memory_gib) * s)
+        else:
+            m.add(s == 0)
+        if n.cpu_milli and cpu_on[i]:
+            m.add(sum(v * c for v, c in cpu_on[i]) <= n.cpu_milli - pinned_cpu[i])
+        if n.host_memory_mib and mem_on[i]:
+            m.add(sum(v * c for v, c in mem_on[i]) <= n.host_memory_mib - pinned_mem[i])
+        on_w = n.host_power_w + n.gpu_count * gpu.idle_power_w
+        delta = gpu.max_power_w - gpu.idle_power_w
+        draw = on_w * o + sum(v * c for v, c in watts_on[i]) + delta * s
+        fixed_w = (len(pinned_whole[i]) + len(pinned_shared[i])) * delta
+        site_w[n.site].append(draw)
+        domain_w[n.power_domain].append(draw)
+        fixed_site_w[n.site] += fixed_w
+        fixed_domain_w[n.power_domain] += fixed_w
+    for d in fleet.power_domains:
+        if domain_w[d.name]:
+            m.add(sum(domain_w[d.name]) + fixed_domain_w[d.name] <= d.usable_power_w)
+    for st in fleet.sites:
+        if site_w[st.name]:
+            m.add(sum(site_w[st.name]) + fixed_site_w[st.name] <= st.usable_power_w)
+    m.maximize(sum(v * c for v, c in obj))
+    build_s = time.monotonic() - t0
+    log.info("pair model: %d booleans built in %.1f s", booleans, build_s)
+
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(0.1, time_limit_s - build_s)
+    solver.parameters.num_workers = workers
+    solver.parameters.random_seed = problem.options.seed
+    status = solver.solve(m)
+    bound = solver.best_objective_bound
+    solved = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+    bound_v = float(bound) if bound == bound and abs(bound) < 1e18 and (solved or bound > 0) else None
+    if not solved:
+        return PairResult("NO_SOLUTION", tuple(fixed), bound_v, booleans, build_s, "no solution in the limit")
+
+    # decode: whole GPUs by index, shares packed first-fit into the node's shared GPUs
+    chosen: dict[int, list[tuple[int, int, int]]] = defaultdict(list)  # node -> (wi, r, cap)
+    for (wi, r), row in xs.items():
+        for v, i, cap in row:
+            if solver.value(v):
+                chosen[i].append((wi, r, cap))
+    dropped: set[int] = set()
+    out: list[ReplicaPlacement] = []
+    for i, items in sorted(chosen.items()):
+        n = fleet.nodes[i]
+        gpu = types[n.gpu_type]
+        taken = pinned_whole[i] | pinned_shared[i]
+        free = [k for k in range(n.gpu_count) if k not in taken]
+        n_shared = int(solver.value(shared[i]))
+        bins = [[k, 0, 0] for k in free[:n_shared]]
+        free = free[n_shared:]
+        mib_cap = capacity_mib(gpu.memory_gib)
+        for wi, r, cap in sorted(items, key=lambda t: -free_work[t[0]].work_milli):
+            w = free_work[wi]
+            if w.is_fractional:
+                need = demand_mib(w.memory_gib)
+                for b in bins:
+                    if b[1] + w.gpu_milli <= FULL_GPU_MILLI and b[2] + need <= mib_cap:
+                        b[1] += w.gpu_milli
+                        b[2] += need
+                        out.append(
+                            ReplicaPlacement(
+                                w.name, r, n.site, n.power_domain, n.name, (b[0],), w.gpu_milli, cap
+                            )
+                        )
+                        break
+                else:
+                    dropped.add(wi)
+            else:
+                idx, free = tuple(free[: w.gpus]), free[w.gpus :]
+                out.append(
+                    ReplicaPlacement(w.name, r, n.site, n.power_domain, n.name, idx, FULL_GPU_MILLI, cap)
+                )
+    names = {free_work[wi].name for wi in dropped}
+    if names:
+        log.info("pair model: %d workloads dropped, their shares did not pack", len(names))
+    out = [p for p in out if p.workload not in names]
+    # replica indices 0..r-1 per workload
+    seen: dict[str, int] = defaultdict(int)
+    renumbered = []
+    for p in sorted(out, key=lambda p: (p.workload, p.replica)):
+        renumbered.append(
+            ReplicaPlacement(
+                p.workload,
+                seen[p.workload],
+                p.site,
+                p.power_domain,
+                p.node,
+                p.gpu_indices,
+                p.gpu_milli,
+                p.power_cap_w,
+            )
+        )
+        seen[p.workload] += 1
+    label = "OPTIMAL" if status == cp_model.OPTIMAL and not names else "FEASIBLE"
+    return PairResult(label, (*fixed, *renumbered), bound_v, booleans, build_s)
