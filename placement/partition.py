@@ -609,7 +609,7 @@ def relaxation_bound(problem: Problem) -> float | None:
         log.warning("relaxation bound: LP status %s; no bound", status)
         return None
     value = objective.Value()
-    return math.floor(value * (1 + 1e-7) + 1.0)
+    return math.floor(value * (1 + 1e-6) + 1.0)  # above the LP optimum despite solver tolerances
 
 
 # ---------------------------------------------------------------------------- solving
