@@ -400,10 +400,12 @@ def split(problem: Problem, groups: int) -> Partition:
         if len(cand_groups) > 1:
             spanning.append(w.name)
             span_work += max_work(w, pct)
-        if w.pinned and w.current:
-            by_group: dict[int, list[Any]] = defaultdict(list)
+        by_group: dict[int, list[Any]] = defaultdict(list)
+        if w.pinned:
             for cr in w.current:
-                by_group[site_group[node_site[cr.node]]].append(cr)
+                if cr.node in node_site:  # an unknown node is for the validator to report
+                    by_group[site_group[node_site[cr.node]]].append(cr)
+        if by_group:
             if len(by_group) == 1:
                 g = next(iter(by_group))
                 members[g].append(w)
