@@ -389,7 +389,10 @@ def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _fmt(x: Any, spec: str) -> str:
-    return "-" if x is None else format(x, spec)
+    if x is None:
+        width = "".join(c for c in spec.split(".")[0].split(",")[0] if c.isdigit())
+        return "-".rjust(int(width or 1))
+    return format(x, spec)
 
 
 def table(records: Sequence[dict[str, Any]]) -> str:
