@@ -29,8 +29,8 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from placement.domain import (
     GpuType,
@@ -131,35 +131,119 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Prepared:
-    """The filtered, indexed instance: the only input of the model builder."""
+    """The filtered, indexed instance: the only input of the model builder.
+
+    The filter works on groups of alike nodes (``groups``) inside (site, GPU type)
+    cells; ``options[w]`` lists the cells and groups where workload ``w`` may run
+    (placeable workloads only). Per-node candidates (``by_workload``, ``candidates``)
+    and per-node rejections (``rejections_of``) are expanded from them on demand, so
+    that a 40,000-GPU fleet never materialises one object per (workload, node).
+    """
 
     problem: Problem
     nodes: tuple[NodeInfo, ...]
     sites: Mapping[str, Site]
     domains: Mapping[DomainKey, PowerDomain]
-    candidates: tuple[Candidate, ...]
-    by_workload: Mapping[int, tuple[Candidate, ...]]  # placeable workloads only
-    rejections: tuple[Rejection, ...]
+    groups: tuple[NodeGroup, ...]
+    cells: tuple[tuple[str, str], ...]  # (site, GPU type)
+    options: Mapping[int, tuple[CellOption, ...]]  # placeable workloads only
     workload_rejections: tuple[WorkloadRejection, ...]
     latency_ms: Mapping[tuple[str, str], float]
     current: Mapping[tuple[int, int], int]  # (workload, node) -> current replicas there
     node_index: Mapping[str, int]
+    wanted: tuple[int, ...] = ()  # workloads the filter looked at
+    pinned: tuple[int, ...] = ()  # pinned workloads: placed as they run, no candidates
+    site_only: str | None = None
+    candidate_nodes: Mapping[int, int] = field(default_factory=dict)  # w -> nodes passing every node rule
+    _cache: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def workloads(self) -> tuple[Workload, ...]:
         return self.problem.workloads
 
+    @property
+    def by_workload(self) -> Mapping[int, tuple[Candidate, ...]]:
+        got = self._cache.get("by_workload")
+        if got is None:
+            got = self._cache["by_workload"] = _Candidates(self)
+        return got  # type: ignore[return-value]
+
+    @property
+    def candidates(self) -> tuple[Candidate, ...]:
+        return tuple(c for w in sorted(self.options) for c in self.by_workload[w])
+
+    @property
+    def rejections(self) -> tuple[Rejection, ...]:
+        return tuple(r for w in self.wanted for r in self.rejections_of(w))
+
+    def max_count(self, w: int, opt: CellOption, fit: GroupFit) -> int:
+        """Replicas of ``w`` that one node of ``fit``'s group holds alone."""
+        wk = self.problem.workloads[w]
+        if opt.per_gpu > 0:
+            return min(fit.host, wk.max_replicas, opt.per_gpu * fit.powered_gpus)
+        return max(min(m, wk.max_replicas) for m in fit.level_max)
+
+    def expand(self, w: int) -> tuple[Candidate, ...]:
+        """The per-node candidates of workload ``w`` (node order)."""
+        wk = self.problem.workloads[w]
+        out: list[Candidate] = []
+        for opt in self.options.get(w, ()):
+            for fit in opt.fits:
+                mc = self.max_count(w, opt, fit)
+                lm = tuple(min(m, wk.max_replicas) for m in fit.level_max)
+                out.extend(
+                    Candidate(w, n, fit.levels, lm, opt.per_gpu, mc) for n in self.groups[fit.group].nodes
+                )
+        out.sort(key=lambda c: c.node)
+        return tuple(out)
+
     def rejections_of(self, workload: int) -> list[Rejection]:
-        return [r for r in self.rejections if r.workload == workload]
+        """Every node ruled out for ``workload``, with the first rule that failed (computed on demand)."""
+        key = f"rej{workload}"
+        got = self._cache.get(key)
+        if got is None:
+            got = self._cache[key] = _node_rejections(self, workload)
+        return list(got)  # type: ignore[call-overload]
 
     def size(self) -> dict[str, int]:
+        considered = sum(
+            1 for info in self.nodes if self.site_only is None or info.site.name == self.site_only
+        )
+        cand = sum(self.candidate_nodes.get(w, 0) for w in self.options)
+        rej = sum(considered - self.candidate_nodes.get(w, 0) for w in self.wanted)
         return {
             "workloads": len(self.problem.workloads),
-            "placeable_workloads": len(self.by_workload),
+            "placeable_workloads": len(self.options),
             "nodes": len(self.nodes),
-            "candidates": len(self.candidates),
-            "rejections": len(self.rejections),
+            "groups": len(self.groups),
+            "candidates": cand,
+            "rejections": rej,
         }
+
+
+class _Candidates(Mapping[int, tuple[Candidate, ...]]):
+    """Per-node candidates of the placeable workloads, expanded when first asked for."""
+
+    def __init__(self, p: Prepared) -> None:
+        self._p = p
+        self._got: dict[int, tuple[Candidate, ...]] = {}
+
+    def __getitem__(self, w: int) -> tuple[Candidate, ...]:
+        got = self._got.get(w)
+        if got is None:
+            if w not in self._p.options:
+                raise KeyError(w)
+            got = self._got[w] = self._p.expand(w)
+        return got
+
+    def __contains__(self, w: object) -> bool:
+        return w in self._p.options
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._p.options)
+
+    def __len__(self) -> int:
+        return len(self._p.options)
 
 
 def spread_entity(info: NodeInfo, level: SpreadLevel) -> str:
@@ -358,31 +442,180 @@ def _power_reject(wi: int, info: NodeInfo, need_w: int) -> Rejection | None:
     return None
 
 
+# --------------------------------------------------------------------------- groups
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    """Nodes alike in every field the node rules read: one check answers for all of them.
+
+    Alike: state, site, power domain, GPU type, gpu_count, host power and host resources.
+    ``rep`` is the first node; ``cap_w`` the smaller of the domain's and the site's usable power.
+    """
+
+    index: int
+    nodes: tuple[int, ...]
+    rep: NodeInfo
+    cell: int
+    cap_w: int
+
+
+@dataclass(frozen=True)
+class GroupFit:
+    """One group that passes every node rule for some workload shape (per node, not clamped
+    by max_replicas). Whole-GPU: ``levels`` and ``level_max``. Fractional: ``powered_gpus``
+    shared GPUs the caps can power on one node alone, ``host`` the host-resource bound."""
+
+    group: int
+    levels: tuple[int, ...]
+    level_max: tuple[int, ...]
+    powered_gpus: int
+    host: int
+
+
+@dataclass(frozen=True)
+class CellOption:
+    """The groups of one (site, GPU type) cell where a workload may run."""
+
+    cell: int
+    per_gpu: int  # fractional: replicas of the workload on one shared GPU; 0 for whole-GPU
+    fits: tuple[GroupFit, ...]
+
+
+def node_groups(
+    nodes: Sequence[NodeInfo], domains: Mapping[DomainKey, PowerDomain]
+) -> tuple[tuple[NodeGroup, ...], tuple[tuple[str, str], ...], tuple[tuple[int, ...], ...]]:
+    """Groups of alike nodes, the (site, GPU type) cells and the groups of each cell."""
+    by_sig: dict[tuple[object, ...], list[int]] = {}
+    for info in nodes:
+        n = info.node
+        sig = (
+            n.site,
+            n.gpu_type,
+            n.power_domain,
+            n.state,
+            n.gpu_count,
+            n.host_power_w,
+            n.cpu_milli,
+            n.host_memory_mib,
+        )
+        by_sig.setdefault(sig, []).append(info.index)
+    cells: dict[tuple[str, str], int] = {}
+    cell_groups: list[list[int]] = []
+    groups: list[NodeGroup] = []
+    for members in sorted(by_sig.values()):
+        rep = nodes[members[0]]
+        key = (rep.site.name, rep.gpu.name)
+        ci = cells.get(key)
+        if ci is None:
+            ci = cells[key] = len(cell_groups)
+            cell_groups.append([])
+        cap_w = min(domains[rep.domain_key].usable_power_w, rep.site.usable_power_w)
+        cell_groups[ci].append(len(groups))
+        groups.append(NodeGroup(len(groups), tuple(members), rep, ci, cap_w))
+    return tuple(groups), tuple(cells), tuple(tuple(g) for g in cell_groups)
+
+
+def _group_fit(g: NodeGroup, gpus: int, levels: tuple[int, ...], cpu: int, hmem: int) -> GroupFit | None:
+    """Node rules 1, 4, 5, 6, 7 (one replica alone) for one group; None when the group is ruled out."""
+    info = g.rep
+    n = info.node
+    if n.state is not NodeState.READY or gpus > n.gpu_count:
+        return None
+    if (n.cpu_milli > 0 and cpu > n.cpu_milli) or (n.host_memory_mib > 0 and hmem > n.host_memory_mib):
+        return None
+    host = 1 << 30
+    if n.cpu_milli > 0 and cpu > 0:
+        host = n.cpu_milli // cpu
+    if n.host_memory_mib > 0 and hmem > 0:
+        host = min(host, n.host_memory_mib // hmem)
+    spare = g.cap_w - info.on_power_w
+    if gpus == 0:
+        if info.on_power_w + info.shared_gpu_delta_w > g.cap_w:
+            return None
+        powered = n.gpu_count
+        if info.shared_gpu_delta_w > 0:
+            powered = min(powered, spare // info.shared_gpu_delta_w)
+        return GroupFit(g.index, (), (), powered, host)
+    kept: list[int] = []
+    kept_max: list[int] = []
+    for li in levels:
+        delta = gpus * (info.gpu.power_levels[li].power_cap_w - info.gpu.idle_power_w)
+        if info.on_power_w + delta > g.cap_w:
+            continue
+        count = min(host, n.gpu_count // gpus)
+        if delta > 0:
+            count = min(count, spare // delta)
+        kept.append(li)
+        kept_max.append(count)
+    if not kept:
+        return None
+    return GroupFit(g.index, tuple(kept), tuple(kept_max), 0, host)
+
+
 def _workload_check(
-    wi: int, w: Workload, cands: Sequence[Candidate], nodes: Sequence[NodeInfo]
+    p: Prepared,
+    wi: int,
+    w: Workload,
+    opts: Sequence[CellOption],
+    cache: dict[tuple[object, ...], tuple[int, int, frozenset[str]]],
+    nodes_memo: dict[int, int],
 ) -> WorkloadRejection | None:
-    room = sum(c.max_count for c in cands)
+    room = 0
+    ncand = 0
+    per_site: dict[str, int] = defaultdict(int)
+    ents: set[str] = set()
+    nodes_distinct = 0
+    level = w.spread.level if w.spread is not None else None
+    for opt in opts:
+        # one cell is one site: its nodes and domains once per fits tuple, its room once per
+        # (fits, per_gpu, max_replicas capped at the most one node holds)
+        shape = cache.get((id(opt.fits), opt.per_gpu))
+        if shape is None:
+            if opt.per_gpu:
+                top = max(min(fit.host, opt.per_gpu * fit.powered_gpus) for fit in opt.fits)
+            else:
+                top = max(max(fit.level_max) for fit in opt.fits)
+            doms = frozenset(spread_entity(p.groups[f.group].rep, SpreadLevel.POWER_DOMAIN) for f in opt.fits)
+            shape = cache[(id(opt.fits), opt.per_gpu)] = (
+                top,
+                _fit_nodes(opt.fits, p.groups, nodes_memo),
+                doms,
+            )
+        top, k, doms = shape
+        key = (id(opt.fits), opt.per_gpu, min(top, w.max_replicas))
+        got = cache.get(key)
+        if got is None:
+            r = sum(len(p.groups[f.group].nodes) * p.max_count(wi, opt, f) for f in opt.fits)
+            got = cache[key] = (r, k, doms)
+        r, k, doms = got
+        site_name = p.cells[opt.cell][0]
+        room += r
+        ncand += k
+        per_site[site_name] += r
+        if level is SpreadLevel.SITE:
+            ents.add(site_name)
+        elif level is SpreadLevel.POWER_DOMAIN:
+            ents |= doms
+        elif level is SpreadLevel.NODE:
+            nodes_distinct += k
     if room < w.min_replicas:
         return WorkloadRejection(
             wi,
             "replicas",
-            f"needs {w.min_replicas} replicas, the {len(cands)} candidate nodes fit at most {room} "
+            f"needs {w.min_replicas} replicas, the {ncand} candidate nodes fit at most {room} "
             "even on an empty fleet",
         )
-    if w.spread is not None:
-        ents = {spread_entity(nodes[c.node], w.spread.level) for c in cands}
-        if len(ents) < w.spread.min_distinct:
-            lvl = w.spread.level.value.lower().replace("_", " ")
-            return WorkloadRejection(
-                wi,
-                "spread",
-                f"needs {w.spread.min_distinct} distinct {lvl}s, only {len(ents)} have a candidate node",
-            )
+    distinct = nodes_distinct if level is SpreadLevel.NODE else len(ents)
+    if w.spread is not None and distinct < w.spread.min_distinct:
+        lvl = w.spread.level.value.lower().replace("_", " ")
+        return WorkloadRejection(
+            wi,
+            "spread",
+            f"needs {w.spread.min_distinct} distinct {lvl}s, only {distinct} have a candidate node",
+        )
     need = w.survivors_required
     if need > 0:
-        per_site: dict[str, int] = defaultdict(int)
-        for c in cands:
-            per_site[nodes[c.node].site.name] += c.max_count
         total = sum(per_site.values())
         worst = max(per_site.values())
         if total - worst < need:
@@ -395,51 +628,92 @@ def _workload_check(
     return None
 
 
+def _node_rejections(p: Prepared, wi: int) -> tuple[Rejection, ...]:
+    """Rule by rule, node by node (alike nodes checked once): the rejections of one workload."""
+    w = p.problem.workloads[wi]
+    out: list[Rejection] = []
+    for g in p.groups:
+        if p.site_only is not None and g.rep.site.name != p.site_only:
+            continue
+        res = _check(wi, w, g.rep, p.latency_ms)
+        if isinstance(res, Rejection):
+            out.extend(replace(res, node=n) for n in g.nodes)
+    out.sort(key=lambda r: r.node)
+    return tuple(out)
+
+
 def filter_candidates(
     problem: Problem, workloads: Sequence[int] | None = None, site: str | None = None
 ) -> Prepared:
-    """Run the filter on the (validated) problem; optionally on some workloads or one site only."""
+    """Run the filter on the (validated) problem; optionally on some workloads or one site only.
+
+    Rules that depend only on the site and the GPU type (latency, backup, type, memory,
+    cap floor) are checked once per (workload, site, type) through small caches; the rules
+    that read the node (state, GPU count, host resources, power) once per (workload
+    shape, group of alike nodes). The cost grows with workloads x cells, not x nodes.
+    """
+    fleet = problem.fleet
     nodes = node_infos(problem)
+    domains = {(d.site, d.name): d for d in fleet.power_domains}
+    groups, cells, cell_groups = node_groups(nodes, domains)
     latency_ms = _latency(problem)
-    wanted = range(len(problem.workloads)) if workloads is None else workloads
-    cands: list[Candidate] = []
-    rejs: list[Rejection] = []
+    wanted = tuple(range(len(problem.workloads)) if workloads is None else workloads)
+    gpus_by_name = {g.name: g for g in fleet.gpu_types}
+    cells_of_type: dict[str, list[int]] = defaultdict(list)
+    for ci, (s, t) in enumerate(cells):
+        if site is None or s == site:
+            cells_of_type[t].append(ci)
+    site_cache: dict[tuple[str, float, float], frozenset[str]] = {}
+    type_cache: dict[tuple[object, ...], tuple[tuple[str, tuple[int, ...]], ...]] = {}
+    fit_cache: dict[tuple[object, ...], tuple[GroupFit, ...]] = {}
+    options: dict[int, tuple[CellOption, ...]] = {}
+    cand_nodes: dict[int, int] = {}
+    node_memo: dict[int, int] = {}
     wrejs: list[WorkloadRejection] = []
-    by_w: dict[int, tuple[Candidate, ...]] = {}
     for wi in wanted:
         w = problem.workloads[wi]
-        mine: list[Candidate] = []
-        seen: dict[tuple[object, ...], Rejection | Candidate] = {}
-        for info in nodes:
-            if site is not None and info.site.name != site:
-                continue
-            # nodes alike in every field the rules read get the same answer: check one of them
-            n = info.node
-            sig = (
-                n.state,
-                n.site,
-                n.power_domain,
-                n.gpu_type,
-                n.gpu_count,
-                n.host_power_w,
-                n.cpu_milli,
-                n.host_memory_mib,
+        skey = (w.user_region, w.max_latency_ms, w.backup_minutes)
+        sites_ok = site_cache.get(skey)
+        if sites_ok is None:
+            sites_ok = site_cache[skey] = frozenset(
+                s.name
+                for s in fleet.sites
+                if s.backup_minutes >= w.backup_minutes
+                and (
+                    w.max_latency_ms <= 0
+                    or latency_ms.get((w.user_region, s.name), math.inf) <= w.max_latency_ms + 1e-9
+                )
             )
-            res = seen.get(sig)
-            if res is None:
-                res = seen[sig] = _check(wi, w, info, latency_ms)
-            if isinstance(res, Rejection):
-                rejs.append(res if res.node == info.index else replace(res, node=info.index))
-            else:
-                mine.append(res if res.node == info.index else replace(res, node=info.index))
-        if not mine:
+        tkey = (w.allowed_gpu_types, w.is_fractional, w.memory_per_gpu_gib, w.min_power_cap_pct)
+        types_ok = type_cache.get(tkey)
+        if types_ok is None:
+            types_ok = type_cache[tkey] = _types_ok(w, fleet.gpu_types)
+        opts: list[CellOption] = []
+        for tname, levels in types_ok:
+            gpu = gpus_by_name[tname]
+            per_gpu = 0
+            if w.is_fractional:
+                per_gpu = 1000 // w.gpu_milli
+                if w.memory_gib > 0:
+                    per_gpu = min(per_gpu, capacity_mib(gpu.memory_gib) // max(1, demand_mib(w.memory_gib)))
+            for ci in cells_of_type.get(tname, ()):
+                if cells[ci][0] not in sites_ok:
+                    continue
+                fkey = (ci, w.gpus, levels, w.cpu_milli, w.host_memory_mib)
+                fits = fit_cache.get(fkey)
+                if fits is None:
+                    found = (
+                        _group_fit(groups[g], w.gpus, levels, w.cpu_milli, w.host_memory_mib)
+                        for g in cell_groups[ci]
+                    )
+                    fits = fit_cache[fkey] = tuple(f for f in found if f is not None)
+                if fits:
+                    opts.append(CellOption(ci, per_gpu, fits))
+        if not opts:
             continue
-        wrej = _workload_check(wi, w, mine, nodes)
-        if wrej is not None:
-            wrejs.append(wrej)
-            continue
-        by_w[wi] = tuple(mine)
-        cands.extend(mine)
+        opts.sort(key=lambda o: o.cell)
+        cand_nodes[wi] = sum(_fit_nodes(o.fits, groups, node_memo) for o in opts)
+        options[wi] = tuple(opts)
     node_index = {info.node.name: info.index for info in nodes}
     current: dict[tuple[int, int], int] = defaultdict(int)
     for wi, w in enumerate(problem.workloads):
@@ -447,18 +721,60 @@ def filter_candidates(
             ni = node_index.get(cr.node)
             if ni is not None:
                 current[(wi, ni)] += 1
-    prepared = Prepared(
+    prepared_stub = Prepared(
         problem=problem,
         nodes=nodes,
-        sites={s.name: s for s in problem.fleet.sites},
-        domains={(d.site, d.name): d for d in problem.fleet.power_domains},
-        candidates=tuple(cands),
-        by_workload=by_w,
-        rejections=tuple(rejs),
-        workload_rejections=tuple(wrejs),
+        sites={s.name: s for s in fleet.sites},
+        domains=domains,
+        groups=groups,
+        cells=cells,
+        options=options,
+        workload_rejections=(),
         latency_ms=latency_ms,
         current=dict(current),
         node_index=node_index,
+        wanted=wanted,
+        site_only=site,
+        candidate_nodes=cand_nodes,
+    )
+    check_cache: dict[tuple[object, ...], tuple[int, int, frozenset[str]]] = {}
+    for wi in sorted(options):
+        wrej = _workload_check(prepared_stub, wi, problem.workloads[wi], options[wi], check_cache, node_memo)
+        if wrej is not None:
+            wrejs.append(wrej)
+    dropped = {r.workload for r in wrejs}
+    prepared = replace(
+        prepared_stub,
+        options={w: o for w, o in options.items() if w not in dropped},
+        workload_rejections=tuple(wrejs),
+        _cache={},
     )
     log.debug("candidate filter: %s", prepared.size())
     return prepared
+
+
+def _fit_nodes(fits: tuple[GroupFit, ...], groups: Sequence[NodeGroup], memo: dict[int, int]) -> int:
+    """Nodes in ``fits``, memoised by tuple identity (the tuples outlive the memo: both live in one filter run)."""
+    got = memo.get(id(fits))
+    if got is None:
+        got = memo[id(fits)] = sum(len(groups[f.group].nodes) for f in fits)
+    return got
+
+
+def _types_ok(w: Workload, gpu_types: Sequence[GpuType]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """GPU types (rules 2, 3, 6) where ``w`` may run, with its allowed power levels (whole GPU)."""
+    out = []
+    for gpu in gpu_types:
+        if w.allowed_gpu_types and gpu.name not in w.allowed_gpu_types:
+            continue
+        if w.is_fractional and not gpu.shareable:
+            continue
+        if w.memory_per_gpu_gib > gpu.memory_gib + 1e-9:
+            continue
+        levels: tuple[int, ...] = ()
+        if not w.is_fractional:
+            levels = tuple(allowed_levels(w, gpu))
+            if not levels:
+                continue
+        out.append((gpu.name, levels))
+    return tuple(out)

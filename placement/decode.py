@@ -55,9 +55,24 @@ class FleetState:
         self.hmem = [0] * n
         self.replicas = [0] * n
         self.gpu_w = [0] * n  # sum of (cap - idle) over held GPUs
+        self.domain_usable_w = {k: d.usable_power_w for k, d in prepared.domains.items()}
+        self.site_usable_w = {k: s.usable_power_w for k, s in prepared.sites.items()}
         self.domain_w: dict[tuple[str, str], int] = defaultdict(int)
         self.site_w: dict[str, int] = defaultdict(int)
         self.placements: list[tuple[int, int, tuple[int, ...], int, int]] = []  # w, n, idx, milli, cap
+        # free GPUs (neither whole-used nor shared) per node, group and cell, for quick "no room" answers
+        self.releases: Counter[str] = Counter()  # pops so far per site: usage there shrank
+        self.node_free = [info.node.gpu_count for info in prepared.nodes]
+        self.group_of = [0] * n
+        self.group_free = [0] * len(prepared.groups)
+        self.group_shared = [0] * len(prepared.groups)
+        self.cell_free = [0] * len(prepared.cells)
+        self.cell_shared = [0] * len(prepared.cells)
+        for g in prepared.groups:
+            for m in g.nodes:
+                self.group_of[m] = g.index
+                self.group_free[g.index] += self.node_free[m]
+                self.cell_free[g.cell] += self.node_free[m]
 
     # ----------------------------------------------------------------- questions
     def node_w(self, n: int) -> int:
@@ -70,9 +85,12 @@ class FleetState:
     def headroom_w(self, n: int) -> int:
         info = self.p.nodes[n]
         return min(
-            self.p.domains[info.domain_key].usable_power_w - self.domain_w[info.domain_key],
-            info.site.usable_power_w - self.site_w[info.site.name],
+            self.domain_usable_w[info.domain_key] - self.domain_w[info.domain_key],
+            self.site_usable_w[info.site.name] - self.site_w[info.site.name],
         )
+
+    def site_headroom_w(self, site: str) -> int:
+        return self.site_usable_w[site] - self.site_w[site]
 
     def _host_ok(self, w: int, n: int) -> bool:
         wl = self.p.problem.workloads[w]
@@ -83,19 +101,24 @@ class FleetState:
 
     def fit(self, cand: Candidate, preferred: tuple[int, ...] = ()) -> Fit | None:
         """Where one more replica of ``cand.workload`` fits on ``cand.node`` (best level), or None."""
-        w, n = cand.workload, cand.node
+        return self.fit_at(cand.workload, cand.node, cand.levels, cand.per_gpu, preferred)
+
+    def fit_at(
+        self, w: int, n: int, levels: tuple[int, ...], per_gpu: int, preferred: tuple[int, ...] = ()
+    ) -> Fit | None:
+        """``fit`` without a Candidate: ``levels`` allowed (whole GPU) or ``per_gpu`` > 0 (fractional)."""
         if not self._host_ok(w, n):
             return None
         info = self.p.nodes[n]
         wl = self.p.problem.workloads[w]
         on_w = 0 if self.replicas[n] else info.on_power_w
         room = self.headroom_w(n)
-        if cand.per_gpu == 0:
-            free = self.free_gpus(n)
-            if len(free) < wl.gpus:
+        if per_gpu == 0:
+            if self.node_free[n] < wl.gpus:
                 return None
+            free = self.free_gpus(n)
             idx = tuple(preferred) if preferred and set(preferred) <= set(free) else tuple(free[: wl.gpus])
-            for li in reversed(cand.levels):
+            for li in reversed(levels):
                 delta = wl.gpus * (info.gpu.power_levels[li].power_cap_w - info.gpu.idle_power_w)
                 if on_w + delta <= room:
                     return Fit(n, li, idx, on_w + delta)
@@ -109,9 +132,9 @@ class FleetState:
                 if on_w <= room:
                     return Fit(n, -1, (j,), on_w)
                 return None
-        free = self.free_gpus(n)
-        if not free:
+        if self.node_free[n] == 0:
             return None
+        free = self.free_gpus(n)
         j = preferred[0] if preferred and preferred[0] in free else free[0]
         extra = on_w + info.shared_gpu_delta_w
         return Fit(n, -1, (j,), extra) if extra <= room else None
@@ -126,6 +149,7 @@ class FleetState:
             cap = info.gpu.power_levels[fit.level].power_cap_w
             for j in fit.gpu_indices:
                 self.whole[n][j] = w
+            self._take(n, len(fit.gpu_indices), 0)
             self.gpu_w[n] += wl.gpus * (cap - info.gpu.idle_power_w)
             self.placements.append((w, n, fit.gpu_indices, FULL_MILLI, cap))
         else:
@@ -133,6 +157,7 @@ class FleetState:
             sh = self.shared[n].get(j)
             if sh is None:
                 sh = self.shared[n][j] = _Shared()
+                self._take(n, 1, 1)
                 self.gpu_w[n] += info.shared_gpu_delta_w
             sh.milli += wl.gpu_milli
             sh.mem_mib += demand_mib(wl.memory_gib)
@@ -147,6 +172,7 @@ class FleetState:
         """Undo the last ``count`` additions."""
         for _ in range(count):
             w, n, idx, milli, _cap = self.placements.pop()
+            self.releases[self.p.nodes[n].site.name] += 1
             info = self.p.nodes[n]
             wl = self.p.problem.workloads[w]
             before = self.node_w(n)
@@ -154,6 +180,7 @@ class FleetState:
                 level_cap = _cap
                 for j in idx:
                     del self.whole[n][j]
+                self._take(n, -len(idx), 0)
                 self.gpu_w[n] -= wl.gpus * (level_cap - info.gpu.idle_power_w)
             else:
                 sh = self.shared[n][idx[0]]
@@ -162,11 +189,21 @@ class FleetState:
                 sh.tenants[w] -= 1
                 if sh.milli == 0 and sum(sh.tenants.values()) == 0:
                     del self.shared[n][idx[0]]
+                    self._take(n, -1, -1)
                     self.gpu_w[n] -= info.shared_gpu_delta_w
             self.cpu[n] -= wl.cpu_milli
             self.hmem[n] -= wl.host_memory_mib
             self.replicas[n] -= 1
             self._repower(n, before)
+
+    def _take(self, n: int, gpus: int, shared: int) -> None:
+        g = self.group_of[n]
+        c = self.p.groups[g].cell
+        self.node_free[n] -= gpus
+        self.group_free[g] -= gpus
+        self.cell_free[c] -= gpus
+        self.group_shared[g] += shared
+        self.cell_shared[c] += shared
 
     def _repower(self, n: int, before: int) -> None:
         delta = self.node_w(n) - before

@@ -14,6 +14,7 @@ Two sources:
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter, defaultdict
 
 from placement.candidates import RULES, Prepared, Rejection, filter_candidates, spread_entity
@@ -274,18 +275,46 @@ def _gpu_short(p: Prepared, st: FleetState, c: object) -> bool:
     )
 
 
-def unplaced_reasons(prepared: Prepared, plan_state: FleetState) -> list[UnplacedWorkload]:
-    """Every workload without a replica in ``plan_state``, with its reasons (problem order)."""
+def unplaced_reasons(
+    prepared: Prepared, plan_state: FleetState, deadline: float | None = None
+) -> list[UnplacedWorkload]:
+    """Every workload without a replica in ``plan_state``, with its reasons (problem order).
+
+    Reasons are worked out most valuable workload first (priority * work) until
+    ``deadline`` (monotonic seconds); a workload reached after it gets one ``time_limit``
+    reason pointing at ``explain`` (the filter's workload-level reason when it has one).
+    """
     placed = {w for w, *_ in plan_state.placements}
-    out = []
-    for w, wk in enumerate(prepared.problem.workloads):
-        if w in placed:
-            continue
-        if w in prepared.by_workload:
-            reasons = capacity_reasons(prepared, plan_state, w)
+    wl = prepared.problem.workloads
+    todo = [w for w in range(len(wl)) if w not in placed]
+    got: dict[int, list[Reason]] = {}
+    wrej = {r.workload: r for r in prepared.workload_rejections}
+    for w in sorted(todo, key=lambda w: (-wl[w].priority * wl[w].work_milli, w)):
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        if w in prepared.pinned:
+            got[w] = []
+        elif w in prepared.by_workload:
+            got[w] = capacity_reasons(prepared, plan_state, w)
         else:
-            reasons = filter_reasons(prepared, w)
-        out.append(UnplacedWorkload(wk.name, tuple(reasons)))
+            got[w] = filter_reasons(prepared, w)
+    out = []
+    for w in todo:
+        reasons = got.get(w)
+        if reasons is None:
+            r = wrej.get(w)
+            reasons = (
+                [Reason(r.rule, r.message, 0)]
+                if r is not None
+                else [
+                    Reason(
+                        "time_limit",
+                        "not analysed within the time limit; `fleetplace explain` gives the reasons",
+                        0,
+                    )
+                ]
+            )
+        out.append(UnplacedWorkload(wl[w].name, tuple(reasons)))
     return out
 
 

@@ -22,13 +22,12 @@ import logging
 import subprocess
 import threading
 import time
-from collections import Counter, defaultdict
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from placement.backends.base import Progress, ProgressCallback, SolverBackend, TierResult
-from placement.candidates import Prepared, filter_candidates, spread_entity
+from placement.candidates import Prepared, filter_candidates
 from placement.decode import FleetState, decode, encode
 from placement.domain import (
     ObjectiveTiers,
@@ -41,6 +40,7 @@ from placement.domain import (
     StopReason,
 )
 from placement.errors import InputError, PlanRejected
+from placement.greedy import greedy
 from placement.model import Container, build
 from placement.model.ir import Direction, Objective
 from placement.model.registry import TIERS
@@ -51,6 +51,13 @@ TIER1_SHARE = 0.7
 RESERVE_FRACTION = 0.05
 RESERVE_MAX_S = 1.0
 MODEL_S_PER_VAR = 3e-5
+MODEL_MAX_VARS = 200_000  # beyond this the per-node model is not built (CP-SAT overruns its limit)
+GREEDY_SHARE = 0.5  # of the time limit, at most, for the greedy
+EXPLAIN_SHARE = 0.05  # of the time limit for explaining an interim plan's unplaced work
+EXPLAIN_MIN_S = 0.05
+ASSEMBLE_S_PER_REPLICA = 2e-5
+ASSEMBLE_S_PER_NODE = 2.5e-4
+EXPLAIN_MARGIN_S = 0.1
 
 
 @functools.lru_cache(maxsize=1)
@@ -79,95 +86,43 @@ def enabled_tiers(options: SolveOptions) -> list[str]:
     return [t for t in TIERS if on[t]]
 
 
-# ------------------------------------------------------------------------- greedy
-
-
-def greedy(prepared: Prepared) -> FleetState:
-    """First-fit decreasing by priority * work per replica; all or nothing per workload."""
-    st = FleetState(prepared)
-    wl = prepared.problem.workloads
-    order = sorted(prepared.by_workload, key=lambda w: (-wl[w].priority * wl[w].work_milli, w))
-    for w in order:
-        _greedy_workload(st, w)
-    return st
-
-
-def _greedy_workload(st: FleetState, w: int) -> bool:
-    p = st.p
-    wk = p.problem.workloads[w]
-    prefer: dict[int, list[tuple[int, ...]]] = defaultdict(list)
-    for cr in wk.current:
-        n = p.node_index.get(cr.node)
-        if n is not None:
-            prefer[n].append(tuple(cr.gpu_indices))
-    alive = sorted(p.by_workload[w], key=lambda c: (c.node not in prefer, c.node))
-    level = wk.spread.level if wk.spread is not None else None
-    survive = wk.survivors_required > 0
-    per_site: Counter[str] = Counter()
-    per_ent: Counter[str] = Counter()
-    placed = 0
-    while placed < wk.max_replicas and alive:
-        if level is not None or survive:
-            alive.sort(
-                key=lambda c: (
-                    per_site[p.nodes[c.node].site.name] if survive else 0,
-                    per_ent[spread_entity(p.nodes[c.node], level)] if level is not None else 0,
-                    c.node not in prefer,
-                    c.node,
-                )
-            )
-        chosen = None
-        dead = 0
-        for cand in alive:
-            pref = prefer[cand.node][0] if prefer.get(cand.node) else ()
-            fit = st.fit(cand, pref)
-            if fit is not None:
-                chosen = fit
-                if pref and fit.gpu_indices == pref:
-                    prefer[cand.node].pop(0)
-                break
-            dead += 1  # usage only grows: it will not fit later either
-        if chosen is None:
-            break
-        del alive[:dead]
-        st.add(w, chosen)
-        placed += 1
-        info = p.nodes[chosen.node]
-        per_site[info.site.name] += 1
-        if level is not None:
-            per_ent[spread_entity(info, level)] += 1
-    ok = placed >= wk.min_replicas
-    if ok and wk.spread is not None:
-        ok = len(+per_ent) >= wk.spread.min_distinct
-    if ok and survive:
-        ok = placed - max(per_site.values()) >= wk.survivors_required
-    if not ok:
-        st.pop(placed)
-    return ok
-
-
 # ------------------------------------------------------------------------- plan
 
 
 def _plan(
-    prepared: Prepared, placements: tuple[ReplicaPlacement, ...], info: SolveInfo
+    prepared: Prepared,
+    placements: tuple[ReplicaPlacement, ...],
+    info: SolveInfo,
+    explain_until: float | None = None,
+    timing: dict[str, float] | None = None,
 ) -> tuple[Plan, list[object]]:
-    """Assemble and verify a plan; returns it with the verifier's findings."""
+    """Assemble and verify a plan; returns it with the verifier's findings.
+
+    ``timing["assemble_s"]`` receives the seconds spent outside the (deadline-bound) explanations.
+    """
     from placement.budgets import compute_budgets
     from placement.explain import unplaced_reasons
     from placement.objective import evaluate
     from placement.verify import verify
 
     problem = prepared.problem
+    t0 = time.monotonic()
     state = FleetState.from_placements(prepared, placements)
+    budgets = compute_budgets(problem, placements)
+    t1 = time.monotonic()
+    unplaced = tuple(unplaced_reasons(prepared, state, explain_until))
+    t2 = time.monotonic()
     plan = Plan(
         placements=placements,
-        budgets=compute_budgets(problem, placements),
-        unplaced=tuple(unplaced_reasons(prepared, state)),
+        budgets=budgets,
+        unplaced=unplaced,
         objective=evaluate(problem, placements),
         info=info,
     )
-    return plan, list(verify(problem, plan))
+    bad: list[object] = list(verify(problem, plan))
+    if timing is not None:
+        timing["assemble_s"] = time.monotonic() - t0 - (t2 - t1)
+    return plan, bad
 
 
 def _key(obj: ObjectiveTiers, tiers: list[str]) -> tuple[int, ...]:
@@ -190,6 +145,7 @@ class _Run:
         opts = problem.options
         self.deadline = self.t0 + opts.time_limit_s
         self.reserve = min(RESERVE_MAX_S, RESERVE_FRACTION * opts.time_limit_s)
+        self.assemble_s = 0.0  # budgets + verification of one plan, measured on the greedy plan
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -198,12 +154,20 @@ class _Run:
         return self.stop is not None and self.stop.is_set()
 
 
+def _model_vars(prepared: Prepared) -> int:
+    """The per-node model's variables, roughly, from the candidate node counts (stops past the cap)."""
+    est = 0
+    for w, opts in prepared.options.items():
+        per_node = len(opts[0].fits[0].levels) or 8
+        est += prepared.candidate_nodes.get(w, 0) * per_node
+        if est > MODEL_MAX_VARS:
+            break
+    return est
+
+
 def _model_cost_s(prepared: Prepared) -> float:
     """A rough estimate of building and loading the model, from its size (about 30 us a variable)."""
-    est_vars = sum(
-        len(c.levels) or min(8, prepared.nodes[c.node].node.gpu_count) for c in prepared.candidates
-    )
-    return MODEL_S_PER_VAR * est_vars
+    return MODEL_S_PER_VAR * _model_vars(prepared)
 
 
 def solve(
@@ -219,6 +183,7 @@ def solve(
     if errors:
         raise InputError(errors)
     prepared = filter_candidates(problem)
+    log.info("filter: %s (%.2f s)", prepared.size(), run.elapsed())
     backend = get_backend(opts.backend)
     base = SolveInfo(
         status=SolveStatus.FEASIBLE,
@@ -237,19 +202,34 @@ def solve(
             base, status=status, stop_reason=stop_reason, bound=bound, gap=gap, wall_s=run.elapsed()
         )
 
-    # 1. greedy: a verified plan before any solver runs
-    g_placements = greedy(prepared).to_placements()
-    g_plan, g_bad = _plan(prepared, g_placements, base)
+    # 1. greedy: a verified plan before any solver runs (itself time-boxed: a partial greedy
+    # plan is valid, every workload being all or nothing)
+    limit_s = max(0.0, opts.time_limit_s)
+    too_big = _model_vars(prepared) > MODEL_MAX_VARS
+    # budgets and verification cost about this much (measured: ~2 s on 8,000 nodes, loaded machine)
+    run.assemble_s = ASSEMBLE_S_PER_NODE * len(prepared.nodes)
+    g_deadline = run.t0 + GREEDY_SHARE * limit_s
+    if too_big:  # no model follows: the greedy may use what the plan's assembly leaves
+        g_deadline = max(g_deadline, run.deadline - 1.5 * run.assemble_s - EXPLAIN_SHARE * limit_s)
+    g_state = greedy(prepared, deadline=g_deadline)
+    g_placements = g_state.to_placements()
+    log.info("greedy: %d replicas (%.2f s)", len(g_placements), run.elapsed())
+    timing: dict[str, float] = {}
+    run.assemble_s += ASSEMBLE_S_PER_REPLICA * len(g_placements)
+    g_plan, g_bad = _plan(prepared, g_placements, base, _explain_until(run, final=too_big), timing)
     if g_bad:
         raise PlanRejected(g_bad)
+    run.assemble_s = timing["assemble_s"]
+    log.info("greedy plan verified (%.2f s; assembling took %.2f s)", run.elapsed(), run.assemble_s)
+    run.reserve = max(run.reserve, 1.5 * run.assemble_s + EXPLAIN_SHARE * limit_s)
     g_work = g_plan.objective.placed_work
     if progress is not None:
         progress(Progress("greedy", float(g_work), None, run.elapsed()))
-    if not prepared.candidates:  # nothing can run anywhere: the empty plan is optimal
+    if not prepared.options:  # nothing can run anywhere: the empty plan is optimal
         return _done(replace(g_plan, info=info(SolveStatus.OPTIMAL, StopReason.NONE, 0.0, 0)))
     if run.stopped():
         return _done(replace(g_plan, info=info(SolveStatus.FEASIBLE, StopReason.INTERRUPTED, None, g_work)))
-    if run.deadline - run.reserve - time.monotonic() < 1.5 * _model_cost_s(prepared) + 0.1:
+    if too_big or run.deadline - run.reserve - time.monotonic() < 1.5 * _model_cost_s(prepared) + 0.1:
         log.info("no time left to build and solve the model; returning the greedy plan")
         return _done(replace(g_plan, info=info(SolveStatus.FEASIBLE, StopReason.TIME_LIMIT, None, g_work)))
 
@@ -286,7 +266,7 @@ def solve(
 
     # 4. decode, re-evaluate and verify
     placements = decode(container, container.extract(best))
-    plan, bad = _plan(prepared, placements, base)
+    plan, bad = _plan(prepared, placements, base, _explain_until(run, final=True))
     if _key(plan.objective, tiers) < _key(g_plan.objective, tiers):
         log.info("solver plan is worse than the greedy plan; returning the greedy plan")
         return _done(replace(g_plan, info=info(status, stop_reason, bound, g_work)))
@@ -308,6 +288,15 @@ def solve(
     if model != got:
         log.warning("model objective %s differs from the evaluated plan %s", model, got)
     return _done(replace(plan, info=info(status, stop_reason, bound, plan.objective.placed_work)))
+
+
+def _explain_until(run: _Run, final: bool) -> float:
+    """Until when unplaced work is explained: the final plan gets what is left, an interim one a share."""
+    now = time.monotonic()
+    limit_s = max(0.0, run.problem.options.time_limit_s)
+    if final:
+        return max(now + EXPLAIN_MIN_S, run.deadline - EXPLAIN_MARGIN_S - 1.5 * run.assemble_s)
+    return now + max(EXPLAIN_MIN_S, EXPLAIN_SHARE * limit_s)
 
 
 def _done(plan: Plan) -> Plan:

@@ -293,3 +293,23 @@ def test_filter_sizes_the_model() -> None:
     assert prepared.size()["candidates"] == 4
     assert prepared.size()["rejections"] == 4
     assert prepared.size()["placeable_workloads"] == 1
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_group_filter_equals_the_rules_node_by_node(seed: int) -> None:
+    # the filter checks alike nodes once per group and site/type rules once per cell; node by
+    # node, every rule must give the same answer (candidates with levels and bounds, or a rejection)
+    from placement.candidates import Candidate, _check
+    from placement.generator import generate
+
+    p = generate(300, seed)
+    prepared = filter_candidates(p)
+    dropped = {r.workload for r in prepared.workload_rejections}
+    for wi, w in enumerate(p.workloads):
+        want = [_check(wi, w, info, prepared.latency_ms) for info in prepared.nodes]
+        cands = [c for c in want if isinstance(c, Candidate)]
+        if wi in dropped or not cands:
+            assert wi not in prepared.by_workload
+        else:
+            assert list(prepared.by_workload[wi]) == cands, w.name
+        assert prepared.rejections_of(wi) == [r for r in want if not isinstance(r, Candidate)]

@@ -191,3 +191,15 @@ def test_power_reason_when_higher_priority_work_holds_the_rack() -> None:
         "every candidate power domain lacks headroom: needs 0.2 kW, most headroom 0.0 kW"
     )
     assert "dc1/r1" in r.message and "holds it: a (1)" in r.message
+
+
+@pytest.mark.parametrize("limit_s", [0.001, 0.05, 0.5])
+def test_time_limit_too_short_for_the_model_still_gives_a_verified_plan(limit_s: float) -> None:
+    # at 1 ms not even the greedy may run to its end: a partial greedy plan is still valid
+    p = generate(2000, 3)
+    p = replace(p, options=replace(p.options, time_limit_s=limit_s))
+    plan = solve(p)
+    assert verify(p, plan) == []
+    assert plan.info.status is SolveStatus.FEASIBLE
+    placed = {x.workload for x in plan.placements}
+    assert {u.workload for u in plan.unplaced} == {w.name for w in p.workloads} - placed

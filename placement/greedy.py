@@ -1,0 +1,239 @@
+"""The fast greedy: first-fit decreasing over groups of alike nodes, all or nothing per workload.
+
+Workloads go in decreasing ``priority * work_milli`` order. Each replica goes to the first
+node, in cell and group order, where ``FleetState`` says it fits (best power level
+first); a workload that cannot reach its minimum, its spread or its site survival is
+taken back whole. Nothing here loops over (workload, node) pairs: cells and groups with
+no free GPU or no power headroom are skipped by counters that ``FleetState`` keeps, so a
+workload that does not fit costs about one check per cell.
+
+Spread and site survival: with site survival or site-level spread, replicas go round
+robin over the sites (the site with the fewest replicas of the workload first); with
+power-domain or node spread, the first ``min_distinct`` replicas each take a new entity.
+
+Pinned workloads (``Workload.pinned``) are placed first, exactly as they run today.
+The greedy stops at ``deadline`` (monotonic seconds) or when ``stop`` is set: what it
+placed so far is a valid partial plan, since every workload is all or nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+
+from placement.candidates import CellOption, GroupFit, Prepared, demand_mib, spread_entity
+from placement.decode import Fit, FleetState
+from placement.domain import SpreadLevel
+
+log = logging.getLogger(__name__)
+
+_CHECK_EVERY = 32  # workloads between deadline checks
+
+
+def greedy(
+    prepared: Prepared, deadline: float | None = None, stop: threading.Event | None = None
+) -> FleetState:
+    """First-fit decreasing by priority * work per replica; all or nothing per workload."""
+    st = FleetState(prepared)
+    place_pinned(st)
+    wl = prepared.problem.workloads
+    order = sorted(prepared.options, key=lambda w: (-wl[w].priority * wl[w].work_milli, w))
+    dead = _Dead()
+    for i, w in enumerate(order):
+        if i % _CHECK_EVERY == 0 and (
+            (deadline is not None and time.monotonic() > deadline) or (stop is not None and stop.is_set())
+        ):
+            log.info("greedy stopped after %d of %d workloads", i, len(order))
+            break
+        place_workload(st, w, dead)
+    return st
+
+
+def place_pinned(st: FleetState) -> None:
+    """Pinned workloads' current replicas, uncapped, on their current GPUs (checked by the filter)."""
+    p = st.p
+    for w in p.pinned:
+        wk = p.problem.workloads[w]
+        for cr in wk.current:
+            n = p.node_index[cr.node]
+            top = len(p.nodes[n].gpu.power_levels) - 1
+            level = -1 if wk.is_fractional else top
+            st.add(w, Fit(n, level, tuple(cr.gpu_indices), 0))
+
+
+Shape = tuple[int, int, int, int, int]  # (kind, size, need, cpu, host memory): larger is harder
+
+
+class _Dead:
+    """Groups and cells where a replica of some shape did not fit, valid until usage shrinks.
+
+    Usage only grows while the greedy runs, except when a failed workload is taken back
+    (``FleetState.releases`` counts those per site). A replica at least as hard in every respect
+    (same kind; more GPUs or milli, a higher least draw, more memory and host resources)
+    does not fit where an easier one did not.
+    """
+
+    def __init__(self) -> None:
+        self.marks: dict[tuple[str, int, int], tuple[int, Shape]] = {}
+
+    def is_dead(self, where: str, i: int, shape: Shape, version: int) -> bool:
+        got = self.marks.get((where, i, shape[0]))
+        if got is None or got[0] != version:
+            return False
+        old = got[1]
+        return shape[1] >= old[1] and shape[2] >= old[2] and shape[3] >= old[3] and shape[4] >= old[4]
+
+    def mark(self, where: str, i: int, shape: Shape, version: int) -> None:
+        key = (where, i, shape[0])
+        got = self.marks.get(key)
+        if got is not None and got[0] == version:
+            old = got[1]
+            if all(a <= b for a, b in zip(old[1:], shape[1:], strict=True)):
+                return  # the old mark already covers this shape
+        self.marks[key] = (version, shape)
+
+
+def _shape(p: Prepared, w: int, opt: CellOption) -> Shape:
+    wk = p.problem.workloads[w]
+    if wk.is_fractional:
+        return (0, wk.gpu_milli, demand_mib(wk.memory_gib), wk.cpu_milli, wk.host_memory_mib)
+    gpu = p.groups[opt.fits[0].group].rep.gpu
+    least = min(gpu.power_levels[f.levels[0]].power_cap_w for f in opt.fits)
+    return (1, wk.gpus, wk.gpus * (least - gpu.idle_power_w), wk.cpu_milli, wk.host_memory_mib)
+
+
+def _group_room(st: FleetState, fit: GroupFit, gpus: int, fractional: bool) -> bool:
+    g = fit.group
+    if fractional:
+        return st.group_free[g] > 0 or st.group_shared[g] > 0
+    return st.group_free[g] >= gpus
+
+
+def place_workload(st: FleetState, w: int, dead: _Dead | None = None) -> bool:
+    """Place as many replicas of ``w`` as fit (up to max_replicas); take them back if the workload fails."""
+    p = st.p
+    wk = p.problem.workloads[w]
+    frac = wk.is_fractional
+    gpus = wk.gpus
+    dead = dead if dead is not None else _Dead()
+    prefer: dict[int, list[tuple[int, ...]]] = {}
+    for cr in wk.current:
+        n = p.node_index.get(cr.node)
+        if n is not None:
+            prefer.setdefault(n, []).append(tuple(cr.gpu_indices))
+    opts = list(p.options[w])
+    if prefer:
+        pref_groups = {st.group_of[n] for n in prefer}
+        opts.sort(key=lambda o: not any(f.group in pref_groups for f in o.fits))
+    shapes = {o.cell: _shape(p, w, o) for o in opts}
+    level = wk.spread.level if wk.spread is not None else None
+    survive = wk.survivors_required > 0
+    by_site = survive or level is SpreadLevel.SITE
+    need_new = 0
+    if wk.spread is not None and level in (SpreadLevel.POWER_DOMAIN, SpreadLevel.NODE):
+        need_new = wk.spread.min_distinct
+    per_site: Counter[str] = Counter()
+    ents: set[str] = set()
+
+    def entity(n: int) -> str:
+        assert level is not None
+        return spread_entity(p.nodes[n], level)
+
+    def try_group(opt: CellOption, fit: GroupFit, avoid: bool) -> Fit | None:
+        if not _group_room(st, fit, gpus, frac):
+            return None
+        shape = shapes[opt.cell]
+        group = p.groups[fit.group]
+        version = st.releases[group.rep.site.name]
+        if dead.is_dead("g", fit.group, shape, version):
+            return None
+        # the least one more replica can add to the draw: below the headroom, nothing fits
+        rep = group.rep
+        if frac:
+            least = 0 if st.group_shared[fit.group] else rep.shared_gpu_delta_w
+        else:
+            least = gpus * (rep.gpu.power_levels[fit.levels[0]].power_cap_w - rep.gpu.idle_power_w)
+        if least > 0 and (st.site_headroom_w(rep.site.name) < least or st.headroom_w(group.nodes[0]) < least):
+            return None
+        if avoid and level is SpreadLevel.POWER_DOMAIN and entity(group.nodes[0]) in ents:
+            return None
+        nodes = group.nodes
+        if prefer:
+            nodes = tuple(sorted(nodes, key=lambda n: n not in prefer))
+        for n in nodes:
+            if avoid and level is SpreadLevel.NODE and entity(n) in ents:
+                continue
+            pref = prefer[n][0] if prefer.get(n) else ()
+            got = st.fit_at(w, n, fit.levels, opt.per_gpu, pref)
+            if got is not None:
+                if pref and got.gpu_indices == pref:
+                    prefer[n].pop(0)
+                return got
+        if not avoid:
+            dead.mark("g", fit.group, shape, version)
+        return None
+
+    def try_cell(opt: CellOption, avoid: bool) -> Fit | None:
+        """The first group of the cell that takes one more replica; marks the cell dead when none does."""
+        if frac:
+            if st.cell_free[opt.cell] == 0 and st.cell_shared[opt.cell] == 0:
+                return None
+        elif st.cell_free[opt.cell] < gpus:
+            return None
+        shape = shapes[opt.cell]
+        version = st.releases[p.cells[opt.cell][0]]
+        if dead.is_dead("c", opt.cell, shape, version):
+            return None
+        for fit in opt.fits:
+            got = try_group(opt, fit, avoid)
+            if got is not None:
+                return got
+        if not avoid:
+            dead.mark("c", opt.cell, shape, version)
+        return None
+
+    site_lists: dict[str, list[CellOption]] = {}
+    for o in opts:
+        site_lists.setdefault(p.cells[o.cell][0], []).append(o)
+    site_order = {s: i for i, s in enumerate(site_lists)}
+    live = dict.fromkeys(site_lists, 0)
+    pos = 0
+    placed = 0
+    while placed < wk.max_replicas:
+        avoid = len(ents) < need_new
+        chosen: Fit | None = None
+        if by_site:
+            for s in sorted(live, key=lambda s: (per_site[s], site_order[s])):
+                for o in site_lists[s]:
+                    chosen = try_cell(o, avoid)
+                    if chosen is not None:
+                        break
+                if chosen is not None:
+                    break
+                if not avoid:
+                    del live[s]  # usage only grows: a site that failed will not fit later either
+        else:
+            i = pos
+            while i < len(opts) and chosen is None:
+                chosen = try_cell(opts[i], avoid)
+                if chosen is None:
+                    i += 1
+            if not avoid:
+                pos = i
+        if chosen is None:  # (while avoiding used entities: no new entity left, the spread fails)
+            break
+        st.add(w, chosen)
+        placed += 1
+        per_site[p.nodes[chosen.node].site.name] += 1
+        if level is not None:
+            ents.add(entity(chosen.node))
+    ok = placed >= wk.min_replicas
+    if ok and wk.spread is not None:
+        ok = len(ents) >= wk.spread.min_distinct
+    if ok and survive:
+        ok = placed - max(per_site.values()) >= wk.survivors_required
+    if not ok:
+        st.pop(placed)
+    return ok
