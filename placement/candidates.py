@@ -672,6 +672,8 @@ def filter_candidates(
     wrejs: list[WorkloadRejection] = []
     for wi in wanted:
         w = problem.workloads[wi]
+        if w.pinned:
+            continue  # placed as it runs (placement.pinned): no candidates
         skey = (w.user_region, w.max_latency_ms, w.backup_minutes)
         sites_ok = site_cache.get(skey)
         if sites_ok is None:
@@ -734,6 +736,7 @@ def filter_candidates(
         current=dict(current),
         node_index=node_index,
         wanted=wanted,
+        pinned=tuple(wi for wi, w in enumerate(problem.workloads) if w.pinned and w.current),
         site_only=site,
         candidate_nodes=cand_nodes,
     )

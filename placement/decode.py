@@ -271,10 +271,16 @@ def decode(c: Container, counts: Counts) -> tuple[ReplicaPlacement, ...]:
     shared_by_node: dict[int, list[dict[int, int]]] = defaultdict(list)
     for (n, _j), tenants in sorted(counts.shared.items()):
         shared_by_node[n].append(tenants)
+    for w in p.pinned:  # pinned replicas exactly as they run, uncapped
+        for cr in wl[w].current:
+            n = p.node_index[cr.node]
+            top = p.nodes[n].gpu.max_power_w
+            milli = wl[w].gpu_milli if wl[w].is_fractional else FULL_MILLI
+            rows.append((w, n, tuple(cr.gpu_indices), milli, top))
     for n in sorted(set(whole_by_node) | set(shared_by_node)):
         gpu = p.nodes[n].gpu
         count = p.nodes[n].node.gpu_count
-        taken: set[int] = set()
+        taken: set[int] = set(c.pinned_used.get(n, ()))
         todo: list[tuple[int, int, int]] = []  # (w, level, replicas still without indices)
         # kept whole replicas first, on their current indices
         for w, li, cnt in whole_by_node.get(n, []):
@@ -324,8 +330,11 @@ def encode(c: Container, placements: Iterable[ReplicaPlacement]) -> list[int] | 
     values = [0] * c.program.num_vars
     on_node: Counter[tuple[int, int]] = Counter()
     shared: dict[int, dict[int, Counter[int]]] = defaultdict(lambda: defaultdict(Counter))
+    pinned = set(p.pinned)
     for pl in placements:
         w, n = wi[pl.workload], p.node_index[pl.node]
+        if w in pinned:
+            continue  # constants, no variables
         on_node[(w, n)] += 1
         if p.problem.workloads[w].is_fractional:
             shared[n][pl.gpu_indices[0]][w] += 1
@@ -337,6 +346,8 @@ def encode(c: Container, placements: Iterable[ReplicaPlacement]) -> list[int] | 
             return None
         values[v] += 1
     for n, gpus in shared.items():
+        if set(gpus) & c.pinned_used.get(n, set()):
+            return None  # sharing a pinned replica's GPU: the model keeps those GPUs out
         for j, gpu_index in enumerate(sorted(gpus)):
             sv = c.s.get((n, j))
             if sv is None:

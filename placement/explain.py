@@ -292,8 +292,10 @@ def unplaced_reasons(
     for w in sorted(todo, key=lambda w: (-wl[w].priority * wl[w].work_milli, w)):
         if deadline is not None and time.monotonic() > deadline:
             break
-        if w in prepared.pinned:
-            got[w] = []
+        if wl[w].pinned:
+            got[w] = [
+                Reason("pinned", "pinned with no current replica: nothing to keep, none may be added", 0)
+            ]
         elif w in prepared.by_workload:
             got[w] = capacity_reasons(prepared, plan_state, w)
         else:

@@ -52,7 +52,7 @@ def greedy(
 
 
 def place_pinned(st: FleetState) -> None:
-    """Pinned workloads' current replicas, uncapped, on their current GPUs (checked by the filter)."""
+    """Pinned workloads' current replicas, uncapped, on their current GPUs (checked by placement.pinned)."""
     p = st.p
     for w in p.pinned:
         wk = p.problem.workloads[w]

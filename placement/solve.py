@@ -44,6 +44,7 @@ from placement.greedy import greedy
 from placement.model import Container, build
 from placement.model.ir import Direction, Objective
 from placement.model.registry import TIERS
+from placement.pinned import pinned_errors
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,9 @@ def solve(
     if errors:
         raise InputError(errors)
     prepared = filter_candidates(problem)
+    errors = pinned_errors(problem, prepared.latency_ms)
+    if errors:
+        raise InputError(errors)
     log.info("filter: %s (%.2f s)", prepared.size(), run.elapsed())
     backend = get_backend(opts.backend)
     base = SolveInfo(

@@ -13,6 +13,8 @@ from placement.candidates import filter_candidates
 from placement.domain import (
     Backend,
     CurrentReplica,
+    Node,
+    NodeState,
     PowerDomain,
     Problem,
     SolveOptions,
@@ -203,3 +205,49 @@ def test_time_limit_too_short_for_the_model_still_gives_a_verified_plan(limit_s:
     assert plan.info.status is SolveStatus.FEASIBLE
     placed = {x.workload for x in plan.placements}
     assert {u.workload for u in plan.unplaced} == {w.name for w in p.workloads} - placed
+
+
+# Pinned: P holds GPU 1 of n1 uncapped (400 W): 100 + 2*50 + 350 = 550 W of the rack's 750 W.
+# Hand-solved: the 200 W left take one replica of a at 250 W on GPU 0 (750 W exactly);
+# placed_work = P 1*1000*100 + a 2*1000*80 = 260,000; b finds no GPU; no move (P stays).
+PINNED = Workload(name="p", gpus=1, memory_gib=40.0, pinned=True, current=(CurrentReplica("n1", (1,)),))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pinned_replica_stays_and_the_rest_fills_around_it(backend: Backend) -> None:
+    f = fleet((node("n1"),), domains=(PowerDomain("r1", "dc1", 0.75),))
+    p = Problem(f, (PINNED, A, B), SolveOptions(backend=backend, time_limit_s=10))
+    plan = solve(p)
+    assert verify(p, plan) == []
+    pinned = [x for x in plan.placements if x.workload == "p"]
+    assert [(x.node, x.gpu_indices, x.power_cap_w) for x in pinned] == [("n1", (1,), 400)]
+    assert [(x.workload, x.gpu_indices, x.power_cap_w) for x in plan.placements if x.workload != "p"] == [
+        ("a", (0,), 250)
+    ]
+    assert (plan.objective.placed_work, plan.objective.moves) == (260_000, 0)
+    assert plan.info.status is SolveStatus.OPTIMAL
+
+
+@pytest.mark.parametrize(
+    ("case", "nodes", "current", "rule"),
+    [
+        ("node down", (node("n1", state=NodeState.DOWN),), ((1,),), "node_state"),
+        ("two pinned at 400 W: 900 W in a 750 W rack", (node("n1"),), ((0,), (1,)), "domain_power"),
+        ("one pinned at 400 W: 550 W fits", (node("n1"),), ((1,),), None),
+    ],
+)
+def test_pinned_replica_breaking_a_hard_rule_is_an_input_error(
+    case: str, nodes: tuple[Node, ...], current: tuple[tuple[int, ...], ...], rule: str | None
+) -> None:
+    f = fleet(nodes, domains=(PowerDomain("r1", "dc1", 0.75),))
+    pinned = replace(
+        PINNED, current=tuple(CurrentReplica("n1", c) for c in current), max_replicas=len(current)
+    )
+    p = Problem(f, (pinned,), SolveOptions(time_limit_s=5))
+    if rule is None:
+        assert verify(p, solve(p)) == [], case
+        return
+    with pytest.raises(InputError) as err:
+        solve(p)
+    assert [e.path for e in err.value.errors][:1] == ["workloads[0].current[0]"], case
+    assert rule in str(err.value), case

@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from placement.candidates import Candidate, Prepared, spread_entity
+from placement.energy import replica_work
 from placement.model.ir import Direction, IntegerProgram
 
 Terms = dict[int, int]
@@ -57,6 +58,14 @@ class Container:
     cands_on: dict[int, list[Candidate]] = field(default_factory=lambda: defaultdict(list))
     slots: dict[int, int] = field(default_factory=dict)  # node -> shared slots modelled
     _on: dict[tuple[int, int], Terms] = field(default_factory=dict)
+    # pinned replicas (placement.pinned): constants, no variables
+    pinned_used: dict[int, set[int]] = field(default_factory=dict)  # node -> GPU indices they hold
+    pinned_gpu_w: dict[int, int] = field(default_factory=dict)  # node -> their GPU watts above idle
+    pinned_shared: dict[int, int] = field(default_factory=dict)  # node -> shared GPUs they hold
+    pinned_cpu: dict[int, int] = field(default_factory=dict)
+    pinned_hmem: dict[int, int] = field(default_factory=dict)
+    pinned_work: int = 0
+    pinned_current: int = 0
 
     @classmethod
     def create(cls, prepared: Prepared) -> Container:
@@ -65,10 +74,45 @@ class Container:
         return c
 
     # ------------------------------------------------------------------ variables
+    def _pinned(self) -> None:
+        p = self.prepared
+        wl = p.problem.workloads
+        for w in p.pinned:
+            wk = wl[w]
+            for cr in wk.current:
+                n = p.node_index[cr.node]
+                gpu = p.nodes[n].gpu
+                used = self.pinned_used.setdefault(n, set())
+                for j in cr.gpu_indices:
+                    if j not in used:
+                        self.pinned_gpu_w[n] = (
+                            self.pinned_gpu_w.get(n, 0) + gpu.max_power_w - gpu.idle_power_w
+                        )
+                        if wk.is_fractional:
+                            self.pinned_shared[n] = self.pinned_shared.get(n, 0) + 1
+                    used.add(j)
+                self.pinned_cpu[n] = self.pinned_cpu.get(n, 0) + wk.cpu_milli
+                self.pinned_hmem[n] = self.pinned_hmem.get(n, 0) + wk.host_memory_mib
+                top = gpu.power_levels[-1].relative_throughput_pct if gpu.power_levels else 0
+                self.pinned_work += replica_work(wk, top)
+                self.pinned_current += 1
+
+    def free_gpu_count(self, n: int) -> int:
+        """GPUs of node ``n`` that pinned replicas leave to the model."""
+        return self.prepared.nodes[n].node.gpu_count - len(self.pinned_used.get(n, ()))
+
+    def pinned_draw_w(self, n: int) -> int:
+        """Constant IT draw the pinned replicas add on node ``n`` beyond its model terms."""
+        if n not in self.pinned_used:
+            return 0
+        extra = self.pinned_gpu_w.get(n, 0)
+        return extra if n in self.cands_on else self.prepared.nodes[n].on_power_w + extra
+
     def _make_variables(self) -> None:
         p = self.prepared
         ip = self.program
         wl = p.problem.workloads
+        self._pinned()
         for wi, cands in sorted(p.by_workload.items()):
             self.z[wi] = ip.new_bool(f"z[{wl[wi].name}]")
             for c in cands:
@@ -79,14 +123,16 @@ class Container:
             if frac:
                 info = p.nodes[n]
                 need = sum(-(-c.max_count // c.per_gpu) for c in frac)
-                slots = min(info.node.gpu_count, need)
+                slots = min(self.free_gpu_count(n), need)
                 if info.shared_gpu_delta_w > 0:  # shared GPUs the node's caps can power at all
                     cap_w = min(p.domains[info.domain_key].usable_power_w, info.site.usable_power_w)
-                    slots = min(slots, (cap_w - info.on_power_w) // info.shared_gpu_delta_w)
-                self.slots[n] = max(1, slots)
+                    spare = cap_w - info.on_power_w - self.pinned_gpu_w.get(n, 0)
+                    slots = min(slots, spare // info.shared_gpu_delta_w)
+                self.slots[n] = max(0, slots)
         for n, on_n in sorted(self.cands_on.items()):
             name = p.nodes[n].node.name
-            self.o[n] = ip.new_bool(f"o[{name}]")
+            on_lb = 1 if n in self.pinned_used else 0  # a node holding pinned replicas stays on
+            self.o[n] = ip.new_var(f"o[{name}]", on_lb, 1)
             for j in range(self.slots.get(n, 0)):
                 self.s[(n, j)] = ip.new_bool(f"s[{name},{j}]")
             for c in on_n:

@@ -21,14 +21,15 @@ class Capacity:
             o = c.o[n]
             # C4: whole GPUs + shared GPUs <= gpu_count * o[n] (also: any use powers the node on)
             terms = c.gpu_terms(n)
-            terms[o] = -node.gpu_count
+            terms[o] = -c.free_gpu_count(n)  # GPUs pinned replicas hold are not the model's
             ip.add(f"C4 gpu_count[{node.name}]", terms, Sense.LE, 0)
-            # C7 (rule 7: an empty node is off): o[n] <= total replicas on n
+            # C7 (rule 7: an empty node is off): o[n] <= total replicas on n (pinned ones hold it on)
             on: dict[int, int] = {o: 1}
             for cand in c.cands_on[n]:
                 for v in c.replicas_on(cand.workload, n):
                     on[v] = on.get(v, 0) - 1
-            ip.add(f"C7 node_on[{node.name}]", on, Sense.LE, 0)
+            if n not in c.pinned_used:
+                ip.add(f"C7 node_on[{node.name}]", on, Sense.LE, 0)
             # C3 / C4 per shared slot: milli <= 1000 s, memory <= gpu memory, s exact, symmetry
             cap_mib = capacity_mib(info.gpu.memory_gib)
             for j in range(c.slots.get(n, 0)):
@@ -48,9 +49,13 @@ class Capacity:
                         f"C4 slot_order[{node.name},{j}]", {c.s[(n, j)]: 1, c.s[(n, j - 1)]: -1}, Sense.LE, 0
                     )
             # C5: host resources where tracked
-            for field, node_cap in (("cpu_milli", node.cpu_milli), ("host_memory_mib", node.host_memory_mib)):
+            for field, node_cap, pinned in (
+                ("cpu_milli", node.cpu_milli, c.pinned_cpu.get(n, 0)),
+                ("host_memory_mib", node.host_memory_mib, c.pinned_hmem.get(n, 0)),
+            ):
                 if node_cap <= 0:
                     continue
+                node_cap -= pinned
                 host: dict[int, int] = {}
                 for cand in c.cands_on[n]:
                     req = getattr(wl[cand.workload], field)

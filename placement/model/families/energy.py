@@ -19,4 +19,5 @@ class Energy:
             coef = energy_coefficient(p.nodes[n].site, metric)
             if coef:
                 add_terms(terms, c.node_power_terms(n), coef)
-        return ObjectiveTerms("energy", Direction.MINIMIZE, terms)
+        const = sum(energy_coefficient(p.nodes[n].site, metric) * c.pinned_draw_w(n) for n in c.pinned_used)
+        return ObjectiveTerms("energy", Direction.MINIMIZE, terms, const)

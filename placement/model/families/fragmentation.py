@@ -13,4 +13,6 @@ class Fragmentation:
     def add(self, c: Container) -> ObjectiveTerms | None:
         terms = {v: 1 for v in c.o.values()}
         terms.update({v: 1 for v in c.s.values()})
-        return ObjectiveTerms("fragmentation", Direction.MINIMIZE, terms)
+        # pinned: their shared GPUs, and their nodes outside the model (inside, o[n] is held at 1)
+        const = sum(c.pinned_shared.values()) + sum(1 for n in c.pinned_used if n not in c.o)
+        return ObjectiveTerms("fragmentation", Direction.MINIMIZE, terms, const)

@@ -17,5 +17,5 @@ class Stability:
             terms = {v: -1 for v in c.replicas_on(w, n)}
             terms[k] = 1
             c.program.add(f"C13 kept[{wl[w].name},{nodes[n].node.name}]", terms, Sense.LE, 0)
-        current_total = sum(len(w.current) for w in wl)
+        current_total = sum(len(w.current) for w in wl) - c.pinned_current  # pinned replicas stay
         return ObjectiveTerms("moves", Direction.MINIMIZE, {k: -1 for k in c.k.values()}, current_total)

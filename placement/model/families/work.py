@@ -20,4 +20,4 @@ class PlacedWork:
         for (w, n, _j), v in c.u.items():
             levels = p.nodes[n].gpu.power_levels
             terms[v] = replica_work(wl[w], levels[-1].relative_throughput_pct if levels else 0)
-        return ObjectiveTerms("placed_work", Direction.MAXIMIZE, terms)
+        return ObjectiveTerms("placed_work", Direction.MAXIMIZE, terms, c.pinned_work)
