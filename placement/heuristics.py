@@ -55,6 +55,7 @@ from placement.domain import (
     Node,
     NodeState,
     Plan,
+    PowerBudgets,
     Problem,
     Reason,
     ReplicaPlacement,
@@ -673,21 +674,26 @@ HEURISTICS: dict[str, Callable[[Problem], tuple[ReplicaPlacement, ...]]] = {
 # --------------------------------------------------------------------------- plans
 
 
+_Folded = dict[GroupKey, tuple[int, list[tuple[tuple[str, str, int, int, tuple[tuple[int, int], ...]], int]]]]
+
+
 def _unplaced_reasons(
-    problem: Problem, placements: Iterable[ReplicaPlacement], plan_budgets: object
+    problem: Problem, placements: Iterable[ReplicaPlacement], budgets: PowerBudgets
 ) -> tuple[UnplacedWorkload, ...]:
     """At least one plain-language reason for every workload without a replica.
 
     Static rules (latency, backup, GPU type, memory, count) are checked per (site, GPU
     type) group; otherwise the capacity the plan leaves on the eligible nodes is
-    summarised: nodes with enough free GPUs, and whether their racks and sites still
-    have the power for one replica at the workload's lowest allowed cap.
+    summarised: nodes with GPU room for a replica (free GPUs; for a share, room in milli
+    and memory on a shared GPU), and whether their racks and sites still have the power
+    for one more replica at the workload's lowest allowed cap.
     """
     placements = tuple(placements)
     placed = {p.workload for p in placements}
     missing = [w for w in problem.workloads if w.name not in placed]
     if not missing:
         return ()
+    mib_of = {w.name: demand_mib(w.memory_gib) for w in problem.workloads}
     packer = _Packer(problem, "first_fit")
     for p in placements:
         st = packer.by_name.get(p.node)
@@ -696,22 +702,35 @@ def _unplaced_reasons(
         for idx in p.gpu_indices:
             if idx in st.free:
                 st.free.remove(idx)
-                if p.gpu_milli < FULL_GPU_MILLI:
-                    st.shared[idx] = [0, 0]
-            if p.gpu_milli < FULL_GPU_MILLI and idx in st.shared:
-                st.shared[idx][0] += p.gpu_milli
-    budgets = plan_budgets
-    dom_head = {b.name: round((b.usable_kw - b.it_kw) * 1000) for b in budgets.power_domains}  # type: ignore[attr-defined]
-    site_head = {b.name: round((b.usable_kw - b.it_kw) * 1000) for b in budgets.sites}  # type: ignore[attr-defined]
-    by_group: dict[GroupKey, list[_Node]] = defaultdict(list)
+            if p.gpu_milli < FULL_GPU_MILLI:
+                use = st.shared.setdefault(idx, [0, 0])
+                use[0] += p.gpu_milli
+                use[1] += mib_of.get(p.workload, 0)
+    dom_head = {b.name: round((b.usable_kw - b.it_kw) * 1000) for b in budgets.power_domains}
+    site_head = {b.name: round((b.usable_kw - b.it_kw) * 1000) for b in budgets.sites}
+    # nodes with room, per group, folded by what the reasons read of them
+    folded: dict[GroupKey, Counter[tuple[str, str, int, int, tuple[tuple[int, int], ...]]]] = defaultdict(
+        Counter
+    )
+    node_count: Counter[GroupKey] = Counter()
     for st, ok in zip(packer.nodes, packer.ready, strict=True):
-        if ok:
-            by_group[st.gkey].append(st)
+        if not ok:
+            continue
+        node_count[st.gkey] += 1
+        shared_free = tuple(
+            sorted(
+                (FULL_GPU_MILLI - u[0], st.mib_cap - u[1])
+                for u in st.shared.values()
+                if u[0] < FULL_GPU_MILLI
+            )
+        )
+        if st.free or shared_free:
+            off_w = st.on_w if len(st.free) == st.count else 0
+            folded[st.gkey][(st.domain, st.site, len(st.free), off_w, shared_free)] += 1
+    by_group: _Folded = {k: (node_count[k], list(folded[k].items())) for k in node_count}
     out = []
     for w in missing:
-        reasons = _static_reasons(packer, w)
-        if not reasons:
-            reasons = _capacity_reasons(packer, w, by_group, dom_head, site_head)
+        reasons = _static_reasons(packer, w) or _capacity_reasons(packer, w, by_group, dom_head, site_head)
         out.append(UnplacedWorkload(w.name, tuple(reasons)))
     return tuple(out)
 
@@ -763,99 +782,99 @@ def _static_reasons(packer: _Packer, w: Workload) -> list[Reason]:
 def _capacity_reasons(
     packer: _Packer,
     w: Workload,
-    by_group: dict[GroupKey, list[_Node]],
+    by_group: _Folded,
     dom_head: dict[str, int],
     site_head: dict[str, int],
 ) -> list[Reason]:
-    gpu_room = 0
-    power_room = 0
-    short_domain = 0
-    short_site = 0
-    nodes = 0
+    nodes = 0  # eligible READY nodes
+    gpu_nodes = 0  # of them, with GPU room for one more replica
+    short_domain = 0  # ... whose rack lacks the power for it
+    short_site = 0  # ... whose site lacks it (rack fine)
+    power_nodes = 0  # ... that could take one more replica now
+    need_mib = demand_mib(w.memory_gib)
     for gkey in packer.groups_for(w):
         gpu = packer.types[gkey[1]]
-        caps = _levels_desc(w, gpu)
-        inc_gpu = (
-            (gpu.max_power_w - gpu.idle_power_w)
-            if w.is_fractional
-            else w.gpus * (caps[-1] - gpu.idle_power_w)
-        )
-        for st in by_group.get(gkey, ()):
-            nodes += 1
-            if w.is_fractional:
-                room = len(st.free) * (FULL_GPU_MILLI // w.gpu_milli) + sum(
-                    (FULL_GPU_MILLI - u[0]) // w.gpu_milli for u in st.shared.values()
-                )
-            else:
-                room = len(st.free) // w.gpus
-            if room <= 0:
+        n_nodes, entries = by_group.get(gkey, (0, []))
+        nodes += n_nodes
+        if w.is_fractional:
+            new_gpu_w = gpu.max_power_w - gpu.idle_power_w
+        else:
+            new_gpu_w = w.gpus * (_levels_desc(w, gpu)[-1] - gpu.idle_power_w)
+        for (domain, site, free, off_w, shared_free), times in entries:
+            if w.is_fractional and any(m >= w.gpu_milli and mib >= need_mib for m, mib in shared_free):
+                gpu_nodes += times  # an existing shared GPU takes it: no more power needed
+                power_nodes += times
                 continue
-            gpu_room += room
-            need = inc_gpu + (st.on_w if len(st.free) == st.count else 0)
-            if dom_head.get(st.domain, 0) < need:
-                short_domain += room
-            elif site_head.get(st.site, 0) < need:
-                short_site += room
+            if free < max(1, w.gpus):
+                continue
+            gpu_nodes += times
+            need = new_gpu_w + off_w
+            if dom_head.get(domain, 0) < need:
+                short_domain += times
+            elif site_head.get(site, 0) < need:
+                short_site += times
             else:
-                power_room += room
-    unit = f"{w.gpu_milli}-milli share" if w.is_fractional else f"{w.gpus}-GPU replica"
+                power_nodes += times
+    unit = (
+        f"{w.gpu_milli}-milli share of {w.memory_gib:g} GiB" if w.is_fractional else f"{w.gpus}-GPU replica"
+    )
     reasons = []
-    if gpu_room < w.min_replicas:
+    if short_domain:
+        reasons.append(
+            Reason(
+                "domain_power",
+                f"{short_domain} of the {gpu_nodes} eligible nodes with GPU room for a {unit} sit in racks "
+                "without the headroom to power one more at its lowest allowed cap",
+                short_domain,
+            )
+        )
+    if short_site:
+        reasons.append(
+            Reason(
+                "site_power",
+                f"{short_site} of the {gpu_nodes} eligible nodes with GPU room for a {unit} sit in sites "
+                "without the headroom to power one more at its lowest allowed cap",
+                short_site,
+            )
+        )
+    if gpu_nodes == 0:
         reasons.append(
             Reason(
                 "replicas",
-                f"{w.name} needs at least {w.min_replicas} replicas ({unit} each); the {nodes} eligible "
-                f"READY nodes have GPU room left for {gpu_room} after the work placed before it",
+                f"none of the {nodes} eligible READY nodes has GPU room left for a {unit} "
+                "after the work placed before it",
                 nodes,
             )
         )
+    elif power_nodes == 0:
+        reasons.append(
+            Reason(
+                "replicas",
+                f"{w.name} needs {w.min_replicas} replica{'s' if w.min_replicas != 1 else ''}; no eligible node "
+                "has both the GPUs and the power "
+                "for one more after the work placed before it",
+                nodes,
+            )
+        )
+    elif w.spread is not None or w.survivors_required > 0:
+        rule = "spread" if w.spread is not None else "site_survival"
+        reasons.append(
+            Reason(
+                rule,
+                f"{power_nodes} eligible nodes could each take one more replica, but not {w.min_replicas} "
+                f"spread as {w.name} requires (distinct entities or site-loss survivors) with the power left",
+                nodes - power_nodes,
+            )
+        )
     else:
-        if short_domain:
-            reasons.append(
-                Reason(
-                    "domain_power",
-                    f"{short_domain} of the {gpu_room} replicas the free GPUs could take sit in racks "
-                    f"without the headroom for one more {unit} at its lowest allowed cap",
-                    nodes,
-                )
+        reasons.append(
+            Reason(
+                "replicas",
+                f"{power_nodes} eligible nodes could each take one more replica, but the GPUs and power "
+                f"left do not hold all {w.min_replicas} replicas {w.name} needs together",
+                nodes - power_nodes,
             )
-        if short_site:
-            reasons.append(
-                Reason(
-                    "site_power",
-                    f"{short_site} of the {gpu_room} replicas the free GPUs could take sit in sites "
-                    f"without the headroom for one more {unit} at its lowest allowed cap",
-                    nodes,
-                )
-            )
-        if power_room < w.min_replicas:
-            reasons.append(
-                Reason(
-                    "replicas",
-                    f"{w.name} needs at least {w.min_replicas} replicas; with power, room is left for "
-                    f"{power_room} after the work placed before it",
-                    nodes,
-                )
-            )
-        elif w.spread is not None or w.survivors_required > 0:
-            rule = "spread" if w.spread is not None else "site_survival"
-            reasons.append(
-                Reason(
-                    rule,
-                    f"room for {power_room} replicas is left, but not spread as {w.name} requires "
-                    "(distinct entities or site-loss survivors)",
-                    nodes,
-                )
-            )
-        else:
-            reasons.append(
-                Reason(
-                    "replicas",
-                    f"room for {power_room} single replicas is left, but the heuristic placed higher-ranked "
-                    f"work first and did not fit {w.min_replicas} replicas of {w.name} together",
-                    nodes,
-                )
-            )
+        )
     return reasons
 
 
