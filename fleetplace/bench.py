@@ -300,7 +300,8 @@ def run_instance(
     lp = relaxation_bound(problem)
     if lp is not None:
         bounds.append(lp)
-    for method in methods or methods_for(size, executor):
+    applicable = methods_for(size, executor)
+    for method in [m for m in methods if m in applicable] if methods else applicable:
         _progress(f"{size} seed {seed}: {method} ...")
         spec = {
             "size": size,
@@ -513,7 +514,8 @@ def run(
 def main(args: argparse.Namespace) -> int:
     sizes = parse_sizes(args.size)
     out_dir = Path(args.out)
-    records = run(sizes, out_dir, args.time_limit, args.seeds, args.executor, args.address)
+    methods = [m for m in (getattr(args, "methods", None) or "").split(",") if m] or None
+    records = run(sizes, out_dir, args.time_limit, args.seeds, args.executor, args.address, methods)
     sys.stdout.write(table(records) + "\n")
     for p in plots(records, out_dir):
         sys.stdout.write(f"wrote {p}\n")

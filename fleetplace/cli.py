@@ -401,6 +401,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         errors.append(FieldError("--seeds", f"must be at least 1, got {args.seeds}"))
     if args.address and args.executor != "ray":
         errors.append(FieldError("--address", "needs --executor ray"))
+    known = {"engine", "pair_mip", "partitioned", *bench.HEURISTIC_METHODS}
+    unknown = sorted(set((args.methods or "").split(",")) - known - {""})
+    if unknown:
+        errors.append(
+            FieldError("--methods", f"unknown {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        )
     if errors:
         raise InputError(errors)
     return bench.main(args)
@@ -482,6 +488,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--executor", choices=["local", "ray"], default=None, help="also run the partitioned solve on it"
     )
     sp.add_argument("--address", default=None, metavar="ADDR", help="Ray cluster address (--executor ray)")
+    sp.add_argument(
+        "--methods",
+        default=None,
+        metavar="M1,M2",
+        help="only these methods (default: every one that applies)",
+    )
     sp.set_defaults(func=cmd_bench)
 
     sp = sub.add_parser("generate", help="write a seeded random fleet of about N GPUs")

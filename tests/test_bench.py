@@ -60,11 +60,23 @@ def test_tiny_bench_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
         pytest.param(["--size", "S", "--time-limit", "0"], "--time-limit", id="zero-time-limit"),
         pytest.param(["--size", "S", "--seeds", "0"], "--seeds", id="no-seeds"),
         pytest.param(["--size", "S", "--address", "ray://x:1"], "--address", id="address-without-ray"),
+        pytest.param(["--size", "S", "--methods", "fgd,magic"], "--methods", id="unknown-method"),
     ],
 )
 def test_bad_bench_flags_exit_2(argv: list[str], field: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", *argv]) == 2
     assert field in capsys.readouterr().err
+
+
+def test_methods_flag_runs_only_those(tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    assert (
+        main(["bench", "--size", "tiny", "--out", str(out), "--time-limit", "2", "--methods", "fgd,best_fit"])
+        == 0
+    )
+    records = json.loads((out / "results.json").read_text())
+    assert [r["method"] for r in records] == ["fgd", "best_fit"]  # in the order asked
+    assert all(r["verified"] for r in records)
 
 
 GPU = GpuType("G", 80.0, 700, 400, 70, (PowerLevel(400, 78), PowerLevel(700, 100)), True)
