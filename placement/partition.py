@@ -92,7 +92,7 @@ import math
 import multiprocessing
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -623,8 +623,11 @@ def _solve_part(problem: Problem) -> Plan:
     return solve(problem)
 
 
-def _run_local(problems: list[Problem], processes: int) -> list[Plan | BaseException]:
+def _run_local(
+    problems: list[Problem], processes: int, meanwhile: Callable[[], None]
+) -> list[Plan | BaseException]:
     if processes <= 1 or len(problems) <= 1:
+        meanwhile()
         out: list[Plan | BaseException] = []
         for p in problems:
             try:
@@ -636,6 +639,7 @@ def _run_local(problems: list[Problem], processes: int) -> list[Plan | BaseExcep
     ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(max_workers=min(processes, len(problems)), mp_context=ctx) as pool:
         futures = [pool.submit(_solve_part, p) for p in problems]
+        meanwhile()
         results: list[Plan | BaseException] = []
         for f in futures:
             try:
@@ -646,7 +650,9 @@ def _run_local(problems: list[Problem], processes: int) -> list[Plan | BaseExcep
         return results
 
 
-def _run_ray(problems: list[Problem], address: str | None) -> list[Plan | BaseException]:
+def _run_ray(
+    problems: list[Problem], address: str | None, meanwhile: Callable[[], None]
+) -> list[Plan | BaseException]:
     import ray
 
     started = False
@@ -661,6 +667,7 @@ def _run_ray(problems: list[Problem], address: str | None) -> list[Plan | BaseEx
     try:
         remote = ray.remote(num_cpus=1)(_solve_part)
         refs = [remote.remote(p) for p in problems]
+        meanwhile()
         out: list[Plan | BaseException] = []
         for ref in refs:
             try:
@@ -726,15 +733,20 @@ def solve_partitioned_stats(
     subs = [replace(p, options=part_options) for p in part.problems]
     todo = [i for i, p in enumerate(subs) if p.workloads]
     t1 = time.monotonic()
+    relax: list[float | None] = []
+
+    def meanwhile() -> None:  # the driver is idle while the parts run: compute the LP bound
+        relax.append(relaxation_bound(problem) if relaxation else None)
+
     if executor == "ray":
-        results = _run_ray([subs[i] for i in todo], address)
+        results = _run_ray([subs[i] for i in todo], address, meanwhile)
     else:
-        results = _run_local([subs[i] for i in todo], processes)
+        results = _run_local([subs[i] for i in todo], processes, meanwhile)
     solve_s = time.monotonic() - t1
     t2 = time.monotonic()
     by_group: dict[int, Plan | BaseException] = dict(zip(todo, results, strict=True))
     plan, stats_parts, bound_parts, notes = _combine(problem, part, subs, by_group)
-    bound_relax = relaxation_bound(problem) if relaxation else None
+    bound_relax = relax[0] if relax else None
     bounds = [bound_parts] + [b for b in (bound_relax, whole_bound) if b is not None]
     bound = float(min(bounds))
     if bound < plan.objective.placed_work:
