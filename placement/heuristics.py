@@ -177,6 +177,11 @@ class _Packer:
         self.nodes: list[_Node] = []
         self.by_name: dict[str, _Node] = {}
         self.ready: list[bool] = []
+        # per workload attempt: (group, signature) options that found no rack with the power
+        # (headroom only shrinks within an attempt; a node entering the signature clears it)
+        # and the options of each (GPU type, signature), which depend on nothing else
+        self.dead: dict[tuple[GroupKey, Sig], set[int | None]] = {}
+        self.option_cache: dict[tuple[str, Sig], list[tuple[float, int | None]]] = {}
         site_rank = {s.name: i for i, s in enumerate(fleet.sites)}
         max_count: dict[str, int] = defaultdict(int)
         for i, n in enumerate(fleet.nodes):
@@ -225,6 +230,8 @@ class _Packer:
             return
         groups.setdefault(new, {}).setdefault(st.domain, {})[st.i] = None
         st.sig = new
+        if self.dead:
+            self.dead.pop((st.gkey, new), None)
 
     # ------------------------------------------------------------ eligibility
 
@@ -535,6 +542,8 @@ class _Packer:
         skip_nodes = distinct_phase and level is SpreadLevel.NODE
         survival = w.survivors_required > 0
         first = self.policy == "first_fit" and not survival
+        record_dead = not distinct_phase
+        caps_by_type: dict[str, tuple[int, ...]] = {}
         cands: list[tuple[tuple[float, ...], GroupKey, Sig, int | None, tuple[int, ...]]] = []
         order = 0
         for gkey in groups:
@@ -547,13 +556,26 @@ class _Packer:
             if not sigs:
                 continue
             tname = gkey[1]
-            caps = () if w.is_fractional else _levels_desc(w, self.types[tname])
+            caps = caps_by_type.get(tname)
+            if caps is None:
+                caps = caps_by_type[tname] = () if w.is_fractional else _levels_desc(w, self.types[tname])
+            if caps and self.site_head[site] < w.gpus * (caps[-1] - self.types[tname].idle_power_w):
+                continue
             for sig in list(sigs):
-                for score, option in self._options(w, tname, sig):
+                okey = (tname, sig)
+                options = self.option_cache.get(okey)
+                if options is None:
+                    options = self.option_cache[okey] = self._options(w, tname, sig)
+                dead = self.dead.get((gkey, sig))
+                for score, option in options:
+                    if dead is not None and option in dead:
+                        continue
                     if first:
                         got = self._resolve(w, a, gkey, sig, option, caps, skip_domains, skip_nodes)
                         if got is not None:
                             return got
+                        if record_dead:
+                            self.dead.setdefault((gkey, sig), set()).add(option)
                         continue
                     order += 1
                     key = (float(a.per_site[site]) if survival else 0.0, score, float(order))
@@ -563,6 +585,8 @@ class _Packer:
             got = self._resolve(w, a, gkey, sig, option, caps, skip_domains, skip_nodes)
             if got is not None:
                 return got
+            if record_dead:
+                self.dead.setdefault((gkey, sig), set()).add(option)
         return None
 
     def place(self, w: Workload) -> list[ReplicaPlacement]:
@@ -570,6 +594,8 @@ class _Packer:
         if not groups:
             return []
         a = _Attempt()
+        self.dead = {}
+        self.option_cache = {}
         for r in range(w.max_replicas):
             c = self.choose(w, a, groups)
             if c is None:
