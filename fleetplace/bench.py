@@ -426,10 +426,20 @@ def plots(records: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
     paths = []
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    firsts = []
     for m in methods:
-        pts = sorted((r["gpus"], r["wall_s"]) for r in rows if r["method"] == m and r["wall_s"])
+        # only runs that returned a verified plan: a refusal or a crash is no point on a time curve
+        pts = sorted(
+            (r["gpus"], r["wall_s"]) for r in rows if r["method"] == m and r["wall_s"] and r["verified"]
+        )
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=m)
+            firsts.append(pts[0])
+    sizes = sorted({r["gpus"] for r in rows})
+    at_smallest = [p[1] for p in firsts if p[0] == sizes[0]] if sizes else []
+    if len(sizes) > 1 and at_smallest:
+        x0, y0 = sizes[0], max(at_smallest)
+        ax.plot(sizes, [y0 * x / x0 for x in sizes], "k--", lw=0.8, alpha=0.5, label="linear in size")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("fleet size (GPUs)")
@@ -455,8 +465,10 @@ def plots(records: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
         if xs:
             ax.scatter(xs, ys, marker=markers[mi % len(markers)], label=m, s=40)
     for r in rows:
-        if r["objective"] is not None and r["bound"] and r["wall_s"] and r["method"] == "engine":
-            ax.annotate(r["instance"], (r["wall_s"], 100.0 * r["objective"] / r["bound"]), fontsize=7)
+        if r["objective"] is not None and r["bound"] and r["wall_s"]:
+            ax.annotate(
+                r["instance"], (r["wall_s"], 100.0 * r["objective"] / r["bound"]), fontsize=7, alpha=0.7
+            )
     ax.set_xscale("log")
     ax.set_xlabel("wall time (s)")
     ax.set_ylabel("placed work / best bound (%)")
