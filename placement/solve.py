@@ -45,6 +45,7 @@ from placement.model import Container, build
 from placement.model.ir import Direction, Objective
 from placement.model.registry import TIERS
 from placement.pinned import pinned_errors
+from placement.portfolio import Portfolio
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,27 @@ def solve(
         started_at=run.started_at,
     )
 
+    portfolio = Portfolio(problem, with_heuristics=bool(prepared.options))
+    try:
+        return _solve(run, prepared, backend, base, portfolio)
+    finally:
+        portfolio.close()
+
+
+def _solve(
+    run: _Run, prepared: Prepared, backend: SolverBackend, base: SolveInfo, portfolio: Portfolio
+) -> Plan:
+    progress, opts = run.progress, run.problem.options
+    tiers = enabled_tiers(opts)
+
     def info(status: SolveStatus, stop_reason: StopReason, bound: float | None, pw: int) -> SolveInfo:
+        portfolio.poll(time.monotonic())
+        lp = portfolio.bound
+        if lp is not None and lp < pw:
+            log.warning("relaxation bound %s below a verified plan's %s: discarded", lp, pw)
+            lp = None
+        if lp is not None and (bound is None or lp < bound):
+            bound = lp
         gap = None
         if bound is not None:
             gap = max(0.0, (bound - pw) / bound) if bound > 0 else 0.0
@@ -226,6 +247,13 @@ def solve(
     run.assemble_s = timing["assemble_s"]
     log.info("greedy plan verified (%.2f s; assembling took %.2f s)", run.elapsed(), run.assemble_s)
     run.reserve = max(run.reserve, 1.5 * run.assemble_s + EXPLAIN_SHARE * limit_s)
+    # 1b. the heuristics (beside us in the portfolio's child): the best verified plan is the base
+    wait_until = time.monotonic()
+    if too_big:  # nothing else to do with the time: wait for them, leaving room to verify their plan
+        wait_until = run.deadline - run.reserve - 1.5 * run.assemble_s
+    g_plan, g_placements = _best_heuristic(
+        run, prepared, portfolio, g_plan, g_placements, tiers, wait_until, base
+    )
     g_work = g_plan.objective.placed_work
     if progress is not None:
         progress(Progress("greedy", float(g_work), None, run.elapsed()))
@@ -257,15 +285,30 @@ def solve(
         log.warning("greedy plan does not fit the model's variables; solving without its hint")
 
     # 3. tiers, lexicographic
-    tiers = enabled_tiers(opts)
     best, statuses, stop_reason, bound = _optimise(run, container, backend, hint, tiers)
     status = (
         SolveStatus.OPTIMAL
         if len(statuses) == len(tiers) and all(st is SolveStatus.OPTIMAL for st in statuses)
         else SolveStatus.FEASIBLE
     )
+    # a heuristic that finished meanwhile may still be better (the portfolio is done by now on
+    # instances the model can take; wait for it while the time box allows)
+    hinted = g_plan
+    g_plan, g_placements = _best_heuristic(
+        run,
+        prepared,
+        portfolio,
+        g_plan,
+        g_placements,
+        tiers,
+        run.deadline - run.reserve - run.assemble_s,
+        base,
+    )
+    g_work = g_plan.objective.placed_work
+    if g_plan is not hinted:
+        status = SolveStatus.FEASIBLE
     if best is None or (hint is not None and best == container.tighten(hint)):
-        # the solver added nothing: the greedy plan stands (already verified)
+        # the solver added nothing: the greedy (or heuristic) plan stands (already verified)
         return _done(replace(g_plan, info=info(status, stop_reason, bound, g_work)))
 
     # 4. decode, re-evaluate and verify
@@ -294,13 +337,42 @@ def solve(
     return _done(replace(plan, info=info(status, stop_reason, bound, plan.objective.placed_work)))
 
 
+def _best_heuristic(
+    run: _Run,
+    prepared: Prepared,
+    portfolio: Portfolio,
+    plan: Plan,
+    placements: tuple[ReplicaPlacement, ...],
+    tiers: list[str],
+    wait_until: float,
+    base: SolveInfo,
+) -> tuple[Plan, tuple[ReplicaPlacement, ...]]:
+    """The better of ``plan`` and the heuristics' plans received by ``wait_until``, verified."""
+    portfolio.poll(wait_until)
+    best = max(portfolio.plans, key=lambda c: _key(c.objective, tiers), default=None)
+    if best is None or _key(best.objective, tiers) <= _key(plan.objective, tiers):
+        return plan, placements
+    if run.deadline - time.monotonic() < 1.5 * run.assemble_s:
+        log.info("no time left to verify the %s plan; keeping the plan in hand", best.method)
+        return plan, placements
+    got, bad = _plan(prepared, best.placements, base, _explain_until(run, final=True))
+    if bad:
+        log.warning("the %s plan fails verification (%s); keeping the plan in hand", best.method, bad[:3])
+        return plan, placements
+    portfolio.plans.remove(best)
+    log.info("the %s plan is the best so far: placed_work %d", best.method, got.objective.placed_work)
+    return got, best.placements
+
+
 def _explain_until(run: _Run, final: bool) -> float:
     """Until when unplaced work is explained: the final plan gets what is left, an interim one a share."""
     now = time.monotonic()
     limit_s = max(0.0, run.problem.options.time_limit_s)
+    share = max(EXPLAIN_MIN_S, EXPLAIN_SHARE * limit_s)
     if final:
-        return max(now + EXPLAIN_MIN_S, run.deadline - EXPLAIN_MARGIN_S - 1.5 * run.assemble_s)
-    return now + max(EXPLAIN_MIN_S, EXPLAIN_SHARE * limit_s)
+        last = run.deadline - EXPLAIN_MARGIN_S - 1.5 * run.assemble_s
+        return max(now + EXPLAIN_MIN_S, min(last, now + 2 * share))
+    return now + share
 
 
 def _done(plan: Plan) -> Plan:

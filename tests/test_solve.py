@@ -251,3 +251,23 @@ def test_pinned_replica_breaking_a_hard_rule_is_an_input_error(
         solve(p)
     assert [e.path for e in err.value.errors][:1] == ["workloads[0].current[0]"], case
     assert rule in str(err.value), case
+
+
+def test_portfolio_sends_the_heuristics_and_a_bound_and_is_killed_on_close() -> None:
+    import time
+
+    from placement.portfolio import HEURISTICS, Portfolio
+
+    p = generate(300, 2)
+    port = Portfolio(p)
+    port.poll(time.monotonic() + 60)
+    assert port.done
+    assert sorted(c.method for c in port.plans) == sorted(HEURISTICS)
+    assert port.bound is not None
+    plan = solve(replace(p, options=replace(p.options, time_limit_s=5)))
+    assert plan.info.bound is not None and plan.info.bound >= plan.objective.placed_work
+    assert plan.objective.placed_work >= max(c.objective.placed_work for c in port.plans)
+    port.close()
+    slow = Portfolio(generate(40000, 1))  # its heuristics take far longer than this test
+    slow.close()
+    assert slow.done and not slow.plans
