@@ -252,6 +252,7 @@ class Run:
     verified: bool = True
     violations: list[str] = field(default_factory=list)
     moved_pinned: int = 0
+    failed_steps: int = 0  # online steps where the method raised: their tasks were dropped
     step_wall_s: list[float] = field(default_factory=list)
     step_pinned: list[int] = field(default_factory=list)
     error: str = ""
@@ -308,8 +309,13 @@ def run_online(
     batch_time_limit_s: float,
     batch_tasks: int = BATCH_TASKS,
     verify_every: int = 1,
+    continue_on_error: bool = True,
 ) -> Run:
-    """FGD's online protocol in batches of at most ``batch_tasks`` (module docstring)."""
+    """FGD's online protocol in batches of at most ``batch_tasks`` (module docstring).
+
+    A step where the method raises is counted (``failed_steps``, the run is not verified) and,
+    with ``continue_on_error``, its batch is dropped and the protocol goes on.
+    """
     run = Run(method, "online", s.pod_list, s.seed)
     fleet = s.problem.fleet
     options = replace(s.problem.options, time_limit_s=batch_time_limit_s)
@@ -329,9 +335,15 @@ def run_online(
         try:
             placements, info = placer(problem)
         except Exception as e:
+            # counted as a failure and, conservatively, as if the method had dropped the batch
             log.exception("%s failed on %s online batch %d", method, s.pod_list, step)
-            run.error, run.verified = f"batch {step} ({len(pinned)} pinned): {type(e).__name__}: {e}", False
-            break
+            run.failed_steps += 1
+            run.verified = False
+            if not run.error:
+                run.error = f"batch {step} ({len(pinned)} pinned): {type(e).__name__}: {str(e)[:300]}"
+            if not continue_on_error:
+                break
+            placements, info = [p for _, p in kept.values()], None
         wall = time.perf_counter() - t0
         run.wall_s += wall
         run.cpu_s += time.process_time() - c0
@@ -421,6 +433,7 @@ def record(runs: Sequence[Run], time_limit_s: float) -> dict[str, Any]:
         "placed_tasks": round(mean([float(r.placed_tasks) for r in runs]), 1),
         "dropped_tasks": round(mean([float(r.dropped_tasks) for r in runs]), 1),
         "moved_pinned": sum(r.moved_pinned for r in runs),
+        "failed_steps": sum(r.failed_steps for r in runs),
         "steps": len(walls),
         "step_wall_s_mean": round(mean(walls), 3),
         "step_wall_s_max": round(max(walls), 3) if walls else 0.0,
@@ -506,7 +519,7 @@ def table(records: Sequence[dict[str, Any]]) -> str:
             f"{('yes' if r['verified'] else 'NO'):>8}  {pub}"
         )
         if r["errors"]:
-            lines.append(f"{'':<30} error: {r['errors'][0][:150]}")
+            lines.append(f"{'':<30} {r['failed_steps']} failed steps, first: {r['errors'][0][:150]}")
     return "\n".join(lines)
 
 

@@ -233,6 +233,23 @@ def test_online_protocol_flags_a_method_that_moves_a_pinned_task(small: Stream) 
     assert any("[pinned]" in v for v in run.violations)
 
 
+def test_online_protocol_counts_a_failing_step_and_drops_its_batch(small: Stream) -> None:
+    calls = 0
+
+    def flaky(problem: Problem) -> tuple[Sequence[ReplicaPlacement], SolveInfo | None]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("solver crashed")
+        return first_fit(problem), None
+
+    run = alibaba_bench.run_online(small, "flaky", flaky, 1.0)
+    assert calls == 3 and run.failed_steps == 1 and not run.verified
+    assert "solver crashed" in run.error
+    assert run.dropped_tasks >= alibaba_bench.BATCH_TASKS  # the whole second batch
+    assert run.moved_pinned == 0 and run.placed_tasks + run.dropped_tasks == SLICE_TASKS
+
+
 def test_records_carry_the_bench_keys_and_fgd_figures(small: Stream) -> None:
     run = alibaba_bench.run_online(small, "first-fit", first_fit_placer, 1.0)
     rec = alibaba_bench.record([run], 1.0)
