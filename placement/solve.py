@@ -1,18 +1,22 @@
 """The solve pipeline, time-boxed as a whole (model building included).
 
-    validate -> filter -> build -> greedy warm start (verified) -> tiers, lexicographic
-    -> decode -> budgets, objective, unplaced reasons -> verify -> Plan
+    validate -> filter (groups) -> pinned checks -> portfolio child (LP bound, heuristics)
+    -> greedy (verified) -> best heuristic plan, filled (verified) -> model if it fits:
+    tiers, lexicographic -> decode -> budgets, objective, unplaced reasons -> verify -> Plan
 
-Time: ``deadline = start + options.time_limit_s``. After building, a small reserve is
-kept for decoding and verification; tier 1 (placed_work) gets 70% of the rest when
-later tiers are optimised, each later tier an equal share of what remains (unused time
-passes on). After each tier the session holds it at the value reached and the next
-tier starts from those values (hint).
+Time: ``deadline = start + options.time_limit_s``. The greedy stops at half the limit
+(or, when no model follows, at what the plan's assembly leaves); assembling and
+verifying a plan is measured on the greedy plan and kept in reserve. Tier 1
+(placed_work) gets 70% of what is left after building when later tiers are optimised,
+each later tier an equal share of what remains (unused time passes on). After each tier
+the session holds it at the value reached and the next tier starts from those values.
 
-The greedy (first-fit decreasing by priority * work per replica, all or nothing per
-workload, every hard rule checked through ``FleetState``) guarantees a verified plan
-from the start: a stop or a time limit returns the best verified plan so far, and the
-result is never worse than the greedy plan.
+The greedy (``placement.greedy``: first-fit decreasing by priority then replica size,
+all or nothing per workload, every hard rule checked through ``FleetState``) and the
+heuristics (``placement.portfolio``) guarantee a verified plan early: a stop or a time
+limit returns the best verified plan so far, and the result is never worse than the
+best of them that arrived in time. The per-node model is built only when it is small
+enough (``MODEL_MAX_VARS``) and its estimated build time fits.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from placement.domain import (
     StopReason,
 )
 from placement.errors import InputError, PlanRejected
-from placement.greedy import greedy
+from placement.greedy import fill, greedy
 from placement.model import Container, build
 from placement.model.ir import Direction, Objective
 from placement.model.registry import TIERS
@@ -241,7 +245,8 @@ def _solve(
     log.info("greedy: %d replicas (%.2f s)", len(g_placements), run.elapsed())
     timing: dict[str, float] = {}
     run.assemble_s += ASSEMBLE_S_PER_REPLICA * len(g_placements)
-    g_plan, g_bad = _plan(prepared, g_placements, base, _explain_until(run, final=too_big), timing)
+    # explained with a share only: a heuristic's or the model's plan may replace it
+    g_plan, g_bad = _plan(prepared, g_placements, base, _explain_until(run, final=False), timing)
     if g_bad:
         raise PlanRejected(g_bad)
     run.assemble_s = timing["assemble_s"]
@@ -262,7 +267,7 @@ def _solve(
     if run.stopped():
         return _done(replace(g_plan, info=info(SolveStatus.FEASIBLE, StopReason.INTERRUPTED, None, g_work)))
     if too_big or run.deadline - run.reserve - time.monotonic() < 1.5 * _model_cost_s(prepared) + 0.1:
-        log.info("no time left to build and solve the model; returning the greedy plan")
+        log.info("model not built (too big or no time left); returning the best verified plan in hand")
         return _done(replace(g_plan, info=info(SolveStatus.FEASIBLE, StopReason.TIME_LIMIT, None, g_work)))
 
     # 2. the model, warm-started from the greedy plan
@@ -305,9 +310,9 @@ def _solve(
         base,
     )
     g_work = g_plan.objective.placed_work
-    if g_plan is not hinted:
-        status = SolveStatus.FEASIBLE
     if best is None or (hint is not None and best == container.tighten(hint)):
+        if g_plan is not hinted:  # a heuristic beat the solver's answer: it was not the optimum
+            status = SolveStatus.FEASIBLE
         # the solver added nothing: the greedy (or heuristic) plan stands (already verified)
         return _done(replace(g_plan, info=info(status, stop_reason, bound, g_work)))
 
@@ -355,13 +360,22 @@ def _best_heuristic(
     if run.deadline - time.monotonic() < 1.5 * run.assemble_s:
         log.info("no time left to verify the %s plan; keeping the plan in hand", best.method)
         return plan, placements
-    got, bad = _plan(prepared, best.placements, base, _explain_until(run, final=True))
+    portfolio.plans.remove(best)
+    chosen = best.placements
+    # fill what the heuristic left: about a greedy pass over the unplaced workloads
+    fill_until = run.deadline - run.reserve - 1.5 * run.assemble_s
+    if fill_until > time.monotonic():
+        st = FleetState.from_placements(prepared, chosen)
+        added = fill(st, fill_until)
+        if added:
+            log.info("filled %d more workloads into the %s plan", added, best.method)
+            chosen = st.to_placements()
+    got, bad = _plan(prepared, chosen, base, _explain_until(run, final=True))
     if bad:
         log.warning("the %s plan fails verification (%s); keeping the plan in hand", best.method, bad[:3])
         return plan, placements
-    portfolio.plans.remove(best)
     log.info("the %s plan is the best so far: placed_work %d", best.method, got.objective.placed_work)
-    return got, best.placements
+    return got, chosen
 
 
 def _explain_until(run: _Run, final: bool) -> float:

@@ -76,9 +76,55 @@ Notes
 * k[w,n] is pushed up only by T3; ``Container.tighten`` sets it to min(cur, r) so the
   value held after each tier is the exact number of moves.
 
+* Pinned workloads (``Workload.pinned``, ``placement.pinned``) get no variables: their
+  GPUs are taken out of C4 and of the shared slots, their nodes have o[n] = 1 (C7's
+  node_on row is dropped for them), their draw comes off the C7 right-hand sides, and
+  their work, energy and fragmentation are objective constants (they are never moves).
+
 Each tier's value equals ``placement.objective.evaluate`` of the decoded plan to the
 unit (same helpers from ``placement.energy``). Every family lives in
 ``placement.model.families`` and is listed, in order, in ``placement.model.registry``.
+
+Scaling (what runs at 40,000 GPUs, and what does not yet)
+---------------------------------------------------------
+The per-node model above is exact and is what small and medium instances get (the
+brute-force oracle checks it). Past ``solve.MODEL_MAX_VARS`` (200,000 estimated
+variables) or when its estimated build time does not fit the time box, it is not
+built; the plan then comes from the time-boxed pipeline below, which every instance
+runs first anyway:
+
+1. Filter over groups (``placement.candidates``). Nodes alike in every field a node
+   rule reads (state, site, power domain, GPU type, gpu_count, host power, host
+   resources) form a group; groups sit in (site, GPU type) cells. Latency, backup, type,
+   memory and the cap floor are checked once per (workload, site, type) through caches
+   keyed by the fields they read; state, GPU count, host resources and one-replica
+   power once per (workload shape, group). ``Prepared.options[w]`` lists cells and
+   groups; per-node candidates and rejections are expanded only on demand (the model,
+   ``explain``). Cost grows with workloads x cells, not x nodes (40k: 301 s -> ~2 s).
+2. Greedy over groups (``placement.greedy``), first-fit decreasing, all or nothing per
+   workload, every check through ``FleetState``. Counters of free GPUs per node, group
+   and cell and "dead" marks (a group or cell where a replica of some shape did not fit
+   stays dead for every harder shape until usage in its site shrinks) make a workload
+   that does not fit cost about one check per cell (40k: ~3 s). Stops at its deadline;
+   a partial greedy plan is valid.
+3. Portfolio (``placement.portfolio``): a forked child computes the LP relaxation bound
+   on tier 1 (``placement.partition.relaxation_bound``: per (site, GPU type), GPU
+   thousandths capped by what each rack's power feeds at the lowest cap, power at cap +
+   host share per GPU; a relaxation because every aggregate row is a sum of real rows
+   with the on/off and packing structure dropped) and the heuristics' plans (FGD,
+   best-fit, first-fit decreasing). The parent takes what arrived by its deadline,
+   fills room a heuristic left with the greedy's rules, verifies, and never returns less
+   than the best verified plan; the child is killed at the end, which time-boxes
+   heuristics that take no deadline.
+4. Verification and budgets always run (measured cost is kept in reserve); unplaced
+   work is explained most valuable first until a deadline, the rest says "time_limit".
+
+Not built yet (issue 4's "How"): the aggregated model that places counts per (workload,
+group, level) with group-level rows (GPU sum <= G * powered nodes, a per-node packing
+bound, shared GPUs as an integer count with milli and memory sums, exact additive
+power), then packs nodes inside each group by first-fit decreasing with a repair step.
+The groups, cells, ``FleetState`` and the warm start above are its inputs; its LP
+relaxation would also give a tighter bound than the per-(site, type) one.
 """
 
 from __future__ import annotations
