@@ -271,3 +271,32 @@ def test_portfolio_sends_the_heuristics_and_a_bound_and_is_killed_on_close() -> 
     slow = Portfolio(generate(40000, 1))  # its heuristics take far longer than this test
     slow.close()
     assert slow.done and not slow.plans
+
+
+def test_fill_adds_left_out_workloads_to_a_plan_and_keeps_it_valid() -> None:
+    from placement.budgets import compute_budgets
+    from placement.decode import FleetState
+    from placement.domain import Plan, SolveInfo
+    from placement.explain import unplaced_reasons
+    from placement.greedy import fill
+    from placement.objective import evaluate
+
+    p = generate(300, 4)
+    prepared = filter_candidates(p)
+    full = greedy(prepared).to_placements()
+    placed = sorted({x.workload for x in full})
+    keep = set(placed[::2])  # a plan that left every other workload out
+    st = FleetState.from_placements(prepared, [x for x in full if x.workload in keep])
+    added = fill(st)
+    assert added > 0
+    filled = st.to_placements()
+    assert keep < {x.workload for x in filled}
+    assert evaluate(p, filled).placed_work > evaluate(p, [x for x in full if x.workload in keep]).placed_work
+    plan = Plan(
+        filled,
+        compute_budgets(p, filled),
+        tuple(unplaced_reasons(prepared, FleetState.from_placements(prepared, filled))),
+        evaluate(p, filled),
+        SolveInfo(SolveStatus.FEASIBLE),
+    )
+    assert verify(p, plan) == []
