@@ -438,7 +438,7 @@ def plots(records: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
     sizes = sorted({r["gpus"] for r in rows})
     at_smallest = [p[1] for p in firsts if p[0] == sizes[0]] if sizes else []
     if len(sizes) > 1 and at_smallest:
-        x0, y0 = sizes[0], max(at_smallest)
+        x0, y0 = sizes[0], min(at_smallest)
         ax.plot(sizes, [y0 * x / x0 for x in sizes], "k--", lw=0.8, alpha=0.5, label="linear in size")
     ax.set_xscale("log")
     ax.set_yscale("log")
