@@ -746,14 +746,14 @@ def solve_partitioned_stats(
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     limit = problem.options.time_limit_s if time_limit_s is None else time_limit_s
     part_limit = max(0.1, limit - MARGIN_FRACTION * limit - MARGIN_S)
-    parallel = executor == "ray" or processes > 1
+    part = split(problem, groups)
+    split_s = time.monotonic() - t0
+    todo = [i for i, p in enumerate(part.problems) if p.workloads]
+    parallel = executor == "ray" or (processes > 1 and len(todo) > 1)  # then one core per part
     part_options = replace(
         problem.options, time_limit_s=part_limit, workers=1 if parallel else problem.options.workers
     )
-    part = split(problem, groups)
-    split_s = time.monotonic() - t0
     subs = [replace(p, options=part_options) for p in part.problems]
-    todo = [i for i, p in enumerate(subs) if p.workloads]
     t1 = time.monotonic()
     relax: list[float | None] = []
 
