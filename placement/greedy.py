@@ -18,14 +18,17 @@ placed so far is a valid partial plan, since every workload is all or nothing.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 
 from placement.candidates import CellOption, GroupFit, Prepared, demand_mib, spread_entity
-from placement.decode import Fit, FleetState
+from placement.decode import FULL_MILLI, Fit, FleetState
 from placement.domain import SpreadLevel, Workload
+from placement.energy import replica_work
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +38,46 @@ _CHECK_EVERY = 32  # workloads between deadline checks
 def greedy(
     prepared: Prepared, deadline: float | None = None, stop: threading.Event | None = None
 ) -> FleetState:
-    """First-fit decreasing by priority, then replica size; all or nothing per workload."""
+    """First-fit decreasing by value density; all or nothing per workload.
+
+    The first order (priority, then replica size) always runs (up to ``deadline``); the
+    other ``ORDERS`` run after it while the time for one more pass (the first pass's,
+    with a margin) remains, and the pass with the most placed work is kept (the first
+    on ties). Without a deadline every order runs. Measured on profile L: 7.555e9 for
+    the first order, 7.596e9 for the best of them.
+    """
+    wl = prepared.problem.workloads
+    best: FleetState | None = None
+    best_work = -1
+    pass_s = 0.0
+    for k, key in enumerate(ORDERS):
+        t0 = time.monotonic()
+        if k > 0 and (
+            (deadline is not None and t0 + 1.2 * pass_s > deadline) or (stop is not None and stop.is_set())
+        ):
+            break
+        order = sorted(prepared.options, key=functools.partial(_keyed, key, wl))
+        st = _one_pass(prepared, order, deadline, stop)
+        work = placed_work(st)
+        if work > best_work:
+            best, best_work = st, work
+        if k == 0:
+            pass_s = time.monotonic() - t0
+    assert best is not None
+    return best
+
+
+def _keyed(
+    key: Callable[[Workload, int], tuple[object, ...]], wl: Sequence[Workload], w: int
+) -> tuple[object, ...]:
+    return key(wl[w], w)
+
+
+def _one_pass(
+    prepared: Prepared, order: list[int], deadline: float | None, stop: threading.Event | None
+) -> FleetState:
     st = FleetState(prepared)
     place_pinned(st)
-    wl = prepared.problem.workloads
-    order = sorted(prepared.options, key=lambda w: order_key(wl[w], w))
     dead = _Dead()
     for i, w in enumerate(order):
         if i % _CHECK_EVERY == 0 and (
@@ -51,10 +89,45 @@ def greedy(
     return st
 
 
-def order_key(wk: Workload, w: int) -> tuple[int, int, int]:
+def placed_work(st: FleetState) -> int:
+    """Tier 1 of the plan in ``st`` (the same sum as ``placement.objective.evaluate``)."""
+    p = st.p
+    wl = p.problem.workloads
+    total = 0
+    for w, n, _idx, milli, cap in st.placements:
+        levels = p.nodes[n].gpu.power_levels
+        if wl[w].is_fractional or milli != FULL_MILLI:
+            pct = levels[-1].relative_throughput_pct if levels else 0
+        else:
+            pct = next(lv.relative_throughput_pct for lv in levels if lv.power_cap_w == cap)
+        total += replica_work(wl[w], pct)
+    return total
+
+
+def order_key(wk: Workload, w: int) -> tuple[object, ...]:
     """Value density first: priority is the work per GPU thousandth (at a given throughput), then
     bigger replicas. Measured on profile L: 7.56e9 placed work against 7.21e9 for priority * work."""
     return (-wk.priority, -wk.work_milli, w)
+
+
+def _order_total(wk: Workload, w: int) -> tuple[object, ...]:
+    return (-wk.priority, -wk.work_milli * wk.max_replicas, w)
+
+
+def _order_min(wk: Workload, w: int) -> tuple[object, ...]:
+    return (-wk.priority, -wk.min_replicas * wk.work_milli, -wk.work_milli, w)
+
+
+def _order_constrained(wk: Workload, w: int) -> tuple[object, ...]:
+    return (-wk.priority, wk.spread is None and wk.survivors_required == 0, -wk.work_milli, w)
+
+
+ORDERS: tuple[Callable[[Workload, int], tuple[object, ...]], ...] = (
+    order_key,
+    _order_total,
+    _order_min,
+    _order_constrained,
+)
 
 
 def place_pinned(st: FleetState) -> None:
