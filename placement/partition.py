@@ -76,11 +76,15 @@ partitioning chose. ``SolveInfo.bound`` of the combined plan is the minimum of:
 So ``gap = (bound - placed_work) / bound`` covers the solver's gap in each part *and* what
 partitioning cost; ``PartitionStats.partition_cost_bound`` is ``W_span``.
 
-Time: every part gets the time limit minus a margin for combining and verifying (10% +
-0.5 s). Parts run in a process pool of ``processes`` (default 2) or as Ray tasks
-(``num_cpus=1`` each, on ``ray.init(address=address)``, or a local Ray when ``address`` is
-None; a Ray already initialised by the caller is used as it is and left running). With
-more groups than cores the parts run in waves, so the wall time can exceed the limit.
+Time: the parts get what is left of the time limit after splitting (and starting Ray),
+minus a margin for combining and verifying (10% + 0.5 s). Parts run in a process pool of
+``processes`` (default 2) or as Ray tasks (``num_cpus=1`` each, on
+``ray.init(address=address)``, or a local Ray when ``address`` is None; a Ray already
+initialised by the caller is used as it is and left running). When there are more parts
+than slots (processes, or the Ray cluster's CPUs) they run in waves, and with
+``fit_time_limit`` (the default) each part gets its wave's share, so that the whole
+stays within the limit; ``fit_time_limit=False`` gives every part the whole remaining
+time (a cluster with a CPU per part needs no waves either way).
 
 Measured (this 2-core machine, shared with other work, 30 s limit, ``profile("L")`` and
 ``profile("XL")`` seed 0; placed work against the single-process ``solve`` with the same
@@ -194,6 +198,8 @@ class PartitionStats:
     solve_s: float
     combine_s: float
     wall_s: float = 0.0
+    waves: int = 1  # rounds of parts, when there are more parts than slots
+    part_time_limit_s: float = 0.0  # each part's time limit
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -646,9 +652,10 @@ def _solve_part(problem: Problem) -> Plan:
 
 
 def _run_local(
-    problems: list[Problem], processes: int, meanwhile: Callable[[], None]
+    prepare: Callable[[int], list[Problem]], n_parts: int, processes: int, meanwhile: Callable[[], None]
 ) -> list[Plan | BaseException]:
-    if processes <= 1 or len(problems) <= 1:
+    if processes <= 1 or n_parts <= 1:
+        problems = prepare(1)
         meanwhile()
         out: list[Plan | BaseException] = []
         for p in problems:
@@ -659,7 +666,8 @@ def _run_local(
                 out.append(exc)
         return out
     ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=min(processes, len(problems)), mp_context=ctx) as pool:
+    problems = prepare(min(processes, n_parts))
+    with cf.ProcessPoolExecutor(max_workers=min(processes, n_parts), mp_context=ctx) as pool:
         futures = [pool.submit(_solve_part, p) for p in problems]
         meanwhile()
         results: list[Plan | BaseException] = []
@@ -673,7 +681,7 @@ def _run_local(
 
 
 def _run_ray(
-    problems: list[Problem], address: str | None, meanwhile: Callable[[], None]
+    prepare: Callable[[int], list[Problem]], address: str | None, meanwhile: Callable[[], None]
 ) -> list[Plan | BaseException]:
     import ray
 
@@ -687,6 +695,7 @@ def _run_ray(
             ray.init(address=address, runtime_env={"py_modules": [placement]}, log_to_driver=False)
         started = True
     try:
+        problems = prepare(max(1, int(ray.cluster_resources().get("CPU", 1))))
         remote = ray.remote(num_cpus=1)(_solve_part)
         refs = [remote.remote(p) for p in problems]
         meanwhile()
@@ -712,6 +721,7 @@ def solve_partitioned(
     *,
     processes: int = 2,
     whole_bound: float | None = None,
+    fit_time_limit: bool = True,
 ) -> Plan:
     """Solve the sub-problems of ``partition(problem, groups)`` independently; one verified plan."""
     return solve_partitioned_stats(
@@ -722,6 +732,7 @@ def solve_partitioned(
         time_limit_s,
         processes=processes,
         whole_bound=whole_bound,
+        fit_time_limit=fit_time_limit,
     )[0]
 
 
@@ -735,6 +746,7 @@ def solve_partitioned_stats(
     processes: int = 2,
     whole_bound: float | None = None,
     relaxation: bool = True,
+    fit_time_limit: bool = True,
 ) -> tuple[Plan, PartitionStats]:
     """``solve_partitioned`` with the figures a benchmark reports (``PartitionStats``)."""
     from placement.solve import code_revision
@@ -745,15 +757,27 @@ def solve_partitioned_stats(
     t0 = time.monotonic()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     limit = problem.options.time_limit_s if time_limit_s is None else time_limit_s
-    part_limit = max(0.1, limit - MARGIN_FRACTION * limit - MARGIN_S)
+    deadline = t0 + limit - MARGIN_FRACTION * limit - MARGIN_S  # the rest combines and verifies
     part = split(problem, groups)
     split_s = time.monotonic() - t0
     todo = [i for i, p in enumerate(part.problems) if p.workloads]
     parallel = executor == "ray" or (processes > 1 and len(todo) > 1)  # then one core per part
-    part_options = replace(
-        problem.options, time_limit_s=part_limit, workers=1 if parallel else problem.options.workers
-    )
-    subs = [replace(p, options=part_options) for p in part.problems]
+    subs = list(part.problems)
+    plan_of_time: dict[str, float] = {"waves": 1, "limit": 0.0}
+
+    def prepare(slots: int) -> list[Problem]:
+        """The parts with their time limits, once the executor knows how many run at once."""
+        waves = math.ceil(len(todo) / max(1, slots)) if fit_time_limit else 1
+        part_limit = max(0.1, (deadline - time.monotonic()) / max(1, waves))
+        if waves > 1:
+            log.info("%d parts on %d slots: %d waves of %.1f s", len(todo), slots, waves, part_limit)
+        options = replace(
+            problem.options, time_limit_s=part_limit, workers=1 if parallel else problem.options.workers
+        )
+        subs[:] = [replace(p, options=options) for p in part.problems]
+        plan_of_time.update(waves=waves, limit=part_limit)
+        return [subs[i] for i in todo]
+
     t1 = time.monotonic()
     relax: list[float | None] = []
 
@@ -761,9 +785,9 @@ def solve_partitioned_stats(
         relax.append(relaxation_bound(problem) if relaxation else None)
 
     if executor == "ray":
-        results = _run_ray([subs[i] for i in todo], address, meanwhile)
+        results = _run_ray(prepare, address, meanwhile)
     else:
-        results = _run_local([subs[i] for i in todo], processes, meanwhile)
+        results = _run_local(prepare, len(todo), processes, meanwhile)
     solve_s = time.monotonic() - t1
     t2 = time.monotonic()
     by_group: dict[int, Plan | BaseException] = dict(zip(todo, results, strict=True))
@@ -820,6 +844,8 @@ def solve_partitioned_stats(
         solve_s=solve_s,
         combine_s=combine_s,
         wall_s=time.monotonic() - t0,
+        waves=int(plan_of_time["waves"]),
+        part_time_limit_s=plan_of_time["limit"],
         notes=tuple(notes),
     )
     log.info(

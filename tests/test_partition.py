@@ -257,7 +257,10 @@ def test_relaxation_bound_of_a_generated_fleet_holds_the_single_solve() -> None:
 
 def test_generated_fleet_in_a_process_pool_verifies() -> None:
     p = generate(1000, 1)
-    plan = solve_partitioned(p, 3, "local", time_limit_s=3)
+    plan, stats = solve_partitioned_stats(p, 3, "local", time_limit_s=3)
+    # three parts on two processes: two waves, each part within its share of the 3 s
+    assert stats.waves == 2
+    assert 0 < stats.part_time_limit_s <= (3 - 0.1 * 3 - 0.5) / 2
     assert verify(p, plan) == []
     assert plan.objective.placed_work > 0
     assert plan.info.bound is not None and plan.info.bound >= plan.objective.placed_work
