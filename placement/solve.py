@@ -152,6 +152,7 @@ class _Run:
         self.deadline = self.t0 + opts.time_limit_s
         self.reserve = min(RESERVE_MAX_S, RESERVE_FRACTION * opts.time_limit_s)
         self.assemble_s = 0.0  # budgets + verification of one plan, measured on the greedy plan
+        self.filter_s = 0.0
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -192,7 +193,8 @@ def solve(
     errors = pinned_errors(problem, prepared.latency_ms)
     if errors:
         raise InputError(errors)
-    log.info("filter: %s (%.2f s)", prepared.size(), run.elapsed())
+    run.filter_s = run.elapsed()
+    log.info("filter: %s (%.2f s)", prepared.size(), run.filter_s)
     backend = get_backend(opts.backend)
     base = SolveInfo(
         status=SolveStatus.FEASIBLE,
@@ -236,7 +238,9 @@ def _solve(
     limit_s = max(0.0, opts.time_limit_s)
     too_big = _model_vars(prepared) > MODEL_MAX_VARS
     # budgets and verification cost about this much (measured: ~2 s on 8,000 nodes, loaded machine)
-    run.assemble_s = ASSEMBLE_S_PER_NODE * len(prepared.nodes)
+    # the filter's time tells how fast this machine is right now (it is shared): assembling
+    # measured about as long as the filter at 40,000 GPUs, loaded or not
+    run.assemble_s = max(ASSEMBLE_S_PER_NODE * len(prepared.nodes), run.filter_s * len(prepared.nodes) / 8000)
     g_deadline = run.t0 + GREEDY_SHARE * limit_s
     if too_big:  # no model follows: the greedy may use what the plan's assembly leaves
         g_deadline = max(g_deadline, run.deadline - 1.5 * run.assemble_s - EXPLAIN_SHARE * limit_s)
