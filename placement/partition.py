@@ -87,7 +87,7 @@ stays within the limit; ``fit_time_limit=False`` gives every part the whole rema
 time (a cluster with a CPU per part needs no waves either way).
 
 Measured (this 2-core machine, shared with other sessions' work, so a few seconds of noise;
-30 s limit; ``profile("L")`` and ``profile("XL")`` seed 0; engine at b81b210; placed work
+30 s limit; ``profile("L")`` and ``profile("XL")`` seed 0; engine of 230c446; placed work
 against the single-process ``solve`` with the same limit; gap against the bound above):
 
 =====  ==========  ======  =======  ===========  ===========  ======  ================
