@@ -12,7 +12,7 @@ refused at once (``Overloaded`` -> RESOURCE_EXHAUSTED). A queued solve waits for
 worker only until its own deadline.
 
 Protocol (two pipes per worker, pickled tuples):
-  parent -> worker: ("job", id, Problem) | ("stop", id) | ("exit",)
+  parent -> worker: ("job", id, Problem, request id) | ("stop", id) | ("exit",)
   worker -> parent: ("ready",) | ("progress", id, Progress) | ("plan", id, bytes of pb.Plan, wall_s, gap)
                     | ("input_error", id, [FieldError]) | ("error", id, "Type: message")
 """
@@ -42,10 +42,27 @@ log = logging.getLogger(__name__)
 # ----------------------------------------------------------------------------- worker side
 
 
-def _worker_main(jobs: Connection, events: Connection, nice: int) -> None:
+def _parent_logging() -> tuple[int, bool] | None:
+    """The level and format of the server's log set-up (``configure_logging``), for its workers."""
+    from server.metrics import JsonFormatter, RequestIdFilter
+
+    root = logging.getLogger()
+    for h in root.handlers:
+        if any(isinstance(f, RequestIdFilter) for f in h.filters):
+            return root.level, isinstance(h.formatter, JsonFormatter)
+    return None
+
+
+def _worker_main(
+    jobs: Connection, events: Connection, nice: int, log_setup: tuple[int, bool] | None = None
+) -> None:
     """Entry point of a worker process: solve jobs one at a time until told to exit."""
     import contextlib
 
+    from server.metrics import configure_logging, request_id_var
+
+    if log_setup is not None:  # the same log stream as the server, request ids included
+        configure_logging(*log_setup)
     with contextlib.suppress(OSError):
         os.nice(nice)
     from placement import solve
@@ -55,7 +72,7 @@ def _worker_main(jobs: Connection, events: Connection, nice: int) -> None:
 
     with contextlib.suppress(Exception):  # warm the default backend's imports
         get_backend(Backend.ORTOOLS).version()
-    inbox: queue.Queue[tuple[int, Problem] | None] = queue.Queue()
+    inbox: queue.Queue[tuple[int, Problem, str] | None] = queue.Queue()
     stop = threading.Event()
     current = [-1]
     send_lock = threading.Lock()
@@ -69,7 +86,7 @@ def _worker_main(jobs: Connection, events: Connection, nice: int) -> None:
             while True:
                 msg = jobs.recv()
                 if msg[0] == "job":
-                    inbox.put((msg[1], msg[2]))
+                    inbox.put((msg[1], msg[2], msg[3]))
                 elif msg[0] == "stop":
                     if msg[1] == current[0]:
                         stop.set()
@@ -86,7 +103,8 @@ def _worker_main(jobs: Connection, events: Connection, nice: int) -> None:
         item = inbox.get()
         if item is None:
             return
-        job_id, problem = item
+        job_id, problem, request_id = item
+        request_id_var.set(request_id)
         stop.clear()
         current[0] = job_id
 
@@ -123,7 +141,7 @@ class _Worker:
         self.events = events_parent
         self.process: BaseProcess = ctx.Process(
             target=_worker_main,
-            args=(jobs_child, self.events_child, nice),
+            args=(jobs_child, self.events_child, nice, _parent_logging()),
             name=f"fleetplace-solver-{index}",
             daemon=True,
         )
@@ -300,7 +318,9 @@ class SolvePool:
         self, w: _Worker, problem: Problem, stop_at: float, finish_by: float, cancelled: threading.Event
     ) -> Iterator[Progress | Done]:
         job = next(self._job_ids)
-        if not w.send(("job", job, problem)):
+        from server.metrics import request_id_var
+
+        if not w.send(("job", job, problem, request_id_var.get())):
             self._retire(w, 0)
             raise SolveFailed("the solver process is gone")
         stopped = False
