@@ -1,0 +1,235 @@
+"""A finer linear relaxation of tier 1 (placed work): workloads over groups of alike nodes.
+
+``group_lp_bound(problem)`` is an upper bound on the placed work of every valid plan. Its
+columns are y[c, g, l] >= 0, GPU thousandths of workload class c on node group g at power
+level l, where a group is the READY nodes of one power domain with the same GPU type,
+gpu_count and host_power_w, and a class is the workloads alike in everything the
+relaxation reads (their candidate groups, priority, shape, power floor), whose rows add up.
+Each row is implied by the hard rules (docs/ARCHITECTURE.md):
+
+- candidates (rules 1, 2, 3, 5, 8, 9, per node and replica): a column exists only where one
+  replica of the workload fits an empty node of the group alone; anything a valid plan
+  does lies in these columns.
+- GPUs per group (rule 4): thousandths used on the group <= 1000 * its GPUs.
+- per (class, group) packing (rules 3, 4, 5): a node holds at most k replicas of a
+  workload (whole GPUs: gpu_count // gpus; shared: per GPU min(1000 // milli, memory)),
+  so the class uses at most nodes * k * work_milli there; written only where it binds.
+- power (rules 6, 7): a node with u GPUs in use draws host + gpu_count * idle +
+  u * (cap - idle) >= u * (cap + host / gpu_count), as u <= gpu_count; a shared GPU draws
+  max_power_w and carries at most 1000 thousandths, so charging (max_power_w +
+  host / gpu_count) / 1000 per thousandth is below its draw. Rows per power domain and per
+  site at their usable power.
+- replicas (rule 10): a class holds at most the sum of its workloads' work_milli *
+  max_replicas. A workload that cannot reach min_replicas on its candidates alone (GPU
+  capacity, spread over distinct entities (rule 11), or site-loss survival with one
+  candidate site (rule 12)) is never placed and has no columns.
+- objective: priority * relative_throughput_pct per thousandth (a shared GPU at the type's
+  top level), which is the tier-1 value of every placed replica.
+
+Pinned workloads are relaxed like the others (at most max(max_replicas, current) replicas
+anywhere their filter allows), which keeps the bound valid.
+
+Measured on ``generator.profile("L", 0)`` (issue 4; 1,541 groups, 835 classes, 750,768
+columns, 10 workloads never placeable): 7,971,657,000 against ``partition.relaxation_bound``
+8,143,642,664 (2.1% lower), in about 15 s on this 2-core machine (about 7 s building the
+columns through pywraplp, 8 s GLOP primal; dual simplex took 100 s). That is slower than the
+partition bound (0.4 s), so callers give it a deadline and take min(partition bound, this).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+from placement.domain import Node, NodeState, Problem, SpreadLevel, Workload
+from placement.energy import allowed_levels
+from placement.network import latency_table
+
+log = logging.getLogger(__name__)
+
+_EPS = 1e-9
+
+GroupKey = tuple[str, str, str, int, int]  # site, power domain, GPU type, gpu_count, host_power_w
+
+
+def _per_node_replicas(w: Workload, n: Node, gpu_memory_gib: float) -> int:
+    """How many replicas of w one empty node n can hold (0: none), by GPUs, memory and host."""
+    if w.is_fractional:
+        per_gpu = 1000 // w.gpu_milli
+        if w.memory_gib > _EPS:
+            per_gpu = min(per_gpu, math.floor(gpu_memory_gib / w.memory_gib + _EPS))
+        k = per_gpu * n.gpu_count
+    else:
+        if w.memory_per_gpu_gib > gpu_memory_gib + _EPS:
+            return 0
+        k = n.gpu_count // w.gpus
+    if n.cpu_milli > 0 and w.cpu_milli > 0:
+        k = min(k, n.cpu_milli // w.cpu_milli)
+    if n.host_memory_mib > 0 and w.host_memory_mib > 0:
+        k = min(k, n.host_memory_mib // w.host_memory_mib)
+    return max(k, 0)
+
+
+def group_lp_bound(problem: Problem, deadline: float | None = None) -> float | None:
+    """An upper bound on tier 1 (see the module docstring), or None (no solver, LP not optimal, deadline)."""
+    try:
+        from ortools.linear_solver import pywraplp
+    except ImportError:  # pragma: no cover - ortools is a hard dependency
+        return None
+    fleet = problem.fleet
+    gpus = {g.name: g for g in fleet.gpu_types}
+    sites = {s.name: s for s in fleet.sites}
+    domains = {(d.site, d.name): d for d in fleet.power_domains}
+    latency = latency_table(fleet) if fleet.regions else {}
+
+    members: dict[GroupKey, list[Node]] = defaultdict(list)
+    for n in fleet.nodes:
+        if n.state is NodeState.READY and n.gpu_count > 0:
+            members[(n.site, n.power_domain, n.gpu_type, n.gpu_count, n.host_power_w)].append(n)
+    keys = sorted(members)
+    # nodes of a group differ only in cpu/host memory; the filter is read per distinct host shape
+    shape_counts = [Counter((n.cpu_milli, n.host_memory_mib) for n in members[k]) for k in keys]
+
+    solver = pywraplp.Solver.CreateSolver("GLOP")
+    if solver is None:
+        return None
+    inf = solver.infinity()
+    gpu_rows = [solver.Constraint(-inf, 1000.0 * k[3] * len(members[k])) for k in keys]
+    dom_rows = {d: solver.Constraint(-inf, float(dom.usable_power_w)) for d, dom in domains.items()}
+    site_rows = {s: solver.Constraint(-inf, float(site.usable_power_w)) for s, site in sites.items()}
+    objective = solver.Objective()
+    objective.SetMaximization()
+
+    # per workload: candidate groups with their per-node replica cap (summed over the group's nodes)
+    by_site_type: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for gi, k in enumerate(keys):
+        by_site_type[(k[0], k[2])].append(gi)
+    types_at: dict[str, list[str]] = defaultdict(list)
+    for site_name, t in sorted(by_site_type):
+        types_at[site_name].append(t)
+    per_node_cache: dict[tuple[Any, ...], int] = {}
+    classes: dict[tuple[Any, ...], int] = defaultdict(int)
+    dropped = 0
+    for w in problem.workloads:
+        if deadline is not None and time.monotonic() > deadline:
+            return None
+        allowed = set(w.allowed_gpu_types)
+        shape_w = (w.gpus, w.gpu_milli, w.memory_gib, w.cpu_milli, w.host_memory_mib)
+        cands: list[tuple[int, int]] = []  # (group index, replicas the group can hold)
+        for site_name, types in types_at.items():
+            site = sites[site_name]
+            if site.backup_minutes + _EPS < w.backup_minutes:
+                continue
+            if w.max_latency_ms > 0:
+                ms = latency.get((w.user_region, site_name))
+                if ms is None or ms > w.max_latency_ms + _EPS:
+                    continue
+            for t in types:
+                g = gpus[t]
+                if (allowed and t not in allowed) or (w.is_fractional and not g.shareable):
+                    continue
+                for gi in by_site_type[(site_name, t)]:
+                    k = keys[gi]
+                    cap = 0
+                    for (cpu, mem), count in shape_counts[gi].items():
+                        ck = (shape_w, t, k[3], cpu, mem)
+                        per = per_node_cache.get(ck)
+                        if per is None:
+                            node = Node(
+                                "", site_name, k[1], t, k[3], k[4], cpu_milli=cpu, host_memory_mib=mem
+                            )
+                            per = per_node_cache[ck] = _per_node_replicas(w, node, g.memory_gib)
+                        cap += per * count
+                    if cap > 0:
+                        cands.append((gi, cap))
+        if not cands or (not w.pinned and not _can_reach_min(w, cands, keys, members)):
+            dropped += 1
+            continue
+        key = (
+            tuple(cands),
+            w.priority,
+            w.is_fractional,
+            w.min_power_cap_pct,
+            w.work_milli,
+        )
+        classes[key] += w.work_milli * max(w.max_replicas, len(w.current) if w.pinned else 0)
+
+    n_vars = 0
+    for (cands, priority, fractional, floor_pct, work_milli), demand in sorted(
+        classes.items(), key=lambda kv: repr(kv[0])
+    ):
+        if deadline is not None and time.monotonic() > deadline:
+            return None
+        row = solver.Constraint(0.0, float(demand))
+        probe = Workload(name="", min_power_cap_pct=floor_pct)
+        for gi, cap in cands:
+            site_name, dom, t, count, host_w = keys[gi]
+            g = gpus[t]
+            host_share_w = host_w / count
+            if fractional:
+                options = [(g.power_levels[-1].relative_throughput_pct, float(g.max_power_w))]
+            else:
+                options = [
+                    (g.power_levels[i].relative_throughput_pct, float(g.power_levels[i].power_cap_w))
+                    for i in allowed_levels(probe, g)
+                ]
+            limit = float(cap * work_milli)
+            pack_row = None
+            if limit < 1000.0 * count * len(members[keys[gi]]) and limit < demand:
+                pack_row = solver.Constraint(-inf, limit)
+            for thr, cap_w in options:
+                x = solver.NumVar(0.0, inf, "")
+                n_vars += 1
+                row.SetCoefficient(x, 1.0)
+                gpu_rows[gi].SetCoefficient(x, 1.0)
+                if pack_row is not None:
+                    pack_row.SetCoefficient(x, 1.0)
+                draw = (cap_w + host_share_w) / 1000.0
+                dom_rows[(site_name, dom)].SetCoefficient(x, draw)
+                site_rows[site_name].SetCoefficient(x, draw)
+                objective.SetCoefficient(x, float(priority * thr))
+    log.info(
+        "group LP: %d groups, %d classes, %d columns, %d workloads never placeable",
+        len(keys),
+        len(classes),
+        n_vars,
+        dropped,
+    )
+    if n_vars == 0:
+        return 0.0
+    if deadline is not None:
+        left_s = deadline - time.monotonic()
+        if left_s <= 0:
+            return None
+        solver.SetTimeLimit(int(left_s * 1000))
+    status = solver.Solve()
+    if status != pywraplp.Solver.OPTIMAL:
+        log.warning("group LP bound: LP status %s; no bound", status)
+        return None
+    value = objective.Value()
+    return math.floor(value * (1 + 1e-6) + 1.0)  # above the LP optimum despite solver tolerances
+
+
+def _can_reach_min(
+    w: Workload, cands: list[tuple[int, int]], keys: list[GroupKey], members: dict[GroupKey, list[Node]]
+) -> bool:
+    """False when min_replicas cannot be met on the candidates alone: then the workload is never placed."""
+    need = max(w.min_replicas, 1)
+    if sum(cap for _gi, cap in cands) < need:
+        return False
+    cand_sites = {keys[gi][0] for gi, _ in cands}
+    if w.survivors_required > 0 and len(cand_sites) < 2:
+        return False
+    if w.spread is not None and w.spread.min_distinct > 1:
+        if w.spread.level is SpreadLevel.SITE:
+            distinct = len(cand_sites)
+        elif w.spread.level is SpreadLevel.POWER_DOMAIN:
+            distinct = len({(keys[gi][0], keys[gi][1]) for gi, _ in cands})
+        else:
+            distinct = sum(len(members[keys[gi]]) for gi, _ in cands)
+        if distinct < w.spread.min_distinct:
+            return False
+    return True

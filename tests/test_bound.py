@@ -1,0 +1,118 @@
+"""group_lp_bound: never below a proven optimum, and the rows it writes behave at their edges."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from placement.bound import group_lp_bound
+from placement.domain import (
+    Fleet,
+    GpuType,
+    Node,
+    PowerDomain,
+    PowerLevel,
+    Problem,
+    Site,
+    SiteKind,
+    Spread,
+    SpreadLevel,
+    Workload,
+)
+from tests.test_oracle import brute_force, tiny_problem
+
+GPU = GpuType(
+    name="T",
+    memory_gib=40.0,
+    max_power_w=400,
+    min_power_cap_w=200,
+    idle_power_w=50,
+    power_levels=(PowerLevel(250, 80), PowerLevel(400, 100)),
+    shareable=True,
+)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_never_below_the_brute_force_optimum(seed: int) -> None:
+    problem = tiny_problem(seed)
+    best = brute_force(problem).placed_work
+    bound = group_lp_bound(problem)
+    assert bound is not None
+    assert bound >= best, (seed, bound, best)
+
+
+def one_node(domain_w: int, workload: Workload, gpu_count: int = 1) -> Problem:
+    """One 100 W-host node of gpu_count GPUs in one domain capped at domain_w; one site of 1 MW."""
+    fleet = Fleet(
+        gpu_types=(GPU,),
+        sites=(Site(name="s", kind=SiteKind.DATACENTER, region="r", capacity_kw=1000.0, pue=1.2),),
+        power_domains=(PowerDomain(name="pd", site="s", capacity_kw=domain_w / 1000.0),),
+        nodes=(
+            Node(name="n", site="s", power_domain="pd", gpu_type="T", gpu_count=gpu_count, host_power_w=100),
+        ),
+    )
+    return Problem(fleet=fleet, workloads=(workload,))
+
+
+ONE_GPU = Workload(name="w", gpus=1, memory_gib=10.0)
+FULL = 1000 * 100  # work_milli * top throughput
+CAPPED = 1000 * 80  # at the 250 W level
+
+
+@pytest.mark.parametrize(
+    ("case", "domain_w", "workload", "gpu_count", "low", "high"),
+    [
+        # host 100 + idle 50 + (400 - 50): 500 W at the top level
+        ("exactly at the cap the top level fits", 500, ONE_GPU, 1, FULL, FULL + 1),
+        ("1 W under: not the top level throughout", 499, ONE_GPU, 1, CAPPED, FULL - 1),
+        ("the low level alone: 350 W", 350, ONE_GPU, 1, CAPPED, CAPPED + 1),
+        ("below any level: nothing", 300, ONE_GPU, 1, 0, CAPPED - 1),
+        ("min replicas above what fits: never placed", 10_000, replace(ONE_GPU, min_replicas=2), 1, 0, 0),
+        (
+            "min replicas exactly what fits",
+            10_000,
+            replace(ONE_GPU, min_replicas=2, max_replicas=2),
+            2,
+            2 * FULL,
+            2 * FULL + 1,
+        ),
+        (
+            "spread over 2 sites with one site: never placed",
+            10_000,
+            replace(ONE_GPU, max_replicas=2, spread=Spread(level=SpreadLevel.SITE, min_distinct=2)),
+            2,
+            0,
+            0,
+        ),
+        ("max replicas caps the work", 10_000, replace(ONE_GPU, max_replicas=1), 4, FULL, FULL + 1),
+        # 3-GPU replicas on a 4-GPU node: one per node, not 4/3
+        (
+            "packing: one 3-GPU replica per 4-GPU node",
+            10_000,
+            replace(ONE_GPU, gpus=3, max_replicas=2),
+            4,
+            3 * FULL,
+            3 * FULL + 1,
+        ),
+        # 400 milli shares: two per GPU, so 800 of each GPU's 1000
+        (
+            "shares: two 400-milli replicas per GPU",
+            10_000,
+            Workload(name="f", gpus=0, gpu_milli=400, max_replicas=9),
+            2,
+            4 * 400 * 100,
+            4 * 400 * 100 + 1,
+        ),
+    ],
+)
+def test_rows_at_their_edges(
+    case: str, domain_w: int, workload: Workload, gpu_count: int, low: int, high: int
+) -> None:
+    bound = group_lp_bound(one_node(domain_w, workload, gpu_count))
+    assert bound is not None
+    assert low <= bound <= high, (case, bound)
+
+
+def test_an_expired_deadline_gives_no_bound() -> None:
+    assert group_lp_bound(tiny_problem(0), deadline=0.0) is None
