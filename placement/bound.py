@@ -13,7 +13,9 @@ Each row is implied by the hard rules (docs/ARCHITECTURE.md):
 - GPUs per group (rule 4): thousandths used on the group <= 1000 * its GPUs.
 - per (class, group) packing (rules 3, 4, 5): a node holds at most k replicas of a
   workload (whole GPUs: gpu_count // gpus; shared: per GPU min(1000 // milli, memory)),
-  so the class uses at most nodes * k * work_milli there; written only where it binds.
+  so the class uses at most nodes * k * work_milli there; written only where it binds. A
+  class shares work_milli (so gpus or gpu_milli), k on every group and the host requests
+  (cpu_milli, host_memory_mib), so its replicas together also fit at most k per node.
 - power (rules 6, 7): a node with u GPUs in use draws host + gpu_count * idle +
   u * (cap - idle) >= u * (cap + host / gpu_count), as u <= gpu_count; a shared GPU draws
   max_power_w and carries at most 1000 thousandths, so charging (max_power_w +
@@ -154,11 +156,12 @@ def group_lp_bound(problem: Problem, deadline: float | None = None) -> float | N
             w.is_fractional,
             w.min_power_cap_pct,
             w.work_milli,
+            (w.cpu_milli, w.host_memory_mib),  # alike host requests: the packing row holds for the class sum
         )
         classes[key] += w.work_milli * max(w.max_replicas, len(w.current) if w.pinned else 0)
 
     n_vars = 0
-    for (cands, priority, fractional, floor_pct, work_milli), demand in sorted(
+    for (cands, priority, fractional, floor_pct, work_milli, _shape), demand in sorted(
         classes.items(), key=lambda kv: repr(kv[0])
     ):
         if deadline is not None and time.monotonic() > deadline:

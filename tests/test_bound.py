@@ -116,3 +116,15 @@ def test_rows_at_their_edges(
 
 def test_an_expired_deadline_gives_no_bound() -> None:
     assert group_lp_bound(tiny_problem(0), deadline=0.0) is None
+
+
+def test_alike_caps_from_different_host_resources_do_not_share_a_packing_row() -> None:
+    """Each fits 2 per node (A by CPU, B by host memory), yet A, A, B fit one node together."""
+    a = Workload(name="a", gpus=1, max_replicas=2, cpu_milli=4, host_memory_mib=1)
+    b = Workload(name="b", gpus=1, max_replicas=2, cpu_milli=1, host_memory_mib=4)
+    base = one_node(10_000, a, gpu_count=4)
+    node = replace(base.fleet.nodes[0], cpu_milli=9, host_memory_mib=9)
+    problem = replace(base, fleet=replace(base.fleet, nodes=(node,)), workloads=(a, b))
+    bound = group_lp_bound(problem)
+    assert bound is not None
+    assert bound >= 3 * FULL, bound
