@@ -128,3 +128,18 @@ def test_alike_caps_from_different_host_resources_do_not_share_a_packing_row() -
     bound = group_lp_bound(problem)
     assert bound is not None
     assert bound >= 3 * FULL, bound
+
+
+@pytest.mark.parametrize(
+    ("case", "site_w", "low", "high"),
+    [
+        ("site exactly at the node's top draw", 500, FULL, FULL + 1),
+        ("site 1 W under: not the top level throughout", 499, CAPPED, FULL - 1),
+    ],
+)
+def test_site_cap_binds_under_an_ample_domain(case: str, site_w: int, low: int, high: int) -> None:
+    base = one_node(10_000, ONE_GPU)
+    site = replace(base.fleet.sites[0], capacity_kw=site_w / 1000.0)
+    bound = group_lp_bound(replace(base, fleet=replace(base.fleet, sites=(site,))))
+    assert bound is not None
+    assert low <= bound <= high, (case, bound)
