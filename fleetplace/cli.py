@@ -13,11 +13,12 @@ import logging
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
 from placement.domain import Backend, Plan, Problem, SolveOptions
-from placement.errors import InputError, PlacementError
+from placement.errors import InputError
 
 EXIT_OK = 0
 EXIT_INVALID_PLAN = 1
@@ -96,8 +97,6 @@ def _options(args: argparse.Namespace, base: SolveOptions) -> SolveOptions:
         changes["seed"] = args.seed
     if not changes:
         return base
-    from dataclasses import replace
-
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -239,8 +238,6 @@ def _solve_remote(problem: Problem, args: argparse.Namespace) -> Plan:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from google.protobuf import json_format
 
     from fleetplace.files import load_problem, write_json_atomic
@@ -532,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         sys.stderr.write(f"fleetplace: {e}\n")
         return EXIT_INTERNAL
-    except (PlacementError, Exception) as e:  # a bug: one line unless --debug
+    except Exception as e:  # a bug (PlanRejected included): one line unless --debug
         if args.debug:
             raise
         sys.stderr.write(

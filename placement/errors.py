@@ -32,10 +32,6 @@ class InputError(PlacementError):
         super().__init__("; ".join(str(e) for e in self.errors) or "invalid input")
 
 
-class Cancelled(PlacementError):
-    """The caller cancelled the solve before any plan was found."""
-
-
 class PlanRejected(PlacementError):
     """A plan failed the verifier; it must never leave the library. A bug, not bad input."""
 
