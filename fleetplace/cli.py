@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from placement.domain import Backend, Plan, Problem, SolveOptions
-from placement.errors import InputError
+from placement.errors import FieldError, InputError
 
 EXIT_OK = 0
 EXIT_INVALID_PLAN = 1
@@ -110,8 +110,35 @@ def _check_options(args: argparse.Namespace) -> None:
         )
     if args.seed is not None and args.seed < 0:
         errors.append(FieldError("--seed", f"must be zero or positive, got {args.seed}"))
+    errors.extend(_executor_errors(args))
     if errors:
         raise InputError(errors)
+
+
+def _executor_errors(args: argparse.Namespace) -> list[FieldError]:
+    """``plan --executor/--groups/--ray-address``: the partitioned solve, locally or on Ray."""
+    if not hasattr(args, "ray_address"):
+        return []
+    errors = []
+    if args.ray_address and args.executor != "ray":
+        errors.append(FieldError("--ray-address", "needs --executor ray"))
+    if args.executor and getattr(args, "server", None):
+        errors.append(FieldError("--executor", "the partitioned solve runs here, not with --server"))
+    if args.groups is not None and not args.executor:
+        errors.append(FieldError("--groups", "needs --executor"))
+    if args.groups is not None and args.groups < 1:
+        errors.append(FieldError("--groups", f"must be at least 1, got {args.groups}"))
+    return errors
+
+
+def _solve_partitioned(problem: Problem, args: argparse.Namespace) -> Plan:
+    """Site groups solved apart (``placement.partition``); an unreachable Ray cluster is an OSError."""
+    from placement.partition import solve_partitioned
+
+    if not args.quiet:
+        where = f"Ray at {args.ray_address}" if args.ray_address else args.executor
+        sys.stderr.write(f"solving {args.groups or 2} site groups apart ({where})\n")
+    return solve_partitioned(problem, args.groups or 2, args.executor, args.ray_address)
 
 
 def _solve(problem: Problem, quiet: bool) -> Plan:
@@ -247,7 +274,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     _check_options(args)
     problem = load_problem(Path(args.input))
     problem = replace(problem, options=_options(args, problem.options))
-    plan = _solve_remote(problem, args) if args.server else _solve(problem, args.quiet)
+    if args.executor:
+        plan = _solve_partitioned(problem, args)
+    else:
+        plan = _solve_remote(problem, args) if args.server else _solve(problem, args.quiet)
     message = plan_to_proto(plan)
     if args.out:
         write_json_atomic(Path(args.out), message)
@@ -437,6 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=None)
     sp.add_argument("--format", choices=["text", "json"], default="text")
     sp.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    sp.add_argument(
+        "--executor", choices=["local", "ray"], default=None, help="partitioned solve: site groups apart"
+    )
+    sp.add_argument("--groups", type=int, default=None, metavar="N", help="site groups (default 2)")
+    sp.add_argument("--ray-address", default=None, metavar="HOST:PORT", help="Ray cluster (--executor ray)")
     client_flags(sp)
     sp.set_defaults(func=cmd_plan)
 
@@ -484,7 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--executor", choices=["local", "ray"], default=None, help="also run the partitioned solve on it"
     )
-    sp.add_argument("--address", default=None, metavar="ADDR", help="Ray cluster address (--executor ray)")
+    sp.add_argument(
+        "--address", "--ray-address", default=None, metavar="ADDR", help="Ray cluster (--executor ray)"
+    )
     sp.add_argument(
         "--methods",
         default=None,

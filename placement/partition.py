@@ -86,6 +86,15 @@ than slots (processes, or the Ray cluster's CPUs) they run in waves, and with
 stays within the limit; ``fit_time_limit=False`` gives every part the whole remaining
 time (a cluster with a CPU per part needs no waves either way).
 
+A cluster address goes through ``connect_ray``: a TCP connection to the head first (refused
+or unreachable fails at once, naming the address), then ``ray.init`` abandoned after
+``connect_timeout_s`` (30 s; an address that answers but is no Ray head would keep it
+retrying for minutes); both raise ``RayUnavailable``, a ``ConnectionError``, before any part
+runs. The job ships this package to the workers (``runtime_env`` ``py_modules``), so the
+cluster needs only the dependencies. ``PartStats.node`` and ``.pid`` say where each part ran.
+``tests/test_ray_cluster.py`` starts a head on loopback (``ray start --head``) and checks that
+the parts run in its workers.
+
 Measured (this 2-core machine, shared with other sessions' work, so a few seconds of noise;
 30 s limit; ``profile("L")`` and ``profile("XL")`` seed 0; engine of 230c446; placed work
 against the single-process ``solve`` with the same limit; gap against the bound above):
@@ -125,6 +134,7 @@ import concurrent.futures as cf
 import logging
 import math
 import multiprocessing
+import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -158,6 +168,7 @@ log = logging.getLogger(__name__)
 BALANCE_TOLERANCE = 0.1  # a group may carry up to 10% more than 1/groups of GPUs or power
 MARGIN_FRACTION = 0.1
 MARGIN_S = 0.5
+RAY_CONNECT_TIMEOUT_S = 30.0  # ray.init on an address that answers but is no Ray head can hang
 PARTITIONING = "partitioning"
 _EPS = 1e-6
 
@@ -191,6 +202,8 @@ class PartStats:
     placed_work: int
     bound: float | None
     wall_s: float
+    node: str = ""  # where it ran: the Ray node id, or "local"
+    pid: int = 0  # the process that solved it (0: not solved)
 
 
 @dataclass(frozen=True)
@@ -654,19 +667,36 @@ def relaxation_bound(problem: Problem) -> float | None:
 # ---------------------------------------------------------------------------- solving
 
 
-def _solve_part(problem: Problem) -> Plan:
+@dataclass(frozen=True)
+class _PartResult:
+    """A part's plan and where it was solved."""
+
+    plan: Plan
+    node: str
+    pid: int
+
+
+def _solve_part(problem: Problem) -> _PartResult:
+    import os
+
     from placement.solve import solve
 
-    return solve(problem)
+    node = "local"
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            node = ray.get_runtime_context().get_node_id()
+    return _PartResult(solve(problem), node, os.getpid())
 
 
 def _run_local(
     prepare: Callable[[int], list[Problem]], n_parts: int, processes: int, meanwhile: Callable[[], None]
-) -> list[Plan | BaseException]:
+) -> list[_PartResult | BaseException]:
     if processes <= 1 or n_parts <= 1:
         problems = prepare(1)
         meanwhile()
-        out: list[Plan | BaseException] = []
+        out: list[_PartResult | BaseException] = []
         for p in problems:
             try:
                 out.append(_solve_part(p))
@@ -679,7 +709,7 @@ def _run_local(
     with cf.ProcessPoolExecutor(max_workers=min(processes, n_parts), mp_context=ctx) as pool:
         futures = [pool.submit(_solve_part, p) for p in problems]
         meanwhile()
-        results: list[Plan | BaseException] = []
+        results: list[_PartResult | BaseException] = []
         for f in futures:
             try:
                 results.append(f.result())
@@ -689,9 +719,74 @@ def _run_local(
         return results
 
 
+class RayUnavailable(ConnectionError):
+    """The Ray cluster at the given address could not be reached or joined (an ``OSError``)."""
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``host:port`` (or ``ray://host:port``) of a cluster address; None for ``auto`` and the like."""
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def connect_ray(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """``ray.init`` on a cluster address within ``timeout_s``, or ``RayUnavailable`` naming the address.
+
+    First a TCP connection to the head's port (refused or unreachable: fails at once, without
+    Ray's own retries), then ``ray.init`` in a daemon thread, abandoned after ``timeout_s``
+    (an address that accepts connections but is no Ray head makes it wait for minutes). The
+    workers get this package through the job's runtime environment, so a cluster needs only
+    the dependencies. A cluster with token authentication needs ``RAY_AUTH_MODE=token`` and its
+    token (``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``) in the driver's environment.
+    """
+    import socket
+    import threading
+
+    import ray
+
+    import placement
+
+    hp = _host_port(address)
+    if hp is not None:
+        try:
+            socket.create_connection(hp, timeout=min(timeout_s, 5.0)).close()
+        except OSError as e:
+            raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {e}") from None
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            ray.init(
+                address=address,
+                runtime_env={"py_modules": [placement]},
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+            outcome.append(None)
+        except BaseException as e:  # handed to the caller's thread
+            outcome.append(e)
+
+    t = threading.Thread(target=run, name="ray-connect", daemon=True)
+    t.start()
+    t.join(timeout_s)
+    if not outcome:
+        raise RayUnavailable(f"no Ray cluster answered at {address} within {timeout_s:g} s")
+    err = outcome[0]
+    if err is not None:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RayUnavailable(f"cannot join the Ray cluster at {address}: {first}") from err
+    log.info("connected to the Ray cluster at %s: %s", address, ray.cluster_resources())
+
+
 def _run_ray(
-    prepare: Callable[[int], list[Problem]], address: str | None, meanwhile: Callable[[], None]
-) -> list[Plan | BaseException]:
+    prepare: Callable[[int], list[Problem]],
+    address: str | None,
+    meanwhile: Callable[[], None],
+    connect_timeout_s: float,
+) -> list[_PartResult | BaseException]:
     import ray
 
     started = False
@@ -699,16 +794,14 @@ def _run_ray(
         if address is None:
             ray.init(include_dashboard=False, log_to_driver=False)
         else:  # a cluster: ship this package to its workers
-            import placement
-
-            ray.init(address=address, runtime_env={"py_modules": [placement]}, log_to_driver=False)
+            connect_ray(address, connect_timeout_s)
         started = True
     try:
         problems = prepare(max(1, int(ray.cluster_resources().get("CPU", 1))))
         remote = ray.remote(num_cpus=1)(_solve_part)
         refs = [remote.remote(p) for p in problems]
         meanwhile()
-        out: list[Plan | BaseException] = []
+        out: list[_PartResult | BaseException] = []
         for ref in refs:
             try:
                 out.append(ray.get(ref))
@@ -731,6 +824,7 @@ def solve_partitioned(
     processes: int = 2,
     whole_bound: float | None = None,
     fit_time_limit: bool = True,
+    connect_timeout_s: float = RAY_CONNECT_TIMEOUT_S,
 ) -> Plan:
     """Solve the sub-problems of ``partition(problem, groups)`` independently; one verified plan."""
     return solve_partitioned_stats(
@@ -742,6 +836,7 @@ def solve_partitioned(
         processes=processes,
         whole_bound=whole_bound,
         fit_time_limit=fit_time_limit,
+        connect_timeout_s=connect_timeout_s,
     )[0]
 
 
@@ -756,8 +851,13 @@ def solve_partitioned_stats(
     whole_bound: float | None = None,
     relaxation: bool = True,
     fit_time_limit: bool = True,
+    connect_timeout_s: float = RAY_CONNECT_TIMEOUT_S,
 ) -> tuple[Plan, PartitionStats]:
-    """``solve_partitioned`` with the figures a benchmark reports (``PartitionStats``)."""
+    """``solve_partitioned`` with the figures a benchmark reports (``PartitionStats``).
+
+    With ``executor="ray"`` and an ``address``, a cluster that cannot be reached or joined within
+    ``connect_timeout_s`` raises ``RayUnavailable`` (a ``ConnectionError``) before any part runs.
+    """
     from placement.solve import code_revision
     from placement.verify import check
 
@@ -794,13 +894,20 @@ def solve_partitioned_stats(
         relax.append(relaxation_bound(problem) if relaxation else None)
 
     if executor == "ray":
-        results = _run_ray(prepare, address, meanwhile)
+        results = _run_ray(prepare, address, meanwhile, connect_timeout_s)
     else:
         results = _run_local(prepare, len(todo), processes, meanwhile)
     solve_s = time.monotonic() - t1
     t2 = time.monotonic()
-    by_group: dict[int, Plan | BaseException] = dict(zip(todo, results, strict=True))
+    by_group: dict[int, Plan | BaseException] = {
+        g: r.plan if isinstance(r, _PartResult) else r for g, r in zip(todo, results, strict=True)
+    }
+    where = {g: (r.node, r.pid) for g, r in zip(todo, results, strict=True) if isinstance(r, _PartResult)}
     plan, stats_parts, bound_parts, notes = _combine(problem, part, subs, by_group)
+    stats_parts = [
+        replace(st, node=where[st.group][0], pid=where[st.group][1]) if st.group in where else st
+        for st in stats_parts
+    ]
     bound_relax = relax[0] if relax else None
     bounds = [bound_parts] + [b for b in (bound_relax, whole_bound) if b is not None]
     bound = float(min(bounds))
