@@ -25,6 +25,13 @@ Each row is implied by the hard rules (docs/ARCHITECTURE.md):
   max_replicas. A workload that cannot reach min_replicas on its candidates alone (GPU
   capacity, spread over distinct entities (rule 11), or site-loss survival with one
   candidate site (rule 12)) is never placed and has no columns.
+- one site, one power domain (rules 11, 12): with site survival, a workload's replicas on one
+  site are at most max_replicas - survivors_required; with a spread over k sites or power
+  domains, at most max_replicas - (k - 1) on one (``_entity_caps``). A class sums these
+  caps over its workloads (classes keep workloads with and without such rules apart);
+  a row per (class, site) or (class, domain), written only where it binds. The bound
+  barely moves (L: 7,971,657,000 -> 7,971,647,284), but the solution no longer piles a
+  class with site survival onto one site, which is what ``placement.guided`` rounds.
 - objective: priority * relative_throughput_pct per thousandth (a shared GPU at the type's
   top level), which is the tier-1 value of every placed replica.
 
@@ -35,8 +42,13 @@ Measured on ``generator.profile("L", 0)`` (issue 4; 1,541 groups, 835 classes, 7
 columns, 10 workloads never placeable): 7,971,657,000 against ``partition.relaxation_bound``
 8,143,642,664 (2.1% lower), in about 12 s on this 2-core machine (about 6 s building the
 columns through pywraplp, 6 s GLOP primal; dual simplex took 100 s; power rows that every
-READY GPU at full power cannot reach carry no coefficients). That is slower than the
-partition bound (0.4 s), so callers give it a deadline and take min(partition bound, this).
+READY GPU at full power cannot reach carry no coefficients). With the site and domain rows
+(1,197 classes) it took 28-47 s on the machine shared with other jobs, against 12-13 s
+without them in the same runs. That is slower than the partition bound (0.4 s), so callers
+give it a deadline and take min(partition bound, this).
+
+``group_lp(problem, solution=True)`` also returns the solution's columns above zero, by
+class, for ``placement.guided``.
 """
 
 from __future__ import annotations
@@ -45,6 +57,7 @@ import logging
 import math
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from placement.domain import Node, NodeState, Problem, SpreadLevel, Workload
@@ -76,8 +89,28 @@ def _per_node_replicas(w: Workload, n: Node, gpu_memory_gib: float) -> int:
     return max(k, 0)
 
 
+@dataclass(frozen=True)
+class GroupLP:
+    """The LP's optimum: the bound, and where its solution puts each class of workloads.
+
+    ``classes[c]`` lists the workload indices (into ``problem.workloads``) of class c, in
+    problem order; ``columns`` holds (class, group key, level index or -1 for a shared GPU,
+    GPU thousandths) for every column above zero. ``placement.guided`` reads it as a guide.
+    """
+
+    bound: float
+    classes: tuple[tuple[int, ...], ...]
+    columns: tuple[tuple[int, GroupKey, int, float], ...]
+
+
 def group_lp_bound(problem: Problem, deadline: float | None = None) -> float | None:
     """An upper bound on tier 1 (see the module docstring), or None (no solver, LP not optimal, deadline)."""
+    got = group_lp(problem, deadline)
+    return got.bound if got is not None else None
+
+
+def group_lp(problem: Problem, deadline: float | None = None, solution: bool = False) -> GroupLP | None:
+    """The LP of the module docstring, solved; its columns only when ``solution`` (reading them costs time)."""
     try:
         from ortools.linear_solver import pywraplp
     except ImportError:  # pragma: no cover - ortools is a hard dependency
@@ -124,8 +157,10 @@ def group_lp_bound(problem: Problem, deadline: float | None = None) -> float | N
         types_at[site_name].append(t)
     per_node_cache: dict[tuple[Any, ...], int] = {}
     classes: dict[tuple[Any, ...], int] = defaultdict(int)
+    class_members: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    entity_caps: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])  # per site, per domain
     dropped = 0
-    for w in problem.workloads:
+    for wi, w in enumerate(problem.workloads):
         if deadline is not None and time.monotonic() > deadline:
             return None
         allowed = set(w.allowed_gpu_types)
@@ -167,39 +202,61 @@ def group_lp_bound(problem: Problem, deadline: float | None = None) -> float | N
             w.min_power_cap_pct,
             w.work_milli,
             (w.cpu_milli, w.host_memory_mib),  # alike host requests: the packing row holds for the class sum
+            _spread_kind(w),
         )
-        classes[key] += w.work_milli * max(w.max_replicas, len(w.current) if w.pinned else 0)
+        most = max(w.max_replicas, len(w.current) if w.pinned else 0)
+        classes[key] += w.work_milli * most
+        class_members[key].append(wi)
+        site_cap, dom_cap = (most, most) if w.pinned else _entity_caps(w)
+        entity_caps[key][0] += w.work_milli * site_cap
+        entity_caps[key][1] += w.work_milli * dom_cap
 
     n_vars = 0
-    for (cands, priority, fractional, floor_pct, work_milli, _shape), demand in sorted(
-        classes.items(), key=lambda kv: repr(kv[0])
-    ):
+    order = sorted(classes.items(), key=lambda kv: repr(kv[0]))
+    columns: list[tuple[Any, int, GroupKey, int]] = []  # (variable, class, group key, level)
+    for ci, (ckey, demand) in enumerate(order):
+        cands, priority, fractional, floor_pct, work_milli, _shape, _kind = ckey
         if deadline is not None and time.monotonic() > deadline:
             return None
         row = solver.Constraint(0.0, float(demand))
+        site_cap, dom_cap = entity_caps[ckey]
+        site_cap_rows: dict[str, Any] = {}
+        dom_cap_rows: dict[tuple[str, str], Any] = {}
         probe = Workload(name="", min_power_cap_pct=floor_pct)
         for gi, cap in cands:
             site_name, dom, t, count, host_w = keys[gi]
             g = gpus[t]
             host_share_w = host_w / count
             if fractional:
-                options = [(g.power_levels[-1].relative_throughput_pct, float(g.max_power_w))]
+                options = [(-1, g.power_levels[-1].relative_throughput_pct, float(g.max_power_w))]
             else:
                 options = [
-                    (g.power_levels[i].relative_throughput_pct, float(g.power_levels[i].power_cap_w))
+                    (i, g.power_levels[i].relative_throughput_pct, float(g.power_levels[i].power_cap_w))
                     for i in allowed_levels(probe, g)
                 ]
             limit = float(cap * work_milli)
             pack_row = None
             if limit < 1000.0 * count * len(members[keys[gi]]) and limit < demand:
                 pack_row = solver.Constraint(-inf, limit)
-            for thr, cap_w in options:
+            for li, thr, cap_w in options:
                 x = solver.NumVar(0.0, inf, "")
                 n_vars += 1
+                if solution:
+                    columns.append((x, ci, keys[gi], li))
                 row.SetCoefficient(x, 1.0)
                 gpu_rows[gi].SetCoefficient(x, 1.0)
                 if pack_row is not None:
                     pack_row.SetCoefficient(x, 1.0)
+                if site_cap < demand:
+                    srow = site_cap_rows.get(site_name)
+                    if srow is None:
+                        srow = site_cap_rows[site_name] = solver.Constraint(-inf, float(site_cap))
+                    srow.SetCoefficient(x, 1.0)
+                if dom_cap < demand:
+                    drow = dom_cap_rows.get((site_name, dom))
+                    if drow is None:
+                        drow = dom_cap_rows[(site_name, dom)] = solver.Constraint(-inf, float(dom_cap))
+                    drow.SetCoefficient(x, 1.0)
                 draw = (cap_w + host_share_w) / 1000.0
                 if dom_binds[(site_name, dom)]:
                     dom_rows[(site_name, dom)].SetCoefficient(x, draw)
@@ -214,7 +271,7 @@ def group_lp_bound(problem: Problem, deadline: float | None = None) -> float | N
         dropped,
     )
     if n_vars == 0:
-        return 0.0
+        return GroupLP(0.0, (), ())
     if deadline is not None:
         left_s = deadline - time.monotonic()
         if left_s <= 0:
@@ -225,7 +282,42 @@ def group_lp_bound(problem: Problem, deadline: float | None = None) -> float | N
         log.warning("group LP bound: LP status %s; no bound", status)
         return None
     value = objective.Value()
-    return math.floor(value * (1 + 1e-6) + 1.0)  # above the LP optimum despite solver tolerances
+    bound = math.floor(value * (1 + 1e-6) + 1.0)  # above the LP optimum despite solver tolerances
+    if not solution:
+        return GroupLP(bound, (), ())
+    cols: list[tuple[int, GroupKey, int, float]] = []
+    for x, ci, gkey, li in columns:
+        v = x.solution_value()
+        if v > _EPS:
+            cols.append((ci, gkey, li, v))
+    return GroupLP(bound, tuple(tuple(class_members[k]) for k, _ in order), tuple(cols))
+
+
+def _spread_kind(w: Workload) -> tuple[bool, str]:
+    """What ``_entity_caps`` reads of a workload: site survival, and the level of a spread over 2+."""
+    level = w.spread.level.value if w.spread is not None and w.spread.min_distinct > 1 else ""
+    return (w.survivors_required > 0, level)
+
+
+def _entity_caps(w: Workload) -> tuple[int, int]:
+    """Replicas of ``w`` that one site and one power domain hold at most in any valid plan.
+
+    Site survival (rule 12): placed - (replicas on the largest site) >= survivors_required, so a
+    site holds at most max_replicas - survivors_required. Spread over k distinct sites or
+    power domains (rule 11): the k - 1 others hold one each at least, so one holds at most
+    max_replicas - (k - 1).
+    """
+    most = w.max_replicas
+    site = dom = most
+    if w.survivors_required > 0:
+        site = most - w.survivors_required
+    if w.spread is not None and w.spread.min_distinct > 1:
+        spare = most - (w.spread.min_distinct - 1)
+        if w.spread.level is SpreadLevel.SITE:
+            site = min(site, spare)
+        elif w.spread.level is SpreadLevel.POWER_DOMAIN:
+            dom = min(dom, spare)
+    return max(site, 0), max(dom, 0)
 
 
 def _can_reach_min(

@@ -24,6 +24,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from placement.candidates import CellOption, GroupFit, Prepared, demand_mib, spread_entity
 from placement.decode import FULL_MILLI, Fit, FleetState
@@ -36,14 +37,17 @@ _CHECK_EVERY = 32  # workloads between deadline checks
 
 
 def greedy(
-    prepared: Prepared, deadline: float | None = None, stop: threading.Event | None = None
+    prepared: Prepared,
+    deadline: float | None = None,
+    stop: threading.Event | None = None,
+    passes: int = 0,
 ) -> FleetState:
     """First-fit decreasing by value density; all or nothing per workload.
 
     The first order (priority, then replica size) always runs (up to ``deadline``); the
     other ``ORDERS`` run after it while the time for one more pass (the first pass's,
     with a margin) remains, and the pass with the most placed work is kept (the first
-    on ties). Without a deadline every order runs. Measured on profile L: 7.555e9 for
+    on ties). Without a deadline every order runs; ``passes`` > 0 runs at most that many. Measured on profile L: 7.555e9 for
     the first order, 7.596e9 for the best of them.
     """
     wl = prepared.problem.workloads
@@ -53,7 +57,9 @@ def greedy(
     for k, key in enumerate(ORDERS):
         t0 = time.monotonic()
         if k > 0 and (
-            (deadline is not None and t0 + 1.2 * pass_s > deadline) or (stop is not None and stop.is_set())
+            (passes and k >= passes)
+            or (deadline is not None and t0 + 1.2 * pass_s > deadline)
+            or (stop is not None and stop.is_set())
         ):
             break
         order = sorted(prepared.options, key=functools.partial(_keyed, key, wl))
@@ -190,8 +196,33 @@ def _group_room(st: FleetState, fit: GroupFit, gpus: int, fractional: bool) -> b
     return st.group_free[g] >= gpus
 
 
-def place_workload(st: FleetState, w: int, dead: _Dead | None = None) -> bool:
-    """Place as many replicas of ``w`` as fit (up to max_replicas); take them back if the workload fails."""
+class Guide(Protocol):
+    """Where a workload may go, from outside (``placement.guided``): options, levels, and bookkeeping."""
+
+    def order(self, w: int, opts: list[CellOption]) -> list[CellOption]: ...
+
+    def levels(self, w: int, group: int, levels: tuple[int, ...]) -> tuple[int, ...] | None: ...
+
+    def take(self, w: int, group: int, level: int) -> None: ...
+
+    def release(self, w: int) -> None: ...
+
+
+def place_workload(
+    st: FleetState,
+    w: int,
+    dead: _Dead | None = None,
+    guide: Guide | None = None,
+    existing: Sequence[int] = (),
+) -> bool:
+    """Place as many replicas of ``w`` as fit (up to max_replicas); take them back if the workload fails.
+
+    With a ``guide``, only the cells, groups and levels it allows are tried, and the guide
+    is told of every replica placed (and of a take-back). ``existing``: the nodes of the
+    replicas the workload already holds in ``st`` (placed, every rule met); more are added
+    up to max_replicas and none is taken back (adding replicas keeps its minimum, spread
+    and survival met).
+    """
     p = st.p
     wk = p.problem.workloads[w]
     frac = wk.is_fractional
@@ -206,6 +237,8 @@ def place_workload(st: FleetState, w: int, dead: _Dead | None = None) -> bool:
     if prefer:
         pref_groups = {st.group_of[n] for n in prefer}
         opts.sort(key=lambda o: not any(f.group in pref_groups for f in o.fits))
+    if guide is not None:
+        opts = guide.order(w, opts)
     shapes = {o.cell: _shape(p, w, o) for o in opts}
     level = wk.spread.level if wk.spread is not None else None
     survive = wk.survivors_required > 0
@@ -223,6 +256,12 @@ def place_workload(st: FleetState, w: int, dead: _Dead | None = None) -> bool:
     def try_group(opt: CellOption, fit: GroupFit, avoid: bool) -> Fit | None:
         if not _group_room(st, fit, gpus, frac):
             return None
+        levels = fit.levels
+        if guide is not None:
+            allowed = guide.levels(w, fit.group, fit.levels)
+            if allowed is None:
+                return None
+            levels = allowed
         shape = shapes[opt.cell]
         group = p.groups[fit.group]
         version = st.releases[group.rep.site.name]
@@ -233,7 +272,7 @@ def place_workload(st: FleetState, w: int, dead: _Dead | None = None) -> bool:
         if frac:
             least = 0 if st.group_shared[fit.group] else rep.shared_gpu_delta_w
         else:
-            least = gpus * (rep.gpu.power_levels[fit.levels[0]].power_cap_w - rep.gpu.idle_power_w)
+            least = gpus * (rep.gpu.power_levels[levels[0]].power_cap_w - rep.gpu.idle_power_w)
         if least > 0 and (st.site_headroom_w(rep.site.name) < least or st.headroom_w(group.nodes[0]) < least):
             return None
         if avoid and level is SpreadLevel.POWER_DOMAIN and entity(group.nodes[0]) in ents:
@@ -245,12 +284,12 @@ def place_workload(st: FleetState, w: int, dead: _Dead | None = None) -> bool:
             if avoid and level is SpreadLevel.NODE and entity(n) in ents:
                 continue
             pref = prefer[n][0] if prefer.get(n) else ()
-            got = st.fit_at(w, n, fit.levels, opt.per_gpu, pref)
+            got = st.fit_at(w, n, levels, opt.per_gpu, pref)
             if got is not None:
                 if pref and got.gpu_indices == pref:
                     prefer[n].pop(0)
                 return got
-        if not avoid:
+        if not avoid and levels is fit.levels:
             dead.mark("g", fit.group, shape, version)
         return None
 
@@ -269,7 +308,7 @@ def place_workload(st: FleetState, w: int, dead: _Dead | None = None) -> bool:
             got = try_group(opt, fit, avoid)
             if got is not None:
                 return got
-        if not avoid:
+        if not avoid and guide is None:
             dead.mark("c", opt.cell, shape, version)
         return None
 
@@ -279,7 +318,11 @@ def place_workload(st: FleetState, w: int, dead: _Dead | None = None) -> bool:
     site_order = {s: i for i, s in enumerate(site_lists)}
     live = dict.fromkeys(site_lists, 0)
     pos = 0
-    placed = 0
+    placed = len(existing)
+    for n in existing:
+        per_site[p.nodes[n].site.name] += 1
+        if level is not None:
+            ents.add(entity(n))
     while placed < wk.max_replicas:
         avoid = len(ents) < need_new
         chosen: Fit | None = None
@@ -304,6 +347,8 @@ def place_workload(st: FleetState, w: int, dead: _Dead | None = None) -> bool:
         if chosen is None:  # (while avoiding used entities: no new entity left, the spread fails)
             break
         st.add(w, chosen)
+        if guide is not None:
+            guide.take(w, st.group_of[chosen.node], chosen.level)
         placed += 1
         per_site[p.nodes[chosen.node].site.name] += 1
         if level is not None:
@@ -314,7 +359,9 @@ def place_workload(st: FleetState, w: int, dead: _Dead | None = None) -> bool:
     if ok and survive:
         ok = placed - max(per_site.values()) >= wk.survivors_required
     if not ok:
-        st.pop(placed)
+        st.pop(placed - len(existing))
+        if guide is not None:
+            guide.release(w)
     return ok
 
 

@@ -1,17 +1,25 @@
-"""The portfolio beside the solve: the heuristics and the relaxation bound in a child process.
+"""The portfolio beside the solve: heuristics, bounds and the LP-guided plan in two child processes.
 
-``solve`` starts ``Portfolio(problem)`` right after the filter. A forked child computes,
-in this order, the linear relaxation bound on tier 1 (``placement.partition.
-relaxation_bound``), the plans of the heuristics (``placement.heuristics``: FGD,
-best-fit, first-fit decreasing), each with its objective, and the tighter LP over node
-groups (``placement.bound.group_lp_bound``, about 12 s at 40,000 GPUs), and sends each
-result as soon as it has it; the parent keeps the tightest bound. The parent keeps working (greedy, model) on the other core and takes what
-has arrived by its own deadline; at ``close`` the child is killed whatever it is doing,
-so the heuristics are time-boxed although they take no deadline themselves.
+``solve`` starts ``Portfolio(problem)`` right after the filter. Two forked children work
+beside the parent (which runs the greedy and, where it fits, the model):
 
-The child is a bare ``os.fork`` (no multiprocessing), so that it also works inside a
+* the heuristics child computes the linear relaxation bound on tier 1
+  (``placement.partition.relaxation_bound``, under a second at 40,000 GPUs), then the plans
+  of the heuristics (``placement.heuristics``: FGD, best-fit, first-fit decreasing), each
+  with its objective;
+* the LP child solves the LP over node groups (``placement.bound.group_lp``, seconds at
+  40,000 GPUs), sends its bound, and rounds its solution into a plan
+  (``placement.guided``, method ``lp_guided``).
+
+Each result is sent as soon as it exists; the parent keeps the tightest bound and takes
+what has arrived by its own deadline; at ``close`` the children are killed whatever they
+are doing, so they are time-boxed although they take no deadline themselves. On this
+2-core machine the parent mostly waits at 40,000 GPUs (no model is built there), so the two
+children have a core each.
+
+The children are bare ``os.fork`` (no multiprocessing), so that they also work inside a
 daemonic worker process; where fork is unavailable the portfolio is empty. Everything
-the child sends is checked again by the parent (plans are verified before use; a bound
+a child sends is checked again by the parent (plans are verified before use; a bound
 below a verified plan's placed work is discarded).
 """
 
@@ -32,6 +40,7 @@ from placement.domain import ObjectiveTiers, Problem, ReplicaPlacement
 log = logging.getLogger(__name__)
 
 HEURISTICS = ("fgd", "best_fit", "first_fit_decreasing")
+METHODS = (*HEURISTICS, "lp_guided")  # every plan a portfolio sends
 _HEADER = struct.Struct("!Q")
 
 
@@ -50,51 +59,56 @@ class Portfolio:
         self.plans: list[Candidate] = []
         self.bound: float | None = None
         self.done = False
-        self._buf = b""
-        self._pid = 0
-        self._fd = -1
-        try:
-            r, w = os.pipe()
-            pid = os.fork()
-        except (OSError, AttributeError) as err:
-            log.info("portfolio not started: %s", err)
-            self.done = True
-            return
-        if pid == 0:  # the child: never returns
-            os.close(r)
-            code = 0
+        self._kids: dict[int, tuple[int, bytearray]] = {}  # fd -> (pid, unread bytes)
+        for job in (_heuristics_child, _lp_child):
             try:
-                _child(problem, w, with_heuristics)
-            except BaseException:
-                code = 1
-            finally:
-                os._exit(code)
-        os.close(w)
-        self._pid, self._fd = pid, r
+                r, w = os.pipe()
+                pid = os.fork()
+            except (OSError, AttributeError) as err:
+                log.info("portfolio child not started: %s", err)
+                continue
+            if pid == 0:  # the child: never returns
+                os.close(r)
+                code = 0
+                try:
+                    job(problem, w, with_heuristics)
+                except BaseException:
+                    code = 1
+                finally:
+                    os._exit(code)
+            os.close(w)
+            self._kids[r] = (pid, bytearray())
+        self.done = not self._kids
 
     def poll(self, until: float) -> None:
-        """Read what the child sends until ``until`` (monotonic seconds) or until it is done."""
-        while not self.done:
+        """Read what the children send until ``until`` (monotonic seconds) or until they are done."""
+        while self._live():
             left = until - time.monotonic()
-            ready, _, _ = select.select([self._fd], [], [], max(0.0, left))
+            ready, _, _ = select.select(self._live(), [], [], max(0.0, left))
             if not ready:
                 return
-            chunk = os.read(self._fd, 1 << 20)
-            if not chunk:
-                self.done = True
-                break
-            self._buf += chunk
-            self._parse()
+            for fd in ready:
+                chunk = os.read(fd, 1 << 20)
+                _pid, buf = self._kids[fd]
+                if not chunk:
+                    self._reap(fd)
+                    continue
+                buf += chunk
+                self._parse(buf)
             if left <= 0:
                 return
+        self.done = True
 
-    def _parse(self) -> None:
-        while len(self._buf) >= _HEADER.size:
-            (size,) = _HEADER.unpack_from(self._buf)
-            if len(self._buf) < _HEADER.size + size:
+    def _live(self) -> list[int]:
+        return [fd for fd, (pid, _) in self._kids.items() if pid]
+
+    def _parse(self, buf: bytearray) -> None:
+        while len(buf) >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(buf)
+            if len(buf) < _HEADER.size + size:
                 return
-            msg = pickle.loads(self._buf[_HEADER.size : _HEADER.size + size])
-            self._buf = self._buf[_HEADER.size + size :]
+            msg = pickle.loads(bytes(buf[_HEADER.size : _HEADER.size + size]))
+            del buf[: _HEADER.size + size]
             if isinstance(msg, Candidate):
                 self.plans.append(msg)
                 log.info(
@@ -105,16 +119,21 @@ class Portfolio:
                     self.bound = msg[1]  # every bound sent is valid: keep the tightest
                 log.info("portfolio: relaxation bound %s", msg[1])
 
-    def close(self) -> None:
-        if self._pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._pid, signal.SIGKILL)
+    def _reap(self, fd: int, kill: bool = False) -> None:
+        pid, buf = self._kids[fd]
+        if pid:
+            if kill:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
-                os.waitpid(self._pid, 0)
-            self._pid = 0
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+                os.waitpid(pid, 0)
+        self._kids[fd] = (0, buf)
+
+    def close(self) -> None:
+        for fd in list(self._kids):
+            self._reap(fd, kill=True)
+            os.close(fd)
+        self._kids.clear()
         self.done = True
 
 
@@ -126,7 +145,7 @@ def _send(fd: int, msg: object) -> None:
         view = view[n:]
 
 
-def _child(problem: Problem, fd: int, with_heuristics: bool) -> None:
+def _heuristics_child(problem: Problem, fd: int, with_heuristics: bool) -> None:
     logging.disable(logging.CRITICAL)  # the parent logs what it receives
     from placement.partition import relaxation_bound
 
@@ -136,13 +155,26 @@ def _child(problem: Problem, fd: int, with_heuristics: bool) -> None:
         _send(fd, ("bound", None))
     if with_heuristics:
         _heuristics(problem, fd)
-    # the tighter LP over node groups (placement.bound) takes seconds at 40,000 GPUs: after the plans
-    from placement.bound import group_lp_bound
 
+
+def _lp_child(problem: Problem, fd: int, with_plans: bool) -> None:
+    """The node-group LP's bound, then its solution rounded into a plan (``placement.guided``)."""
+    logging.disable(logging.CRITICAL)
+    from placement.bound import group_lp
+    from placement.candidates import filter_candidates
+    from placement.guided import guided
+    from placement.objective import evaluate
+
+    t0 = time.monotonic()
     try:
-        _send(fd, ("bound", group_lp_bound(problem)))
+        lp = group_lp(problem, solution=with_plans)
     except Exception:
-        _send(fd, ("bound", None))
+        lp = None
+    _send(fd, ("bound", lp.bound if lp is not None else None))
+    if lp is None or not with_plans:
+        return
+    placements = guided(filter_candidates(problem), lp).to_placements()
+    _send(fd, Candidate("lp_guided", placements, evaluate(problem, placements), time.monotonic() - t0))
 
 
 def _heuristics(problem: Problem, fd: int) -> None:

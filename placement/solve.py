@@ -244,7 +244,8 @@ def _solve(
     g_deadline = run.t0 + GREEDY_SHARE * limit_s
     if too_big:  # no model follows: the greedy may use what the plan's assembly leaves
         g_deadline = max(g_deadline, run.deadline - 1.5 * run.assemble_s - EXPLAIN_SHARE * limit_s)
-    g_state = greedy(prepared, deadline=g_deadline)
+    # beside a running portfolio, one pass: its children (the LP-guided plan above all) need the cores
+    g_state = greedy(prepared, deadline=g_deadline, passes=0 if portfolio.done else 1)
     g_placements = g_state.to_placements()
     log.info("greedy: %d replicas (%.2f s)", len(g_placements), run.elapsed())
     timing: dict[str, float] = {}

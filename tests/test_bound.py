@@ -143,3 +143,89 @@ def test_site_cap_binds_under_an_ample_domain(case: str, site_w: int, low: int, 
     bound = group_lp_bound(replace(base, fleet=replace(base.fleet, sites=(site,))))
     assert bound is not None
     assert low <= bound <= high, (case, bound)
+
+
+def two_sites(gpus_a: int, gpus_b: int, workload: Workload) -> Problem:
+    """Site a with one node of gpus_a GPUs, site b with one of gpus_b; power never binds."""
+    sites = tuple(
+        Site(name=s, kind=SiteKind.DATACENTER, region="r", capacity_kw=100.0, pue=1.2) for s in ("a", "b")
+    )
+    fleet = Fleet(
+        gpu_types=(GPU,),
+        sites=sites,
+        power_domains=tuple(PowerDomain(name=f"pd-{s}", site=s, capacity_kw=100.0) for s in ("a", "b")),
+        nodes=tuple(
+            Node(name=f"n-{s}", site=s, power_domain=f"pd-{s}", gpu_type="T", gpu_count=c, host_power_w=100)
+            for s, c in (("a", gpus_a), ("b", gpus_b))
+        ),
+    )
+    return Problem(fleet=fleet, workloads=(workload,))
+
+
+@pytest.mark.parametrize(
+    ("case", "workload", "replicas"),
+    [
+        # 8 + 1 GPUs, at most 8 replicas: without the survival row the LP runs all 8
+        ("no survival: 8 of max 8", replace(ONE_GPU, min_replicas=2, max_replicas=8), 8),
+        # survivors 2 (100% of min 2): site a holds at most 8 - 2 = 6, site b its 1
+        (
+            "survival: one site holds at most max - survivors",
+            replace(ONE_GPU, min_replicas=2, max_replicas=8, survive_site_loss_pct=100),
+            7,
+        ),
+        # spread over 2 sites: one site holds at most 8 - 1 = 7, site b its 1
+        (
+            "site spread: one site holds at most max - (k - 1)",
+            replace(ONE_GPU, max_replicas=8, spread=Spread(level=SpreadLevel.SITE, min_distinct=2)),
+            8,
+        ),
+    ],
+)
+def test_site_survival_and_spread_cap_one_site(case: str, workload: Workload, replicas: int) -> None:
+    bound = group_lp_bound(two_sites(8, 1, workload))
+    assert bound is not None
+    assert replicas * FULL <= bound <= replicas * FULL + 1, (case, bound)
+
+
+def test_survival_row_binds_where_the_second_site_is_big_enough() -> None:
+    """8 + 8 GPUs, max 10, survivors 4: the LP may put 6 on each site, so the whole 10 (no loss)."""
+    w = replace(ONE_GPU, min_replicas=4, max_replicas=10, survive_site_loss_pct=100)
+    bound = group_lp_bound(two_sites(8, 8, w))
+    assert bound is not None and 10 * FULL <= bound <= 10 * FULL + 1
+    # with only 2 GPUs on site b: a <= 6, b <= 2
+    bound = group_lp_bound(two_sites(8, 2, w))
+    assert bound is not None and 8 * FULL <= bound <= 8 * FULL + 1
+
+
+@pytest.mark.parametrize(
+    ("case", "workload", "caps"),
+    [
+        ("no rule", replace(ONE_GPU, max_replicas=5), (5, 5)),
+        ("survivors 2", replace(ONE_GPU, min_replicas=2, max_replicas=5, survive_site_loss_pct=100), (3, 5)),
+        (
+            "domain spread over 3",
+            replace(ONE_GPU, max_replicas=5, spread=Spread(level=SpreadLevel.POWER_DOMAIN, min_distinct=3)),
+            (5, 3),
+        ),
+        (
+            "node spread: no site or domain cap",
+            replace(ONE_GPU, max_replicas=5, spread=Spread(level=SpreadLevel.NODE, min_distinct=3)),
+            (5, 5),
+        ),
+        (
+            "survival and site spread: the tighter",
+            replace(
+                ONE_GPU,
+                min_replicas=1,
+                max_replicas=5,
+                survive_site_loss_pct=100,
+                spread=Spread(level=SpreadLevel.SITE, min_distinct=3),
+            ),
+            (3, 5),
+        ),
+    ],
+)
+def test_entity_caps(case: str, workload: Workload, caps: tuple[int, int]) -> None:
+    from placement.bound import _entity_caps
+
+    assert _entity_caps(workload) == caps, case

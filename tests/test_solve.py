@@ -256,13 +256,13 @@ def test_pinned_replica_breaking_a_hard_rule_is_an_input_error(
 def test_portfolio_sends_the_heuristics_and_a_bound_and_is_killed_on_close() -> None:
     import time
 
-    from placement.portfolio import HEURISTICS, Portfolio
+    from placement.portfolio import METHODS, Portfolio
 
     p = generate(300, 2)
     port = Portfolio(p)
     port.poll(time.monotonic() + 60)
     assert port.done
-    assert sorted(c.method for c in port.plans) == sorted(HEURISTICS)
+    assert sorted(c.method for c in port.plans) == sorted(METHODS)
     assert port.bound is not None
     plan = solve(replace(p, options=replace(p.options, time_limit_s=5)))
     assert plan.info.bound is not None and plan.info.bound >= plan.objective.placed_work

@@ -1,0 +1,108 @@
+"""The LP-guided plan: valid whatever the LP says, below the LP's bound, and ahead where power binds."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from placement.bound import group_lp
+from placement.budgets import compute_budgets
+from placement.candidates import filter_candidates
+from placement.decode import FleetState
+from placement.domain import Plan, Problem, ReplicaPlacement, SolveInfo, SolveStatus
+from placement.explain import unplaced_reasons
+from placement.generator import generate
+from placement.greedy import greedy, placed_work
+from placement.guided import _Budgets, guided
+from placement.objective import evaluate
+from placement.verify import verify
+from tests.test_bound import ONE_GPU, one_node, two_sites
+
+
+def verified(problem: Problem, placements: tuple[ReplicaPlacement, ...]) -> list[object]:
+    prepared = filter_candidates(problem)
+    plan = Plan(
+        placements,
+        compute_budgets(problem, placements),
+        tuple(unplaced_reasons(prepared, FleetState.from_placements(prepared, placements))),
+        evaluate(problem, placements),
+        SolveInfo(SolveStatus.FEASIBLE),
+    )
+    return list(verify(problem, plan))
+
+
+def test_power_bound_node_runs_every_gpu_capped_where_the_greedy_runs_four_at_the_top() -> None:
+    """8 GPUs under 2,100 W (host 100, idle 50): 8 at 250 W draw 1,700 W and earn 8 x 80;
+    best level first, the greedy runs 4 at 400 W (1,900 W), one at 250 W, then nothing fits: 480."""
+    problem = one_node(2100, replace(ONE_GPU, max_replicas=8), gpu_count=8)
+    lp = group_lp(problem, solution=True)
+    assert lp is not None
+    prepared = filter_candidates(problem)
+    plan = guided(prepared, lp)
+    assert placed_work(plan) == 8 * 1000 * 80
+    assert placed_work(greedy(prepared)) == 4 * 1000 * 100 + 1000 * 80
+    assert lp.bound >= placed_work(plan)
+    assert verified(problem, plan.to_placements()) == []
+
+
+def test_budgets_taken_and_released_come_back_exactly() -> None:
+    problem = one_node(10_000, replace(ONE_GPU, max_replicas=4), gpu_count=4)
+    lp = group_lp(problem, solution=True)
+    assert lp is not None
+    prepared = filter_candidates(problem)
+    b = _Budgets(prepared, lp)
+    before = {k: dict(v) for k, v in b.left.items()}
+    group = prepared.groups[0].index
+    levels = b.levels(0, group, (0, 1))
+    assert levels == (0, 1)  # the LP runs the top level: every level up to it is allowed
+    b.take(0, group, 1)
+    b.take(0, group, 1)
+    assert sum(sum(v.values()) for v in b.left.values()) == pytest.approx(
+        sum(sum(v.values()) for v in before.values()) - 2000
+    )
+    b.release(0)
+    assert b.left == before
+
+
+def test_no_budget_no_levels() -> None:
+    """A workload outside every class (never placeable for the LP) gets no level from the guide."""
+    problem = one_node(10_000, replace(ONE_GPU, max_replicas=4), gpu_count=4)
+    lp = group_lp(problem, solution=True)
+    assert lp is not None
+    prepared = filter_candidates(problem)
+    b = _Budgets(prepared, lp)
+    assert b.levels(7, prepared.groups[0].index, (0, 1)) is None
+
+
+def test_survival_workload_is_spread_over_both_sites() -> None:
+    """Survivors 2 of max 8 on 8 + 8 GPUs: every site holds at most 6 and the plan survives a site loss."""
+    w = replace(ONE_GPU, min_replicas=2, max_replicas=8, survive_site_loss_pct=100)
+    problem = two_sites(8, 8, w)
+    lp = group_lp(problem, solution=True)
+    assert lp is not None
+    plan = guided(filter_candidates(problem), lp).to_placements()
+    assert len(plan) == 8
+    per_site = [sum(1 for p in plan if p.node == f"n-{s}") for s in ("a", "b")]
+    assert max(per_site) <= 6, per_site
+    assert verified(problem, plan) == []
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_generated_fleets_give_valid_plans_within_the_bound(seed: int) -> None:
+    problem = generate(400, seed)
+    lp = group_lp(problem, solution=True)
+    assert lp is not None and lp.columns
+    prepared = filter_candidates(problem)
+    plan = guided(prepared, lp).to_placements()
+    assert plan
+    assert verified(problem, plan) == []
+    assert evaluate(problem, plan).placed_work <= lp.bound
+
+
+def test_a_deadline_in_the_past_still_gives_a_valid_plan() -> None:
+    problem = generate(400, 1)
+    lp = group_lp(problem, solution=True)
+    assert lp is not None
+    plan = guided(filter_candidates(problem), lp, deadline=0.0).to_placements()
+    assert verified(problem, plan) == []
