@@ -637,12 +637,19 @@ class OnlinePlacer:
 
 
 def _refill(
-    items: list[tuple[int, int, int, int, int, str]], cap_milli: int, cpu: int, mem: int, gmib: int
+    items: list[tuple[int, int, int, int, int, str]],
+    cap_milli: int,
+    cpu: int,
+    mem: int,
+    gmib: int,
+    front: int = 6,
 ) -> tuple[int, list[str]]:
     """Knapsack over ``items`` (milli, value, cpu, host MiB, GPU MiB, name) into one GPU.
 
-    Exact in GPU thousandths (0..``cap_milli``); among equal fill, the set with the least
-    normalised host use wins. Returns (value, names) of the best set within every budget.
+    A dynamic programme over the GPU thousandths filled (0..``cap_milli``, in steps of their
+    gcd) that keeps, per fill level, the sets no other set beats in value and every host
+    budget (a Pareto front, at most ``front`` of them: the ones of least normalised host use
+    first). Exact while no front is cut. Returns (value, names) of the best set.
     """
     step = 0
     for it in items:
@@ -651,23 +658,34 @@ def _refill(
     size = cap_milli // step
     cpu_n = 1.0 / cpu if 0 < cpu < _UNTRACKED else 0.0
     mem_n = 1.0 / mem if 0 < mem < _UNTRACKED else 0.0
-    # state per filled size: (value, -cost, cpu, mem, gmib, chosen item indices)
-    dp: list[tuple[int, float, int, int, int, tuple[int, ...]] | None] = [None] * (size + 1)
-    dp[0] = (0, 0.0, 0, 0, 0, ())
+    # per fill level: states (value, -cost, cpu, mem, gmib, chosen item indices)
+    State = tuple[int, float, int, int, int, tuple[int, ...]]
+    dp: list[list[State]] = [[] for _ in range(size + 1)]
+    dp[0] = [(0, 0.0, 0, 0, 0, ())]
     for k, (milli, value, c, m, gm, _) in enumerate(items):
         u = milli // step
         for s in range(size, u - 1, -1):
-            prev = dp[s - u]
-            if prev is None:
+            prevs = dp[s - u]
+            if not prevs:
                 continue
-            nc, nm, ng = prev[2] + c, prev[3] + m, prev[4] + gm
-            if nc > cpu or nm > mem or ng > gmib:
-                continue
-            cand = (prev[0] + value, prev[1] - c * cpu_n - m * mem_n, nc, nm, ng, (*prev[5], k))
-            cur = dp[s]
-            if cur is None or cand[:2] > cur[:2]:
-                dp[s] = cand
-    best = max((d for d in dp if d is not None), key=lambda d: (d[0], d[1]))
+            states = dp[s]
+            changed = False
+            for prev in prevs:
+                nc, nm, ng = prev[2] + c, prev[3] + m, prev[4] + gm
+                if nc > cpu or nm > mem or ng > gmib:
+                    continue
+                nv = prev[0] + value
+                if any(o[0] >= nv and o[2] <= nc and o[3] <= nm and o[4] <= ng for o in states):
+                    continue
+                states = [o for o in states if not (nv >= o[0] and nc <= o[2] and nm <= o[3] and ng <= o[4])]
+                states.append((nv, prev[1] - c * cpu_n - m * mem_n, nc, nm, ng, (*prev[5], k)))
+                changed = True
+            if changed:
+                if len(states) > front:
+                    states.sort(key=lambda o: (-o[0], -o[1]))
+                    del states[front:]
+                dp[s] = states
+    best = max((d for ds in dp for d in ds), key=lambda d: (d[0], d[1]))
     return best[0], [items[k][5] for k in best[5]]
 
 

@@ -274,3 +274,16 @@ def test_records_carry_the_bench_keys_and_fgd_figures(small: Stream) -> None:
     assert rec["placed_gpus"] == pytest.approx(run.placed_gpus)
     assert "| method" not in alibaba_bench.table([rec])
     assert "alibaba-default-online130" in alibaba_bench.table([rec])
+
+
+def test_online_engine_keeps_its_fleet_pins_and_verifies_every_step(small: Stream) -> None:
+    calls: list[tuple[Problem, Sequence[ReplicaPlacement]]] = []
+    run = alibaba_bench.run_online(small, "engine", _record_calls(alibaba_bench.online_engine(), calls), 1.0)
+    _check_online(run, calls, small)
+    assert run.dropped_tasks > 0 and run.final_allocation_pct > 90  # 104 GPUs, 150 tasks: full, some left out
+
+
+def test_records_name_what_the_engine_ran(small: Stream) -> None:
+    run = alibaba_bench.run_online(small, "best_fit", first_fit_placer, 1.0)
+    assert alibaba_bench.record([run], 1.0)["method_detail"] == "placement.heuristics.best_fit"
+    assert "OnlinePlacer" in alibaba_bench.ENGINE_ONLINE and "improve" in alibaba_bench.ENGINE_BATCH
