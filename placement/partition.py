@@ -134,7 +134,6 @@ import concurrent.futures as cf
 import logging
 import math
 import multiprocessing
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -676,18 +675,21 @@ class _PartResult:
     pid: int
 
 
-def _solve_part(problem: Problem) -> _PartResult:
+def _solve_part(problem: Problem, on_ray: bool = False) -> _PartResult:
     import os
 
     from placement.solve import solve
 
     node = "local"
-    if "ray" in sys.modules:
+    if on_ray:
         import ray
 
-        if ray.is_initialized():
-            node = ray.get_runtime_context().get_node_id()
+        node = ray.get_runtime_context().get_node_id()
     return _PartResult(solve(problem), node, os.getpid())
+
+
+def _solve_part_on_ray(problem: Problem) -> _PartResult:
+    return _solve_part(problem, on_ray=True)
 
 
 def _run_local(
@@ -798,7 +800,7 @@ def _run_ray(
         started = True
     try:
         problems = prepare(max(1, int(ray.cluster_resources().get("CPU", 1))))
-        remote = ray.remote(num_cpus=1)(_solve_part)
+        remote = ray.remote(num_cpus=1)(_solve_part_on_ray)
         refs = [remote.remote(p) for p in problems]
         meanwhile()
         out: list[_PartResult | BaseException] = []
