@@ -109,12 +109,32 @@ def group_lp_bound(problem: Problem, deadline: float | None = None) -> float | N
     return got.bound if got is not None else None
 
 
-def group_lp(problem: Problem, deadline: float | None = None, solution: bool = False) -> GroupLP | None:
-    """The LP of the module docstring, solved; its columns only when ``solution`` (reading them costs time)."""
+@dataclass(frozen=True)
+class Residual:
+    """What is left of a fleet after part of a plan: the LP then guides the rest (not a bound).
+
+    ``free_gpus`` per group key, ``used_w`` per power domain and site, and the workloads
+    still to place (indices into ``problem.workloads``).
+    """
+
+    free_gpus: dict[GroupKey, int]
+    domain_used_w: dict[tuple[str, str], int]
+    site_used_w: dict[str, int]
+    workloads: frozenset[int]
+
+
+def group_lp(
+    problem: Problem, deadline: float | None = None, solution: bool = False, residual: Residual | None = None
+) -> GroupLP | None:
+    """The LP of the module docstring, solved; its columns only when ``solution`` (reading them costs time).
+
+    With ``residual`` the LP is over what is left (``Residual``): its value guides, it bounds nothing.
+    """
     try:
         from ortools.linear_solver import pywraplp
     except ImportError:  # pragma: no cover - ortools is a hard dependency
         return None
+    t_start = time.monotonic()
     fleet = problem.fleet
     gpus = {g.name: g for g in fleet.gpu_types}
     sites = {s.name: s for s in fleet.sites}
@@ -133,20 +153,27 @@ def group_lp(problem: Problem, deadline: float | None = None, solution: bool = F
     if solver is None:
         return None
     inf = solver.infinity()
-    gpu_rows = [solver.Constraint(-inf, 1000.0 * k[3] * len(members[k])) for k in keys]
-    dom_rows = {d: solver.Constraint(-inf, float(dom.usable_power_w)) for d, dom in domains.items()}
-    site_rows = {s: solver.Constraint(-inf, float(site.usable_power_w)) for s, site in sites.items()}
+    n_gpus = {k: k[3] * len(members[k]) for k in keys}
+    dom_w = {d: dom.usable_power_w for d, dom in domains.items()}
+    site_w = {s: site.usable_power_w for s, site in sites.items()}
+    if residual is not None:
+        n_gpus = {k: residual.free_gpus.get(k, 0) for k in keys}
+        dom_w = {d: max(0, w - residual.domain_used_w.get(d, 0)) for d, w in dom_w.items()}
+        site_w = {s: max(0, w - residual.site_used_w.get(s, 0)) for s, w in site_w.items()}
+    gpu_rows = [solver.Constraint(-inf, 1000.0 * n_gpus[k]) for k in keys]
+    dom_rows = {d: solver.Constraint(-inf, float(w)) for d, w in dom_w.items()}
+    site_rows = {s: solver.Constraint(-inf, float(w)) for s, w in site_w.items()}
     objective = solver.Objective()
     objective.SetMaximization()
     # a power row that even every READY GPU at full power cannot reach is redundant: no coefficients
-    top_w: dict[tuple[str, str], int] = defaultdict(int)
+    top_w: dict[tuple[str, str], float] = defaultdict(float)
     for k in keys:
-        top_w[(k[0], k[1])] += len(members[k]) * (k[4] + k[3] * gpus[k[2]].max_power_w)
-    dom_binds = {d: top_w[d] > pd.usable_power_w for d, pd in domains.items()}
-    site_top_w: dict[str, int] = defaultdict(int)
-    for d, pd in domains.items():
-        site_top_w[d[0]] += min(top_w[d], pd.usable_power_w)
-    site_binds = {s: site_top_w[s] > site.usable_power_w for s, site in sites.items()}
+        top_w[(k[0], k[1])] += n_gpus[k] * (k[4] / k[3] + gpus[k[2]].max_power_w)
+    dom_binds = {d: top_w[d] > dom_w[d] for d in domains}
+    site_top_w: dict[str, float] = defaultdict(float)
+    for d in domains:
+        site_top_w[d[0]] += min(top_w[d], dom_w[d])
+    site_binds = {s: site_top_w[s] > site_w[s] for s in sites}
 
     # per workload: candidate groups with their per-node replica cap (summed over the group's nodes)
     by_site_type: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -161,6 +188,8 @@ def group_lp(problem: Problem, deadline: float | None = None, solution: bool = F
     entity_caps: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])  # per site, per domain
     dropped = 0
     for wi, w in enumerate(problem.workloads):
+        if residual is not None and wi not in residual.workloads:
+            continue
         if deadline is not None and time.monotonic() > deadline:
             return None
         allowed = set(w.allowed_gpu_types)
@@ -190,7 +219,7 @@ def group_lp(problem: Problem, deadline: float | None = None, solution: bool = F
                             )
                             per = per_node_cache[ck] = _per_node_replicas(w, node, g.memory_gib)
                         cap += per * count
-                    if cap > 0:
+                    if cap > 0 and n_gpus[k] > 0:
                         cands.append((gi, cap))
         if not cands or (not w.pinned and not _can_reach_min(w, cands, keys, members)):
             dropped += 1
@@ -234,9 +263,11 @@ def group_lp(problem: Problem, deadline: float | None = None, solution: bool = F
                     (i, g.power_levels[i].relative_throughput_pct, float(g.power_levels[i].power_cap_w))
                     for i in allowed_levels(probe, g)
                 ]
+                if not dom_binds[(site_name, dom)] and not site_binds[site_name]:
+                    options = options[-1:]  # power is free here: lower levels are dominated
             limit = float(cap * work_milli)
             pack_row = None
-            if limit < 1000.0 * count * len(members[keys[gi]]) and limit < demand:
+            if limit < 1000.0 * n_gpus[keys[gi]] and limit < demand:
                 pack_row = solver.Constraint(-inf, limit)
             for li, thr, cap_w in options:
                 x = solver.NumVar(0.0, inf, "")
@@ -277,7 +308,11 @@ def group_lp(problem: Problem, deadline: float | None = None, solution: bool = F
         if left_s <= 0:
             return None
         solver.SetTimeLimit(int(left_s * 1000))
+    t_build = time.monotonic()
     status = solver.Solve()
+    log.info(
+        "group LP: built in %.2f s, solved in %.2f s", t_build - t_start, time.monotonic() - t_build
+    )
     if status != pywraplp.Solver.OPTIMAL:
         log.warning("group LP bound: LP status %s; no bound", status)
         return None

@@ -22,23 +22,26 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
-from placement.bound import GroupKey, GroupLP
+from placement.bound import GroupKey, GroupLP, Residual
 from placement.candidates import CellOption, Prepared
 from placement.decode import FleetState
+from placement.domain import NodeState, Workload
 from placement.greedy import _Dead, order_key, place_pinned, place_workload
 
 log = logging.getLogger(__name__)
 
-ROUND_UP = 0.5  # a replica may use a budget holding at least this share of its thousandths
+ROUND_UP = 0.3  # a replica may use a budget holding at least this share of its thousandths
 _CHECK_EVERY = 32
 
 
 class _Budgets:
     """Budgets per (class, LP group key) and level, in GPU thousandths; implements ``greedy.Guide``."""
 
-    def __init__(self, prepared: Prepared, lp: GroupLP) -> None:
+    def __init__(self, prepared: Prepared, lp: GroupLP, round_up: float = 0.5) -> None:
         self.p = prepared
+        self.round_up = round_up
         self.key_of: list[GroupKey] = []
         for g in prepared.groups:
             n = g.rep.node
@@ -54,7 +57,7 @@ class _Budgets:
         self.taken: dict[int, list[tuple[int, GroupKey, int, float]]] = defaultdict(list)
 
     def _need(self, w: int) -> float:
-        return ROUND_UP * self.p.problem.workloads[w].work_milli
+        return self.round_up * self.p.problem.workloads[w].work_milli
 
     def _room(self, w: int, group: int) -> float:
         c = self.class_of.get(w)
@@ -121,50 +124,88 @@ def guided(
     lp: GroupLP,
     deadline: float | None = None,
     stop: threading.Event | None = None,
+    resolve: Callable[[Residual], GroupLP | None] | None = None,
+    order_by: Callable[[Workload, int], tuple[object, ...]] = order_key,
+    round_up: float = ROUND_UP,
 ) -> FleetState:
-    """The LP-guided plan (module docstring): a valid plan, all or nothing per workload."""
+    """The LP-guided plan (module docstring): a valid plan, all or nothing per workload.
+
+    Workloads go by priority tier, highest first. In each tier: every workload by the
+    budgets; then those that failed by the plain greedy (a tier's value per thousandth is
+    above every later tier's, so they may take room the LP meant for later tiers); then
+    more replicas for the tier's workloads short of max_replicas. ``resolve``, when given,
+    re-solves the LP over what is left (``bound.Residual``) before the last tier, whose
+    budgets the earlier tiers' differences from the LP have made stale.
+    """
     t0 = time.monotonic()
     wl = prepared.problem.workloads
     st = FleetState(prepared)
     place_pinned(st)
-    budgets = _Budgets(prepared, lp)
-    order = sorted(prepared.options, key=lambda w: order_key(wl[w], w))
+    budgets = _Budgets(prepared, lp, round_up)
+    order = sorted(prepared.options, key=lambda w: order_by(wl[w], w))
+    tiers: list[list[int]] = []
+    for w in sorted(order, key=lambda w: -wl[w].priority):  # stable: order_by within a tier
+        if not tiers or wl[tiers[-1][0]].priority != wl[w].priority:
+            tiers.append([])
+        tiers[-1].append(w)
+    counts = [0, 0, 0]  # replicas by budget, by the tier's fill, topped up
+    checks = 0
 
-    def late(i: int) -> bool:
-        if i % _CHECK_EVERY:
+    def late() -> bool:
+        nonlocal checks
+        checks += 1
+        if checks % _CHECK_EVERY:
             return False
         return (deadline is not None and time.monotonic() > deadline) or (stop is not None and stop.is_set())
 
-    for i, w in enumerate(order):
-        if late(i):
-            log.info("guided stopped after %d of %d workloads", i, len(order))
-            return st
-        if w in budgets.class_of and place_workload(st, w, None, budgets):
-            budgets.commit(w)
-    guided_n = len(st.placements)
-    # top up: workloads placed below max_replicas get more where the plain greedy finds room
-    nodes_of: dict[int, list[int]] = defaultdict(list)
-    for w, n, *_ in st.placements:
-        nodes_of[w].append(n)
-    dead = _Dead()
-    for i, w in enumerate(order):
-        if late(i):
-            return st
-        have = nodes_of.get(w)
-        if have and len(have) < wl[w].max_replicas:
-            place_workload(st, w, dead, None, have)
-    topped = len(st.placements)
-    # fill: the workloads left out
-    for i, w in enumerate(order):
-        if late(i):
-            return st
-        if w not in nodes_of:
+    for ti, tier in enumerate(tiers):
+        if resolve is not None and ti == len(tiers) - 1 and ti > 0:
+            again = resolve(residual(st, budgets, tier))
+            if again is not None:
+                budgets = _Budgets(prepared, again, round_up)
+        failed: list[int] = []
+        before = len(st.placements)
+        for w in tier:
+            if late():
+                log.info("guided stopped at its deadline")
+                return st
+            if w in budgets.class_of and place_workload(st, w, None, budgets):
+                budgets.commit(w)
+            else:
+                failed.append(w)
+        counts[0] += len(st.placements) - before
+        before = len(st.placements)
+        dead = _Dead()
+        for w in failed:
+            if late():
+                return st
             place_workload(st, w, dead)
+        counts[1] += len(st.placements) - before
+        before = len(st.placements)
+        in_tier = set(tier)
+        have_of: dict[int, list[int]] = defaultdict(list)
+        for w, n, *_ in st.placements:
+            if w in in_tier:
+                have_of[w].append(n)
+        for w in tier:
+            if late():
+                return st
+            have = have_of.get(w)
+            if have and len(have) < wl[w].max_replicas:
+                place_workload(st, w, dead, None, have)
+        counts[2] += len(st.placements) - before
     log.info(
-        "guided: %d replicas by the LP's budgets, %d topped up, %d filled (%.2f s)",
-        guided_n,
-        topped - guided_n,
-        len(st.placements) - topped,
+        "guided: %d replicas by the LP's budgets, %d by the greedy, %d topped up (%.2f s)",
+        *counts,
         time.monotonic() - t0,
     )
     return st
+
+
+def residual(st: FleetState, budgets: _Budgets, workloads: list[int]) -> Residual:
+    """What ``st`` leaves of the fleet, for the LP over ``workloads``."""
+    free: dict[GroupKey, int] = defaultdict(int)
+    for g in st.p.groups:
+        if g.rep.node.state is NodeState.READY:
+            free[budgets.key_of[g.index]] += st.group_free[g.index]
+    return Residual(dict(free), dict(st.domain_w), dict(st.site_w), frozenset(workloads))

@@ -35,6 +35,7 @@ import struct
 import time
 from dataclasses import dataclass
 
+from placement.bound import GroupLP
 from placement.domain import ObjectiveTiers, Problem, ReplicaPlacement
 
 log = logging.getLogger(__name__)
@@ -158,22 +159,30 @@ def _heuristics_child(problem: Problem, fd: int, with_heuristics: bool) -> None:
 
 
 def _lp_child(problem: Problem, fd: int, with_plans: bool) -> None:
-    """The node-group LP's bound, then its solution rounded into a plan (``placement.guided``)."""
+    """The node-group LP's bound, then its solution rounded into a plan (``placement.guided``).
+
+    Both stop at the solve's own time limit (counted from here), past which nobody waits.
+    """
     logging.disable(logging.CRITICAL)
-    from placement.bound import group_lp
+    from placement.bound import Residual, group_lp
     from placement.candidates import filter_candidates
     from placement.guided import guided
     from placement.objective import evaluate
 
     t0 = time.monotonic()
+    deadline = t0 + max(0.0, problem.options.time_limit_s)
     try:
-        lp = group_lp(problem, solution=with_plans)
+        lp = group_lp(problem, deadline, solution=with_plans)
     except Exception:
         lp = None
     _send(fd, ("bound", lp.bound if lp is not None else None))
     if lp is None or not with_plans:
         return
-    placements = guided(filter_candidates(problem), lp).to_placements()
+
+    def resolve(left: Residual) -> GroupLP | None:
+        return group_lp(problem, deadline, solution=True, residual=left)
+
+    placements = guided(filter_candidates(problem), lp, deadline, resolve=resolve).to_placements()
     _send(fd, Candidate("lp_guided", placements, evaluate(problem, placements), time.monotonic() - t0))
 
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from placement.bound import group_lp
+from placement.bound import GroupLP, Residual, group_lp
 from placement.budgets import compute_budgets
 from placement.candidates import filter_candidates
 from placement.decode import FleetState
@@ -105,4 +105,42 @@ def test_a_deadline_in_the_past_still_gives_a_valid_plan() -> None:
     lp = group_lp(problem, solution=True)
     assert lp is not None
     plan = guided(filter_candidates(problem), lp, deadline=0.0).to_placements()
+    assert verified(problem, plan) == []
+
+
+def test_residual_lp_sees_only_what_is_left() -> None:
+    """Half the GPUs and all but 1,000 W taken: the residual LP places at most what is left."""
+    problem = one_node(10_000, replace(ONE_GPU, max_replicas=8), gpu_count=8)
+    key = ("s", "pd", "T", 8, 100)
+    full = group_lp(problem, solution=True)
+    assert full is not None and full.bound >= 8 * 1000 * 100
+    half = group_lp(problem, solution=True, residual=Residual({key: 4}, {}, {}, frozenset({0})))
+    assert half is not None and 4 * 1000 * 100 <= half.bound <= 4 * 1000 * 100 + 1
+    # 1,000 W left in the domain: the LP charges 262.5 W a GPU at 250 W (host 100 / 8 GPUs): 3.8 GPUs
+    tight = group_lp(
+        problem, solution=True, residual=Residual({key: 8}, {("s", "pd"): 9_000}, {}, frozenset({0}))
+    )
+    assert tight is not None and tight.bound == pytest.approx(1000 / 262.5 * 1000 * 80, rel=1e-3)
+    gone = group_lp(problem, solution=True, residual=Residual({key: 8}, {}, {}, frozenset()))
+    assert gone is not None and gone.bound == 0
+
+
+def test_the_last_tier_is_placed_by_a_re_solved_lp() -> None:
+    """Two tiers: the resolve callback is asked once, before the last, with only that tier's workloads."""
+    problem = generate(400, 2)
+    lp = group_lp(problem, solution=True)
+    assert lp is not None
+    tiers = sorted({w.priority for w in problem.workloads})
+    assert len(tiers) > 1
+    asked: list[Residual] = []
+
+    def resolve(left: Residual) -> GroupLP | None:
+        asked.append(left)
+        return group_lp(problem, solution=True, residual=left)
+
+    prepared = filter_candidates(problem)
+    plan = guided(prepared, lp, resolve=resolve).to_placements()
+    assert len(asked) == 1
+    lowest = {i for i, w in enumerate(problem.workloads) if w.priority == tiers[0]}
+    assert asked[0].workloads <= lowest and asked[0].workloads
     assert verified(problem, plan) == []
