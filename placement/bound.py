@@ -38,14 +38,15 @@ Each row is implied by the hard rules (docs/ARCHITECTURE.md):
 Pinned workloads are relaxed like the others (at most max(max_replicas, current) replicas
 anywhere their filter allows), which keeps the bound valid.
 
-Measured on ``generator.profile("L", 0)`` (issue 4; 1,541 groups, 835 classes, 750,768
-columns, 10 workloads never placeable): 7,971,657,000 against ``partition.relaxation_bound``
-8,143,642,664 (2.1% lower), in about 12 s on this 2-core machine (about 6 s building the
-columns through pywraplp, 6 s GLOP primal; dual simplex took 100 s; power rows that every
-READY GPU at full power cannot reach carry no coefficients). With the site and domain rows
-(1,197 classes) it took 28-47 s on the machine shared with other jobs, against 12-13 s
-without them in the same runs. That is slower than the partition bound (0.4 s), so callers
-give it a deadline and take min(partition bound, this).
+Measured on ``generator.profile("L", 0)`` (issue 4): before the site and domain rows (835
+classes, 750,768 columns, 10 workloads never placeable) 7,971,657,000 against
+``partition.relaxation_bound`` 8,143,642,664 (2.1% lower), in about 12 s on this 2-core
+machine (6 s building through pywraplp's objects, 6 s GLOP primal). With them: 1,197
+classes, 1,172,820 columns (levels below the top dropped where power cannot bind), 88,000
+rows, 4.2M coefficients, 7,971,647,284; built in lists and one MPModelProto (``_Builder``)
+in 7 s and solved by GLOP in 17-28 s while other jobs kept the load average at 5-6 (dual
+simplex: 570 s). Slower than the partition bound (0.4 s), so callers give it a deadline
+and take min(partition bound, this).
 
 ``group_lp(problem, solution=True)`` also returns the solution's columns above zero, by
 class, for ``placement.guided``.
@@ -130,10 +131,6 @@ def group_lp(
 
     With ``residual`` the LP is over what is left (``Residual``): its value guides, it bounds nothing.
     """
-    try:
-        from ortools.linear_solver import pywraplp
-    except ImportError:  # pragma: no cover - ortools is a hard dependency
-        return None
     t_start = time.monotonic()
     fleet = problem.fleet
     gpus = {g.name: g for g in fleet.gpu_types}
@@ -149,10 +146,8 @@ def group_lp(
     # nodes of a group differ only in cpu/host memory; the filter is read per distinct host shape
     shape_counts = [Counter((n.cpu_milli, n.host_memory_mib) for n in members[k]) for k in keys]
 
-    solver = pywraplp.Solver.CreateSolver("GLOP")
-    if solver is None:
-        return None
-    inf = solver.infinity()
+    lp = _Builder()
+    inf = math.inf
     n_gpus = {k: k[3] * len(members[k]) for k in keys}
     dom_w = {d: dom.usable_power_w for d, dom in domains.items()}
     site_w = {s: site.usable_power_w for s, site in sites.items()}
@@ -160,11 +155,9 @@ def group_lp(
         n_gpus = {k: residual.free_gpus.get(k, 0) for k in keys}
         dom_w = {d: max(0, w - residual.domain_used_w.get(d, 0)) for d, w in dom_w.items()}
         site_w = {s: max(0, w - residual.site_used_w.get(s, 0)) for s, w in site_w.items()}
-    gpu_rows = [solver.Constraint(-inf, 1000.0 * n_gpus[k]) for k in keys]
-    dom_rows = {d: solver.Constraint(-inf, float(w)) for d, w in dom_w.items()}
-    site_rows = {s: solver.Constraint(-inf, float(w)) for s, w in site_w.items()}
-    objective = solver.Objective()
-    objective.SetMaximization()
+    gpu_rows = [lp.row(-inf, 1000.0 * n_gpus[k]) for k in keys]
+    dom_rows = {d: lp.row(-inf, float(w)) for d, w in dom_w.items()}
+    site_rows = {s: lp.row(-inf, float(w)) for s, w in site_w.items()}
     # a power row that even every READY GPU at full power cannot reach is redundant: no coefficients
     top_w: dict[tuple[str, str], float] = defaultdict(float)
     for k in keys:
@@ -242,15 +235,15 @@ def group_lp(
 
     n_vars = 0
     order = sorted(classes.items(), key=lambda kv: repr(kv[0]))
-    columns: list[tuple[Any, int, GroupKey, int]] = []  # (variable, class, group key, level)
+    columns: list[tuple[int, GroupKey, int]] = []  # per column: class, group key, level
     for ci, (ckey, demand) in enumerate(order):
         cands, priority, fractional, floor_pct, work_milli, _shape, _kind = ckey
         if deadline is not None and time.monotonic() > deadline:
             return None
-        row = solver.Constraint(0.0, float(demand))
+        row = lp.row(0.0, float(demand))
         site_cap, dom_cap = entity_caps[ckey]
-        site_cap_rows: dict[str, Any] = {}
-        dom_cap_rows: dict[tuple[str, str], Any] = {}
+        site_cap_rows: dict[str, int] = {}
+        dom_cap_rows: dict[tuple[str, str], int] = {}
         probe = Workload(name="", min_power_cap_pct=floor_pct)
         for gi, cap in cands:
             site_name, dom, t, count, host_w = keys[gi]
@@ -267,33 +260,36 @@ def group_lp(
                     options = options[-1:]  # power is free here: lower levels are dominated
             limit = float(cap * work_milli)
             pack_row = None
+            col_ub = inf
             if limit < 1000.0 * n_gpus[keys[gi]] and limit < demand:
-                pack_row = solver.Constraint(-inf, limit)
+                if len(options) == 1:
+                    col_ub = limit  # a row over one column is its bound
+                else:
+                    pack_row = lp.row(-inf, limit)
             for li, thr, cap_w in options:
-                x = solver.NumVar(0.0, inf, "")
+                x = lp.col(float(priority * thr), col_ub)
                 n_vars += 1
                 if solution:
-                    columns.append((x, ci, keys[gi], li))
-                row.SetCoefficient(x, 1.0)
-                gpu_rows[gi].SetCoefficient(x, 1.0)
+                    columns.append((ci, keys[gi], li))
+                lp.add(row, x, 1.0)
+                lp.add(gpu_rows[gi], x, 1.0)
                 if pack_row is not None:
-                    pack_row.SetCoefficient(x, 1.0)
+                    lp.add(pack_row, x, 1.0)
                 if site_cap < demand:
                     srow = site_cap_rows.get(site_name)
                     if srow is None:
-                        srow = site_cap_rows[site_name] = solver.Constraint(-inf, float(site_cap))
-                    srow.SetCoefficient(x, 1.0)
+                        srow = site_cap_rows[site_name] = lp.row(-inf, float(site_cap))
+                    lp.add(srow, x, 1.0)
                 if dom_cap < demand:
                     drow = dom_cap_rows.get((site_name, dom))
                     if drow is None:
-                        drow = dom_cap_rows[(site_name, dom)] = solver.Constraint(-inf, float(dom_cap))
-                    drow.SetCoefficient(x, 1.0)
+                        drow = dom_cap_rows[(site_name, dom)] = lp.row(-inf, float(dom_cap))
+                    lp.add(drow, x, 1.0)
                 draw = (cap_w + host_share_w) / 1000.0
                 if dom_binds[(site_name, dom)]:
-                    dom_rows[(site_name, dom)].SetCoefficient(x, draw)
+                    lp.add(dom_rows[(site_name, dom)], x, draw)
                 if site_binds[site_name]:
-                    site_rows[site_name].SetCoefficient(x, draw)
-                objective.SetCoefficient(x, float(priority * thr))
+                    lp.add(site_rows[site_name], x, draw)
     log.info(
         "group LP: %d groups, %d classes, %d columns, %d workloads never placeable",
         len(keys),
@@ -303,29 +299,76 @@ def group_lp(
     )
     if n_vars == 0:
         return GroupLP(0.0, (), ())
-    if deadline is not None:
-        left_s = deadline - time.monotonic()
-        if left_s <= 0:
-            return None
-        solver.SetTimeLimit(int(left_s * 1000))
     t_build = time.monotonic()
-    status = solver.Solve()
-    log.info(
-        "group LP: built in %.2f s, solved in %.2f s", t_build - t_start, time.monotonic() - t_build
-    )
-    if status != pywraplp.Solver.OPTIMAL:
-        log.warning("group LP bound: LP status %s; no bound", status)
+    got = lp.solve(deadline)
+    log.info("group LP: built in %.2f s, solved in %.2f s", t_build - t_start, time.monotonic() - t_build)
+    if got is None:
         return None
-    value = objective.Value()
+    value, values = got
     bound = math.floor(value * (1 + 1e-6) + 1.0)  # above the LP optimum despite solver tolerances
     if not solution:
         return GroupLP(bound, (), ())
-    cols: list[tuple[int, GroupKey, int, float]] = []
-    for x, ci, gkey, li in columns:
-        v = x.solution_value()
-        if v > _EPS:
-            cols.append((ci, gkey, li, v))
+    cols = [(*columns[j], v) for j, v in enumerate(values) if v > _EPS]
     return GroupLP(bound, tuple(tuple(class_members[k]) for k, _ in order), tuple(cols))
+
+
+class _Builder:
+    """A sparse LP (maximise, columns >= 0) collected in lists and solved by GLOP through its proto.
+
+    Building through pywraplp's objects cost about 3 us a coefficient (20 s at L on a loaded
+    machine); lists and one MPModelProto cost a fraction of that.
+    """
+
+    def __init__(self) -> None:
+        self.obj: list[float] = []
+        self.col_ub: list[float] = []
+        self.lb: list[float] = []
+        self.ub: list[float] = []
+        self.cols: list[list[int]] = []
+        self.coefs: list[list[float]] = []
+
+    def row(self, lb: float, ub: float) -> int:
+        self.lb.append(lb)
+        self.ub.append(ub)
+        self.cols.append([])
+        self.coefs.append([])
+        return len(self.lb) - 1
+
+    def col(self, obj: float, ub: float = math.inf) -> int:
+        self.obj.append(obj)
+        self.col_ub.append(ub)
+        return len(self.obj) - 1
+
+    def add(self, row: int, col: int, coef: float) -> None:
+        self.cols[row].append(col)
+        self.coefs[row].append(coef)
+
+    def solve(self, deadline: float | None) -> tuple[float, list[float]] | None:
+        """(optimum, column values), or None (deadline, not optimal)."""
+        from ortools.linear_solver import linear_solver_pb2 as pb
+        from ortools.linear_solver import pywraplp
+
+        model = pb.MPModelProto(maximize=True)
+        add_var = model.variable.add
+        for c, ub in zip(self.obj, self.col_ub, strict=True):
+            add_var(lower_bound=0.0, upper_bound=ub, objective_coefficient=c)
+        for lb, ub, cols, coefs in zip(self.lb, self.ub, self.cols, self.coefs, strict=True):
+            if cols:
+                ct = model.constraint.add(lower_bound=lb, upper_bound=ub)
+                ct.var_index.extend(cols)
+                ct.coefficient.extend(coefs)
+        request = pb.MPModelRequest(model=model, solver_type=pb.MPModelRequest.GLOP_LINEAR_PROGRAMMING)
+        if deadline is not None:
+            left_s = deadline - time.monotonic()
+            if left_s <= 0:
+                return None
+            request.solver_time_limit_seconds = left_s
+        response = pb.MPSolutionResponse()
+        pywraplp.Solver.SolveWithProto(request, response)
+        if response.status != pb.MPSOLVER_OPTIMAL:
+            log.warning("group LP: status %s; no bound", pb.MPSolverResponseStatus.Name(response.status))
+            return None
+        return response.objective_value, list(response.variable_value)
 
 
 def _spread_kind(w: Workload) -> tuple[bool, str]:
