@@ -239,7 +239,7 @@ def test_online_placer_keeps_its_fleet_and_never_moves_pinned_tasks() -> None:
 
 def test_online_placer_starts_again_when_the_pinned_tasks_differ() -> None:
     f = fleet((2, 2))
-    placer = fgd.OnlinePlacer()
+    placer = fgd.OnlinePlacer(spread_weight=0.0)
     first = Problem(f, (frac("a", 500),))
     (pa,) = placer(first)
     # the caller pins "a" elsewhere than the placer put it: the placer must follow the caller
@@ -249,6 +249,20 @@ def test_online_placer_starts_again_when_the_pinned_tasks_differ() -> None:
     assert (got["a"].node, got["a"].gpu_indices) == (other, (1,))
     assert placer.rebuilds == 2
     assert (got["b"].node, got["b"].gpu_indices) == (other, (1,))  # fills a's GPU exactly
+
+
+@pytest.mark.parametrize(
+    ("spread_weight", "node", "gpus"),
+    [
+        pytest.param(0.0, "n0", (0,), id="no lean: the tie goes to the fuller node, the GPU is filled"),
+        pytest.param(0.1, "n1", (0,), id="lean 0.1: an equal fragmentation on the emptier node wins"),
+    ],
+)
+def test_online_lean_towards_emptier_nodes(spread_weight: float, node: str, gpus: tuple[int, ...]) -> None:
+    # 500 used on n0's GPU 0; a new 500 task fragments nothing on either node (mix: 500 only)
+    problem = Problem(fleet((2, 2)), (pinned(frac("a", 500), "n0", (0,)), frac("b", 500)))
+    got = checked(problem, fgd.OnlinePlacer(spread_weight=spread_weight)(problem))
+    assert (got["b"].node, got["b"].gpu_indices) == (node, gpus)
 
 
 def test_lookahead_restores_the_state_between_orders() -> None:
