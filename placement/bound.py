@@ -57,6 +57,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from array import array
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -320,18 +321,18 @@ class _Builder:
     """
 
     def __init__(self) -> None:
-        self.obj: list[float] = []
-        self.col_ub: list[float] = []
+        self.obj = array("d")
+        self.col_ub = array("d")
         self.lb: list[float] = []
         self.ub: list[float] = []
-        self.cols: list[list[int]] = []
-        self.coefs: list[list[float]] = []
+        self.cols: list[array[int]] = []  # typed arrays: a fifth of a list's memory
+        self.coefs: list[array[float]] = []
 
     def row(self, lb: float, ub: float) -> int:
         self.lb.append(lb)
         self.ub.append(ub)
-        self.cols.append([])
-        self.coefs.append([])
+        self.cols.append(array("i"))
+        self.coefs.append(array("d"))
         return len(self.lb) - 1
 
     def col(self, obj: float, ub: float = math.inf) -> int:
