@@ -98,8 +98,9 @@ ENGINE_BATCH = (
     "FGD's, each repacked; the better kept) until the limit"
 )
 ENGINE_ONLINE = (
-    "placement.fgd.OnlinePlacer: FGD (ATC'23) with host CPU/memory in the measure and the task mix "
-    "learnt from the tasks seen; the fleet kept between batches, so pinned tasks cost nothing"
+    "placement.fgd.OnlinePlacer: FGD (ATC'23) with host CPU/memory in the measure, the task mix "
+    "learnt from the tasks seen and a lean (0.1 per free thousandth) towards emptier nodes; the "
+    "fleet kept between batches, so pinned tasks cost nothing"
 )
 
 
