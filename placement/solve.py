@@ -59,6 +59,7 @@ RESERVE_MAX_S = 1.0
 MODEL_S_PER_VAR = 3e-5
 MODEL_MAX_VARS = 200_000  # beyond this the per-node model is not built (CP-SAT overruns its limit)
 GREEDY_SHARE = 0.5  # of the time limit, at most, for the greedy
+PORTFOLIO_WAIT_SHARE = 0.1  # of the time limit, at most, waiting for the portfolio before the model
 EXPLAIN_SHARE = 0.05  # of the time limit for explaining an interim plan's unplaced work
 EXPLAIN_MIN_S = 0.05
 ASSEMBLE_S_PER_REPLICA = 2e-5
@@ -258,7 +259,9 @@ def _solve(
     log.info("greedy plan verified (%.2f s; assembling took %.2f s)", run.elapsed(), run.assemble_s)
     run.reserve = max(run.reserve, 1.5 * run.assemble_s + EXPLAIN_SHARE * limit_s)
     # 1b. the heuristics (beside us in the portfolio's child): the best verified plan is the base
-    wait_until = time.monotonic()
+    # the model starts from the best plan in hand: wait a little for the portfolio's (on small
+    # fleets its LP-guided plan comes within a second and is a better start than the greedy's)
+    wait_until = time.monotonic() + PORTFOLIO_WAIT_SHARE * limit_s
     if too_big:  # nothing else to do with the time: wait for them, leaving room to verify their plan
         wait_until = run.deadline - run.reserve - 1.5 * run.assemble_s
     g_plan, g_placements = _best_heuristic(

@@ -68,7 +68,7 @@ def test_info_is_stamped(backend: Backend) -> None:
     assert info.solver_version
     assert info.seed == 7
     assert info.started_at.endswith("+00:00")
-    assert 0 < info.wall_s < 10
+    assert info.wall_s > 0  # (no timing bound: a loaded machine may take the whole limit)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -262,7 +262,9 @@ def test_portfolio_sends_the_heuristics_and_a_bound_and_is_killed_on_close() -> 
     port = Portfolio(p)
     port.poll(time.monotonic() + 60)
     assert port.done
-    assert sorted(c.method for c in port.plans) == sorted(METHODS)
+    assert {c.method for c in port.plans} == set(METHODS)
+    guided = [c.objective.placed_work for c in port.plans if c.method == "lp_guided"]
+    assert guided == sorted(set(guided))  # a variant is sent only when it is better
     assert port.bound is not None
     plan = solve(replace(p, options=replace(p.options, time_limit_s=5)))
     assert plan.info.bound is not None and plan.info.bound >= plan.objective.placed_work
