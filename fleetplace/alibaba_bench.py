@@ -116,16 +116,32 @@ def _engine(problem: Problem) -> tuple[Sequence[ReplicaPlacement], SolveInfo | N
     return fgd.improve(problem, plan.placements, deadline=deadline), plan.info
 
 
-def online_engine() -> Placer:
-    """A fresh online engine for one stream (it keeps the fleet between the stream's batches)."""
-    from placement.fgd import OnlinePlacer
+def online_engine(spread_weight: float | None = None) -> Placer:
+    """A fresh online engine for one stream (it keeps the fleet between the stream's batches).
 
-    placer = OnlinePlacer()
+    ``spread_weight`` 0 is FGD as published (``FGD_ATC23``); ``None`` the engine's lean.
+    """
+    from placement.fgd import ONLINE_SPREAD_WEIGHT, OnlinePlacer
+
+    placer = OnlinePlacer(spread_weight=ONLINE_SPREAD_WEIGHT if spread_weight is None else spread_weight)
 
     def run(problem: Problem) -> tuple[Sequence[ReplicaPlacement], SolveInfo | None]:
         return placer(problem), None
 
     return run
+
+
+FGD_ATC23 = "fgd_atc23"
+FGD_ATC23_DETAIL = (
+    "placement.fgd without the engine's additions: FGD's measure (with host CPU/memory) and greedy, "
+    "tasks in arrival order; online, the same OnlinePlacer with no lean (spread_weight 0)"
+)
+
+
+def _fgd_atc23(problem: Problem) -> tuple[Sequence[ReplicaPlacement], SolveInfo | None]:
+    from placement import fgd
+
+    return fgd.fgd_place(problem, ("arrival",)), None
 
 
 def warm_up() -> None:
@@ -142,8 +158,8 @@ def _heuristic(f: Callable[[Problem], Any]) -> Placer:
 
 
 def methods(names: Sequence[str] | None = None) -> dict[str, Placer]:
-    """Our engine and every heuristic of ``placement.heuristics.HEURISTICS`` (when it exists)."""
-    out: dict[str, Placer] = {ENGINE: _engine}
+    """Our engine, FGD as published (``fgd_atc23``) and every heuristic of ``placement.heuristics``."""
+    out: dict[str, Placer] = {ENGINE: _engine, FGD_ATC23: _fgd_atc23}
     if not names or ENGINE in names:
         warm_up()
     try:
@@ -500,13 +516,16 @@ def experiment(
         for name, placer in placers.items():
             if protocol == "batch":
                 runs = [run_batch(s, name, placer, time_limit_s) for s in streams]
-            elif name == ENGINE:
-                runs = [run_online(s, name, online_engine(), batch_time_limit_s) for s in streams]
+            elif name in (ENGINE, FGD_ATC23):
+                lean = None if name == ENGINE else 0.0
+                runs = [run_online(s, name, online_engine(lean), batch_time_limit_s) for s in streams]
             else:
                 runs = [run_online(s, name, placer, batch_time_limit_s) for s in streams]
             rec = record(runs, time_limit_s if protocol == "batch" else batch_time_limit_s)
             if name == ENGINE:
                 rec["method_detail"] = ENGINE_BATCH if protocol == "batch" else ENGINE_ONLINE
+            elif name == FGD_ATC23:
+                rec["method_detail"] = FGD_ATC23_DETAIL
             log.info(
                 "%s", json.dumps({k: rec[k] for k in ("instance", "method", "allocation_pct", "wall_s")})
             )

@@ -287,3 +287,14 @@ def test_records_name_what_the_engine_ran(small: Stream) -> None:
     run = alibaba_bench.run_online(small, "best_fit", first_fit_placer, 1.0)
     assert alibaba_bench.record([run], 1.0)["method_detail"] == "placement.heuristics.best_fit"
     assert "OnlinePlacer" in alibaba_bench.ENGINE_ONLINE and "improve" in alibaba_bench.ENGINE_BATCH
+
+
+def test_fgd_as_published_is_a_method_of_both_protocols(small: Stream) -> None:
+    placers = alibaba_bench.methods([alibaba_bench.FGD_ATC23])
+    batch = alibaba_bench.run_batch(small, alibaba_bench.FGD_ATC23, placers[alibaba_bench.FGD_ATC23], 1.0)
+    assert batch.verified and batch.error == "" and batch.placed_tasks > 0
+    calls: list[tuple[Problem, Sequence[ReplicaPlacement]]] = []
+    run = alibaba_bench.run_online(
+        small, "fgd_atc23", _record_calls(alibaba_bench.online_engine(0.0), calls), 1.0
+    )
+    _check_online(run, calls, small)
