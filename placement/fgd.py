@@ -44,8 +44,8 @@ What is added to the paper's greedy
   the refill is kept when it holds more work. Placed work never drops.
 * ``improve``: the better of a given plan and FGD's (in decreasing demand), each repacked.
 
-Tried on the same online protocol and not kept (allocation %, seeds as given, against
-plain FGD's 95.39 / 95.23 / 95.16): popularity weighted by GPU demand instead of task count
+Tried on the same online protocol and not kept (allocation %; two figures are seeds 0
+and 1, three seeds 0-2; plain FGD gives 95.39 / 95.23 / 95.16): popularity weighted by GPU demand instead of task count
 95.29 / 95.14 / 95.31 (seeds 0-2); no host resources in F1 94.24 (seed 0); the mix cut to
 the classes that cover 95% of the tasks 95.20 / 94.96; the task mix of the whole stream
 given up front 95.25 (seed 0); F1 counting what stays free after as many tasks of the
