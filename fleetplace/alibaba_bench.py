@@ -33,7 +33,8 @@ Where this differs from FGD (said in every record's ``protocol``):
   distribution, different orders.
 
 The engine (method ``engine``, its ``method_detail`` in every record): on one batch,
-``placement.solve`` and then ``placement.fgd.improve`` on its plan; online, one
+``placement.solve`` (which, where it builds no per-node model and the fleet has no spread
+or survival rules, ends with ``placement.fgd.improve`` on its best plan); online, one
 ``placement.fgd.OnlinePlacer`` per stream, which keeps the fleet between batches (the
 pinned tasks are checked against it, not placed again). Every plan of every step passes
 ``placement.verify``.
@@ -112,8 +113,8 @@ Placer = Callable[[Problem], tuple[Sequence[ReplicaPlacement], SolveInfo | None]
 
 
 ENGINE_BATCH = (
-    "placement.solve with 80% of the time limit, then placement.fgd.improve (the solve's plan and "
-    "FGD's, each repacked; the better kept) until the limit"
+    "placement.solve: portfolio, then placement.fgd.improve on the best plan (the plan and FGD's, "
+    "each repacked; the better kept) in the last fifth of the time limit"
 )
 ENGINE_ONLINE = (
     "placement.fgd.OnlinePlacer: FGD (ATC'23) with host CPU/memory in the measure, the task mix "
@@ -123,15 +124,11 @@ ENGINE_ONLINE = (
 
 
 def _engine(problem: Problem) -> tuple[Sequence[ReplicaPlacement], SolveInfo | None]:
-    """The engine on one batch: ``solve``, then ``placement.fgd.improve`` on its plan."""
-    from placement import fgd, solve
+    """The engine on one batch: ``solve`` (which ends with ``placement.fgd.improve`` here)."""
+    from placement import solve
 
-    limit = problem.options.time_limit_s
-    deadline = time.perf_counter() + limit
-    plan = solve(replace(problem, options=replace(problem.options, time_limit_s=0.8 * limit)))
-    if fgd.unsupported(problem):
-        return plan.placements, plan.info
-    return fgd.improve(problem, plan.placements, deadline=deadline), plan.info
+    plan = solve(problem)
+    return plan.placements, plan.info
 
 
 def online_engine(spread_weight: float | None = None) -> Placer:

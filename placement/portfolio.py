@@ -81,6 +81,7 @@ class Portfolio:
                 os.close(r)
                 code = 0
                 try:
+                    _die_with_parent(os.getppid())
                     job(problem, w, with_heuristics)
                 except BaseException:
                     code = 1
@@ -145,6 +146,20 @@ class Portfolio:
             os.close(fd)
         self._kids.clear()
         self.done = True
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this child when its parent dies (a solver worker killed on cancel
+    would otherwise leave its portfolio running); elsewhere a no-op."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request: nobody would kill us
+        os._exit(1)
 
 
 def _send(fd: int, msg: object) -> None:

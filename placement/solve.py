@@ -1,8 +1,11 @@
 """The solve pipeline, time-boxed as a whole (model building included).
 
-    validate -> filter (groups) -> pinned checks -> portfolio child (LP bound, heuristics)
-    -> greedy (verified) -> best heuristic plan, filled (verified) -> model if it fits:
-    tiers, lexicographic -> decode -> budgets, objective, unplaced reasons -> verify -> Plan
+    validate -> filter (groups) -> pinned checks -> portfolio children (LP bounds, heuristics,
+    LP-guided plans) -> greedy (verified) -> best portfolio plan, filled (verified) -> model if
+    it fits: tiers, lexicographic -> decode -> budgets, objective, unplaced reasons -> verify
+    -> Plan; where no model is built and the fleet has no spread or survival rules, the best
+    plan last goes through ``placement.fgd.improve`` (FGD's plan and this one, each with
+    its unused GPU shares refilled by a knapsack) in the last ``REPACK_SHARE`` of the limit
 
 Time: ``deadline = start + options.time_limit_s``. The greedy stops at half the limit
 (or, when no model follows, at what the plan's assembly leaves); assembling and
@@ -30,6 +33,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from placement import fgd
 from placement.backends.base import Progress, ProgressCallback, SolverBackend, TierResult
 from placement.candidates import Prepared, filter_candidates
 from placement.decode import FleetState, decode, encode
@@ -59,6 +63,7 @@ RESERVE_MAX_S = 1.0
 MODEL_S_PER_VAR = 3e-5
 MODEL_MAX_VARS = 200_000  # beyond this the per-node model is not built (CP-SAT overruns its limit)
 GREEDY_SHARE = 0.5  # of the time limit, at most, for the greedy
+REPACK_SHARE = 0.2  # of the time limit kept for placement.fgd.improve where no model is built
 PORTFOLIO_WAIT_SHARE = 0.1  # of the time limit, at most, waiting for the portfolio before the model
 EXPLAIN_SHARE = 0.05  # of the time limit for explaining an interim plan's unplaced work
 EXPLAIN_MIN_S = 0.05
@@ -262,8 +267,11 @@ def _solve(
     # the model starts from the best plan in hand: wait a little for the portfolio's (on small
     # fleets its LP-guided plan comes within a second and is a better start than the greedy's)
     wait_until = time.monotonic() + PORTFOLIO_WAIT_SHARE * limit_s
+    repack = too_big and not fgd.unsupported(run.problem)
     if too_big:  # nothing else to do with the time: wait for them, leaving room to verify their plan
         wait_until = run.deadline - run.reserve - 1.5 * run.assemble_s
+        if repack:  # and room for the FGD repack of the best plan
+            wait_until -= REPACK_SHARE * limit_s
     g_plan, g_placements = _best_heuristic(
         run, prepared, portfolio, g_plan, g_placements, tiers, wait_until, base
     )
@@ -276,6 +284,9 @@ def _solve(
         return _done(replace(g_plan, info=info(SolveStatus.FEASIBLE, StopReason.INTERRUPTED, None, g_work)))
     if too_big or run.deadline - run.reserve - time.monotonic() < 1.5 * _model_cost_s(prepared) + 0.1:
         log.info("model not built (too big or no time left); returning the best verified plan in hand")
+        if repack:
+            g_plan, g_placements = _repacked(run, prepared, g_plan, g_placements, tiers, base)
+            g_work = g_plan.objective.placed_work
         return _done(replace(g_plan, info=info(SolveStatus.FEASIBLE, StopReason.TIME_LIMIT, None, g_work)))
 
     # 2. the model, warm-started from the greedy plan
@@ -384,6 +395,33 @@ def _best_heuristic(
         return plan, placements
     log.info("the %s plan is the best so far: placed_work %d", best.method, got.objective.placed_work)
     return got, chosen
+
+
+def _repacked(
+    run: _Run,
+    prepared: Prepared,
+    plan: Plan,
+    placements: tuple[ReplicaPlacement, ...],
+    tiers: list[str],
+    base: SolveInfo,
+) -> tuple[Plan, tuple[ReplicaPlacement, ...]]:
+    """``placement.fgd.improve`` on the plan in hand (fleets without spread or survival rules):
+    FGD's plan and this one, each with its unused GPU shares refilled by a knapsack; the
+    better one if it verifies and is better on the enabled tiers."""
+    until = run.deadline - run.reserve - 1.5 * run.assemble_s
+    if until - time.monotonic() < 0.1 or run.stopped():
+        return plan, placements
+    got = fgd.improve(run.problem, placements, deadline=time.perf_counter() + (until - time.monotonic()))
+    if got == placements:
+        return plan, placements
+    new, bad = _plan(prepared, tuple(got), base, _explain_until(run, final=True))
+    if bad:
+        log.warning("the repacked plan fails verification (%s); keeping the plan in hand", bad[:3])
+        return plan, placements
+    if _key(new.objective, tiers) <= _key(plan.objective, tiers):
+        return plan, placements
+    log.info("repacked: placed_work %d -> %d", plan.objective.placed_work, new.objective.placed_work)
+    return new, tuple(got)
 
 
 def _explain_until(run: _Run, final: bool) -> float:

@@ -302,3 +302,76 @@ def test_fill_adds_left_out_workloads_to_a_plan_and_keeps_it_valid() -> None:
         SolveInfo(SolveStatus.FEASIBLE),
     )
     assert verify(p, plan) == []
+
+
+def _gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie nobody reaped counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_portfolio_children_die_with_the_process_that_started_them(tmp_path: object) -> None:
+    """A solver worker killed on cancel must not leave its portfolio running (PR_SET_PDEATHSIG)."""
+    import os
+    import signal
+    import time
+
+    from placement.portfolio import Portfolio
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: starts a portfolio that runs for long, reports its children, waits
+        try:
+            os.close(r)
+            port = Portfolio(generate(40000, 1))
+            os.write(w, (",".join(str(p) for p, _ in port._kids.values()) + "\n").encode())
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        kids = [int(x) for x in f.readline().split(",")]
+    assert len(kids) == 2 and all(not _gone(k) for k in kids)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    until = time.monotonic() + 10
+    while time.monotonic() < until and not all(_gone(k) for k in kids):
+        time.sleep(0.05)
+    assert all(_gone(k) for k in kids), kids
+
+
+def test_without_a_model_the_solve_ends_with_the_fgd_repack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One GPU, 810 milli alone or 320 + 460 + 220 together: every greedy places the 810 first;
+    where no model is built, the solve's last step (placement.fgd.improve) fills the GPU."""
+    import importlib
+
+    from tests.test_fgd import fleet as one_gpu_fleet
+    from tests.test_fgd import frac
+
+    solve_mod = importlib.import_module("placement.solve")  # (the package exports the function)
+    monkeypatch.setattr(solve_mod, "MODEL_MAX_VARS", 0)
+
+    class NoPortfolio:  # only the greedy's plan in hand (the LP-guided plan may find the fill too)
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            self.plans: list[object] = []
+            self.bound = None
+            self.done = True
+
+        def poll(self, until: float) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(solve_mod, "Portfolio", NoPortfolio)  # the path of fleets too big for the model
+    p = Problem(
+        one_gpu_fleet((1,)),
+        (frac("big", 810), frac("a", 320), frac("b", 460), frac("c", 220)),
+        SolveOptions(time_limit_s=10),
+    )
+    plan = solve(p)
+    assert verify(p, plan) == []
+    assert {x.workload for x in plan.placements} == {"a", "b", "c"}
