@@ -341,6 +341,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             seed=None,
             format="text",
             quiet=False,
+            executor=None,
+            groups=None,
+            ray_address=None,
             **_no_client_flags(f"127.0.0.1:{port}"),
         )
         sys.stdout.write(

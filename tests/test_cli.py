@@ -189,3 +189,15 @@ def test_existing_plan_survives_a_failed_run(fleet_file: Path, tmp_path: Path) -
     fleet_file.write_text(json.dumps(doc))
     assert run("plan", str(fleet_file), "--out", str(out), "--quiet").returncode == 2
     assert out.read_text() == before
+
+
+def test_demo_starts_the_service_places_the_bundled_fleet_and_stops(tmp_path: Path) -> None:
+    """The README's first command (`bash run.sh demo` runs `fleetplace demo`), end to end on loopback."""
+    out = tmp_path / "plan.json"
+    r = run("demo", "--time-limit", "5", "--out", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Starting the placement service on 127.0.0.1" in r.stdout
+    assert "Power budgets: sites" in r.stdout and "Power budgets: power domains" in r.stdout
+    assert r.stdout.rstrip().endswith("Service stopped.")
+    v = run("verify", str(REPO / "datasets" / "mixed"), str(out))
+    assert v.returncode == 0 and v.stdout.startswith("VALID"), v.stdout + v.stderr
