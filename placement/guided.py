@@ -24,7 +24,9 @@ against the LP bound 7,971,647,284): budgets then a final fill 2.72%; the failur
 filled within their tier 2.09%; the tier's top-ups 2.03%; round-up 0.3 of a replica
 1.94%; the last tier from the re-solved LP (2-7 s more) 1.71-1.76%. Re-solving before
 every tier did not help (1.81%), nor did the tier fill at the LP's levels (2.21%) or an
-immediate unguided retry of a failed workload (4.1%: it takes budgets of others). The
+immediate unguided retry of a failed workload (4.1%: it takes budgets of others), nor, with
+the re-solved last tier, filling a tier's failures at levels up to the LP's in each group
+(2.20% against 1.76%). The
 first order of ``greedy.ORDERS`` and round-up 0.3 to 0.7 moved the result by up to 0.2%.
 """
 
