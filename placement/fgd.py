@@ -793,18 +793,7 @@ def repack(
                     cpu = _UNTRACKED
                 if cluster.mem[i] == _UNTRACKED:
                     mem = _UNTRACKED
-                items: list[tuple[int, int, int, int, int, str]] = []
-                for w in here:
-                    items.append(
-                        (
-                            w.gpu_milli,
-                            w.priority * w.gpu_milli,
-                            w.cpu_milli,
-                            w.host_memory_mib,
-                            demand_mib(w.memory_gib),
-                            w.name,
-                        )
-                    )
+                items = [_item(w) for w in here]
                 for names in pool.values():
                     if not names:
                         continue
@@ -812,18 +801,7 @@ def repack(
                     if not cluster.type_ok(w0, g) or node.site not in cluster.sites_for(w0):
                         continue
                     copies = min(len(names), FULL_GPU_MILLI // w0.gpu_milli)
-                    for name in names[-copies:]:
-                        w = by_name[name]
-                        items.append(
-                            (
-                                w.gpu_milli,
-                                w.priority * w.gpu_milli,
-                                w.cpu_milli,
-                                w.host_memory_mib,
-                                demand_mib(w.memory_gib),
-                                w.name,
-                            )
-                        )
+                    items.extend(_item(by_name[name]) for name in names[-copies:])
                 if len(items) == len(here):
                     continue
                 value, chosen = _refill(items, FULL_GPU_MILLI, cpu, mem, cluster.mib_cap[i])
@@ -856,6 +834,18 @@ def repack(
             break
     log.info("repack: +%d priority-weighted thousandths", improved)
     return cluster.placements()
+
+
+def _item(w: Workload) -> tuple[int, int, int, int, int, str]:
+    """A fractional task as the knapsack reads it: milli, value, CPU, host memory, GPU memory, name."""
+    return (
+        w.gpu_milli,
+        w.priority * w.gpu_milli,
+        w.cpu_milli,
+        w.host_memory_mib,
+        demand_mib(w.memory_gib),
+        w.name,
+    )
 
 
 def improve(

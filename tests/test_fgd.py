@@ -15,10 +15,8 @@ from placement import fgd
 from placement.domain import (
     CurrentReplica,
     Fleet,
-    GpuType,
     Node,
     PowerDomain,
-    PowerLevel,
     Problem,
     ReplicaPlacement,
     Site,
@@ -31,17 +29,7 @@ from placement.generator import generate
 from placement.heuristics import first_fit_decreasing
 from placement.objective import evaluate
 from placement.verify import verify
-
-GPU = GpuType(
-    name="G",
-    memory_gib=80.0,
-    max_power_w=700,
-    min_power_cap_w=400,
-    idle_power_w=70,
-    power_levels=(PowerLevel(400, 78), PowerLevel(550, 90), PowerLevel(700, 100)),
-    shareable=True,
-)
-HOST_W = 1000
+from tests.test_heuristics import GPU, HOST_W  # the same 700 W GPU type and 1 kW hosts
 
 
 def fleet(gpus: tuple[int, ...] = (2, 2), cpu_milli: int = 0, rack_w: int | None = None) -> Fleet:
