@@ -40,7 +40,7 @@ class ProgressPrinter:
         self.tty = stream.isatty()
         self.time_limit_s = time_limit_s
         self.start = time.monotonic()
-        self.last = "building the model"
+        self.last = "filtering candidates"
         self.last_print = 0.0
         self.lock = threading.Lock()
         self.done = threading.Event()

@@ -69,6 +69,9 @@ from placement.network import latency_table
 log = logging.getLogger(__name__)
 
 _EPS = 1e-9
+# about 1.3 KiB of memory a column (proto and GLOP): profile L's 1.17M columns peaked at 1.5 GiB,
+# generate(40000)'s 5.4M at 6.5 GiB before its simplex started; past this the LP is not built
+MAX_COLUMNS = 2_000_000
 
 GroupKey = tuple[str, str, str, int, int]  # site, power domain, GPU type, gpu_count, host_power_w
 
@@ -234,6 +237,10 @@ def group_lp(
         entity_caps[key][0] += w.work_milli * site_cap
         entity_caps[key][1] += w.work_milli * dom_cap
 
+    est = sum(len(k[0]) * (1 if k[2] else 3) for k in classes)
+    if est > MAX_COLUMNS:
+        log.info("group LP: about %d columns, over %d: not built (memory)", est, MAX_COLUMNS)
+        return None
     n_vars = 0
     order = sorted(classes.items(), key=lambda kv: repr(kv[0]))
     columns: list[tuple[int, GroupKey, int]] = []  # per column: class, group key, level

@@ -229,3 +229,14 @@ def test_entity_caps(case: str, workload: Workload, caps: tuple[int, int]) -> No
     from placement.bound import _entity_caps
 
     assert _entity_caps(workload) == caps, case
+
+
+def test_an_lp_over_the_column_cap_is_not_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_COLUMNS (memory), no bound rather than gigabytes; at the cap it is built."""
+    import placement.bound as bound_mod
+
+    problem = one_node(10_000, replace(ONE_GPU, max_replicas=4), gpu_count=4)  # 1 group x 2 levels
+    monkeypatch.setattr(bound_mod, "MAX_COLUMNS", 3)  # the estimate counts 3 levels a whole-GPU class
+    assert group_lp_bound(problem) is not None
+    monkeypatch.setattr(bound_mod, "MAX_COLUMNS", 2)
+    assert group_lp_bound(problem) is None
