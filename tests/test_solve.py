@@ -375,3 +375,22 @@ def test_without_a_model_the_solve_ends_with_the_fgd_repack(monkeypatch: pytest.
     plan = solve(p)
     assert verify(p, plan) == []
     assert {x.workload for x in plan.placements} == {"a", "b", "c"}
+
+
+def test_without_a_model_progress_reports_the_portfolio_as_it_arrives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No model (as at 40,000 GPUs): after the greedy, the portfolio's bound and better plans are
+    reported while the solve waits for them, and the last report is what the plan holds."""
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("placement.solve"), "MODEL_MAX_VARS", 0)
+    p = generate(300, 2)
+    events: list[Progress] = []
+    plan = solve(replace(p, options=replace(p.options, time_limit_s=20)), progress=events.append)
+    assert events[0].tier == "greedy"
+    later = [e for e in events[1:] if e.tier == "placed_work"]
+    assert later and later[-1].bound is not None
+    assert [e.elapsed_s for e in later] == sorted(e.elapsed_s for e in later)
+    assert later[-1].objective >= events[0].objective
+    assert plan.objective.placed_work >= later[-1].objective
