@@ -53,7 +53,7 @@ _CHECK_EVERY = 32
 class _Budgets:
     """Budgets per (class, LP group key) and level, in GPU thousandths; implements ``greedy.Guide``."""
 
-    def __init__(self, prepared: Prepared, lp: GroupLP, round_up: float = 0.5) -> None:
+    def __init__(self, prepared: Prepared, lp: GroupLP, round_up: float = ROUND_UP) -> None:
         self.p = prepared
         self.round_up = round_up
         self.key_of: list[GroupKey] = []
