@@ -48,6 +48,11 @@ in 7 s and solved by GLOP in 17-28 s while other jobs kept the load average at 5
 simplex: 570 s). Slower than the partition bound (0.4 s), so callers give it a deadline
 and take min(partition bound, this).
 
+Tried and not kept: a mixed-integer rounding cut on each binding rack's power for the
+replicas that take a whole node (their count per level is an integer): the bound did not
+move on S, M or L (the LP fills a rack's last watts with smaller replicas, not with a
+fraction of a node).
+
 ``group_lp(problem, solution=True)`` also returns the solution's columns above zero, by
 class, for ``placement.guided``.
 """
