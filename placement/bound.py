@@ -67,6 +67,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from placement.candidates import site_admits
 from placement.domain import Node, NodeState, Problem, SpreadLevel, Workload
 from placement.energy import allowed_levels
 from placement.network import latency_table
@@ -198,13 +199,8 @@ def group_lp(
         shape_w = (w.gpus, w.gpu_milli, w.memory_gib, w.cpu_milli, w.host_memory_mib)
         cands: list[tuple[int, int]] = []  # (group index, replicas the group can hold)
         for site_name, types in types_at.items():
-            site = sites[site_name]
-            if site.backup_minutes + _EPS < w.backup_minutes:
+            if not site_admits(w, sites[site_name], latency):
                 continue
-            if w.max_latency_ms > 0:
-                ms = latency.get((w.user_region, site_name))
-                if ms is None or ms > w.max_latency_ms + _EPS:
-                    continue
             for t in types:
                 g = gpus[t]
                 if (allowed and t not in allowed) or (w.is_fractional and not g.shareable):

@@ -246,6 +246,18 @@ class _Candidates(Mapping[int, tuple[Candidate, ...]]):
         return len(self._p.options)
 
 
+def site_admits(w: Workload, site: Site, latency_ms: Mapping[tuple[str, str], float]) -> bool:
+    """Rules 8 and 9 for a whole site: its backup lasts long enough and it is within the latency limit.
+
+    The one site-level check that the filter, the heuristics, FGD, the partition and the bound share.
+    """
+    if site.backup_minutes + 1e-9 < w.backup_minutes:
+        return False
+    if w.max_latency_ms <= 0:
+        return True
+    return latency_ms.get((w.user_region, site.name), math.inf) <= w.max_latency_ms + 1e-9
+
+
 def spread_entity(info: NodeInfo, level: SpreadLevel) -> str:
     if level is SpreadLevel.SITE:
         return info.site.name
@@ -678,13 +690,7 @@ def filter_candidates(
         sites_ok = site_cache.get(skey)
         if sites_ok is None:
             sites_ok = site_cache[skey] = frozenset(
-                s.name
-                for s in fleet.sites
-                if s.backup_minutes >= w.backup_minutes
-                and (
-                    w.max_latency_ms <= 0
-                    or latency_ms.get((w.user_region, s.name), math.inf) <= w.max_latency_ms + 1e-9
-                )
+                s.name for s in fleet.sites if site_admits(w, s, latency_ms)
             )
         tkey = (w.allowed_gpu_types, w.is_fractional, w.memory_per_gpu_gib, w.min_power_cap_pct)
         types_ok = type_cache.get(tkey)

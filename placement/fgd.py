@@ -73,7 +73,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from placement.budgets import FULL_GPU_MILLI
-from placement.candidates import capacity_mib, demand_mib
+from placement.candidates import capacity_mib, demand_mib, site_admits
 from placement.domain import Fleet, GpuType, NodeState, Problem, ReplicaPlacement, Workload
 from placement.energy import allowed_levels
 from placement.network import latency_table
@@ -220,7 +220,6 @@ class Cluster:
         self.draw = [0] * len(self.nodes)
         self.dom_head = {d.name: d.usable_power_w for d in fleet.power_domains}
         self.site_head = {s.name: s.usable_power_w for s in fleet.sites}
-        self.backup = {s.name: s.backup_minutes for s in fleet.sites}
         # placements by workload, and per (node, GPU) the fractional workloads on it
         self.placed: dict[str, list[ReplicaPlacement]] = {}
         self.on_gpu: dict[tuple[int, int], dict[str, None]] = defaultdict(dict)
@@ -273,18 +272,10 @@ class Cluster:
         key = (w.user_region if w.max_latency_ms > 0 else "", w.max_latency_ms, w.backup_minutes)
         got = self._sites.get(key)
         if got is None:
-            ok = []
-            for s in self.fleet.sites:
-                if self.backup[s.name] + _EPS < w.backup_minutes:
-                    continue
-                if w.max_latency_ms > 0:
-                    if self._latency is None:
-                        self._latency = latency_table(self.fleet)
-                    lat = self._latency.get((w.user_region, s.name))
-                    if lat is None or lat > w.max_latency_ms + _EPS:
-                        continue
-                ok.append(s.name)
-            got = self._sites[key] = frozenset(ok)
+            if w.max_latency_ms > 0 and self._latency is None:
+                self._latency = latency_table(self.fleet)
+            lat = self._latency or {}
+            got = self._sites[key] = frozenset(s.name for s in self.fleet.sites if site_admits(w, s, lat))
         return got
 
     def type_ok(self, w: Workload, g: GpuType) -> bool:

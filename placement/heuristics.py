@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from placement.budgets import FULL_GPU_MILLI, compute_budgets
-from placement.candidates import capacity_mib, demand_mib
+from placement.candidates import capacity_mib, demand_mib, site_admits
 from placement.domain import (
     GpuType,
     Node,
@@ -173,7 +173,6 @@ class _Packer:
         self.types = {g.name: g for g in fleet.gpu_types}
         self.site_head = {s.name: s.usable_power_w for s in fleet.sites}
         self.domain_head = {d.name: d.usable_power_w for d in fleet.power_domains}
-        self.backup = {s.name: s.backup_minutes for s in fleet.sites}
         self.nodes: list[_Node] = []
         self.by_name: dict[str, _Node] = {}
         self.ready: list[bool] = []
@@ -244,16 +243,10 @@ class _Packer:
         key = (w.user_region if w.max_latency_ms > 0 else "", w.max_latency_ms, w.backup_minutes)
         got = self._site_cache.get(key)
         if got is None:
-            ok = []
-            for s in self.problem.fleet.sites:
-                if self.backup[s.name] + _EPS < w.backup_minutes:
-                    continue
-                if w.max_latency_ms > 0:
-                    lat = self.latency().get((w.user_region, s.name))
-                    if lat is None or lat > w.max_latency_ms + _EPS:
-                        continue
-                ok.append(s.name)
-            got = self._site_cache[key] = frozenset(ok)
+            lat = self.latency() if w.max_latency_ms > 0 else {}
+            got = self._site_cache[key] = frozenset(
+                s.name for s in self.problem.fleet.sites if site_admits(w, s, lat)
+            )
         return got
 
     def type_ok(self, w: Workload, gpu: GpuType) -> bool:
@@ -356,12 +349,7 @@ class _Packer:
             del st.free[: w.gpus]
             st.extra_w += w.gpus * (cap_w - st.gpu.idle_power_w)
             milli = FULL_GPU_MILLI
-        st.cpu_used += w.cpu_milli
-        st.mem_used += w.host_memory_mib
-        delta = st.draw_w() - before
-        self.domain_head[st.domain] -= delta
-        self.site_head[st.site] -= delta
-        self.reindex(st)
+        self._charge(st, w, before)
         return ReplicaPlacement(
             workload=w.name,
             replica=0,
@@ -372,6 +360,16 @@ class _Packer:
             gpu_milli=milli,
             power_cap_w=cap_w,
         )
+
+    def _charge(self, st: _Node, w: Workload, before: int) -> None:
+        """One more replica of ``w`` on ``st`` (GPUs already taken): its host resources, and the
+        node's new draw against the rack and the site."""
+        st.cpu_used += w.cpu_milli
+        st.mem_used += w.host_memory_mib
+        delta = st.draw_w() - before
+        self.domain_head[st.domain] -= delta
+        self.site_head[st.site] -= delta
+        self.reindex(st)
 
     def pin(self, w: Workload) -> list[ReplicaPlacement]:
         out = []
@@ -393,12 +391,7 @@ class _Packer:
                         st.free.remove(idx)
                 st.extra_w += len(c.gpu_indices) * (st.gpu.max_power_w - st.gpu.idle_power_w)
                 milli = FULL_GPU_MILLI
-            st.cpu_used += w.cpu_milli
-            st.mem_used += w.host_memory_mib
-            delta = st.draw_w() - before
-            self.domain_head[st.domain] -= delta
-            self.site_head[st.site] -= delta
-            self.reindex(st)
+            self._charge(st, w, before)
             out.append(
                 ReplicaPlacement(
                     workload=w.name,

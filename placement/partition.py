@@ -157,6 +157,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from placement.budgets import compute_budgets
+from placement.candidates import site_admits
 from placement.domain import (
     Fleet,
     Link,
@@ -302,13 +303,8 @@ def _candidate_pairs(
         pairs: list[SiteType] = []
         allowed = set(w.allowed_gpu_types)
         for site_name, types in ix.types_at.items():
-            site = sites[site_name]
-            if site.backup_minutes + _EPS < w.backup_minutes:
+            if not site_admits(w, sites[site_name], latency):
                 continue
-            if w.max_latency_ms > 0:
-                ms = latency.get((w.user_region, site_name))
-                if ms is None or ms > w.max_latency_ms + _EPS:
-                    continue
             for t in types:
                 g = gpus[t]
                 if allowed and t not in allowed:
