@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from placement import greedy
 from placement.bound import GroupLP
+from placement.candidates import Prepared
 from placement.domain import ObjectiveTiers, Problem, ReplicaPlacement
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,10 @@ class Candidate:
 
 
 class Portfolio:
-    def __init__(self, problem: Problem, with_heuristics: bool = True) -> None:
+    def __init__(
+        self, problem: Problem, with_heuristics: bool = True, prepared: Prepared | None = None
+    ) -> None:
+        """``prepared``: the solve's own filter of ``problem``, which the LP child then need not redo."""
         self.plans: list[Candidate] = []
         self.bound: float | None = None
         self.done = False
@@ -82,7 +86,7 @@ class Portfolio:
                 code = 0
                 try:
                     _die_with_parent(os.getppid())
-                    job(problem, w, with_heuristics)
+                    job(problem, w, with_heuristics, prepared)
                 except BaseException:
                     code = 1
                 finally:
@@ -170,7 +174,7 @@ def _send(fd: int, msg: object) -> None:
         view = view[n:]
 
 
-def _heuristics_child(problem: Problem, fd: int, with_heuristics: bool) -> None:
+def _heuristics_child(problem: Problem, fd: int, with_heuristics: bool, _prepared: Prepared | None) -> None:
     logging.disable(logging.CRITICAL)  # the parent logs what it receives
     from placement.partition import relaxation_bound
 
@@ -182,7 +186,7 @@ def _heuristics_child(problem: Problem, fd: int, with_heuristics: bool) -> None:
         _heuristics(problem, fd)
 
 
-def _lp_child(problem: Problem, fd: int, with_plans: bool) -> None:
+def _lp_child(problem: Problem, fd: int, with_plans: bool, prepared: Prepared | None) -> None:
     """The node-group LP's bound, then its solution rounded into a plan (``placement.guided``).
 
     Both stop at the solve's own time limit (counted from here), past which nobody waits.
@@ -206,7 +210,8 @@ def _lp_child(problem: Problem, fd: int, with_plans: bool) -> None:
     def resolve(left: Residual) -> GroupLP | None:
         return group_lp(problem, deadline, solution=True, residual=left)
 
-    prepared = filter_candidates(problem)
+    if prepared is None:
+        prepared = filter_candidates(problem)
     best = -1
     for order_by, round_up in GUIDED_VARIANTS:
         if time.monotonic() > deadline:

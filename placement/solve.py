@@ -211,7 +211,7 @@ def solve(
         started_at=run.started_at,
     )
 
-    portfolio = Portfolio(problem, with_heuristics=bool(prepared.options))
+    portfolio = Portfolio(problem, with_heuristics=bool(prepared.options), prepared=prepared)
     try:
         return _solve(run, prepared, backend, base, portfolio)
     finally:
