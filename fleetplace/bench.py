@@ -86,6 +86,7 @@ FIELDS = (
     "gap",
     "verified",
 )
+FIGURES = FIELDS[2:-1]  # the numbers of a record (wall_s .. gap), taken as medians over seeds
 
 
 def instance(size: str, seed: int, time_limit_s: float) -> Problem:
@@ -371,17 +372,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for (inst, method), rs in groups.items():
         row: dict[str, Any] = {"instance": inst, "method": method, "seeds": len(rs)}
-        for k in (
-            "gpus",
-            "wall_s",
-            "peak_rss_mib",
-            "placed_gpus",
-            "allocation_pct",
-            "stranded_power_kw",
-            "objective",
-            "bound",
-            "gap",
-        ):
+        for k in ("gpus", *FIGURES):
             row[k] = _median([r.get(k) for r in rs])  # type: ignore[misc]
         row["verified"] = all(bool(r.get("verified")) for r in rs)
         row["status"] = ",".join(sorted({str(r.get("status", "")) for r in rs}))

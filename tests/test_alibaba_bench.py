@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from fleetplace import alibaba, alibaba_bench
+from fleetplace import alibaba, alibaba_bench, bench
 from fleetplace.alibaba_bench import Run, Stream
 from placement.domain import Problem, ReplicaPlacement, SolveInfo, Workload
 from placement.verify import verify
@@ -254,17 +254,7 @@ def test_records_carry_the_bench_keys_and_fgd_figures(small: Stream) -> None:
     run = alibaba_bench.run_online(small, "first-fit", first_fit_placer, 1.0)
     rec = alibaba_bench.record([run], 1.0)
     for key in (
-        "instance",
-        "method",
-        "wall_s",
-        "peak_rss_mib",
-        "placed_gpus",
-        "allocation_pct",
-        "stranded_power_kw",
-        "objective",
-        "bound",
-        "gap",
-        "verified",
+        *bench.FIELDS,
         "protocol",
     ):
         assert key in rec
