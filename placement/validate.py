@@ -13,7 +13,9 @@ verifier rely on what is checked here. The families, in order:
 * references: node -> site, power domain (of that site), GPU type; power domain -> site;
   workload -> allowed GPU types, user region; link endpoints; current replicas -> nodes and
   GPU indices;
-* numbers: finite, non-negative powers, memories, capacities, latencies, prices; ``pue >= 1``;
+* numbers: finite, non-negative powers, memories, capacities, latencies, prices; ``1 <= pue <= 10``,
+  prices and carbon intensities bounded, and the energy of the whole fleet at full power must
+  fit a 64-bit integer;
   ``modules >= 2`` for N_PLUS_1; percentages 0..100; GPU power levels; replica counts;
 * size guards (``LIMITS``), so that absurd input cannot make the model explode.
 """
@@ -25,7 +27,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from placement.domain import Fleet, GpuType, Problem, Redundancy, SolveOptions, Workload
+from placement.domain import EnergyMetric, Fleet, GpuType, Problem, Redundancy, SolveOptions, Workload
+from placement.energy import energy_coefficient
 from placement.errors import FieldError
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,13 @@ MAX_MODULES = 64  # feeds of an N_PLUS_1 site or power domain
 MAX_PRIORITY = 10_000  # keeps tier 1 (priority * work * throughput) well inside 64 bits
 MAX_WORKERS = 256
 MAX_POWER_W = 100_000  # one GPU board or one host
+# A PUE of 10 is already absurd (the Uptime Institute's 2023 survey average is 1.58); a
+# price above 1,000 a kWh or a carbon intensity above 10 kg a kWh (lignite is about 1.2) is
+# a typo, and such numbers would overflow the integer energy objective.
+MAX_PUE = 10.0
+MAX_ENERGY_PRICE_PER_KWH = 1_000.0
+MAX_CARBON_G_PER_KWH = 10_000.0
+MAX_ENERGY_OBJECTIVE = 2**62  # energy of the fleet at full power, in objective units (int64 headroom)
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 
@@ -69,6 +79,14 @@ class _Checker:
             return False
         if value < 0:
             self.add(path, f"must not be negative, got {value}")
+            return False
+        return True
+
+    def non_negative_up_to(self, path: str, value: float, high: float) -> bool:
+        if not self.non_negative(path, value):
+            return False
+        if value > high:
+            self.add(path, f"must be at most {high:g}, got {value}")
             return False
         return True
 
@@ -184,11 +202,11 @@ def _fleet(c: _Checker, f: Fleet) -> None:
     for i, s in enumerate(f.sites):
         p = f"fleet.sites[{i}]"
         c.non_negative(f"{p}.capacityKw", s.capacity_kw)
-        c.at_least(f"{p}.pue", s.pue, 1.0)
+        c.between(f"{p}.pue", s.pue, 1.0, MAX_PUE)
         _redundancy(c, s.redundancy, s.modules, p)
         c.non_negative(f"{p}.batteryMinutes", s.battery_minutes)
-        c.non_negative(f"{p}.energyPricePerKwh", s.energy_price_per_kwh)
-        c.non_negative(f"{p}.carbonGPerKwh", s.carbon_g_per_kwh)
+        c.non_negative_up_to(f"{p}.energyPricePerKwh", s.energy_price_per_kwh, MAX_ENERGY_PRICE_PER_KWH)
+        c.non_negative_up_to(f"{p}.carbonGPerKwh", s.carbon_g_per_kwh, MAX_CARBON_G_PER_KWH)
 
     site_names = {s.name for s in f.sites}
     domain_site = {d.name: d.site for d in f.power_domains}
@@ -346,6 +364,26 @@ def _options(c: _Checker, o: SolveOptions) -> None:
     c.between("options.seed", o.seed, INT32_MIN, INT32_MAX)
 
 
+def _energy_range(c: _Checker, problem: Problem) -> None:
+    """The energy tier of the fleet at full power must fit a 64-bit integer (model, plan, proto)."""
+    f = problem.fleet
+    metric = problem.options.energy_metric
+    max_power = {g.name: g.max_power_w for g in f.gpu_types}
+    site_w: dict[str, int] = {}
+    for n in f.nodes:
+        site_w[n.site] = site_w.get(n.site, 0) + n.host_power_w + n.gpu_count * max_power[n.gpu_type]
+    terms = [(energy_coefficient(s, metric) * site_w.get(s.name, 0), i) for i, s in enumerate(f.sites)]
+    if sum(t for t, _ in terms) <= MAX_ENERGY_OBJECTIVE:
+        return
+    _, i = max(terms)
+    field = "carbonGPerKwh" if metric is EnergyMetric.CARBON else "energyPricePerKwh"
+    c.add(
+        f"fleet.sites[{i}].{field}",
+        "the fleet's energy at full power (price or carbon x PUE x IT watts, summed over sites) is too "
+        "large to compute exactly; use realistic units (currency or g CO2 per kWh)",
+    )
+
+
 def validate(problem: Problem) -> list[FieldError]:
     """Every problem with the input, in field order; empty when the input is valid. Never raises."""
     c = _Checker()
@@ -365,6 +403,8 @@ def validate(problem: Problem) -> list[FieldError]:
         c.add("workloads", f"too many replicas in total: sum of maxReplicas {total} > {MAX_TOTAL_REPLICAS}")
 
     _options(c, problem.options)
+    if not c.errors:
+        _energy_range(c, problem)
     if c.errors:
         log.debug("validation found %d problems", len(c.errors))
     return c.errors

@@ -202,7 +202,10 @@ def test_references(m: Mutation, path: str, word: str) -> None:
     [
         case("site capacity negative", site(0, capacity_kw=-1.0), "fleet.sites[0].capacityKw", "negative"),
         case("site capacity NaN", site(0, capacity_kw=NAN), "fleet.sites[0].capacityKw", "finite"),
-        case("pue below 1", site(1, pue=0.99), "fleet.sites[1].pue", "at least 1"),
+        case("pue below 1", site(1, pue=0.99), "fleet.sites[1].pue", "between 1"),
+        case("pue above 10", site(1, pue=10.01), "fleet.sites[1].pue", "10"),
+        case("price above 1000", site(0, energy_price_per_kwh=1000.5), "fleet.sites[0].energyPricePerKwh", "at most 1000"),
+        case("carbon above 10 kg", site(0, carbon_g_per_kwh=1e5), "fleet.sites[0].carbonGPerKwh", "at most 10000"),
         case("pue infinite", site(1, pue=INF), "fleet.sites[1].pue", "finite"),
         case("N_PLUS_1 with one module", site(0, modules=1), "fleet.sites[0].modules", "between 2"),
         case("N_PLUS_1 power domain with 65 modules", pdom(2, modules=65), "fleet.powerDomains[2].modules", "64"),
@@ -281,6 +284,31 @@ def test_size_guards(m: Mutation, path: str, word: str) -> None:
     check(m, path, word)
 
 
+def _huge_site(metric: d.EnergyMetric) -> d.Problem:
+    """Five 1,024-GPU nodes of 100 kW boards at site 0, at the price, carbon and PUE caps."""
+    p = both(
+        gpu(0, max_power_w=100_000, power_levels=(d.PowerLevel(100_000, 100),)),
+        site(0, pue=10.0, energy_price_per_kwh=1000.0, carbon_g_per_kwh=10_000.0),
+        node(0, gpu_count=1024),
+        *(add("nodes", 0, name=f"big{k}") for k in range(4)),
+        opts(energy_metric=metric),
+    )(sample_problem())
+    assert (
+        p.fleet.nodes[0].gpu_type == p.fleet.gpu_types[0].name
+        and p.fleet.nodes[0].site == p.fleet.sites[0].name
+    )
+    return p
+
+
+def test_energy_objective_guard() -> None:
+    # 5 x 1,024 x 100 kW at 1e10 n$/h per W is about 5e18, over the 2**62 the integer objective allows
+    errs = validate(_huge_site(d.EnergyMetric.COST))
+    assert [e.path for e in errs] == ["fleet.sites[0].energyPricePerKwh"]
+    assert "too large" in errs[0].message
+    # the same fleet measured in carbon (1e8 ug/h per W) fits
+    assert validate(_huge_site(d.EnergyMetric.CARBON)) == []
+
+
 def test_total_replicas_guard() -> None:
     many = tuple(d.Workload(name=f"w{i}", max_replicas=100_000) for i in range(11))
     errs = validate(dataclasses.replace(sample_problem(), workloads=many))
@@ -339,6 +367,7 @@ def test_options(m: Mutation, path: str, word: str) -> None:
     "m",
     [
         pytest.param(site(1, pue=1.0), id="pue exactly 1"),
+        pytest.param(site(1, pue=10.0, energy_price_per_kwh=1000.0, carbon_g_per_kwh=10_000.0), id="site at the caps"),
         pytest.param(site(0, modules=2), id="N_PLUS_1 with 2 modules"),
         pytest.param(site(1, modules=1), id="modules ignored for TWO_N"),
         pytest.param(site(0, capacity_kw=0.0), id="zero capacity"),
