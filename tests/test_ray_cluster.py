@@ -42,10 +42,14 @@ RAY = Path(sys.executable).parent / "ray"
 START_TIMEOUT_S = 60.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_ports(n: int) -> list[int]:
+    """n distinct free ports: all sockets stay bound until every port is chosen (one at a time,
+    the kernel may hand out the same port twice, and Ray refuses two components on one port)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -65,7 +69,7 @@ def ray_head() -> Iterator[str]:
 
     assert not ray.is_initialized()  # else the solve would use that Ray, not the address
     tmp = tempfile.mkdtemp(prefix="rayc", dir="/tmp")  # short: Ray's socket paths live under it
-    port = _free_port()
+    port, client_port, agent_port = _free_ports(3)
     log_path = Path(tmp) / "head.log"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     cmd = [
@@ -77,8 +81,8 @@ def ray_head() -> Iterator[str]:
         f"--port={port}",
         "--num-cpus=2",
         "--include-dashboard=false",
-        f"--ray-client-server-port={_free_port()}",
-        f"--dashboard-agent-listen-port={_free_port()}",
+        f"--ray-client-server-port={client_port}",
+        f"--dashboard-agent-listen-port={agent_port}",
         f"--temp-dir={tmp}",
         "--disable-usage-stats",
     ]
@@ -174,7 +178,7 @@ def test_cli_plans_on_the_cluster_and_the_plan_verifies(ray_head: str, tmp_path:
 
 
 def test_refused_address_fails_at_once_naming_it() -> None:
-    port = _free_port()  # closed again: nothing listens there
+    (port,) = _free_ports(1)  # closed again: nothing listens there
     with pytest.raises(RayUnavailable, match=f"127.0.0.1:{port}.*refused"):
         solve_partitioned(generate(100, 0), 2, "ray", f"127.0.0.1:{port}")
 
@@ -182,7 +186,7 @@ def test_refused_address_fails_at_once_naming_it() -> None:
 def test_cli_with_an_unreachable_address_exits_3_with_one_line(tmp_path: Path) -> None:
     problem_file = str(tmp_path / "fleet.json")
     assert _cli("generate", "--gpus", "100", "--out", problem_file).returncode == 0
-    port = _free_port()
+    (port,) = _free_ports(1)
     r = _cli("plan", problem_file, "--quiet", "--executor", "ray", "--ray-address", f"127.0.0.1:{port}")
     assert r.returncode == 3
     assert r.stderr.splitlines() == [
