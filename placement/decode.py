@@ -168,6 +168,15 @@ class FleetState:
         self.replicas[n] += 1
         self._repower(n, before)
 
+    def set_level(self, i: int, level: int) -> None:
+        """Put whole-GPU placement ``i`` at power level ``level`` (the caller checks the headroom)."""
+        w, n, idx, milli, cap = self.placements[i]
+        new = self.p.nodes[n].gpu.power_levels[level].power_cap_w
+        before = self.node_w(n)
+        self.gpu_w[n] += len(idx) * (new - cap)
+        self.placements[i] = (w, n, idx, milli, new)
+        self._repower(n, before)
+
     def pop(self, count: int) -> None:
         """Undo the last ``count`` additions."""
         for _ in range(count):

@@ -19,6 +19,7 @@ placed so far is a valid partial plan, since every workload is all or nothing.
 from __future__ import annotations
 
 import functools
+import heapq
 import logging
 import threading
 import time
@@ -70,6 +71,7 @@ def greedy(
         if k == 0:
             pass_s = time.monotonic() - t0
     assert best is not None
+    raise_levels(best)
     return best
 
 
@@ -363,6 +365,47 @@ def place_workload(
         if guide is not None:
             guide.release(w)
     return ok
+
+
+def raise_levels(st: FleetState) -> int:
+    """Spend the power a finished plan leaves on higher power levels for its whole-GPU replicas.
+
+    One level up at a time, the most placed work per added watt first, wherever the power
+    domain and the site still have the watts; every step only adds placed work (tier 1), so
+    the plan stays valid and gets no worse on it. A plan built level by level (a replica takes
+    the best level that fits when it is placed) leaves watts behind wherever later replicas
+    failed; the LP-guided plan also caps replicas at the LP's levels. Returns the steps taken.
+    """
+    p = st.p
+    wl = p.problem.workloads
+    heap: list[tuple[float, int, int, int]] = []
+
+    def push(i: int) -> None:
+        w, n, _idx, milli, cap = st.placements[i]
+        wk = wl[w]
+        if milli != FULL_MILLI or wk.is_fractional:
+            return
+        levels = p.nodes[n].gpu.power_levels
+        cur = next(k for k, lv in enumerate(levels) if lv.power_cap_w == cap)
+        # the allowed levels are those from the workload's floor up: the next one is allowed too
+        if cur + 1 >= len(levels):
+            return
+        gain = levels[cur + 1].relative_throughput_pct - levels[cur].relative_throughput_pct
+        if gain <= 0:
+            return
+        dw = wk.gpus * (levels[cur + 1].power_cap_w - cap)
+        heapq.heappush(heap, (-wk.priority * wk.work_milli * gain / dw, i, cur + 1, dw))
+
+    for i in range(len(st.placements)):
+        push(i)
+    steps = 0
+    while heap:
+        _, i, level, dw = heapq.heappop(heap)
+        if st.headroom_w(st.placements[i][1]) >= dw:  # headroom only shrinks: a step that fails is dropped
+            st.set_level(i, level)
+            steps += 1
+            push(i)
+    return steps
 
 
 def fill(st: FleetState, deadline: float | None = None) -> int:

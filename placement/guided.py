@@ -47,7 +47,8 @@ from placement.bound import GroupKey, GroupLP, Residual
 from placement.candidates import CellOption, Prepared
 from placement.decode import FleetState
 from placement.domain import NodeState, Workload
-from placement.greedy import _Dead, order_key, place_pinned, place_workload
+from placement.energy import allowed_levels
+from placement.greedy import _Dead, order_key, place_pinned, place_workload, placed_work, raise_levels
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ def guided(
     resolve: Callable[[Residual], GroupLP | None] | None = None,
     order_by: Callable[[Workload, int], tuple[object, ...]] = order_key,
     round_up: float = ROUND_UP,
+    squeeze: bool = True,
 ) -> FleetState:
     """The LP-guided plan (module docstring): a valid plan, all or nothing per workload.
 
@@ -154,7 +156,9 @@ def guided(
     above every later tier's, so they may take room the LP meant for later tiers); then
     more replicas for the tier's workloads short of max_replicas. ``resolve``, when given,
     re-solves the LP over what is left (``bound.Residual``) before the last tier, whose
-    budgets the earlier tiers' differences from the LP have made stale.
+    budgets the earlier tiers' differences from the LP have made stale. Then the levels go up
+    wherever watts are left (``greedy.raise_levels``) and, with ``squeeze``, the lowest tier
+    is squeezed (``_squeezed``).
     """
     t0 = time.monotonic()
     wl = prepared.problem.workloads
@@ -213,12 +217,68 @@ def guided(
             if have and len(have) < wl[w].max_replicas:
                 place_workload(st, w, dead, None, have)
         counts[2] += len(st.placements) - before
+    steps = raise_levels(st)
     log.info(
-        "guided: %d replicas by the LP's budgets, %d by the greedy, %d topped up (%.2f s)",
+        "guided: %d replicas by the LP's budgets, %d by the greedy, %d topped up, %d levels raised (%.2f s)",
         *counts,
+        steps,
         time.monotonic() - t0,
     )
+    if squeeze and not late():
+        return _squeezed(st, wl[tiers[-1][0]].priority) if tiers else st
     return st
+
+
+class _Lowest:
+    """A ``greedy.Guide`` that keeps the lowest tier at its lowest allowed power level."""
+
+    def __init__(self, prepared: Prepared, priority: int) -> None:
+        self.wl = prepared.problem.workloads
+        self.priority = priority
+
+    def order(self, w: int, opts: list[CellOption]) -> list[CellOption]:
+        return opts
+
+    def levels(self, w: int, group: int, levels: tuple[int, ...]) -> tuple[int, ...] | None:
+        return levels[:1] if self.wl[w].priority <= self.priority else levels
+
+    def take(self, w: int, group: int, level: int) -> None:
+        pass
+
+    def release(self, w: int) -> None:
+        pass
+
+
+def _squeezed(st: FleetState, lowest: int) -> FleetState:
+    """The plan with its lowest tier at the lowest power levels, more workloads placed in the
+    watts that frees, then every level raised again (``raise_levels``); the better of the two.
+
+    Where power binds, the LP runs the lowest tier at low levels and places more of it; the
+    rounded plan leaves the watts of its top-level replicas where whole free nodes wait for
+    power. Profile L seed 0: 1.73% -> 1.68% (0.8 s); M 1.66% -> 1.61%.
+    """
+    p = st.p
+    wl = p.problem.workloads
+    new = FleetState.from_placements(p, st.to_placements())
+    for i, (w, n, _idx, _milli, cap) in enumerate(new.placements):
+        wk = wl[w]
+        if wk.priority > lowest or wk.is_fractional or wk.pinned:
+            continue
+        floor = allowed_levels(wk, p.nodes[n].gpu)[0]
+        if p.nodes[n].gpu.power_levels[floor].power_cap_w < cap:
+            new.set_level(i, floor)
+    have: dict[int, list[int]] = defaultdict(list)
+    for w, n, *_ in new.placements:
+        have[w].append(n)
+    guide = _Lowest(p, lowest)
+    dead = _Dead()
+    for w in sorted(p.options, key=lambda w: order_key(wl[w], w)):
+        if len(have.get(w, ())) < wl[w].max_replicas:
+            place_workload(st=new, w=w, dead=dead, guide=guide, existing=have.get(w, []))
+    raise_levels(new)
+    got, was = placed_work(new), placed_work(st)
+    log.info("guided: lowest tier squeezed: placed work %d -> %d", was, got)
+    return new if got > was else st
 
 
 def residual(st: FleetState, budgets: _Budgets, workloads: list[int]) -> Residual:

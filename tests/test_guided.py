@@ -9,11 +9,11 @@ import pytest
 from placement.bound import GroupLP, Residual, group_lp
 from placement.budgets import compute_budgets
 from placement.candidates import filter_candidates
-from placement.decode import FleetState
+from placement.decode import Fit, FleetState
 from placement.domain import Plan, Problem, ReplicaPlacement, SolveInfo, SolveStatus
 from placement.explain import unplaced_reasons
 from placement.generator import generate
-from placement.greedy import greedy, placed_work
+from placement.greedy import greedy, placed_work, raise_levels
 from placement.guided import _Budgets, guided
 from placement.objective import evaluate
 from placement.verify import verify
@@ -98,6 +98,26 @@ def test_generated_fleets_give_valid_plans_within_the_bound(seed: int) -> None:
     assert plan
     assert verified(problem, plan) == []
     assert evaluate(problem, plan).placed_work <= lp.bound
+    # the squeeze of the lowest tier is kept only where it adds placed work
+    plain = guided(prepared, lp, squeeze=False).to_placements()
+    assert evaluate(problem, plan).placed_work >= evaluate(problem, plain).placed_work
+
+
+@pytest.mark.parametrize(
+    ("domain_w", "caps"), [(750, [250, 400]), (899, [250, 400]), (900, [400, 400]), (600, [250, 250])]
+)
+def test_raise_levels_spends_what_the_domain_has_left(domain_w: int, caps: list[int]) -> None:
+    """Two GPUs at 250 W draw 600 W (host 100, idle 2 x 50); each step to 400 W adds 150 W."""
+    problem = one_node(domain_w, replace(ONE_GPU, max_replicas=2), gpu_count=2)
+    prepared = filter_candidates(problem)
+    st = FleetState(prepared)
+    st.add(0, Fit(0, 0, (0,), 0))
+    st.add(0, Fit(0, 0, (1,), 0))
+    assert raise_levels(st) == caps.count(400)
+    placements = st.to_placements()
+    assert sorted(p.power_cap_w for p in placements) == caps
+    assert st.domain_w[prepared.nodes[0].domain_key] == 600 + 150 * caps.count(400) <= domain_w
+    assert verified(problem, placements) == []
 
 
 def test_a_deadline_in_the_past_still_gives_a_valid_plan() -> None:
