@@ -224,8 +224,9 @@ def guided(
         steps,
         time.monotonic() - t0,
     )
-    if squeeze and not late():
-        return _squeezed(st, wl[tiers[-1][0]].priority) if tiers else st
+    past = (deadline is not None and time.monotonic() > deadline) or (stop is not None and stop.is_set())
+    if squeeze and tiers and not past:  # (late() looks at the clock only every _CHECK_EVERY calls)
+        return _squeezed(st, wl[tiers[-1][0]].priority)
     return st
 
 

@@ -26,6 +26,7 @@ from placement.errors import InputError
 from placement.generator import generate
 from placement.solve import greedy
 from tests.test_candidates import fleet, node, site
+from tests.test_guided import verified
 
 BACKENDS = [Backend.ORTOOLS, Backend.PULP]
 A = Workload(name="a", gpus=1, memory_gib=40.0, min_replicas=1, max_replicas=2, priority=2)
@@ -276,10 +277,7 @@ def test_portfolio_sends_the_heuristics_and_a_bound_and_is_killed_on_close() -> 
 
 
 def test_fill_adds_left_out_workloads_to_a_plan_and_keeps_it_valid() -> None:
-    from placement.budgets import compute_budgets
     from placement.decode import FleetState
-    from placement.domain import Plan, SolveInfo
-    from placement.explain import unplaced_reasons
     from placement.greedy import fill
     from placement.objective import evaluate
 
@@ -294,14 +292,7 @@ def test_fill_adds_left_out_workloads_to_a_plan_and_keeps_it_valid() -> None:
     filled = st.to_placements()
     assert keep < {x.workload for x in filled}
     assert evaluate(p, filled).placed_work > evaluate(p, [x for x in full if x.workload in keep]).placed_work
-    plan = Plan(
-        filled,
-        compute_budgets(p, filled),
-        tuple(unplaced_reasons(prepared, FleetState.from_placements(prepared, filled))),
-        evaluate(p, filled),
-        SolveInfo(SolveStatus.FEASIBLE),
-    )
-    assert verify(p, plan) == []
+    assert verified(p, filled) == []
 
 
 def _gone(pid: int) -> bool:
