@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from placement.bound import group_lp_bound
+from placement.bound import group_lp, group_lp_bound, integer_bound
 from placement.domain import (
     Fleet,
     GpuType,
@@ -240,3 +240,42 @@ def test_an_lp_over_the_column_cap_is_not_built(monkeypatch: pytest.MonkeyPatch)
     assert group_lp_bound(problem) is not None
     monkeypatch.setattr(bound_mod, "MAX_COLUMNS", 2)
     assert group_lp_bound(problem) is None
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_integer_bound_between_the_optimum_and_the_lp(seed: int) -> None:
+    problem = tiny_problem(seed)
+    best = brute_force(problem).placed_work
+    lp = group_lp(problem)
+    assert lp is not None
+    tighter = integer_bound(lp)
+    assert tighter is not None
+    assert best <= tighter <= lp.bound, (seed, best, tighter, lp.bound)
+
+
+def two_one_gpu_nodes(domain_w: int) -> Problem:
+    base = one_node(domain_w, replace(ONE_GPU, max_replicas=2))
+    second = replace(base.fleet.nodes[0], name="n2")
+    return replace(base, fleet=replace(base.fleet, nodes=(base.fleet.nodes[0], second)))
+
+
+def test_integer_bound_pays_a_whole_node_where_the_lp_pays_a_share() -> None:
+    # two 1-GPU nodes under 750 W: each node at the 250 W level draws 100 + 50 + 200 = 350 W,
+    # at the top 500 W; both low (700 W) is the best plan, 2 * CAPPED. The LP runs a third of
+    # a GPU at the top level on the 50 W left (its 150 W more a GPU at the top, in thirds).
+    lp = group_lp(two_one_gpu_nodes(750))
+    assert lp is not None
+    assert lp.bound >= 2 * CAPPED + (FULL - CAPPED) / 3
+    assert integer_bound(lp) == pytest.approx(2 * CAPPED, abs=1)
+
+
+def test_integer_bound_equals_the_lp_where_power_is_ample() -> None:
+    lp = group_lp(two_one_gpu_nodes(10_000))
+    assert lp is not None
+    assert integer_bound(lp) == lp.bound == 2 * FULL + 1
+
+
+def test_integer_bound_past_its_deadline_is_none() -> None:
+    lp = group_lp(two_one_gpu_nodes(750))
+    assert lp is not None
+    assert integer_bound(lp, deadline=0.0) is None

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from placement.bound import GroupLP, Residual, group_lp
+from placement.bound import GroupLP, Prices, Residual, group_lp
 from placement.budgets import compute_budgets
 from placement.candidates import filter_candidates
 from placement.decode import Fit, FleetState
@@ -14,7 +14,7 @@ from placement.domain import Plan, Problem, ReplicaPlacement, SolveInfo, SolveSt
 from placement.explain import unplaced_reasons
 from placement.generator import generate
 from placement.greedy import greedy, placed_work, raise_levels
-from placement.guided import _Budgets, guided
+from placement.guided import _Budgets, _Priced, guided
 from placement.objective import evaluate
 from placement.verify import verify
 from tests.test_bound import ONE_GPU, one_node, two_sites
@@ -73,6 +73,36 @@ def test_no_budget_no_levels() -> None:
     prepared = filter_candidates(problem)
     b = _Budgets(prepared, lp)
     assert b.levels(7, prepared.groups[0].index, (0, 1)) is None
+
+
+def test_priced_guide_goes_where_watts_are_cheap_and_lowers_the_level_where_they_are_dear() -> None:
+    """Site a's domain at 200 a watt: a top-level replica there earns 100,000 and costs
+    1,000 x (400 + 100 / 8) / 1,000 x 200 = 82,500; at 250 W it earns 80,000 for 52,500. Site b
+    costs nothing: its top level first, then site a at the lower level only."""
+    problem = two_sites(8, 8, replace(ONE_GPU, max_replicas=4))
+    prepared = filter_candidates(problem)
+    prices = Prices({}, {("a", "pd-a"): 200.0}, {})
+    guide = _Priced(prepared, prices)
+    order = guide.order(0, list(prepared.options[0]))
+    assert [prepared.cells[o.cell][0] for o in order] == ["b", "a"]
+    group_of = {prepared.cells[o.cell][0]: o.fits[0] for o in order}
+    assert guide.levels(0, group_of["b"].group, group_of["b"].levels) == (0, 1)
+    assert guide.levels(0, group_of["a"].group, group_of["a"].levels) == (0,)
+    # without prices every level and the filter's own order stay
+    free = _Priced(prepared, Prices({}, {}, {}))
+    assert [o.cell for o in free.order(0, list(prepared.options[0]))] == [o.cell for o in prepared.options[0]]
+
+
+def test_group_lp_prices_are_the_duals_of_a_binding_domain() -> None:
+    """8 GPUs under 1,500 W: the LP runs 1,500 / 262.5 = 5.7 GPUs at 250 W (80 for 262.5 W a GPU,
+    host 100 / 8 included, beats 100 for 412.5 W), so a watt is worth 80 / 0.2625 a thousandth
+    and a GPU (some left idle) nothing."""
+    problem = one_node(1500, replace(ONE_GPU, max_replicas=8), gpu_count=8)
+    lp = group_lp(problem, solution=True)
+    assert lp is not None and lp.prices is not None
+    assert lp.prices.domain_w[("s", "pd")] == pytest.approx(80 / 0.2625, rel=1e-6)
+    assert lp.prices.gpu_milli[("s", "pd", "T", 8, 100)] == pytest.approx(0.0, abs=1e-9)
+    assert lp.prices.site_w.get("s", 0.0) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_survival_workload_is_spread_over_both_sites() -> None:
