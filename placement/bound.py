@@ -436,21 +436,22 @@ def integer_bound(got: GroupLP, deadline: float | None = None) -> float | None:
     for d, xs in by_dom.items():
         if deadline is not None and time.monotonic() > deadline:
             return None
-        binds = d in d_rows.dom_rows and duals[d_rows.dom_rows[d]] > _EPS
-        if not binds:
-            for x in xs:
-                if rest[x] > _EPS:
-                    if lp.col_ub[x] == math.inf:
-                        binds = True  # no finite dual bound: solve it
-                        break
-                    cert[d] += rest[x] * lp.col_ub[x]
-        if not binds:
+        finite = True  # the domain's LP has a finite dual bound: its duals, plus what columns exceed them
+        for x in xs:
+            if rest[x] > _EPS:
+                if lp.col_ub[x] == math.inf:
+                    finite = False
+                    break
+                cert[d] += rest[x] * lp.col_ub[x]
+        if finite and not (d in d_rows.dom_rows and duals[d_rows.dom_rows[d]] > _EPS):
             total += cert[d]
             continue
         got_d = _domain_mip(d_rows, d, xs, reduced, pywraplp)
-        if got_d is None:
-            return None
-        total += got_d
+        if got_d is None:  # no answer from the MIP: the domain's LP bound, where there is one
+            if not finite:
+                return None
+            got_d = cert[d]
+        total += min(got_d, cert[d]) if finite else got_d
         solved += 1
     log.info("integer bound: %d of %d power domains solved as integer programs", solved, len(by_dom))
     return min(got.bound, math.floor(total * (1 + 1e-6) + 1.0))
