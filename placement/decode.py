@@ -177,6 +177,13 @@ class FleetState:
         self.placements[i] = (w, n, idx, milli, new)
         self._repower(n, before)
 
+    def remove(self, i: int) -> None:
+        """Take placement ``i`` back; the last placement takes its index."""
+        last = len(self.placements) - 1
+        if i != last:
+            self.placements[i], self.placements[last] = self.placements[last], self.placements[i]
+        self.pop(1)
+
     def pop(self, count: int) -> None:
         """Undo the last ``count`` additions."""
         for _ in range(count):

@@ -408,6 +408,100 @@ def raise_levels(st: FleetState) -> int:
     return steps
 
 
+def _rules_hold(st: FleetState, wk: Workload, nodes: list[int]) -> bool:
+    """Spread and site survival of a workload whose replicas are on ``nodes``."""
+    p = st.p
+    spread = wk.spread
+    if (
+        spread is not None
+        and len({spread_entity(p.nodes[n], spread.level) for n in nodes}) < spread.min_distinct
+    ):
+        return False
+    if wk.survivors_required > 0:
+        per_site = Counter(p.nodes[n].site.name for n in nodes)
+        if len(nodes) - max(per_site.values()) < wk.survivors_required:
+            return False
+    return True
+
+
+def relocate(st: FleetState, deadline: float | None = None) -> int:
+    """Move whole-GPU replicas that run below their top level to nodes where they run higher.
+
+    Where a rack's watts ran out, a replica took a low level (or a higher tier's replica the
+    lowest); a rack elsewhere may have free GPUs and watts to spare. The most work lost
+    first; a move must keep the workload's spread and site survival and go to a node its
+    filter allows (its own groups); the watts it leaves go to others afterwards
+    (``raise_levels``). Returns the replicas moved.
+    """
+    p = st.p
+    wl = p.problem.workloads
+    todo: list[tuple[int, int, int, tuple[int, ...]]] = []
+    for w, n, idx, milli, cap in st.placements:
+        wk = wl[w]
+        if milli != FULL_MILLI or wk.is_fractional or wk.pinned:
+            continue
+        levels = p.nodes[n].gpu.power_levels
+        pct = next(lv.relative_throughput_pct for lv in levels if lv.power_cap_w == cap)
+        lost = wk.priority * wk.work_milli * (levels[-1].relative_throughput_pct - pct)
+        if lost > 0:
+            todo.append((-lost, w, n, idx))
+    todo.sort()
+    pos = {(w, n, idx): i for i, (w, n, idx, _m, _c) in enumerate(st.placements)}
+    nodes_of: dict[int, list[int]] = {}
+    for w, n, *_ in st.placements:
+        nodes_of.setdefault(w, []).append(n)
+    moved = 0
+    for k, (_lost, w, n, idx) in enumerate(todo):
+        if deadline is not None and k % _CHECK_EVERY == 0 and time.monotonic() > deadline:
+            break
+        wk = wl[w]
+        i = pos[(w, n, idx)]
+        cap = st.placements[i][4]
+        pct = next(lv.relative_throughput_pct for lv in p.nodes[n].gpu.power_levels if lv.power_cap_w == cap)
+        target: Fit | None = None
+        for o in p.options[w]:
+            for f in o.fits:
+                g = f.group
+                if st.group_free[g] < wk.gpus:
+                    continue
+                rep = p.groups[g].rep
+                better = tuple(
+                    lv for lv in f.levels if rep.gpu.power_levels[lv].relative_throughput_pct > pct
+                )
+                if not better:
+                    continue
+                least = wk.gpus * (rep.gpu.power_levels[better[0]].power_cap_w - rep.gpu.idle_power_w)
+                if st.headroom_w(p.groups[g].nodes[0]) < least:
+                    continue
+                for m in p.groups[g].nodes:
+                    if m == n or st.node_free[m] < wk.gpus:
+                        continue
+                    got = st.fit_at(w, m, better, 0)
+                    if got is None:
+                        continue
+                    nodes = list(nodes_of[w])
+                    nodes[nodes.index(n)] = m
+                    if _rules_hold(st, wk, nodes):
+                        target = got
+                        nodes_of[w] = nodes
+                        break
+                if target is not None:
+                    break
+            if target is not None:
+                break
+        if target is None:
+            continue
+        last = st.placements[-1]
+        st.remove(i)
+        if i < len(st.placements):
+            pos[(last[0], last[1], last[2])] = i
+        del pos[(w, n, idx)]
+        st.add(w, target)
+        pos[(w, target.node, target.gpu_indices)] = len(st.placements) - 1
+        moved += 1
+    return moved
+
+
 def fill(st: FleetState, deadline: float | None = None) -> int:
     """Add unplaced workloads to a finished plan (``st``), greedy order; returns how many were added.
 

@@ -48,7 +48,7 @@ from placement.domain import (
     StopReason,
 )
 from placement.errors import InputError, PlanRejected
-from placement.greedy import fill, greedy
+from placement.greedy import fill, greedy, raise_levels, relocate
 from placement.model import Container, build
 from placement.model.ir import Direction, Objective
 from placement.model.registry import TIERS
@@ -383,13 +383,20 @@ def _best_heuristic(
         return plan, placements
     portfolio.plans.remove(best)
     chosen = best.placements
-    # fill what the heuristic left: about a greedy pass over the unplaced workloads
+    # fill what the heuristic left: about a greedy pass over the unplaced workloads; then move
+    # replicas capped for want of watts to where they run higher, and spend the watts they leave
     fill_until = run.deadline - run.reserve - 1.5 * run.assemble_s
     if fill_until > time.monotonic():
         st = FleetState.from_placements(prepared, chosen)
         added = fill(st, fill_until)
-        if added:
-            log.info("filled %d more workloads into the %s plan", added, best.method)
+        moved = relocate(st, fill_until)
+        if moved:
+            raise_levels(st)
+            added += fill(st, fill_until)
+        if added or moved:
+            log.info(
+                "filled %d more workloads into the %s plan, moved %d replicas up", added, best.method, moved
+            )
             chosen = st.to_placements()
     got, bad = _plan(prepared, chosen, base, _explain_until(run, final=True))
     if bad:

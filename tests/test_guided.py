@@ -10,14 +10,14 @@ from placement.bound import GroupLP, Prices, Residual, group_lp
 from placement.budgets import compute_budgets
 from placement.candidates import filter_candidates
 from placement.decode import Fit, FleetState
-from placement.domain import Plan, Problem, ReplicaPlacement, SolveInfo, SolveStatus
+from placement.domain import Plan, Problem, ReplicaPlacement, SolveInfo, SolveStatus, Spread, SpreadLevel
 from placement.explain import unplaced_reasons
 from placement.generator import generate
-from placement.greedy import greedy, placed_work, raise_levels
+from placement.greedy import greedy, placed_work, raise_levels, relocate
 from placement.guided import _Budgets, _Priced, guided
 from placement.objective import evaluate
 from placement.verify import verify
-from tests.test_bound import ONE_GPU, one_node, two_sites
+from tests.test_bound import CAPPED, FULL, ONE_GPU, one_node, two_sites
 
 
 def verified(problem: Problem, placements: tuple[ReplicaPlacement, ...]) -> list[object]:
@@ -194,3 +194,48 @@ def test_the_last_tier_is_placed_by_a_re_solved_lp() -> None:
     lowest = {i for i, w in enumerate(problem.workloads) if w.priority == tiers[0]}
     assert asked[0].workloads <= lowest and asked[0].workloads
     assert verified(problem, plan) == []
+
+
+def two_domains(tight_w: int, spread: Spread | None = None, replicas: int = 1) -> Problem:
+    """One site, rack pd-1 at tight_w with node n1 (one GPU), rack pd-2 ample with node n2 (two GPUs)."""
+    base = one_node(tight_w, replace(ONE_GPU, max_replicas=replicas, min_replicas=replicas, spread=spread))
+    n1 = replace(base.fleet.nodes[0], name="n1", power_domain="pd-1")
+    n2 = replace(n1, name="n2", power_domain="pd-2", gpu_count=2)
+    domains = (
+        replace(base.fleet.power_domains[0], name="pd-1"),
+        replace(base.fleet.power_domains[0], name="pd-2", capacity_kw=10.0),
+    )
+    return replace(base, fleet=replace(base.fleet, nodes=(n1, n2), power_domains=domains))
+
+
+def test_relocate_moves_a_capped_replica_to_a_rack_with_watts() -> None:
+    """n1's rack holds 350 W: the replica runs at 250 W there (100 + 50 + 200); on n2 it runs at 400 W."""
+    problem = two_domains(350)
+    prepared = filter_candidates(problem)
+    st = FleetState(prepared)
+    st.add(0, Fit(prepared.node_index["n1"], 0, (0,), 0))
+    assert placed_work(st) == CAPPED
+    assert relocate(st) == 1
+    (p,) = st.to_placements()
+    assert (p.node, p.power_cap_w) == ("n2", 400)
+    assert placed_work(st) == FULL
+    assert st.domain_w[("s", "pd-1")] == 0
+    assert verified(problem, st.to_placements()) == []
+
+
+@pytest.mark.parametrize(
+    ("spread", "moved"), [(None, 1), (Spread(level=SpreadLevel.NODE, min_distinct=2), 0)]
+)
+def test_relocate_keeps_a_node_spread(spread: Spread | None, moved: int) -> None:
+    """Two replicas, one capped on n1, one on n2 (a GPU free there): spread over two nodes,
+    the capped one may not join the other; without the spread it does."""
+    problem = two_domains(350, spread, replicas=2)
+    prepared = filter_candidates(problem)
+    st = FleetState(prepared)
+    n1, n2 = prepared.node_index["n1"], prepared.node_index["n2"]
+    st.add(0, Fit(n1, 0, (0,), 0))
+    st.add(0, Fit(n2, 1, (0,), 0))
+    assert relocate(st) == moved
+    where = sorted((p.node, p.power_cap_w) for p in st.to_placements())
+    assert where == ([("n2", 400), ("n2", 400)] if moved else [("n1", 250), ("n2", 400)])
+    assert verified(problem, st.to_placements()) == []
