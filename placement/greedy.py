@@ -502,6 +502,120 @@ def relocate(st: FleetState, deadline: float | None = None) -> int:
     return moved
 
 
+def swap_tiers(st: FleetState, deadline: float | None = None, scan: int = 200) -> int:
+    """Trade places between a higher tier's capped replica and a lower tier's replica at a higher level.
+
+    Two whole-GPU replicas of as many GPUs of one GPU type swap workloads: each GPU keeps
+    its cap, so every node, rack and site draws what it drew, and the plan earns
+    (priority difference) x (throughput difference) x work more. Only where each workload
+    may run on the other's node at that cap (its own groups and levels), the nodes' host
+    resources hold and both workloads keep their spread and site survival; the most lost
+    work first, each replica in one swap at most, up to ``scan`` partners looked at for
+    each. Returns the swaps made.
+    """
+    p = st.p
+    wl = p.problem.workloads
+    allowed: dict[int, dict[int, tuple[int, ...]]] = {}  # workload -> group -> levels
+
+    def levels_of(w: int) -> dict[int, tuple[int, ...]]:
+        got = allowed.get(w)
+        if got is None:
+            got = allowed[w] = {f.group: f.levels for o in p.options.get(w, ()) for f in o.fits}
+        return got
+
+    def level_of(n: int, cap: int) -> int:
+        return next(k for k, lv in enumerate(p.nodes[n].gpu.power_levels) if lv.power_cap_w == cap)
+
+    rows: list[tuple[int, int, int, int, int, int]] = []  # pct, priority, w, n, level, index
+    for i, (w, n, _idx, milli, cap) in enumerate(st.placements):
+        wk = wl[w]
+        if milli == FULL_MILLI and not wk.is_fractional and not wk.pinned:
+            li = level_of(n, cap)
+            rows.append((p.nodes[n].gpu.power_levels[li].relative_throughput_pct, wk.priority, w, n, li, i))
+    partners: dict[tuple[str, int], list[tuple[int, int, int, int, int, int]]] = {}
+    for r in rows:
+        partners.setdefault((p.nodes[r[3]].gpu.name, wl[r[2]].gpus), []).append(r)
+    for lst in partners.values():
+        lst.sort(key=lambda r: (-r[0], r[1]))  # the highest level, the lowest tier first
+    todo = sorted(rows, key=lambda r: -(r[1] * wl[r[2]].work_milli * (100 - r[0])))
+    nodes_of: dict[int, list[int]] = {}
+    for w, n, *_ in st.placements:
+        nodes_of.setdefault(w, []).append(n)
+    used: set[int] = set()
+    swaps: list[tuple[int, int]] = []
+    host: dict[int, tuple[int, int]] = {}  # node -> (CPU, memory) the swaps so far added
+    for k, (pct, prio, w, n, li, i) in enumerate(todo):
+        if deadline is not None and k % _CHECK_EVERY == 0 and time.monotonic() > deadline:
+            break
+        if i in used:
+            continue
+        wk = wl[w]
+        looked = 0
+        for pct2, prio2, w2, n2, li2, i2 in partners[(p.nodes[n].gpu.name, wk.gpus)]:
+            if pct2 <= pct or looked >= scan:
+                break
+            if prio2 >= prio or i2 in used or w2 == w:
+                continue
+            looked += 1
+            if li2 not in levels_of(w).get(st.group_of[n2], ()) or li not in levels_of(w2).get(
+                st.group_of[n], ()
+            ):
+                continue
+            wk2 = wl[w2]
+            if n != n2 and not (_host_swap_ok(st, n, wk, wk2, host) and _host_swap_ok(st, n2, wk2, wk, host)):
+                continue
+            mine, theirs = list(nodes_of[w]), list(nodes_of[w2])
+            mine[mine.index(n)] = n2
+            theirs[theirs.index(n2)] = n
+            if not (_rules_hold(st, wk, mine) and _rules_hold(st, wk2, theirs)):
+                continue
+            nodes_of[w], nodes_of[w2] = mine, theirs
+            if n != n2:
+                for node, out, into in ((n, wk, wk2), (n2, wk2, wk)):
+                    cpu, mem = host.get(node, (0, 0))
+                    host[node] = (
+                        cpu + into.cpu_milli - out.cpu_milli,
+                        mem + into.host_memory_mib - out.host_memory_mib,
+                    )
+            used.update((i, i2))
+            swaps.append((i, i2))
+            break
+    if swaps:
+        old = list(st.placements)
+        for i, i2 in swaps:
+            w, n, idx, milli, cap = old[i]
+            w2, n2, idx2, milli2, cap2 = old[i2]
+            old[i] = (w2, n, idx, milli, cap)
+            old[i2] = (w, n2, idx2, milli2, cap2)
+        _rebuild(st, old)
+    return len(swaps)
+
+
+def _host_swap_ok(
+    st: FleetState, n: int, leaving: Workload, coming: Workload, added: dict[int, tuple[int, int]]
+) -> bool:
+    """Host CPU and memory of node ``n`` with ``coming`` in place of ``leaving`` (and ``added``)."""
+    node = st.p.nodes[n].node
+    cpu, mem = added.get(n, (0, 0))
+    if node.cpu_milli > 0 and st.cpu[n] + cpu - leaving.cpu_milli + coming.cpu_milli > node.cpu_milli:
+        return False
+    return not (
+        node.host_memory_mib > 0
+        and st.hmem[n] + mem - leaving.host_memory_mib + coming.host_memory_mib > node.host_memory_mib
+    )
+
+
+def _rebuild(st: FleetState, rows: list[tuple[int, int, tuple[int, ...], int, int]]) -> None:
+    """Replace every placement of ``st`` with ``rows`` (same GPUs and caps, other workloads)."""
+    st.pop(len(st.placements))
+    for w, n, idx, _milli, cap in rows:
+        levels = st.p.nodes[n].gpu.power_levels
+        if st.p.problem.workloads[w].is_fractional:
+            st.add(w, Fit(n, -1, idx, 0))
+        else:
+            st.add(w, Fit(n, next(k for k, lv in enumerate(levels) if lv.power_cap_w == cap), idx, 0))
+
+
 def fill(st: FleetState, deadline: float | None = None) -> int:
     """Add unplaced workloads to a finished plan (``st``), greedy order; returns how many were added.
 

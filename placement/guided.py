@@ -43,6 +43,11 @@ last tier no longer helps on average. Tried and not kept: every workload by the 
 no budgets (L 3.50%); a failure's replicas at the top level first (no change); the
 re-solve's own prices for the last tier, and the re-solve counting free GPUs per node (both
 within 0.1% either way).
+
+Last, ``greedy.swap_tiers``: a higher tier's replica capped low and a lower tier's replica
+of as many GPUs of the same type at a higher level trade places (each GPU keeps its cap, so
+no rack draws more). L seeds 0/1 1.54 -> 1.47%, 1.47 -> 1.40%; M 1.52 -> 1.40%, 1.60 ->
+1.49%, 1.73 -> 1.57% (0.02-0.3 s).
 """
 
 from __future__ import annotations
@@ -59,12 +64,21 @@ from placement.candidates import CellOption, Prepared
 from placement.decode import FleetState
 from placement.domain import NodeState, Workload
 from placement.energy import allowed_levels
-from placement.greedy import _Dead, order_key, place_pinned, place_workload, placed_work, raise_levels
+from placement.greedy import (
+    _Dead,
+    order_key,
+    place_pinned,
+    place_workload,
+    placed_work,
+    raise_levels,
+    swap_tiers,
+)
 
 log = logging.getLogger(__name__)
 
 ROUND_UP = 0.3  # a replica may use a budget holding at least this share of its thousandths
 _CHECK_EVERY = 32
+SWAP_PASSES = 3  # swap_tiers until it finds none (measured: 2-3 passes find them all)
 
 
 class _Budgets:
@@ -171,8 +185,9 @@ def guided(
     else first fit. ``resolve``, when given,
     re-solves the LP over what is left (``bound.Residual``) before the last tier, whose
     budgets the earlier tiers' differences from the LP have made stale. Then the levels go up
-    wherever watts are left (``greedy.raise_levels``) and, with ``squeeze``, the lowest tier
-    is squeezed (``_squeezed``).
+    wherever watts are left (``greedy.raise_levels``), with ``squeeze`` the lowest tier
+    is squeezed (``_squeezed``), and capped replicas of higher tiers trade places with lower
+    tiers' replicas at higher levels (``greedy.swap_tiers``).
     """
     t0 = time.monotonic()
     wl = prepared.problem.workloads
@@ -241,7 +256,15 @@ def guided(
     )
     past = (deadline is not None and time.monotonic() > deadline) or (stop is not None and stop.is_set())
     if squeeze and tiers and not past:  # (late() looks at the clock only every _CHECK_EVERY calls)
-        return _squeezed(st, wl[tiers[-1][0]].priority)
+        st = _squeezed(st, wl[tiers[-1][0]].priority)
+    swaps = 0
+    for _ in range(SWAP_PASSES):
+        got = swap_tiers(st, deadline)
+        swaps += got
+        if not got:
+            break
+    if swaps:
+        log.info("guided: %d swaps of a capped replica and a lower tier's replica at a higher level", swaps)
     return st
 
 

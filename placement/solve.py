@@ -48,7 +48,7 @@ from placement.domain import (
     StopReason,
 )
 from placement.errors import InputError, PlanRejected
-from placement.greedy import fill, greedy, raise_levels, relocate
+from placement.greedy import fill, greedy, raise_levels, relocate, swap_tiers
 from placement.model import Container, build
 from placement.model.ir import Direction, Objective
 from placement.model.registry import TIERS
@@ -393,6 +393,7 @@ def _best_heuristic(
         if moved:
             raise_levels(st)
             added += fill(st, fill_until)
+        moved += swap_tiers(st, fill_until)
         if added or moved:
             log.info(
                 "filled %d more workloads into the %s plan, moved %d replicas up", added, best.method, moved

@@ -13,7 +13,7 @@ from placement.decode import Fit, FleetState
 from placement.domain import Plan, Problem, ReplicaPlacement, SolveInfo, SolveStatus, Spread, SpreadLevel
 from placement.explain import unplaced_reasons
 from placement.generator import generate
-from placement.greedy import greedy, placed_work, raise_levels, relocate
+from placement.greedy import greedy, placed_work, raise_levels, relocate, swap_tiers
 from placement.guided import _Budgets, _Priced, guided
 from placement.objective import evaluate
 from placement.verify import verify
@@ -238,4 +238,30 @@ def test_relocate_keeps_a_node_spread(spread: Spread | None, moved: int) -> None
     assert relocate(st) == moved
     where = sorted((p.node, p.power_cap_w) for p in st.to_placements())
     assert where == ([("n2", 400), ("n2", 400)] if moved else [("n1", 250), ("n2", 400)])
+    assert verified(problem, st.to_placements()) == []
+
+
+@pytest.mark.parametrize(("floor_pct", "swapped"), [(0, True), (90, False)])
+def test_swap_tiers_gives_the_higher_tier_the_higher_cap(floor_pct: int, swapped: bool) -> None:
+    """One 2-GPU node: priority 2 capped at 250 W on GPU 0, priority 1 at 400 W on GPU 1. Swapped,
+    each GPU keeps its cap (same draw) and the plan earns (2 - 1) x (100 - 80) x 1,000 more;
+    not where the lower tier may not run at 250 W (a floor of 90% of 400 W)."""
+    high = replace(ONE_GPU, name="high", priority=2)
+    low = replace(ONE_GPU, name="low", priority=1, min_power_cap_pct=floor_pct)
+    base = one_node(600 + 150, high, gpu_count=2)
+    problem = replace(base, workloads=(high, low))
+    prepared = filter_candidates(problem)
+    st = FleetState(prepared)
+    st.add(0, Fit(0, 0, (0,), 0))
+    st.add(1, Fit(0, 1, (1,), 0))
+    before, draw = placed_work(st), dict(st.domain_w)
+    assert swap_tiers(st) == (1 if swapped else 0)
+    caps = {p.workload: (p.gpu_indices, p.power_cap_w) for p in st.to_placements()}
+    if swapped:
+        assert caps == {"high": ((1,), 400), "low": ((0,), 250)}
+        assert placed_work(st) == before + (2 - 1) * (100 - 80) * 1000
+    else:
+        assert caps == {"high": ((0,), 250), "low": ((1,), 400)}
+        assert placed_work(st) == before
+    assert dict(st.domain_w) == draw
     assert verified(problem, st.to_placements()) == []
