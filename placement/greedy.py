@@ -505,8 +505,8 @@ def relocate(st: FleetState, deadline: float | None = None) -> int:
 def swap_tiers(st: FleetState, deadline: float | None = None, scan: int = 200) -> int:
     """Trade places between a higher tier's capped replica and a lower tier's replica at a higher level.
 
-    Two whole-GPU replicas of as many GPUs of one GPU type swap workloads: each GPU keeps
-    its cap, so every node, rack and site draws what it drew, and the plan earns
+    Two whole-GPU replicas of as many GPUs (of one GPU type or two) swap workloads: each GPU
+    keeps its cap, so every node, rack and site draws what it drew, and the plan earns
     (priority difference) x (throughput difference) x work more. Only where each workload
     may run on the other's node at that cap (its own groups and levels), the nodes' host
     resources hold and both workloads keep their spread and site survival; the most lost
@@ -532,9 +532,9 @@ def swap_tiers(st: FleetState, deadline: float | None = None, scan: int = 200) -
         if milli == FULL_MILLI and not wk.is_fractional and not wk.pinned:
             li = level_of(n, cap)
             rows.append((p.nodes[n].gpu.power_levels[li].relative_throughput_pct, wk.priority, w, n, li, i))
-    partners: dict[tuple[str, int], list[tuple[int, int, int, int, int, int]]] = {}
+    partners: dict[int, list[tuple[int, int, int, int, int, int]]] = {}  # by GPUs a replica
     for r in rows:
-        partners.setdefault((p.nodes[r[3]].gpu.name, wl[r[2]].gpus), []).append(r)
+        partners.setdefault(wl[r[2]].gpus, []).append(r)
     for lst in partners.values():
         lst.sort(key=lambda r: (-r[0], r[1]))  # the highest level, the lowest tier first
     todo = sorted(rows, key=lambda r: -(r[1] * wl[r[2]].work_milli * (100 - r[0])))
@@ -551,7 +551,7 @@ def swap_tiers(st: FleetState, deadline: float | None = None, scan: int = 200) -
             continue
         wk = wl[w]
         looked = 0
-        for pct2, prio2, w2, n2, li2, i2 in partners[(p.nodes[n].gpu.name, wk.gpus)]:
+        for pct2, prio2, w2, n2, li2, i2 in partners[wk.gpus]:
             if pct2 <= pct or looked >= scan:
                 break
             if prio2 >= prio or i2 in used or w2 == w:
