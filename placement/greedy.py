@@ -535,7 +535,10 @@ def swap_tiers(st: FleetState, deadline: float | None = None, scan: int = 200) -
     partners: dict[int, list[tuple[int, int, int, int, int, int]]] = {}  # by GPUs a replica
     for r in rows:
         partners.setdefault(wl[r[2]].gpus, []).append(r)
-    for lst in partners.values():
+    near: dict[tuple[int, str], list[tuple[int, int, int, int, int, int]]] = {}  # by GPUs and site
+    for r in rows:
+        near.setdefault((wl[r[2]].gpus, p.nodes[r[3]].site.name), []).append(r)
+    for lst in (*partners.values(), *near.values()):
         lst.sort(key=lambda r: (-r[0], r[1]))  # the highest level, the lowest tier first
     todo = sorted(rows, key=lambda r: -(r[1] * wl[r[2]].work_milli * (100 - r[0])))
     nodes_of: dict[int, list[int]] = {}
@@ -549,9 +552,38 @@ def swap_tiers(st: FleetState, deadline: float | None = None, scan: int = 200) -
             break
         if i in used:
             continue
-        wk = wl[w]
+        gpus = wl[w].gpus
+        pools = (near[(gpus, p.nodes[n].site.name)], partners[gpus])
+        _swap_one(st, pools, (pct, prio, w, n, li, i), scan, levels_of, nodes_of, used, host, swaps)
+    if swaps:
+        old = list(st.placements)
+        for i, i2 in swaps:
+            w, n, idx, milli, cap = old[i]
+            w2, n2, idx2, milli2, cap2 = old[i2]
+            old[i] = (w2, n, idx, milli, cap)
+            old[i2] = (w, n2, idx2, milli2, cap2)
+        _rebuild(st, old)
+    return len(swaps)
+
+
+def _swap_one(
+    st: FleetState,
+    pools: tuple[list[tuple[int, int, int, int, int, int]], ...],
+    row: tuple[int, int, int, int, int, int],
+    scan: int,
+    levels_of: Callable[[int], dict[int, tuple[int, ...]]],
+    nodes_of: dict[int, list[int]],
+    used: set[int],
+    host: dict[int, tuple[int, int]],
+    swaps: list[tuple[int, int]],
+) -> bool:
+    """The first partner of ``row`` in ``pools`` (the same site's first), recorded in ``swaps``."""
+    wl = st.p.problem.workloads
+    pct, prio, w, n, li, i = row
+    wk = wl[w]
+    for pool in pools:
         looked = 0
-        for pct2, prio2, w2, n2, li2, i2 in partners[wk.gpus]:
+        for pct2, prio2, w2, n2, li2, i2 in pool:
             if pct2 <= pct or looked >= scan:
                 break
             if prio2 >= prio or i2 in used or w2 == w:
@@ -579,16 +611,8 @@ def swap_tiers(st: FleetState, deadline: float | None = None, scan: int = 200) -
                     )
             used.update((i, i2))
             swaps.append((i, i2))
-            break
-    if swaps:
-        old = list(st.placements)
-        for i, i2 in swaps:
-            w, n, idx, milli, cap = old[i]
-            w2, n2, idx2, milli2, cap2 = old[i2]
-            old[i] = (w2, n, idx, milli, cap)
-            old[i2] = (w, n2, idx2, milli2, cap2)
-        _rebuild(st, old)
-    return len(swaps)
+            return True
+    return False
 
 
 def _host_swap_ok(
