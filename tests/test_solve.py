@@ -267,6 +267,12 @@ def test_portfolio_sends_the_heuristics_and_a_bound_and_is_killed_on_close() -> 
     guided = [c.objective.placed_work for c in port.plans if c.method == "lp_guided"]
     assert guided == sorted(set(guided))  # a variant is sent only when it is better
     assert port.bound is not None
+    # the tightest bound sent is the LP child's integer bound (here no tighter than the LP's)
+    from placement.bound import group_lp, integer_bound
+
+    lp = group_lp(p, solution=True)
+    assert lp is not None
+    assert port.bound == integer_bound(lp) <= lp.bound
     plan = solve(replace(p, options=replace(p.options, time_limit_s=5)))
     assert plan.info.bound is not None and plan.info.bound >= plan.objective.placed_work
     assert plan.objective.placed_work >= max(c.objective.placed_work for c in port.plans)
@@ -274,6 +280,25 @@ def test_portfolio_sends_the_heuristics_and_a_bound_and_is_killed_on_close() -> 
     slow = Portfolio(generate(40000, 1))  # its heuristics take far longer than this test
     slow.close()
     assert slow.done and not slow.plans
+
+
+def test_portfolio_bound_is_the_integer_bound_where_racks_bind() -> None:
+    """Profile S seed 0: 16 racks whose power binds; the integer bound is 0.4% below the LP's."""
+    import time
+
+    from placement.bound import group_lp, integer_bound
+    from placement.generator import profile
+    from placement.portfolio import Portfolio
+
+    p = profile("S", 0)
+    port = Portfolio(p)
+    try:
+        port.poll(time.monotonic() + 120)
+        lp = group_lp(p, solution=True)
+        assert lp is not None
+        assert port.bound == integer_bound(lp) < lp.bound
+    finally:
+        port.close()
 
 
 def test_fill_adds_left_out_workloads_to_a_plan_and_keeps_it_valid() -> None:
