@@ -45,7 +45,7 @@ re-solve's own prices for the last tier, and the re-solve counting free GPUs per
 within 0.1% either way).
 
 Last, ``greedy.swap_tiers``: a higher tier's replica capped low and a lower tier's replica
-of as many GPUs of the same type at a higher level trade places (each GPU keeps its cap, so
+of as many GPUs (of any type) at a higher level trade places (each GPU keeps its cap, so
 no rack draws more). L seeds 0/1 1.54 -> 1.47%, 1.47 -> 1.40%; M 1.52 -> 1.40%, 1.60 ->
 1.49%, 1.73 -> 1.57% (0.02-0.3 s).
 """
