@@ -409,23 +409,11 @@ def integer_bound(got: GroupLP, deadline: float | None = None) -> float | None:
     for r, gi in d_rows.pack_rows:
         row_dom[r] = (keys[gi][0], keys[gi][1])
     reduced = array("d", lp.obj)  # value less the priced rows' duals
-    const = 0.0
-    for r in range(len(lp.lb)):
-        pi = max(0.0, duals[r])
-        if r in row_dom or not lp.cols[r] or pi == 0.0:
-            continue
-        const += pi * lp.ub[r]
-        for c, a in zip(lp.cols[r], lp.coefs[r], strict=True):
-            reduced[c] -= pi * a
+    const = sum(_price_row(lp, r, duals[r], reduced) for r in range(len(lp.lb)) if r not in row_dom)
     rest = array("d", reduced)  # less the domain rows' duals too: the domain LP's reduced costs
     cert: dict[tuple[str, str], float] = defaultdict(float)
     for r, d in row_dom.items():
-        sigma = max(0.0, duals[r])
-        if sigma == 0.0 or not lp.cols[r]:
-            continue
-        cert[d] += sigma * lp.ub[r]
-        for c, a in zip(lp.cols[r], lp.coefs[r], strict=True):
-            rest[c] -= sigma * a
+        cert[d] += _price_row(lp, r, duals[r], rest)
     by_dom: dict[tuple[str, str], list[int]] = defaultdict(list)
     for x, v in enumerate(reduced):
         if v > _EPS:
@@ -455,6 +443,17 @@ def integer_bound(got: GroupLP, deadline: float | None = None) -> float | None:
         solved += 1
     log.info("integer bound: %d of %d power domains solved as integer programs", solved, len(by_dom))
     return min(got.bound, math.floor(total * (1 + 1e-6) + 1.0))
+
+
+def _price_row(lp: _Builder, r: int, dual: float, values: array[float]) -> float:
+    """Take row ``r`` at price ``max(0, dual)`` out of the columns' ``values``; returns price x
+    right-hand side (0 for a row without coefficients)."""
+    pi = max(0.0, dual)
+    if pi == 0.0 or not lp.cols[r]:
+        return 0.0
+    for c, a in zip(lp.cols[r], lp.coefs[r], strict=True):
+        values[c] -= pi * a
+    return pi * lp.ub[r]
 
 
 def _domain_mip(

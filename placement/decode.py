@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from placement.candidates import Candidate, Prepared, capacity_mib, demand_mib, spread_entity
-from placement.domain import ReplicaPlacement
+from placement.domain import GpuType, ReplicaPlacement
 from placement.model.container import Container, Counts
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,14 @@ class _Shared:
     milli: int = 0
     mem_mib: int = 0
     tenants: Counter[int] = field(default_factory=Counter)
+
+
+def level_at(gpu: GpuType, cap_w: int) -> int:
+    """The index of ``gpu``'s power level whose cap is ``cap_w`` (ValueError where none is)."""
+    for i, lv in enumerate(gpu.power_levels):
+        if lv.power_cap_w == cap_w:
+            return i
+    raise ValueError(f"{gpu.name} has no power level of {cap_w} W")
 
 
 class FleetState:
@@ -168,6 +176,14 @@ class FleetState:
         self.replicas[n] += 1
         self._repower(n, before)
 
+    def add_at(self, w: int, n: int, gpu_indices: tuple[int, ...], cap_w: int) -> None:
+        """Add a replica of ``w`` on node ``n``'s GPUs ``gpu_indices`` at cap ``cap_w`` as given
+        (a shared GPU for a fractional workload); the caller has checked that it fits."""
+        if self.p.problem.workloads[w].is_fractional:
+            self.add(w, Fit(n, -1, gpu_indices, 0))
+        else:
+            self.add(w, Fit(n, level_at(self.p.nodes[n].gpu, cap_w), gpu_indices, 0))
+
     def set_level(self, i: int, level: int) -> None:
         """Put whole-GPU placement ``i`` at power level ``level`` (the caller checks the headroom)."""
         w, n, idx, milli, cap = self.placements[i]
@@ -236,13 +252,7 @@ class FleetState:
         st = cls(prepared)
         wi = {w.name: i for i, w in enumerate(prepared.problem.workloads)}
         for pl in placements:
-            w, n = wi[pl.workload], prepared.node_index[pl.node]
-            gpu = prepared.nodes[n].gpu
-            if prepared.problem.workloads[w].is_fractional:
-                st.add(w, Fit(n, -1, pl.gpu_indices, 0))
-            else:
-                li = next(i for i, lv in enumerate(gpu.power_levels) if lv.power_cap_w == pl.power_cap_w)
-                st.add(w, Fit(n, li, pl.gpu_indices, 0))
+            st.add_at(wi[pl.workload], prepared.node_index[pl.node], pl.gpu_indices, pl.power_cap_w)
         return st
 
 

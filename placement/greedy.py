@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from placement.candidates import CellOption, GroupFit, Prepared, demand_mib, spread_entity
-from placement.decode import FULL_MILLI, Fit, FleetState
+from placement.decode import FULL_MILLI, Fit, FleetState, level_at
 from placement.domain import SpreadLevel, Workload
 from placement.energy import replica_work
 
@@ -107,7 +107,7 @@ def placed_work(st: FleetState) -> int:
         if wl[w].is_fractional or milli != FULL_MILLI:
             pct = levels[-1].relative_throughput_pct if levels else 0
         else:
-            pct = next(lv.relative_throughput_pct for lv in levels if lv.power_cap_w == cap)
+            pct = levels[level_at(p.nodes[n].gpu, cap)].relative_throughput_pct
         total += replica_work(wl[w], pct)
     return total
 
@@ -386,7 +386,7 @@ def raise_levels(st: FleetState) -> int:
         if milli != FULL_MILLI or wk.is_fractional:
             return
         levels = p.nodes[n].gpu.power_levels
-        cur = next(k for k, lv in enumerate(levels) if lv.power_cap_w == cap)
+        cur = level_at(p.nodes[n].gpu, cap)
         # the allowed levels are those from the workload's floor up: the next one is allowed too
         if cur + 1 >= len(levels):
             return
@@ -435,29 +435,27 @@ def relocate(st: FleetState, deadline: float | None = None) -> int:
     """
     p = st.p
     wl = p.problem.workloads
-    todo: list[tuple[int, int, int, tuple[int, ...]]] = []
+    todo: list[tuple[int, int, int, int, tuple[int, ...]]] = []  # -lost, throughput, w, n, GPUs
     for w, n, idx, milli, cap in st.placements:
         wk = wl[w]
         if milli != FULL_MILLI or wk.is_fractional or wk.pinned:
             continue
         levels = p.nodes[n].gpu.power_levels
-        pct = next(lv.relative_throughput_pct for lv in levels if lv.power_cap_w == cap)
+        pct = levels[level_at(p.nodes[n].gpu, cap)].relative_throughput_pct
         lost = wk.priority * wk.work_milli * (levels[-1].relative_throughput_pct - pct)
         if lost > 0:
-            todo.append((-lost, w, n, idx))
+            todo.append((-lost, pct, w, n, idx))
     todo.sort()
     pos = {(w, n, idx): i for i, (w, n, idx, _m, _c) in enumerate(st.placements)}
     nodes_of: dict[int, list[int]] = {}
     for w, n, *_ in st.placements:
         nodes_of.setdefault(w, []).append(n)
     moved = 0
-    for k, (_lost, w, n, idx) in enumerate(todo):
+    for k, (_lost, pct, w, n, idx) in enumerate(todo):
         if deadline is not None and k % _CHECK_EVERY == 0 and time.monotonic() > deadline:
             break
         wk = wl[w]
         i = pos[(w, n, idx)]
-        cap = st.placements[i][4]
-        pct = next(lv.relative_throughput_pct for lv in p.nodes[n].gpu.power_levels if lv.power_cap_w == cap)
         target: Fit | None = None
         for o in p.options[w]:
             for f in o.fits:
@@ -523,14 +521,11 @@ def swap_tiers(st: FleetState, deadline: float | None = None, scan: int = 200) -
             got = allowed[w] = {f.group: f.levels for o in p.options.get(w, ()) for f in o.fits}
         return got
 
-    def level_of(n: int, cap: int) -> int:
-        return next(k for k, lv in enumerate(p.nodes[n].gpu.power_levels) if lv.power_cap_w == cap)
-
     rows: list[tuple[int, int, int, int, int, int]] = []  # pct, priority, w, n, level, index
     for i, (w, n, _idx, milli, cap) in enumerate(st.placements):
         wk = wl[w]
         if milli == FULL_MILLI and not wk.is_fractional and not wk.pinned:
-            li = level_of(n, cap)
+            li = level_at(p.nodes[n].gpu, cap)
             rows.append((p.nodes[n].gpu.power_levels[li].relative_throughput_pct, wk.priority, w, n, li, i))
     partners: dict[int, list[tuple[int, int, int, int, int, int]]] = {}  # by GPUs a replica
     for r in rows:
@@ -633,11 +628,7 @@ def _rebuild(st: FleetState, rows: list[tuple[int, int, tuple[int, ...], int, in
     """Replace every placement of ``st`` with ``rows`` (same GPUs and caps, other workloads)."""
     st.pop(len(st.placements))
     for w, n, idx, _milli, cap in rows:
-        levels = st.p.nodes[n].gpu.power_levels
-        if st.p.problem.workloads[w].is_fractional:
-            st.add(w, Fit(n, -1, idx, 0))
-        else:
-            st.add(w, Fit(n, next(k for k, lv in enumerate(levels) if lv.power_cap_w == cap), idx, 0))
+        st.add_at(w, n, idx, cap)
 
 
 def fill(st: FleetState, deadline: float | None = None) -> int:

@@ -35,11 +35,17 @@ GPU = GpuType(
 
 @pytest.mark.parametrize("seed", range(30))
 def test_never_below_the_brute_force_optimum(seed: int) -> None:
+    """The LP bound and the integer bound (between the optimum and the LP) alike."""
     problem = tiny_problem(seed)
     best = brute_force(problem).placed_work
     bound = group_lp_bound(problem)
     assert bound is not None
     assert bound >= best, (seed, bound, best)
+    lp = group_lp(problem)
+    assert lp is not None
+    tighter = integer_bound(lp)
+    assert tighter is not None
+    assert best <= tighter <= lp.bound, (seed, best, tighter, lp.bound)
 
 
 def one_node(domain_w: int, workload: Workload, gpu_count: int = 1) -> Problem:
@@ -240,17 +246,6 @@ def test_an_lp_over_the_column_cap_is_not_built(monkeypatch: pytest.MonkeyPatch)
     assert group_lp_bound(problem) is not None
     monkeypatch.setattr(bound_mod, "MAX_COLUMNS", 2)
     assert group_lp_bound(problem) is None
-
-
-@pytest.mark.parametrize("seed", range(30))
-def test_integer_bound_between_the_optimum_and_the_lp(seed: int) -> None:
-    problem = tiny_problem(seed)
-    best = brute_force(problem).placed_work
-    lp = group_lp(problem)
-    assert lp is not None
-    tighter = integer_bound(lp)
-    assert tighter is not None
-    assert best <= tighter <= lp.bound, (seed, best, tighter, lp.bound)
 
 
 def two_one_gpu_nodes(domain_w: int) -> Problem:
