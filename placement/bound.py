@@ -466,6 +466,7 @@ def _domain_mip(
     if solver is None:
         return None
     solver.SetTimeLimit(INTEGER_MS_PER_DOMAIN)
+    solver.SetSolverSpecificParametersAsString("output_flag=false")  # else a banner on stdout each solve
     inf = solver.infinity()
     obj = solver.Objective()
     obj.SetMaximization()

@@ -93,6 +93,7 @@ class Portfolio:
                 code = 0
                 try:
                     _die_with_parent(os.getppid())
+                    _quiet_stdout()
                     job(problem, w, with_heuristics, prepared)
                 except BaseException:
                     code = 1
@@ -171,6 +172,19 @@ def _die_with_parent(parent: int) -> None:
         return
     if os.getppid() != parent:  # the parent died before the request: nobody would kill us
         os._exit(1)
+
+
+def _quiet_stdout() -> None:
+    """The child shares the caller's stdout (a CLI's plan as JSON, say) and talks through its
+    pipe only: what a solver library prints there goes to /dev/null. (Python's own stdout
+    buffer is not flushed: it holds the parent's unwritten output, and the child leaves by
+    ``os._exit``, which drops it.)"""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+    except OSError:
+        return
 
 
 def _send(fd: int, msg: object) -> None:

@@ -115,6 +115,16 @@ def test_json_format_is_machine_readable(fleet_file: Path) -> None:
     assert {u["workload"] for u in doc["unplaced"]} == {"huge"}
 
 
+def test_json_stdout_stays_json_when_racks_bind() -> None:
+    """datasets/mixed has racks whose power binds: the portfolio's integer bound solves them
+    with HiGHS in a child process sharing stdout, which must stay the plan's JSON alone."""
+    r = run("plan", str(REPO / "datasets" / "mixed"), "--format", "json", "--quiet", "--time-limit", "5")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["placements"]
+    assert float(doc["info"]["bound"]) >= float(doc["objective"]["placedWork"])  # int64: a JSON string
+
+
 def test_yaml_folder_input(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
