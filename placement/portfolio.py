@@ -33,7 +33,9 @@ import select
 import signal
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from placement import greedy
 from placement.bound import GroupLP
@@ -60,16 +62,20 @@ GUIDED_VARIANTS = (
     (greedy.ORDERS[2], 0.5, True, False),
 )
 _HEADER = struct.Struct("!Q")
+POLISH_MIN_S = 2.0  # a plan is polished only with at least this long to go
+POLISH_MARGIN_S = 2.0  # the polishing child stops this long before the parent stops waiting
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One heuristic's plan with its (child-evaluated) objective."""
+    """One heuristic's plan with its (child-evaluated) objective; ``polished``: the plan went
+    through ``repack.polish`` already (in the portfolio's polishing child)."""
 
     method: str
     placements: tuple[ReplicaPlacement, ...]
     objective: ObjectiveTiers
     wall_s: float
+    polished: bool = False
 
 
 class Portfolio:
@@ -80,28 +86,64 @@ class Portfolio:
         self.plans: list[Candidate] = []
         self.bound: float | None = None
         self.done = False
+        self._problem = problem
+        self._prepared = prepared
         self._kids: dict[int, tuple[int, bytearray]] = {}  # fd -> (pid, unread bytes)
-        for job in (_heuristics_child, _lp_child):
-            try:
-                r, w = os.pipe()
-                pid = os.fork()
-            except (OSError, AttributeError) as err:
-                log.info("portfolio child not started: %s", err)
-                continue
-            if pid == 0:  # the child: never returns
-                os.close(r)
-                code = 0
-                try:
-                    _die_with_parent(os.getppid())
-                    _quiet_stdout()
-                    job(problem, w, with_heuristics, prepared)
-                except BaseException:
-                    code = 1
-                finally:
-                    os._exit(code)
-            os.close(w)
-            self._kids[r] = (pid, bytearray())
+        self._lp_fd: int | None = None
+        self._polish_fd: int | None = None
+        self._polishing: Candidate | None = None  # the plan the polishing child works on
+        self._tried: set[int] = set()  # ids of the plans polished or being polished
+        self._spawn(_heuristics_child, problem, with_heuristics, prepared)
+        self._lp_fd = self._spawn(_lp_child, problem, with_heuristics, prepared)
         self.done = not self._kids
+
+    def _spawn(self, job: Callable[..., None], *args: Any) -> int | None:
+        """Fork a child running ``job(*args[:1], fd, *args[1:])``; its pipe's read end, or None."""
+        try:
+            r, w = os.pipe()
+            pid = os.fork()
+        except (OSError, AttributeError) as err:
+            log.info("portfolio child not started: %s", err)
+            return None
+        if pid == 0:  # the child: never returns
+            os.close(r)
+            code = 0
+            try:
+                _die_with_parent(os.getppid())
+                _quiet_stdout()
+                job(args[0], w, *args[1:])
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(w)
+        self._kids[r] = (pid, bytearray())
+        self.done = False
+        return r
+
+    def polish(self, until: float, key: Callable[[Candidate], Any], in_hand: Candidate | None = None) -> None:
+        """Start a child polishing the best plan received or ``in_hand`` (the caller's own;
+        ``repack.polish`` with the power domains repacked, until ``until``) unless one is
+        running, that plan is polished already, or it is not the LP-guided plan while the LP
+        child may still send one. The polished plan comes back as a plan like the others and
+        replaces the one it came from."""
+        if self._running(self._polish_fd):
+            return
+        best = max([*self.plans, *([in_hand] if in_hand is not None else [])], key=key, default=None)
+        if best is None or best.polished or id(best) in self._tried:
+            return
+        if best.method != "lp_guided" and self._running(self._lp_fd):
+            return
+        if until - time.monotonic() < POLISH_MIN_S:
+            return
+        self._tried.add(id(best))
+        prepared = self._prepared
+        if prepared is None:
+            from placement.candidates import filter_candidates
+
+            prepared = self._prepared = filter_candidates(self._problem)
+        self._polishing = best
+        self._polish_fd = self._spawn(_polish_child, prepared, best, until - POLISH_MARGIN_S)
 
     def poll(self, until: float) -> None:
         """Read what the children send until ``until`` (monotonic seconds) or until they are done."""
@@ -122,6 +164,9 @@ class Portfolio:
                 return
         self.done = True
 
+    def _running(self, fd: int | None) -> bool:
+        return fd is not None and fd in self._kids and self._kids[fd][0] != 0
+
     def _live(self) -> list[int]:
         return [fd for fd, (pid, _) in self._kids.items() if pid]
 
@@ -133,9 +178,15 @@ class Portfolio:
             msg = pickle.loads(bytes(buf[_HEADER.size : _HEADER.size + size]))
             del buf[: _HEADER.size + size]
             if isinstance(msg, Candidate):
+                if msg.polished and self._polishing in self.plans:  # it replaces its source
+                    self.plans.remove(self._polishing)
                 self.plans.append(msg)
                 log.info(
-                    "portfolio: %s placed_work %d (%.2f s)", msg.method, msg.objective.placed_work, msg.wall_s
+                    "portfolio: %s%s placed_work %d (%.2f s)",
+                    msg.method,
+                    " polished" if msg.polished else "",
+                    msg.objective.placed_work,
+                    msg.wall_s,
                 )
             elif isinstance(msg, tuple) and msg and msg[0] == "bound":
                 if msg[1] is not None and (self.bound is None or msg[1] < self.bound):
@@ -257,6 +308,21 @@ def _lp_child(problem: Problem, fd: int, with_plans: bool, prepared: Prepared | 
         if obj.placed_work > best:  # the parent takes the best it has received
             best = obj.placed_work
             _send(fd, Candidate("lp_guided", placements, obj, time.monotonic() - t0))
+
+
+def _polish_child(prepared: Prepared, fd: int, cand: Candidate, until: float) -> None:
+    """``cand`` polished (``repack.polish``, domains repacked) until ``until``, sent back."""
+    logging.disable(logging.CRITICAL)
+    from placement.decode import FleetState
+    from placement.objective import evaluate
+    from placement.repack import polish
+
+    t0 = time.monotonic()
+    st = FleetState.from_placements(prepared, cand.placements)
+    polish(st, until, repack=True)
+    placements = st.to_placements()
+    obj = evaluate(prepared.problem, placements)
+    _send(fd, Candidate(cand.method, placements, obj, cand.wall_s + time.monotonic() - t0, polished=True))
 
 
 def _heuristics(problem: Problem, fd: int) -> None:

@@ -48,12 +48,13 @@ from placement.domain import (
     StopReason,
 )
 from placement.errors import InputError, PlanRejected
-from placement.greedy import fill, greedy, raise_levels, relocate, swap_tiers
+from placement.greedy import greedy
 from placement.model import Container, build
 from placement.model.ir import Direction, Objective
 from placement.model.registry import TIERS
 from placement.pinned import pinned_errors
-from placement.portfolio import Portfolio
+from placement.portfolio import Candidate, Portfolio
+from placement.repack import polish
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +375,7 @@ def _best_heuristic(
     base: SolveInfo,
 ) -> tuple[Plan, tuple[ReplicaPlacement, ...]]:
     """The better of ``plan`` and the heuristics' plans received by ``wait_until``, verified."""
-    _wait(run, portfolio, plan.objective.placed_work, wait_until)
+    _wait(run, portfolio, Candidate("greedy", placements, plan.objective, run.elapsed()), wait_until, tiers)
     best = max(portfolio.plans, key=lambda c: _key(c.objective, tiers), default=None)
     if best is None or _key(best.objective, tiers) <= _key(plan.objective, tiers):
         return plan, placements
@@ -383,17 +384,14 @@ def _best_heuristic(
         return plan, placements
     portfolio.plans.remove(best)
     chosen = best.placements
-    # fill what the heuristic left: about a greedy pass over the unplaced workloads; then move
-    # replicas capped for want of watts to where they run higher, and spend the watts they leave
+    # not polished in the portfolio: fill what the heuristic left (about a greedy pass over the
+    # unplaced workloads), move replicas capped for want of watts to where they run higher and
+    # spend the watts they leave, swap tiers; the domains are repacked only in the portfolio's
+    # child (HiGHS may write to stdout)
     fill_until = run.deadline - run.reserve - 1.5 * run.assemble_s
-    if fill_until > time.monotonic():
+    if not best.polished and fill_until > time.monotonic():
         st = FleetState.from_placements(prepared, chosen)
-        added = fill(st, fill_until)
-        moved = relocate(st, fill_until)
-        if moved:
-            raise_levels(st)
-            added += fill(st, fill_until)
-        moved += swap_tiers(st, fill_until)
+        added, moved, _ = polish(st, fill_until, repack=False)
         if added or moved:
             log.info(
                 "filled %d more workloads into the %s plan, moved %d replicas up", added, best.method, moved
@@ -407,14 +405,18 @@ def _best_heuristic(
     return got, chosen
 
 
-def _wait(run: _Run, portfolio: Portfolio, in_hand: int, until: float) -> None:
-    """Take what the portfolio sends until ``until``; report each better plan or bound as it comes
-    (at 40,000 GPUs this wait is most of the solve)."""
-    shown: tuple[float, float | None] = (float(in_hand), portfolio.bound)
+def _wait(run: _Run, portfolio: Portfolio, in_hand: Candidate, until: float, tiers: list[str]) -> None:
+    """Take what the portfolio sends until ``until``, having the best plan (``in_hand`` or the
+    portfolio's) polished meanwhile (``Portfolio.polish``); report each better plan or bound as
+    it comes (at 40,000 GPUs this wait is most of the solve)."""
+    work = in_hand.objective.placed_work
+    shown: tuple[float, float | None] = (float(work), portfolio.bound)
     while True:
         portfolio.poll(min(until, time.monotonic() + 1.0))
+        if not run.stopped():
+            portfolio.polish(until, lambda c: _key(c.objective, tiers), in_hand)
         if run.progress is not None:
-            best = max([float(in_hand)] + [float(c.objective.placed_work) for c in portfolio.plans])
+            best = max([float(work)] + [float(c.objective.placed_work) for c in portfolio.plans])
             now = (best, portfolio.bound)
             if now != shown:
                 run.progress(Progress("placed_work", best, portfolio.bound, run.elapsed()))

@@ -379,6 +379,9 @@ def test_without_a_model_the_solve_ends_with_the_fgd_repack(monkeypatch: pytest.
         def poll(self, until: float) -> None:
             pass
 
+        def polish(self, *args: object) -> None:
+            pass
+
         def close(self) -> None:
             pass
 

@@ -1,0 +1,117 @@
+"""Repacking power domains (placement.repack): more placed work where watts bind, every rule kept."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pytest
+
+from placement.candidates import filter_candidates
+from placement.decode import Fit, FleetState
+from placement.domain import Spread, SpreadLevel
+from placement.generator import generate
+from placement.greedy import greedy, placed_work
+from placement.objective import evaluate
+from placement.portfolio import Portfolio
+from placement.repack import polish, repack_domains
+from tests.test_bound import CAPPED, FULL, ONE_GPU, one_node
+from tests.test_guided import two_domains, verified
+
+
+def test_the_last_watts_run_more_replicas_at_a_lower_level() -> None:
+    """8 GPUs under 2,100 W (host 100, idle 8 x 50): the greedy's 4 at 400 W and one at 250 W
+    (2,100 W, 480,000) become 8 at 250 W (2,100 W, 640,000)."""
+    problem = one_node(2100, replace(ONE_GPU, max_replicas=8), gpu_count=8)
+    prepared = filter_candidates(problem)
+    st = greedy(prepared)
+    assert placed_work(st) == 4 * FULL + CAPPED
+    assert repack_domains(st) == 8 * CAPPED - (4 * FULL + CAPPED)
+    assert sorted(p.power_cap_w for p in st.to_placements()) == [250] * 8
+    assert st.domain_w[("s", "pd")] == 2100
+    assert verified(problem, st.to_placements()) == []
+
+
+def test_a_higher_tier_gets_the_watts_the_lowest_tier_gives_back() -> None:
+    """One node of 3 GPUs under 800 W (250 W powered): priority 2 at 250 W, priority 1 at 400 W,
+    no watts for the third GPU. Repacked, priority 2 runs at 400 W and priority 1 at 250 W:
+    2 x 100 + 80 against 2 x 80 + 100."""
+    high = replace(ONE_GPU, name="high", priority=2)
+    low = replace(ONE_GPU, name="low", priority=1)
+    problem = replace(one_node(800, high, gpu_count=3), workloads=(high, low))
+    prepared = filter_candidates(problem)
+    st = FleetState(prepared)
+    st.add(0, Fit(0, 0, (0,), 0))
+    st.add(1, Fit(0, 1, (1,), 0))
+    assert repack_domains(st) == 1000 * (2 * 100 + 80 - (2 * 80 + 100))
+    caps = {p.workload: p.power_cap_w for p in st.to_placements()}
+    assert caps == {"high": 400, "low": 250}
+    assert verified(problem, st.to_placements()) == []
+
+
+def test_a_workload_placed_nowhere_is_all_or_nothing() -> None:
+    """Min 3 replicas and 2 GPUs: never placed, however much the program would like the work."""
+    problem = one_node(10_000, replace(ONE_GPU, min_replicas=3, max_replicas=3), gpu_count=2)
+    st = FleetState(filter_candidates(problem))
+    assert repack_domains(st) == 0
+    assert st.placements == []
+
+
+@pytest.mark.parametrize(("spread", "replicas"), [(None, 2), (Spread(SpreadLevel.POWER_DOMAIN, 2), 2)])
+def test_a_replica_the_rules_need_stays(spread: Spread | None, replicas: int) -> None:
+    """Two replicas (min 2), one capped in the tight rack pd-1, one in pd-2: repacking pd-1 may
+    change its level but not drop it below the minimum, nor break the spread over two racks."""
+    problem = two_domains(350, spread, replicas=replicas)
+    prepared = filter_candidates(problem)
+    st = FleetState(prepared)
+    st.add(0, Fit(prepared.node_index["n1"], 0, (0,), 0))
+    st.add(0, Fit(prepared.node_index["n2"], 1, (0,), 0))
+    repack_domains(st)
+    assert len(st.placements) == 2
+    assert verified(problem, st.to_placements()) == []
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_repacked_generated_fleets_stay_valid_and_never_lose_work(seed: int) -> None:
+    """Generated fleets (power binding at some racks, spread, survival, fractional and
+    multi-GPU replicas): the greedy's plan repacked verifies and places at least as much."""
+    problem = generate(400, seed, binding_rack_share=0.9, demand_ratio=1.5)
+    prepared = filter_candidates(problem)
+    st = greedy(prepared)
+    before = placed_work(st)
+    gained = repack_domains(st)
+    assert gained >= 0
+    assert placed_work(st) == before + gained
+    assert evaluate(problem, st.to_placements()).placed_work == before + gained
+    assert verified(problem, st.to_placements()) == []
+
+
+def test_polish_repacks_where_asked_only() -> None:
+    problem = one_node(2100, replace(ONE_GPU, max_replicas=8), gpu_count=8)
+    prepared = filter_candidates(problem)
+    plain, packed = greedy(prepared), greedy(prepared)
+    assert polish(plain, None, repack=False)[2] == 0
+    assert polish(packed, None, repack=True)[2] > 0
+    assert placed_work(packed) == 8 * CAPPED > placed_work(plain)
+
+
+def test_the_portfolio_polishes_its_best_plan_and_drops_the_source() -> None:
+    """The polished plan comes back from the child as a plan, replaces the one it was made from,
+    verifies and places at least as much as every other plan received."""
+    problem = generate(400, 1, binding_rack_share=0.9, demand_ratio=1.5)
+    prepared = filter_candidates(problem)
+    portfolio = Portfolio(problem, prepared=prepared)
+    until = time.monotonic() + 60
+    try:
+        while not portfolio.done and time.monotonic() < until:
+            portfolio.poll(min(until, time.monotonic() + 0.5))
+            portfolio.polish(until, lambda c: c.objective.placed_work)
+    finally:
+        portfolio.close()
+    polished = [c for c in portfolio.plans if c.polished]
+    assert polished
+    best = max(portfolio.plans, key=lambda c: c.objective.placed_work)
+    assert best.polished
+    assert best.method == "lp_guided"
+    assert best.objective == evaluate(problem, best.placements)
+    assert verified(problem, best.placements) == []
