@@ -45,6 +45,9 @@ MAX_MODULES = 64  # feeds of an N_PLUS_1 site or power domain
 MAX_PRIORITY = 10_000  # keeps tier 1 (priority * work * throughput) well inside 64 bits
 MAX_WORKERS = 256
 MAX_POWER_W = 100_000  # one GPU board or one host
+# The largest GPU memory in the catalog is under 300 GiB; 64 TiB is a typo, and memory in MiB
+# must stay far inside the 64-bit coefficients of the model (2**53 GiB overflowed CP-SAT's domains)
+MAX_GPU_MEMORY_GIB = 65_536.0
 # A PUE of 10 is already absurd (the Uptime Institute's 2023 survey average is 1.58); a
 # price above 1,000 a kWh or a carbon intensity above 10 kg a kWh (lignite is about 1.2) is
 # a typo, and such numbers would overflow the integer energy objective.
@@ -124,6 +127,8 @@ class _Checker:
 def _gpu_type(c: _Checker, g: GpuType, p: str) -> None:
     if not math.isfinite(g.memory_gib) or g.memory_gib <= 0:
         c.add(f"{p}.memoryGib", f"must be a positive finite number of GiB, got {g.memory_gib}")
+    elif g.memory_gib > MAX_GPU_MEMORY_GIB:
+        c.add(f"{p}.memoryGib", f"must be at most {MAX_GPU_MEMORY_GIB:g} GiB, got {g.memory_gib}")
     ok = c.between(f"{p}.maxPowerW", g.max_power_w, 1, MAX_POWER_W)
     ok &= c.non_negative(f"{p}.minPowerCapW", g.min_power_cap_w)
     ok &= c.non_negative(f"{p}.idlePowerW", g.idle_power_w)
@@ -290,7 +295,7 @@ def _workload(c: _Checker, w: Workload, p: str, ix: _Index) -> None:
         c.between(f"{p}.gpus", w.gpus, 1, MAX_GPU_COUNT)
     else:
         c.between(f"{p}.gpuMilli", w.gpu_milli, 1, 999)
-    c.non_negative(f"{p}.memoryGib", w.memory_gib)
+    c.non_negative_up_to(f"{p}.memoryGib", w.memory_gib, MAX_GPU_MEMORY_GIB * MAX_GPU_COUNT)
 
     for k, t in enumerate(w.allowed_gpu_types):
         if t not in ix.gpu_types:
