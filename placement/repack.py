@@ -2,8 +2,9 @@
 
 ``polish`` is what the solve does to the best plan the portfolio found: ``greedy.fill``
 (unplaced workloads into what is left), ``greedy.relocate`` (replicas capped for want of
-watts to racks where they run higher), ``greedy.swap_tiers`` and, where asked,
-``repack_domains``.
+watts to racks where they run higher), ``greedy.swap_tiers``, where asked
+``repack_domains``, and ``swap_sets``. Profile L seed 0, on the LP-guided plan: 1.23% from
+the integer bound -> 1.12% repacked (20 s) -> 1.07% with the sets swapped (0.4 s).
 
 ``repack_domains``: where racks' watts bind, a rounded plan leaves each rack's last watts
 in pieces: a node powered for one replica, a replica at a level the watts left cannot
@@ -25,8 +26,12 @@ are interchangeable, so only the few whose room covers the domain's GPUs get var
 A domain's new content is kept only where it earns more placed work and the
 ``FleetState`` confirms every rule (watts, spread, site survival, replica counts); else the
 domain is put back as it was. Domains with free GPUs go first, the least watts to spare
-first. Profile L seed 0 (the LP-guided plan): 1.23% -> 1.13% from the integer bound in 18 s
-(735 domains, 105 changed); a second pass adds 0.01%.
+first. Profile L seed 0 (the LP-guided plan): 1.23% -> 1.12-1.14% from the integer bound in
+18 s (735 domains, about 105 changed; HiGHS's time limits make it vary); a second pass adds
+0.01% in as long again. Tried and not kept: all of a site's domains in one program (5 s a
+site found next to nothing: HiGHS starts from scratch), the higher tiers' replicas moved
+between a domain's nodes too (+0.01% for twice the time), Lagrangian multipliers improved by
+subgradient steps from the LP's duals for the integer bound (every step was worse, M seed 0).
 
 HiGHS may print a line to stdout when it repairs a solution (whatever its output flag), so
 the solve runs ``repack_domains`` in a portfolio child, whose stdout is /dev/null.
@@ -45,27 +50,242 @@ from placement.candidates import spread_entity
 from placement.decode import FULL_MILLI, FleetState, level_at
 from placement.domain import SpreadLevel, Workload
 from placement.energy import replica_work
-from placement.greedy import fill, raise_levels, relocate, swap_tiers
+from placement.greedy import _rebuild, _rules_hold, fill, raise_levels, relocate, swap_tiers
 
 log = logging.getLogger(__name__)
 
 MS_PER_DOMAIN = 300
+SWAP_SETS_S = 1.0  # kept for swap_sets after repacking (0.3-0.4 s a round at L)
+SWAP_SETS_ROUNDS = 3  # L seed 0: 101, 14, then a few swaps
 KEEP_ALIKE = 4  # workloads alike in value kept per domain (at most; fewer where their room covers it)
 
 DomainKey = tuple[str, str]
 
 
 def polish(st: FleetState, deadline: float | None, repack: bool) -> tuple[int, int, int]:
-    """Improve ``st`` in place until ``deadline``; returns (workloads added, replicas moved,
-    placed work the repacking gained)."""
+    """Improve ``st`` in place until ``deadline``: fill, relocate, swap tiers, repack the power
+    domains (where ``repack``), swap sets; returns (workloads added, replicas moved or
+    swapped, placed work the repacking gained)."""
     added = fill(st, deadline)
     moved = relocate(st, deadline)
     if moved:
         raise_levels(st)
         added += fill(st, deadline)
     moved += swap_tiers(st, deadline)
-    gained = repack_domains(st, deadline) if repack else 0
+    gained = 0
+    if repack:  # (swap_sets keeps a second of it: repacking raises the lowest tier's levels, and
+        # the higher tiers' capped replicas find partners among them; L seed 0: 3 swaps before, 98 after)
+        gained = repack_domains(st, deadline - SWAP_SETS_S if deadline is not None else None)
+    for _ in range(SWAP_SETS_ROUNDS):  # a swap's partners may make another one possible
+        got = swap_sets(st, deadline)
+        moved += got
+        if not got:
+            break
     return added, moved, gained
+
+
+Row = tuple[int, int, tuple[int, ...], int, int]  # workload, node, GPUs, thousandths, cap
+
+
+def swap_sets(st: FleetState, deadline: float | None = None, scan: int = 400) -> int:
+    """Give a higher tier's capped replica the GPUs of lower tiers' replicas at a higher cap.
+
+    ``greedy.swap_tiers`` trades one replica for one of as many GPUs; here the partner is a
+    set: lower-tier replicas on one node, at one cap, whose GPUs add up to the capped
+    replica's (an 8-GPU replica and eight 1-GPU ones, say). The capped replica takes their
+    GPUs at their cap, they take its GPUs at its cap: every GPU keeps its cap, so no node,
+    rack or site draws more, and the plan earns the difference. Only where each workload may
+    run there at that cap (its groups and levels), host resources hold and spread and site
+    survival hold; the most lost work first, up to ``scan`` nodes looked at for each, each
+    replica in one swap at most. Returns the swaps made.
+    """
+    p = st.p
+    wl = p.problem.workloads
+    allowed: dict[int, dict[int, tuple[int, ...]]] = {}
+
+    def levels_of(w: int) -> dict[int, tuple[int, ...]]:
+        got = allowed.get(w)
+        if got is None:
+            got = allowed[w] = {f.group: f.levels for o in p.options.get(w, ()) for f in o.fits}
+        return got
+
+    def work(w: int, n: int, cap: int) -> int:
+        gpu = p.nodes[n].gpu
+        return replica_work(wl[w], gpu.power_levels[level_at(gpu, cap)].relative_throughput_pct)
+
+    rows: list[Row] = list(st.placements)
+    on_node: dict[int, list[int]] = defaultdict(list)
+    capped: list[tuple[int, int]] = []  # (work lost, placement)
+    for i, (w, n, _idx, milli, cap) in enumerate(rows):
+        wk = wl[w]
+        if wk.is_fractional or milli != FULL_MILLI or wk.pinned:
+            continue
+        on_node[n].append(i)
+        top = p.nodes[n].gpu.power_levels[-1].power_cap_w  # (the group's own levels may stop below it)
+        if cap < top:
+            capped.append((work(w, n, top) - work(w, n, cap), i))
+    if not capped:
+        return 0
+    capped.sort(reverse=True)
+    nodes = sorted(on_node, key=lambda n: -max(rows[i][4] for i in on_node[n]))
+    caps_on: dict[int, dict[int, list[tuple[int, int]]]] = {}  # node -> cap -> (priority, GPUs)
+    for n in nodes:
+        caps_on[n] = defaultdict(list)
+        for i in on_node[n]:
+            caps_on[n][rows[i][4]].append((wl[rows[i][0]].priority, len(rows[i][2])))
+    pct: dict[tuple[str, int], int] = {}
+
+    def pct_at(n: int, cap: int) -> int:
+        gpu = p.nodes[n].gpu
+        got = pct.get((gpu.name, cap))
+        if got is None:
+            got = pct[(gpu.name, cap)] = gpu.power_levels[level_at(gpu, cap)].relative_throughput_pct
+        return got
+
+    promising: dict[tuple[int, int, int], list[int]] = {}
+
+    def promising_nodes(prio: int, gpus: int, now: int) -> list[int]:
+        """Nodes running lower-tier replicas of ``gpus`` GPUs in all at one cap earning more than
+        ``now`` (as the plan was: a swap's nodes may have less by now)."""
+        got = promising.get((prio, gpus, now))
+        if got is None:
+            got = promising[(prio, gpus, now)] = [
+                b
+                for b in nodes
+                if any(
+                    pct_at(b, cap) > now and sum(g for pr, g in lst if pr < prio) >= gpus
+                    for cap, lst in caps_on[b].items()
+                )
+            ]
+        return got
+
+    nodes_of: dict[int, list[int]] = defaultdict(list)
+    for w, n, *_rest in rows:
+        nodes_of[w].append(n)
+    used: set[int] = set()
+    host: dict[int, tuple[int, int]] = {}
+    swaps = 0
+    for k, (_lost, i) in enumerate(capped):
+        if deadline is not None and k % 16 == 0 and time.monotonic() > deadline:
+            break
+        if i in used:
+            continue
+        w, a, idx_a, _milli, cap_a = rows[i]
+        mine = levels_of(w)
+        now = pct_at(a, cap_a)
+        looked = 0
+        for b in promising_nodes(wl[w].priority, len(idx_a), now):
+            if looked >= scan:
+                break
+            if b == a or st.group_of[b] not in mine:
+                continue
+            looked += 1
+            if _swap_set(st, rows, i, b, on_node[b], mine, levels_of, work, nodes_of, used, host):
+                swaps += 1
+                break
+    if swaps:
+        _rebuild(st, rows)
+        log.info("swap sets: %d capped replicas took lower tiers' GPUs at a higher cap", swaps)
+    return swaps
+
+
+def _swap_set(
+    st: FleetState,
+    rows: list[Row],
+    i: int,
+    b: int,
+    there: list[int],
+    mine: dict[int, tuple[int, ...]],
+    levels_of: Any,
+    work: Any,
+    nodes_of: dict[int, list[int]],
+    used: set[int],
+    host: dict[int, tuple[int, int]],
+) -> bool:
+    """Swap placement ``i`` with a set of lower-tier placements on node ``b`` (in ``rows``)."""
+    p = st.p
+    wl = p.problem.workloads
+    w, a, idx_a, _milli, cap_a = rows[i]
+    wk = wl[w]
+    g = len(idx_a)
+    la = level_at(p.nodes[a].gpu, cap_a)
+    by_cap: dict[int, list[int]] = defaultdict(list)
+    for j in there:
+        wj = wl[rows[j][0]]
+        if j not in used and wj.priority < wk.priority and rows[j][4] > 0:
+            by_cap[rows[j][4]].append(j)
+    gpu_b = p.nodes[b].gpu
+    for cap_b, js in sorted(by_cap.items(), reverse=True):
+        lb = level_at(gpu_b, cap_b)
+        if lb not in mine.get(st.group_of[b], ()):
+            continue
+        if work(w, b, cap_b) <= work(w, a, cap_a):
+            break
+        # the fewest, biggest first, whose GPUs add up to g and who may run on a at cap_a
+        take: list[int] = []
+        left = g
+        for j in sorted(js, key=lambda j: -len(rows[j][2])):
+            size = len(rows[j][2])
+            if size <= left and la in levels_of(rows[j][0]).get(st.group_of[a], ()):
+                take.append(j)
+                left -= size
+                if left == 0:
+                    break
+        if left:
+            continue
+        gain = work(w, b, cap_b) - work(w, a, cap_a)
+        gain += sum(work(rows[j][0], a, cap_a) - work(rows[j][0], b, cap_b) for j in take)
+        if gain <= 0:
+            continue
+        at_a = _host_after(st, a, [wk], [wl[rows[j][0]] for j in take], host)
+        at_b = _host_after(st, b, [wl[rows[j][0]] for j in take], [wk], host)
+        if at_a is None or at_b is None:
+            continue
+        moved = {w: _moved(nodes_of[w], {a: 1}, {b: 1})}
+        for j in take:
+            other = rows[j][0]
+            moved[other] = _moved(moved.get(other, nodes_of[other]), {b: 1}, {a: 1})
+        if not all(_rules_hold(st, wl[x], ns) for x, ns in moved.items()):
+            continue
+        nodes_of.update(moved)
+        host[a], host[b] = at_a, at_b
+        # the replica takes the set's GPUs at their cap, the set takes its GPUs at its cap
+        idx_b = tuple(sorted(x for j in take for x in rows[j][2]))
+        rows[i] = (w, b, idx_b, FULL_MILLI, cap_b)
+        at = 0
+        for j in take:
+            size = len(rows[j][2])
+            rows[j] = (rows[j][0], a, idx_a[at : at + size], FULL_MILLI, cap_a)
+            at += size
+        used.add(i)
+        used.update(take)
+        return True
+    return False
+
+
+def _moved(nodes: list[int], out: dict[int, int], into: dict[int, int]) -> list[int]:
+    """``nodes`` with one entry of each key of ``out`` replaced by the keys of ``into``."""
+    got = list(nodes)
+    for n in out:
+        got.remove(n)
+    got.extend(into)
+    return got
+
+
+def _host_after(
+    st: FleetState, n: int, leaving: list[Workload], coming: list[Workload], added: dict[int, tuple[int, int]]
+) -> tuple[int, int] | None:
+    """Host CPU and memory node ``n`` gains (beyond ``st``) with ``coming`` in place of ``leaving``
+    after the swaps so far (``added``); None where they do not fit."""
+    node = st.p.nodes[n].node
+    cpu0, mem0 = added.get(n, (0, 0))
+    cpu = cpu0 + sum(x.cpu_milli for x in coming) - sum(x.cpu_milli for x in leaving)
+    mem = mem0 + sum(x.host_memory_mib for x in coming) - sum(x.host_memory_mib for x in leaving)
+    if node.cpu_milli > 0 and st.cpu[n] + cpu > node.cpu_milli:
+        return None
+    if node.host_memory_mib > 0 and st.hmem[n] + mem > node.host_memory_mib:
+        return None
+    return cpu, mem
 
 
 @dataclass(frozen=True)

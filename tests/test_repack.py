@@ -9,12 +9,12 @@ import pytest
 
 from placement.candidates import filter_candidates
 from placement.decode import Fit, FleetState
-from placement.domain import Spread, SpreadLevel
+from placement.domain import Problem, Spread, SpreadLevel
 from placement.generator import generate
 from placement.greedy import greedy, placed_work
 from placement.objective import evaluate
 from placement.portfolio import Portfolio
-from placement.repack import polish, repack_domains
+from placement.repack import polish, repack_domains, swap_sets
 from tests.test_bound import CAPPED, FULL, ONE_GPU, one_node
 from tests.test_guided import two_domains, verified
 
@@ -115,3 +115,69 @@ def test_the_portfolio_polishes_its_best_plan_and_drops_the_source() -> None:
     assert best.method == "lp_guided"
     assert best.objective == evaluate(problem, best.placements)
     assert verified(problem, best.placements) == []
+
+
+def two_racks_for_a_swap(low_floor_pct: int = 0) -> Problem:
+    """Rack pd-1 (600 W: host 100, idle 2 x 50, two GPUs at 250 W) with node n1, rack pd-2
+    ample with node n2; 2 GPUs each. Workload high: priority 2, one 2-GPU replica; low:
+    priority 1, two 1-GPU replicas."""
+    base = two_domains(600)
+    n1 = replace(base.fleet.nodes[0], gpu_count=2)
+    n2 = replace(base.fleet.nodes[1], gpu_count=2)
+    high = replace(ONE_GPU, name="high", gpus=2, memory_gib=20.0, priority=2)
+    low = replace(
+        ONE_GPU, name="low", priority=1, min_replicas=2, max_replicas=2, min_power_cap_pct=low_floor_pct
+    )
+    return replace(base, fleet=replace(base.fleet, nodes=(n1, n2)), workloads=(high, low))
+
+
+@pytest.mark.parametrize(("floor_pct", "swapped"), [(0, True), (90, False)])
+def test_swap_sets_gives_a_capped_replica_the_gpus_of_lower_tier_replicas(
+    floor_pct: int, swapped: bool
+) -> None:
+    """high (2 GPUs) capped at 250 W on n1, the two 1-GPU low replicas at 400 W on n2: swapped,
+    high runs at 400 W on n2's GPUs and low at 250 W on n1's; every GPU keeps its cap, so each
+    rack draws what it drew, and the plan earns 2 x 2 x 20,000 - 2 x 20,000 more. Not where
+    low may not run at 250 W (a floor of 90% of 400 W)."""
+    problem = two_racks_for_a_swap(floor_pct)
+    prepared = filter_candidates(problem)
+    n1, n2 = prepared.node_index["n1"], prepared.node_index["n2"]
+    st = FleetState(prepared)
+    st.add(0, Fit(n1, 0, (0, 1), 0))
+    st.add(1, Fit(n2, 1, (0,), 0))
+    st.add(1, Fit(n2, 1, (1,), 0))
+    before, draw = placed_work(st), dict(st.domain_w)
+    assert swap_sets(st) == (1 if swapped else 0)
+    where = sorted((p.workload, p.node, p.gpu_indices, p.power_cap_w) for p in st.to_placements())
+    if swapped:
+        assert where == [("high", "n2", (0, 1), 400), ("low", "n1", (0,), 250), ("low", "n1", (1,), 250)]
+        assert placed_work(st) == before + 2 * 2 * 1000 * 20 - 2 * 1000 * 20
+    else:
+        assert where == [("high", "n1", (0, 1), 250), ("low", "n2", (0,), 400), ("low", "n2", (1,), 400)]
+        assert placed_work(st) == before
+    assert dict(st.domain_w) == draw
+    assert verified(problem, st.to_placements()) == []
+
+
+@pytest.mark.parametrize(("spread", "swapped"), [(None, 1), (Spread(SpreadLevel.POWER_DOMAIN, 2), 0)])
+def test_swap_sets_keeps_a_spread(spread: Spread | None, swapped: int) -> None:
+    """low has a third replica on n3 in pd-1 (at 250 W, pd-1 now 950 W): swapped, all three would
+    be in pd-1, which a spread over two power domains forbids."""
+    base = two_racks_for_a_swap()
+    n3 = replace(base.fleet.nodes[0], name="n3", gpu_count=1)
+    pd1 = replace(base.fleet.power_domains[0], capacity_kw=0.95)
+    low = replace(base.workloads[1], min_replicas=3, max_replicas=3, spread=spread)
+    fleet = replace(
+        base.fleet, nodes=(*base.fleet.nodes, n3), power_domains=(pd1, base.fleet.power_domains[1])
+    )
+    problem = replace(base, fleet=fleet, workloads=(base.workloads[0], low))
+    prepared = filter_candidates(problem)
+    n1, n2, n3i = (prepared.node_index[n] for n in ("n1", "n2", "n3"))
+    st = FleetState(prepared)
+    st.add(0, Fit(n1, 0, (0, 1), 0))
+    st.add(1, Fit(n2, 1, (0,), 0))
+    st.add(1, Fit(n2, 1, (1,), 0))
+    st.add(1, Fit(n3i, 0, (0,), 0))
+    assert verified(problem, st.to_placements()) == []
+    assert swap_sets(st) == swapped
+    assert verified(problem, st.to_placements()) == []
