@@ -1,4 +1,4 @@
-"""The portfolio beside the solve: heuristics, bounds and the LP-guided plan in two child processes.
+"""The portfolio beside the solve: heuristics, bounds, the LP-guided plan and its polish in child processes.
 
 ``solve`` starts ``Portfolio(problem)`` right after the filter. Two forked children work
 beside the parent (which runs the greedy and, where it fits, the model):
@@ -10,6 +10,13 @@ beside the parent (which runs the greedy and, where it fits, the model):
 * the LP child solves the LP over node groups (``placement.bound.group_lp``, seconds at
   40,000 GPUs), sends its bound, and rounds its solution into a plan
   (``placement.guided``, method ``lp_guided``).
+
+While the parent waits, ``polish`` forks a third child on the best plan so far (the LP-guided
+one as soon as it comes; another plan only once the LP child is done): ``repack.polish``
+with the power domains repacked, sent back as a plan that replaces its source. At L it runs
+from the LP-guided plan (about 31 s) to the parent's wait (about 50 s), on the core the
+heuristics child left; HiGHS, which the repacking calls, may print to stdout, which a child
+sends to /dev/null.
 
 Each result is sent as soon as it exists; the parent keeps the tightest bound and takes
 what has arrived by its own deadline; at ``close`` the children are killed whatever they

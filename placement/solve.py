@@ -1,7 +1,8 @@
 """The solve pipeline, time-boxed as a whole (model building included).
 
     validate -> filter (groups) -> pinned checks -> portfolio children (LP bounds, heuristics,
-    LP-guided plans) -> greedy (verified) -> best portfolio plan, filled (verified) -> model if
+    LP-guided plans, the best plan polished: ``placement.repack``) -> greedy (verified) -> best
+    portfolio plan, polished if it was not (verified) -> model if
     it fits: tiers, lexicographic -> decode -> budgets, objective, unplaced reasons -> verify
     -> Plan; where no model is built and the fleet has no spread or survival rules, the best
     plan last goes through ``placement.fgd.improve`` (FGD's plan and this one, each with
