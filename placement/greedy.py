@@ -408,7 +408,7 @@ def raise_levels(st: FleetState) -> int:
     return steps
 
 
-def _rules_hold(st: FleetState, wk: Workload, nodes: list[int]) -> bool:
+def rules_hold(st: FleetState, wk: Workload, nodes: list[int]) -> bool:
     """Spread and site survival of a workload whose replicas are on ``nodes``."""
     p = st.p
     spread = wk.spread
@@ -479,7 +479,7 @@ def relocate(st: FleetState, deadline: float | None = None) -> int:
                         continue
                     nodes = list(nodes_of[w])
                     nodes[nodes.index(n)] = m
-                    if _rules_hold(st, wk, nodes):
+                    if rules_hold(st, wk, nodes):
                         target = got
                         nodes_of[w] = nodes
                         break
@@ -557,7 +557,7 @@ def swap_tiers(st: FleetState, deadline: float | None = None, scan: int = 200) -
             w2, n2, idx2, milli2, cap2 = old[i2]
             old[i] = (w2, n, idx, milli, cap)
             old[i2] = (w, n2, idx2, milli2, cap2)
-        _rebuild(st, old)
+        rebuild(st, old)
     return len(swaps)
 
 
@@ -594,7 +594,7 @@ def _swap_one(
             mine, theirs = list(nodes_of[w]), list(nodes_of[w2])
             mine[mine.index(n)] = n2
             theirs[theirs.index(n2)] = n
-            if not (_rules_hold(st, wk, mine) and _rules_hold(st, wk2, theirs)):
+            if not (rules_hold(st, wk, mine) and rules_hold(st, wk2, theirs)):
                 continue
             nodes_of[w], nodes_of[w2] = mine, theirs
             if n != n2:
@@ -624,7 +624,7 @@ def _host_swap_ok(
     )
 
 
-def _rebuild(st: FleetState, rows: list[tuple[int, int, tuple[int, ...], int, int]]) -> None:
+def rebuild(st: FleetState, rows: list[tuple[int, int, tuple[int, ...], int, int]]) -> None:
     """Replace every placement of ``st`` with ``rows`` (same GPUs and caps, other workloads)."""
     st.pop(len(st.placements))
     for w, n, idx, _milli, cap in rows:

@@ -46,11 +46,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from placement.candidates import spread_entity
 from placement.decode import FULL_MILLI, FleetState, level_at
 from placement.domain import SpreadLevel, Workload
 from placement.energy import replica_work
-from placement.greedy import _rebuild, _rules_hold, fill, raise_levels, relocate, swap_tiers
+from placement.greedy import fill, raise_levels, rebuild, relocate, rules_hold, swap_tiers
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +194,7 @@ def swap_sets(st: FleetState, deadline: float | None = None, scan: int = 400) ->
                 swaps += 1
                 break
     if swaps:
-        _rebuild(st, rows)
+        rebuild(st, rows)
         log.info("swap sets: %d capped replicas took lower tiers' GPUs at a higher cap", swaps)
     return swaps
 
@@ -256,7 +255,7 @@ def _swap_set(
         for j in take:
             other = rows[j][0]
             moved[other] = _moved(moved.get(other, nodes_of[other]), {b: 1}, {a: 1})
-        if not all(_rules_hold(st, wl[x], ns) for x, ns in moved.items()):
+        if not all(rules_hold(st, wl[x], ns) for x, ns in moved.items()):
             continue
         nodes_of.update(moved)
         host[a], host[b] = at_a, at_b
@@ -437,19 +436,7 @@ def _rules_ok(st: FleetState, w: int, nodes: Counter[int]) -> bool:
     placed = list(nodes.elements())
     if not placed:
         return True
-    if not wk.min_replicas <= len(placed) <= wk.max_replicas:
-        return False
-    spread = wk.spread
-    if (
-        spread is not None
-        and len({spread_entity(st.p.nodes[n], spread.level) for n in placed}) < spread.min_distinct
-    ):
-        return False
-    if wk.survivors_required > 0:
-        per_site = Counter(st.p.nodes[n].site.name for n in placed)
-        if len(placed) - max(per_site.values()) < wk.survivors_required:
-            return False
-    return True
+    return wk.min_replicas <= len(placed) <= wk.max_replicas and rules_hold(st, wk, placed)
 
 
 def _work(st: FleetState, w: int, n: int, cap_w: int) -> int:
