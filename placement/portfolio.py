@@ -69,6 +69,7 @@ GUIDED_VARIANTS = (
     (greedy.ORDERS[2], 0.5, True, False),
 )
 _HEADER = struct.Struct("!Q")
+LP_TOO_BIG = 2  # the LP child gives up at once past this many times the LP's column cap (estimated)
 POLISH_MIN_S = 2.0  # a plan is polished only with at least this long to go
 POLISH_MARGIN_S = 2.0  # the polishing child stops this long before the parent stops waiting
 
@@ -272,13 +273,16 @@ def _lp_child(problem: Problem, fd: int, with_plans: bool, prepared: Prepared | 
     All stop at the solve's own time limit (counted from here), past which nobody waits.
     """
     logging.disable(logging.CRITICAL)
-    from placement.bound import Residual, group_lp, integer_bound
+    from placement.bound import MAX_COLUMNS, Residual, columns_estimate, group_lp, integer_bound
     from placement.candidates import filter_candidates
     from placement.guided import guided
     from placement.objective import evaluate
 
     t0 = time.monotonic()
     deadline = t0 + max(0.0, problem.options.time_limit_s)
+    if prepared is not None and columns_estimate(prepared) > LP_TOO_BIG * MAX_COLUMNS:
+        _send(fd, ("bound", None))  # the LP would refuse after its classes (XL: 30 s); the polish may start
+        return
     try:
         lp = group_lp(problem, deadline, solution=with_plans)
     except Exception:

@@ -181,3 +181,34 @@ def test_swap_sets_keeps_a_spread(spread: Spread | None, swapped: int) -> None:
     assert verified(problem, st.to_placements()) == []
     assert swap_sets(st) == swapped
     assert verified(problem, st.to_placements()) == []
+
+
+@pytest.mark.parametrize("too_big", [False, True])
+def test_an_lp_over_its_column_cap_is_given_up_at_once_and_the_polish_takes_the_greedy_plan(
+    monkeypatch: pytest.MonkeyPatch, too_big: bool
+) -> None:
+    """Where the estimated columns pass the cap (XL; here a cap of 0), the LP child sends no
+    bound and no plan, and the plan polished is the caller's own."""
+    import placement.portfolio as portfolio_mod
+
+    if too_big:
+        monkeypatch.setattr(portfolio_mod, "LP_TOO_BIG", 0)
+    problem = generate(400, 2, binding_rack_share=0.9, demand_ratio=1.5)
+    prepared = filter_candidates(problem)
+    mine = greedy(prepared).to_placements()
+    in_hand = portfolio_mod.Candidate("greedy", mine, evaluate(problem, mine), 0.0)
+    portfolio = Portfolio(problem, prepared=prepared)
+    until = time.monotonic() + 60
+    try:
+        while not portfolio.done and time.monotonic() < until:
+            portfolio.poll(min(until, time.monotonic() + 0.5))
+            portfolio.polish(until, lambda c: c.objective.placed_work, in_hand)
+    finally:
+        portfolio.close()
+    methods = {c.method for c in portfolio.plans}
+    assert ("lp_guided" in methods) is not too_big
+    polished = [c for c in portfolio.plans if c.polished]
+    assert polished
+    if too_big:  # the greedy's plan beats the heuristics' here, so it is the one polished
+        assert [c.method for c in polished] == ["greedy"]
+        assert polished[0].objective.placed_work >= in_hand.objective.placed_work
