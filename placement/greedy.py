@@ -500,6 +500,19 @@ def relocate(st: FleetState, deadline: float | None = None) -> int:
     return moved
 
 
+def levels_by_group(p: Prepared) -> Callable[[int], dict[int, tuple[int, ...]]]:
+    """workload -> {group: the levels its filter allows there}, read from ``p.options`` once a workload."""
+    got: dict[int, dict[int, tuple[int, ...]]] = {}
+
+    def levels_of(w: int) -> dict[int, tuple[int, ...]]:
+        levels = got.get(w)
+        if levels is None:
+            levels = got[w] = {f.group: f.levels for o in p.options.get(w, ()) for f in o.fits}
+        return levels
+
+    return levels_of
+
+
 def swap_tiers(st: FleetState, deadline: float | None = None, scan: int = 200) -> int:
     """Trade places between a higher tier's capped replica and a lower tier's replica at a higher level.
 
@@ -513,14 +526,7 @@ def swap_tiers(st: FleetState, deadline: float | None = None, scan: int = 200) -
     """
     p = st.p
     wl = p.problem.workloads
-    allowed: dict[int, dict[int, tuple[int, ...]]] = {}  # workload -> group -> levels
-
-    def levels_of(w: int) -> dict[int, tuple[int, ...]]:
-        got = allowed.get(w)
-        if got is None:
-            got = allowed[w] = {f.group: f.levels for o in p.options.get(w, ()) for f in o.fits}
-        return got
-
+    levels_of = levels_by_group(p)
     rows: list[tuple[int, int, int, int, int, int]] = []  # pct, priority, w, n, level, index
     for i, (w, n, _idx, milli, cap) in enumerate(st.placements):
         wk = wl[w]
@@ -589,7 +595,9 @@ def _swap_one(
             ):
                 continue
             wk2 = wl[w2]
-            if n != n2 and not (_host_swap_ok(st, n, wk, wk2, host) and _host_swap_ok(st, n2, wk2, wk, host)):
+            at_n = host_after(st, n, [wk], [wk2], host)
+            at_n2 = host_after(st, n2, [wk2], [wk], host)
+            if n != n2 and (at_n is None or at_n2 is None):
                 continue
             mine, theirs = list(nodes_of[w]), list(nodes_of[w2])
             mine[mine.index(n)] = n2
@@ -597,31 +605,28 @@ def _swap_one(
             if not (rules_hold(st, wk, mine) and rules_hold(st, wk2, theirs)):
                 continue
             nodes_of[w], nodes_of[w2] = mine, theirs
-            if n != n2:
-                for node, out, into in ((n, wk, wk2), (n2, wk2, wk)):
-                    cpu, mem = host.get(node, (0, 0))
-                    host[node] = (
-                        cpu + into.cpu_milli - out.cpu_milli,
-                        mem + into.host_memory_mib - out.host_memory_mib,
-                    )
+            if n != n2 and at_n is not None and at_n2 is not None:
+                host[n], host[n2] = at_n, at_n2
             used.update((i, i2))
             swaps.append((i, i2))
             return True
     return False
 
 
-def _host_swap_ok(
-    st: FleetState, n: int, leaving: Workload, coming: Workload, added: dict[int, tuple[int, int]]
-) -> bool:
-    """Host CPU and memory of node ``n`` with ``coming`` in place of ``leaving`` (and ``added``)."""
+def host_after(
+    st: FleetState, n: int, leaving: list[Workload], coming: list[Workload], added: dict[int, tuple[int, int]]
+) -> tuple[int, int] | None:
+    """Host CPU and memory node ``n`` gains (beyond ``st``) with ``coming`` in place of ``leaving``
+    after the changes so far (``added``); None where they do not fit."""
     node = st.p.nodes[n].node
-    cpu, mem = added.get(n, (0, 0))
-    if node.cpu_milli > 0 and st.cpu[n] + cpu - leaving.cpu_milli + coming.cpu_milli > node.cpu_milli:
-        return False
-    return not (
-        node.host_memory_mib > 0
-        and st.hmem[n] + mem - leaving.host_memory_mib + coming.host_memory_mib > node.host_memory_mib
-    )
+    cpu0, mem0 = added.get(n, (0, 0))
+    cpu = cpu0 + sum(x.cpu_milli for x in coming) - sum(x.cpu_milli for x in leaving)
+    mem = mem0 + sum(x.host_memory_mib for x in coming) - sum(x.host_memory_mib for x in leaving)
+    if node.cpu_milli > 0 and st.cpu[n] + cpu > node.cpu_milli:
+        return None
+    if node.host_memory_mib > 0 and st.hmem[n] + mem > node.host_memory_mib:
+        return None
+    return cpu, mem
 
 
 def rebuild(st: FleetState, rows: list[tuple[int, int, tuple[int, ...], int, int]]) -> None:

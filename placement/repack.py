@@ -50,7 +50,16 @@ from placement.candidates import CellOption, Prepared
 from placement.decode import FULL_MILLI, FleetState, level_at
 from placement.domain import SpreadLevel, Workload
 from placement.energy import replica_work
-from placement.greedy import fill, raise_levels, rebuild, relocate, rules_hold, swap_tiers
+from placement.greedy import (
+    fill,
+    host_after,
+    levels_by_group,
+    raise_levels,
+    rebuild,
+    relocate,
+    rules_hold,
+    swap_tiers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,17 +121,10 @@ def swap_sets(st: FleetState, deadline: float | None = None, scan: int = 400) ->
     """
     p = st.p
     wl = p.problem.workloads
-    allowed: dict[int, dict[int, tuple[int, ...]]] = {}
-
-    def levels_of(w: int) -> dict[int, tuple[int, ...]]:
-        got = allowed.get(w)
-        if got is None:
-            got = allowed[w] = {f.group: f.levels for o in p.options.get(w, ()) for f in o.fits}
-        return got
+    levels_of = levels_by_group(p)
 
     def work(w: int, n: int, cap: int) -> int:
-        gpu = p.nodes[n].gpu
-        return replica_work(wl[w], gpu.power_levels[level_at(gpu, cap)].relative_throughput_pct)
+        return _work(st, w, n, cap)
 
     rows: list[Row] = list(st.placements)
     on_node: dict[int, list[int]] = defaultdict(list)
@@ -248,8 +250,8 @@ def _swap_set(
         gain += sum(work(rows[j][0], a, cap_a) - work(rows[j][0], b, cap_b) for j in take)
         if gain <= 0:
             continue
-        at_a = _host_after(st, a, [wk], [wl[rows[j][0]] for j in take], host)
-        at_b = _host_after(st, b, [wl[rows[j][0]] for j in take], [wk], host)
+        at_a = host_after(st, a, [wk], [wl[rows[j][0]] for j in take], host)
+        at_b = host_after(st, b, [wl[rows[j][0]] for j in take], [wk], host)
         if at_a is None or at_b is None:
             continue
         moved = {w: _moved(nodes_of[w], {a: 1}, {b: 1})}
@@ -281,22 +283,6 @@ def _moved(nodes: list[int], out: dict[int, int], into: dict[int, int]) -> list[
         got.remove(n)
     got.extend(into)
     return got
-
-
-def _host_after(
-    st: FleetState, n: int, leaving: list[Workload], coming: list[Workload], added: dict[int, tuple[int, int]]
-) -> tuple[int, int] | None:
-    """Host CPU and memory node ``n`` gains (beyond ``st``) with ``coming`` in place of ``leaving``
-    after the swaps so far (``added``); None where they do not fit."""
-    node = st.p.nodes[n].node
-    cpu0, mem0 = added.get(n, (0, 0))
-    cpu = cpu0 + sum(x.cpu_milli for x in coming) - sum(x.cpu_milli for x in leaving)
-    mem = mem0 + sum(x.host_memory_mib for x in coming) - sum(x.host_memory_mib for x in leaving)
-    if node.cpu_milli > 0 and st.cpu[n] + cpu > node.cpu_milli:
-        return None
-    if node.host_memory_mib > 0 and st.hmem[n] + mem > node.host_memory_mib:
-        return None
-    return cpu, mem
 
 
 @dataclass(frozen=True)
