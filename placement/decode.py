@@ -115,15 +115,15 @@ class FleetState:
         self, w: int, n: int, levels: tuple[int, ...], per_gpu: int, preferred: tuple[int, ...] = ()
     ) -> Fit | None:
         """``fit`` without a Candidate: ``levels`` allowed (whole GPU) or ``per_gpu`` > 0 (fractional)."""
+        wl = self.p.problem.workloads[w]
+        if per_gpu == 0 and self.node_free[n] < wl.gpus:
+            return None
         if not self._host_ok(w, n):
             return None
         info = self.p.nodes[n]
-        wl = self.p.problem.workloads[w]
         on_w = 0 if self.replicas[n] else info.on_power_w
         room = self.headroom_w(n)
         if per_gpu == 0:
-            if self.node_free[n] < wl.gpus:
-                return None
             free = self.free_gpus(n)
             idx = tuple(preferred) if preferred and set(preferred) <= set(free) else tuple(free[: wl.gpus])
             for li in reversed(levels):

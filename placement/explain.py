@@ -121,26 +121,37 @@ def _summary(p: Prepared, w: Workload, rule: str, rs: list[Rejection], total: in
     return f"{rs[0].message} ({scope})"
 
 
-def _higher_priority(p: Prepared, st: FleetState, w: int) -> str:
+def _holders(st: FleetState) -> dict[int, list[int]]:
+    """The workloads of every placement, by node."""
+    got: dict[int, list[int]] = {}
+    for w, n, _idx, _m, _c in st.placements:
+        got.setdefault(n, []).append(w)
+    return got
+
+
+def _higher_priority(p: Prepared, st: FleetState, w: int, by_node: dict[int, list[int]] | None = None) -> str:
     wl = p.problem.workloads
-    mine = {c.node for c in p.by_workload.get(w, ())}
+    by_node = by_node if by_node is not None else _holders(st)
     holders: Counter[str] = Counter()
-    for w2, n, _idx, _m, _c in st.placements:
-        if n in mine and wl[w2].priority >= wl[w].priority and w2 != w:
-            holders[wl[w2].name] += 1
+    for n in {c.node for c in p.by_workload.get(w, ())}:
+        for w2 in by_node.get(n, ()):
+            if wl[w2].priority >= wl[w].priority and w2 != w:
+                holders[wl[w2].name] += 1
     if not holders:
         return ""
     names = ", ".join(f"{k} ({v})" for k, v in sorted(holders.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
     return f"; work of equal or higher priority holds it: {names}"
 
 
-def capacity_reasons(p: Prepared, st: FleetState, w: int) -> list[Reason]:
-    """What ran out for a workload whose candidates exist but which the plan left out."""
+def capacity_reasons(
+    p: Prepared, st: FleetState, w: int, by_node: dict[int, list[int]] | None = None
+) -> list[Reason]:
+    """What ran out for a workload whose candidates exist but which the plan left out
+    (``by_node``: the plan's workloads by node, ``_holders``, where the caller has them)."""
     wk = p.problem.workloads[w]
     cands = p.by_workload[w]
-    held = _higher_priority(p, st, w)
-    fits = [c for c in cands if st.fit(c) is not None]
-    if not fits:
+    held = _higher_priority(p, st, w, by_node)
+    if not any(st.fit(c) is not None for c in cands):
         out: list[Reason] = []
         gpu_short = [c for c in cands if _gpu_short(p, st, c)]
         short = {c.node for c in gpu_short}
@@ -180,12 +191,12 @@ def capacity_reasons(p: Prepared, st: FleetState, w: int) -> list[Reason]:
                 )
             )
         if gpu_short:
-            best_free = max(gpu_short, key=lambda c: len(st.free_gpus(c.node)))
+            best_free = max(gpu_short, key=lambda c: st.node_free[c.node])
             need = f"{wk.gpus} free GPUs" if wk.gpus else f"{wk.gpu_milli} milli-GPU on a shareable GPU"
             out.append(
                 Reason(
                     "gpu_count",
-                    f"no candidate node has {need} (most free: {len(st.free_gpus(best_free.node))} GPUs on "
+                    f"no candidate node has {need} (most free: {st.node_free[best_free.node]} GPUs on "
                     f"{p.nodes[best_free.node].node.name}){held}",
                     len(gpu_short),
                 )
@@ -263,7 +274,7 @@ def _gpu_short(p: Prepared, st: FleetState, c: object) -> bool:
 
     assert isinstance(c, Candidate)
     wk = p.problem.workloads[c.workload]
-    free = len(st.free_gpus(c.node))
+    free = st.node_free[c.node]
     if c.per_gpu == 0:
         return free < wk.gpus
     if free > 0:
@@ -289,6 +300,7 @@ def unplaced_reasons(
     todo = [w for w in range(len(wl)) if w not in placed]
     got: dict[int, list[Reason]] = {}
     wrej = {r.workload: r for r in prepared.workload_rejections}
+    by_node = _holders(plan_state)
     for w in sorted(todo, key=lambda w: (-wl[w].priority * wl[w].work_milli, w)):
         if deadline is not None and time.monotonic() > deadline:
             break
@@ -297,7 +309,7 @@ def unplaced_reasons(
                 Reason("pinned", "pinned with no current replica: nothing to keep, none may be added", 0)
             ]
         elif w in prepared.by_workload:
-            got[w] = capacity_reasons(prepared, plan_state, w)
+            got[w] = capacity_reasons(prepared, plan_state, w, by_node)
         else:
             got[w] = filter_reasons(prepared, w)
     out = []
