@@ -451,6 +451,7 @@ def relocate(st: FleetState, deadline: float | None = None) -> int:
     for w, n, *_ in st.placements:
         nodes_of.setdefault(w, []).append(n)
     moved = 0
+    roomy = _roomy_groups(st)
     for k, (_lost, pct, w, n, idx) in enumerate(todo):
         if deadline is not None and k % _CHECK_EVERY == 0 and time.monotonic() > deadline:
             break
@@ -460,7 +461,7 @@ def relocate(st: FleetState, deadline: float | None = None) -> int:
         for o in p.options[w]:
             for f in o.fits:
                 g = f.group
-                if st.group_free[g] < wk.gpus:
+                if g not in roomy or st.group_free[g] < wk.gpus:
                     continue
                 rep = p.groups[g].rep
                 better = tuple(
@@ -497,7 +498,19 @@ def relocate(st: FleetState, deadline: float | None = None) -> int:
         st.add(w, target)
         pos[(w, target.node, target.gpu_indices)] = len(st.placements) - 1
         moved += 1
+        roomy = _roomy_groups(st)
     return moved
+
+
+def _roomy_groups(st: FleetState) -> set[int]:
+    """The groups with a free GPU and watts for one more GPU at their type's lowest level."""
+    got: set[int] = set()
+    for g in st.p.groups:
+        if st.group_free[g.index] > 0:
+            gpu = g.rep.gpu
+            if st.headroom_w(g.nodes[0]) >= gpu.power_levels[0].power_cap_w - gpu.idle_power_w:
+                got.add(g.index)
+    return got
 
 
 def levels_by_group(p: Prepared) -> Callable[[int], dict[int, tuple[int, ...]]]:
