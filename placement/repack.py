@@ -2,9 +2,28 @@
 
 ``polish`` is what the solve does to the best plan the portfolio found: ``greedy.fill``
 (unplaced workloads into what is left), ``greedy.relocate`` (replicas capped for want of
-watts to racks where they run higher), ``greedy.swap_tiers``, where asked
-``repack_domains``, and ``swap_sets``. Profile L seed 0, on the LP-guided plan: 1.23% from
-the integer bound -> 1.12% repacked (20 s) -> 1.07% with the sets swapped (0.4 s).
+watts to racks where they run higher), ``greedy.swap_tiers``, then, where asked, rounds of
+``consolidate``, ``repack_domains`` and ``swap_sets``. Profile L seed 0, on the LP-guided
+plan (1.23% from the integer bound), with no deadline: 1.08% after the first round (13 s),
+1.00% after the second (23 s), 0.98% when the rounds stop gaining (52 s).
+
+``consolidate``: where a rack's or site's watts bind, a node powered for one or two replicas
+pays its host and all its GPUs' idle power for them. Its replicas move to free GPUs of other
+powered nodes of the site (at their level or higher, every rule kept) and the node is off;
+the repack then spends those watts. Measured against the integer bound's Lagrangian
+decomposition on profile L seed 0's polished plan: of its 1.07% gap, 0.18% was the site
+power rows' price times watts the plan's own accounting (a GPU's cap and host share) left
+unused in site-bound sites, mostly such nodes; powering off 28 of them (76 kW) and repacking
+gave 0.995% (5.6 million placed work, against 0.95 million for repacking alone).
+
+In the solve's time box at L (about 14 s of polish) the first repack of every domain takes
+most of the time, so later rounds repack only the sites where nodes went off. With HiGHS at
+most 60 ms a domain (at 300 ms, 24 of 736 domains ran out of time for 7.5 s and gained
+nothing) and relocate's faster scan, profile L seeds 0 / 1 / 2 polished in 13.5 s from the
+LP-guided plan: 1.106 / 1.030 / 1.003% before, 1.039 / 0.931 / 0.988% now; M seeds 0-2 in the
+solve 0.97 / 0.88 / 0.93% -> 0.85 / 0.89 / 0.94%. Tried and not kept: consolidating onto
+nodes of other sites (1.111 / 0.958 / 0.997%: it takes other sites' watts), 40 or 100 ms a
+domain (0.998 and 1.011% on average against 0.977%).
 
 ``repack_domains``: where racks' watts bind, a rounded plan leaves each rack's last watts
 in pieces: a node powered for one replica, a replica at a level the watts left cannot
@@ -40,6 +59,7 @@ the solve runs ``repack_domains`` in a portfolio child, whose stdout is /dev/nul
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -47,8 +67,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from placement.candidates import CellOption, Prepared
-from placement.decode import FULL_MILLI, FleetState, level_at
-from placement.domain import SpreadLevel, Workload
+from placement.decode import FULL_MILLI, Fit, FleetState, level_at
+from placement.domain import NodeState, SpreadLevel, Workload
 from placement.energy import replica_work
 from placement.greedy import (
     fill,
@@ -63,21 +83,21 @@ from placement.greedy import (
 
 log = logging.getLogger(__name__)
 
-MS_PER_DOMAIN = 300
+MS_PER_DOMAIN = 60  # HiGHS per domain (300 ms: 24 of 736 domains at L ran out of time, 7.5 s, none gained)
 SWAP_SETS_S = 1.0  # kept for swap_sets after repacking (0.3-0.4 s a round at L)
 SWAP_SETS_ROUNDS = 3
-PASSES = (
-    3  # repack and swap sets again while they gain and time is left  # L seed 0: 101, 14, then a few swaps
-)
+PASSES = 6  # rounds of consolidate, repack and swap sets while they gain and time is left
+CONSOLIDATE_SLACK_W = 5_000  # a node is powered off where its rack or site has less than this to spare
 KEEP_ALIKE = 4  # workloads alike in value kept per domain (at most; fewer where their room covers it)
 
 DomainKey = tuple[str, str]
 
 
 def polish(st: FleetState, deadline: float | None, repack: bool) -> tuple[int, int, int]:
-    """Improve ``st`` in place until ``deadline``: fill, relocate, swap tiers, repack the power
-    domains (where ``repack``), swap sets; returns (workloads added, replicas moved or
-    swapped, placed work the repacking gained)."""
+    """Improve ``st`` in place until ``deadline``: fill, relocate, swap tiers, then (where
+    ``repack``) power off lightly used nodes and repack the power domains, and swap sets;
+    returns (workloads added, replicas moved or swapped and nodes powered off, placed work
+    the repacking gained)."""
     added = fill(st, deadline)
     moved = relocate(st, deadline)
     if moved:
@@ -85,13 +105,23 @@ def polish(st: FleetState, deadline: float | None, repack: bool) -> tuple[int, i
         added += fill(st, deadline)
     moved += swap_tiers(st, deadline)
     gained = 0
-    # another pass while they gain and time is left (M seeds 0-2: 0.99 / 0.96 / 1.01% -> 0.97 /
-    # 0.88 / 0.93% at 12-18 s; at L the first pass meets the time box)
-    for _ in range(PASSES if repack else 1):
+    full_s = 0.0  # how long the last repack of every domain took
+    for k in range(PASSES if repack else 1):
         got = 0
-        if repack:  # (swap_sets keeps a second: repacking raises the lowest tier's levels, and the
-            # higher tiers' capped replicas find partners among them; L seed 0: 3 swaps before, 98 after)
-            got = repack_domains(st, deadline - SWAP_SETS_S if deadline is not None else None)
+        if repack:
+            # lightly used nodes powered off give their rack's and site's watts to the repack; every
+            # domain is repacked first, then (at L, where that takes most of the time box) only the
+            # sites the consolidation freed watts in
+            emptied = consolidate(st, deadline)
+            moved += len(emptied)
+            t0 = time.monotonic()
+            left = deadline - t0 if deadline is not None else math.inf
+            every = k == 0 or not emptied or full_s < left / 2
+            got = repack_domains(
+                st, deadline - SWAP_SETS_S if deadline is not None else None, None if every else set(emptied)
+            )
+            if every:
+                full_s = time.monotonic() - t0
             gained += got
         for _ in range(SWAP_SETS_ROUNDS):  # a swap's partners may make another one possible
             swapped = swap_sets(st, deadline)
@@ -102,6 +132,112 @@ def polish(st: FleetState, deadline: float | None, repack: bool) -> tuple[int, i
         if not got or (deadline is not None and time.monotonic() > deadline - SWAP_SETS_S):
             break
     return added, moved, gained
+
+
+def consolidate(st: FleetState, deadline: float | None = None) -> list[str]:
+    """Power off lightly used nodes where watts bind: every replica of such a node moves to free
+    GPUs of other powered nodes of its site, each at its level or a higher one (its filter's
+    groups and levels, host resources, rack and site watts, spread and site survival kept); the
+    node's host and idle power go back to its rack and site for ``repack_domains`` to spend.
+    Nodes with the fewest GPUs in use go first; a node whose replicas cannot all move stays as
+    it was. Returns the site of each node powered off.
+
+    Where a rack's or a site's watts bind, a node powered for one or two replicas pays its host
+    and every GPU's idle power for them: on profile L seed 0's polished plan, 28 such nodes held
+    76 kW of two site-bound sites' watts, and repacking after powering them off gained 5.6 million
+    placed work (1.069% -> 0.995% from the integer bound) against 0.95 million without.
+    """
+    p = st.p
+    wl = p.problem.workloads
+    powered: dict[str, list[int]] = defaultdict(list)  # READY nodes by site
+    for n, info in enumerate(p.nodes):
+        if info.node.state is NodeState.READY:
+            powered[info.site.name].append(n)
+    pos: dict[tuple[int, int, tuple[int, ...]], int] = {}
+    on_node: dict[int, list[tuple[int, int, tuple[int, ...]]]] = defaultdict(list)
+    nodes_of: dict[int, list[int]] = defaultdict(list)
+    for i, (w, n, idx, _milli, _cap) in enumerate(st.placements):
+        pos[(w, n, idx)] = i
+        on_node[n].append((w, n, idx))
+        nodes_of[w].append(n)
+
+    def tight(n: int) -> bool:
+        info = p.nodes[n]
+        return (
+            st.site_usable_w[info.site.name] - st.site_w[info.site.name] < CONSOLIDATE_SLACK_W
+            or st.domain_usable_w[info.domain_key] - st.domain_w[info.domain_key] < CONSOLIDATE_SLACK_W
+        )
+
+    todo = sorted(
+        (p.nodes[n].node.gpu_count - st.node_free[n], n)
+        for n, keys in on_node.items()
+        if keys and tight(n) and all(not wl[w].is_fractional and not wl[w].pinned for w, _n, _idx in keys)
+    )
+    levels_of = levels_by_group(p)
+
+    def remove(key: tuple[int, int, tuple[int, ...]]) -> tuple[int, int, tuple[int, ...], int, int]:
+        i = pos.pop(key)
+        row = st.placements[i]
+        last = st.placements[-1]
+        st.remove(i)
+        if i < len(st.placements):
+            pos[(last[0], last[1], last[2])] = i
+        return row
+
+    def add(w: int, fit: Fit) -> tuple[int, int, tuple[int, ...]]:
+        st.add(w, fit)
+        key = (w, fit.node, fit.gpu_indices)
+        pos[key] = len(st.placements) - 1
+        return key
+
+    emptied: list[str] = []
+    for k, (_used, n) in enumerate(todo):
+        if deadline is not None and k % 32 == 0 and time.monotonic() > deadline:
+            break
+        if not on_node[n] or not tight(n):
+            continue
+        site = p.nodes[n].site.name
+        rows = [remove(key) for key in list(on_node[n])]
+        moved: list[tuple[int, int, tuple[int, ...]]] = []
+        for w, _n, _idx, _milli, cap in rows:
+            wk = wl[w]
+            pct = p.nodes[n].gpu.power_levels[level_at(p.nodes[n].gpu, cap)].relative_throughput_pct
+            target: Fit | None = None
+            for m in powered[site]:
+                if m == n or st.replicas[m] == 0 or st.node_free[m] < wk.gpus:
+                    continue
+                allowed = levels_of(w).get(st.group_of[m])
+                if not allowed:
+                    continue
+                levels = p.nodes[m].gpu.power_levels
+                better = tuple(li for li in allowed if levels[li].relative_throughput_pct >= pct)
+                got = st.fit_at(w, m, better, 0) if better else None
+                if got is None:
+                    continue
+                nodes = list(nodes_of[w])
+                nodes[nodes.index(n)] = m
+                if rules_hold(st, wk, nodes):
+                    target = got
+                    break
+            if target is None:
+                break
+            nodes_of[w][nodes_of[w].index(n)] = target.node
+            moved.append(add(w, target))
+        if len(moved) < len(rows):  # put the node back as it was
+            for key in reversed(moved):
+                remove(key)
+                nodes_of[key[0]][nodes_of[key[0]].index(key[1])] = n
+            for w, _n, idx, _milli, cap in rows:
+                st.add_at(w, n, idx, cap)
+                pos[(w, n, idx)] = len(st.placements) - 1
+            continue
+        on_node[n] = []
+        for key in moved:
+            on_node[key[1]].append(key)
+        emptied.append(site)
+    if emptied:
+        log.info("consolidate: %d lightly used nodes powered off", len(emptied))
+    return emptied
 
 
 Row = tuple[int, int, tuple[int, ...], int, int]  # workload, node, GPUs, thousandths, cap
@@ -369,9 +505,9 @@ class _Lookup:
         return default
 
 
-def repack_domains(st: FleetState, deadline: float | None = None) -> int:
-    """Repack ``st``'s power domains in place (see the module docstring); returns the placed
-    work gained."""
+def repack_domains(st: FleetState, deadline: float | None = None, sites: set[str] | None = None) -> int:
+    """Repack ``st``'s power domains (those of ``sites`` only, where given) in place (see the
+    module docstring); returns the placed work gained."""
     from ortools.linear_solver import pywraplp
 
     p = st.p
@@ -387,7 +523,11 @@ def repack_domains(st: FleetState, deadline: float | None = None) -> int:
         nodes_of[g.rep.domain_key].extend(g.nodes)
     index = _Index(st)
     todo = sorted(
-        (d for d in nodes_of if any(st.node_free[n] for n in nodes_of[d])),
+        (
+            d
+            for d in nodes_of
+            if (sites is None or d[0] in sites) and any(st.node_free[n] for n in nodes_of[d])
+        ),
         key=lambda d: p.domains[d].usable_power_w - st.domain_w[d],
     )
     gained = 0

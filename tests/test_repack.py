@@ -14,7 +14,7 @@ from placement.generator import generate
 from placement.greedy import greedy, placed_work
 from placement.objective import evaluate
 from placement.portfolio import Portfolio
-from placement.repack import polish, repack_domains, swap_sets
+from placement.repack import consolidate, polish, repack_domains, swap_sets
 from tests.test_bound import CAPPED, FULL, ONE_GPU, one_node
 from tests.test_guided import two_domains, verified
 
@@ -212,3 +212,64 @@ def test_an_lp_over_its_column_cap_is_given_up_at_once_and_the_polish_takes_the_
     if too_big:  # the greedy's plan beats the heuristics' here, so it is the one polished
         assert [c.method for c in polished] == ["greedy"]
         assert polished[0].objective.placed_work >= in_hand.objective.placed_work
+
+
+def three_nodes(domain_w: int, spread: Spread | None = None) -> Problem:
+    """Nodes n1-n3 of 2 GPUs (host 100 W, idle 50 W a GPU) in one rack capped at ``domain_w``;
+    high: priority 2, two 1-GPU replicas that must run at 400 W; low: priority 1, one 2-GPU replica."""
+    base = one_node(domain_w, ONE_GPU)
+    nodes = tuple(replace(base.fleet.nodes[0], name=f"n{i}", gpu_count=2) for i in (1, 2, 3))
+    high = replace(ONE_GPU, name="high", priority=2, min_replicas=2, max_replicas=2, min_power_cap_pct=100)
+    high = replace(high, spread=spread)
+    low = replace(ONE_GPU, name="low", gpus=2, priority=1)
+    return replace(base, fleet=replace(base.fleet, nodes=nodes), workloads=(high, low))
+
+
+def high_on_two_nodes(problem: Problem) -> FleetState:
+    prepared = filter_candidates(problem)
+    st = FleetState(prepared)
+    st.add(0, Fit(prepared.node_index["n1"], 1, (0,), 0))
+    st.add(0, Fit(prepared.node_index["n2"], 1, (0,), 0))
+    return st
+
+
+def test_a_lightly_used_node_is_powered_off() -> None:
+    """One of high's replicas moves to the other's node, on its free GPU at 400 W: the emptied
+    node's host and idle power (200 W) go back to the rack, and no replica loses work."""
+    problem = three_nodes(1500)
+    st = high_on_two_nodes(problem)
+    before, draw = placed_work(st), st.domain_w[("s", "pd")]
+    assert draw == 2 * (100 + 2 * 50 + 350)
+    assert consolidate(st) == ["s"]
+    where = sorted((p.node, p.power_cap_w) for p in st.to_placements())
+    assert where in ([("n1", 400), ("n1", 400)], [("n2", 400), ("n2", 400)])
+    assert st.domain_w[("s", "pd")] == draw - 200
+    assert placed_work(st) == before
+    assert verified(problem, st.to_placements()) == []
+
+
+@pytest.mark.parametrize(("domain_w", "spread"), [(1500, Spread(SpreadLevel.NODE, 2)), (1100 + 5000, None)])
+def test_a_node_stays_powered_where_a_rule_needs_it_or_watts_do_not_bind(
+    domain_w: int, spread: Spread | None
+) -> None:
+    """A spread over two nodes keeps high on n1 and n2; a rack with 5 kW to spare is left alone."""
+    problem = three_nodes(domain_w, spread)
+    st = high_on_two_nodes(problem)
+    rows = sorted(st.placements)
+    assert consolidate(st) == []
+    assert sorted(st.placements) == rows
+
+
+def test_polish_spends_the_watts_a_powered_off_node_gives_back() -> None:
+    """At 1,500 W, low (2 GPUs, at least 600 W on a node of its own) fits beside high's two
+    powered nodes (1,100 W) only once one of them is off; high may not run lower. Repacking
+    alone cannot place it; the polish powers n2 off and places it."""
+    problem = three_nodes(1500)
+    alone = high_on_two_nodes(problem)
+    assert repack_domains(alone) == 0
+    st = high_on_two_nodes(problem)
+    polish(st, None, repack=True)
+    placed = sorted((p.workload, p.node) for p in st.to_placements())
+    assert [w for w, _n in placed] == ["high", "high", "low"]
+    assert placed_work(st) == 2 * 2 * FULL + 2 * CAPPED  # high: priority 2 at 400 W; low: 2 GPUs at 250 W
+    assert verified(problem, st.to_placements()) == []
