@@ -66,6 +66,7 @@ MODEL_S_PER_VAR = 3e-5
 MODEL_MAX_VARS = 200_000  # beyond this the per-node model is not built (CP-SAT overruns its limit)
 GREEDY_SHARE = 0.5  # of the time limit, at most, for the greedy
 REPACK_SHARE = 0.2  # of the time limit kept for placement.fgd.improve where no model is built
+POLL_S = 0.2  # a plan the portfolio sends is polished at most this long after it arrives
 PORTFOLIO_WAIT_SHARE = 0.1  # of the time limit, at most, waiting for the portfolio before the model
 EXPLAIN_SHARE = 0.05  # of the time limit for explaining an interim plan's unplaced work
 EXPLAIN_MIN_S = 0.05
@@ -413,7 +414,7 @@ def _wait(run: _Run, portfolio: Portfolio, in_hand: Candidate, until: float, tie
     work = in_hand.objective.placed_work
     shown: tuple[float, float | None] = (float(work), portfolio.bound)
     while True:
-        portfolio.poll(min(until, time.monotonic() + 1.0))
+        portfolio.poll(min(until, time.monotonic() + POLL_S))
         if not run.stopped():
             portfolio.polish(until, lambda c: _key(c.objective, tiers), in_hand)
         if run.progress is not None:
