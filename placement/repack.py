@@ -143,9 +143,9 @@ def consolidate(st: FleetState, deadline: float | None = None) -> list[str]:
     it was. Returns the site of each node powered off.
 
     Where a rack's or a site's watts bind, a node powered for one or two replicas pays its host
-    and every GPU's idle power for them: on profile L seed 0's polished plan, 28 such nodes held
-    76 kW of two site-bound sites' watts, and repacking after powering them off gained 5.6 million
-    placed work (1.069% -> 0.995% from the integer bound) against 0.95 million without.
+    and every GPU's idle power for them: on profile L seed 0's polished plan, 28 such nodes in
+    site-bound sites held 76 kW, and repacking after powering them off gained 5.6 million placed
+    work (1.069% -> 0.995% from the integer bound) against 0.95 million without.
     """
     p = st.p
     wl = p.problem.workloads
