@@ -475,14 +475,9 @@ def relocate(st: FleetState, deadline: float | None = None) -> int:
                 for m in p.groups[g].nodes:
                     if m == n or st.node_free[m] < wk.gpus:
                         continue
-                    got = st.fit_at(w, m, better, 0)
-                    if got is None:
-                        continue
-                    nodes = list(nodes_of[w])
-                    nodes[nodes.index(n)] = m
-                    if rules_hold(st, wk, nodes):
-                        target = got
-                        nodes_of[w] = nodes
+                    target = moved_fit(st, w, n, m, better, nodes_of[w])
+                    if target is not None:
+                        nodes_of[w][nodes_of[w].index(n)] = m
                         break
                 if target is not None:
                     break
@@ -500,6 +495,20 @@ def relocate(st: FleetState, deadline: float | None = None) -> int:
         moved += 1
         roomy = _roomy_groups(st)
     return moved
+
+
+def moved_fit(
+    st: FleetState, w: int, n: int, m: int, levels: tuple[int, ...], nodes: list[int]
+) -> Fit | None:
+    """Where one replica of whole-GPU workload ``w`` fits on node ``m`` at one of ``levels`` (the
+    best that fits) in place of one on node ``n``, with its spread and site survival kept (its
+    replicas on ``nodes``), or None."""
+    got = st.fit_at(w, m, levels, 0)
+    if got is None:
+        return None
+    after = list(nodes)
+    after[after.index(n)] = m
+    return got if rules_hold(st, st.p.problem.workloads[w], after) else None
 
 
 def _roomy_groups(st: FleetState) -> set[int]:

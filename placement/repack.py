@@ -74,6 +74,7 @@ from placement.greedy import (
     fill,
     host_after,
     levels_by_group,
+    moved_fit,
     raise_levels,
     rebuild,
     relocate,
@@ -211,13 +212,8 @@ def consolidate(st: FleetState, deadline: float | None = None) -> list[str]:
                     continue
                 levels = p.nodes[m].gpu.power_levels
                 better = tuple(li for li in allowed if levels[li].relative_throughput_pct >= pct)
-                got = st.fit_at(w, m, better, 0) if better else None
-                if got is None:
-                    continue
-                nodes = list(nodes_of[w])
-                nodes[nodes.index(n)] = m
-                if rules_hold(st, wk, nodes):
-                    target = got
+                target = moved_fit(st, w, n, m, better, nodes_of[w]) if better else None
+                if target is not None:
                     break
             if target is None:
                 break
