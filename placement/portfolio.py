@@ -15,8 +15,7 @@ While the parent waits, ``polish`` forks a third child on the best plan so far (
 one as soon as it comes; another plan only once the LP child is done): ``repack.polish``
 with the power domains repacked, sent back as a plan that replaces its source. At L it runs
 from the LP-guided plan (about 31 s) to the parent's wait (about 50 s), on the core the
-heuristics child left; HiGHS, which the repacking calls, may print to stdout, which a child
-sends to /dev/null.
+heuristics child left.
 
 Each result is sent as soon as it exists; the parent keeps the tightest bound and takes
 what has arrived by its own deadline; at ``close`` the children are killed whatever they

@@ -16,14 +16,21 @@ power rows' price times watts the plan's own accounting (a GPU's cap and host sh
 unused in site-bound sites, mostly such nodes; powering off 28 of them (76 kW) and repacking
 gave 0.995% (5.6 million placed work, against 0.95 million for repacking alone).
 
-In the solve's time box at L (about 14 s of polish) the first repack of every domain takes
-most of the time, so later rounds repack only the sites where nodes went off. With HiGHS at
-most 60 ms a domain (at 300 ms, 24 of 736 domains ran out of time for 7.5 s and gained
-nothing) and relocate's faster scan, profile L seeds 0 / 1 / 2 polished in 13.5 s from the
-LP-guided plan: 1.106 / 1.030 / 1.003% before, 1.039 / 0.931 / 0.988% now; M seeds 0-2 in the
-solve 0.97 / 0.88 / 0.93% -> 0.85 / 0.89 / 0.94%. Tried and not kept: consolidating onto
-nodes of other sites (1.111 / 0.958 / 0.997%: it takes other sites' watts), 40 or 100 ms a
-domain (0.998 and 1.011% on average against 0.977%).
+In the solve's time box at L (about 18 s of polish) the first repack of every domain takes
+most of the time, so later rounds repack only the sites where nodes went off. Each domain's
+program is solved by CP-SAT (one worker, no presolve, at most 60 ms). It was HiGHS: through
+``pywraplp`` a HiGHS run that reaches its time limit returns no solution at all (status
+"unknown", however good its incumbent), and on profile L seed 1's LP-guided plan 159 of 729
+domains did, 11.3 of 20 s for 1.2 million placed work; a solution hint, which would give it
+the plan as an incumbent, crashes the process (OR-Tools 9.15, HiGHS 1.12). CP-SAT returns its
+best solution at the limit: the first repack of seed 1 took 10-11 s and gained 22-24 million
+(HiGHS: 20-22 s, 16-17 million), seed 0 6.5-8 s for 13-14 million (HiGHS: 11 s, 11.5
+million). Polished for 19 s from the LP-guided plans of L seeds 0 / 1 / 2: 1.01-1.03 / 0.81-0.90
+/ 0.91-0.93% with HiGHS, 0.94-0.95 / 0.68-0.69 / 0.84-0.85% with CP-SAT (0.96-0.97 / 0.70 /
+0.86-0.87% with its presolve; 30 to 150 ms a domain within 0.02% of each other). Tried
+and not kept: consolidating onto nodes of other sites (1.111 / 0.958 / 0.997% against 1.039 /
+0.931 / 0.988%, HiGHS: it takes other sites' watts); repacking the domains the last round
+changed first, or only those until they stop gaining (within the noise, HiGHS).
 
 ``repack_domains``: where racks' watts bind, a rounded plan leaves each rack's last watts
 in pieces: a node powered for one replica, a replica at a level the watts left cannot
@@ -37,7 +44,7 @@ at a time and solves again what the lowest tier holds there, every other domain 
 * GPUs and host resources per node, the domain's and the site's watts (a node powered pays
   its host and idle power), replica counts (``min_replicas`` to ``max_replicas``, all or
   nothing for a workload placed nowhere else) and node spread are rows of a small integer
-  program (HiGHS through ``pywraplp``, at most ``MS_PER_DOMAIN`` each, its best solution
+  program (CP-SAT through ``pywraplp``, at most ``MS_PER_DOMAIN`` each, its best solution
   taken when time runs out).
 
 The lowest tier's workloads alike in value (GPUs, groups, levels, host resources, rules)
@@ -45,15 +52,12 @@ are interchangeable, so only the few whose room covers the domain's GPUs get var
 A domain's new content is kept only where it earns more placed work and the
 ``FleetState`` confirms every rule (watts, spread, site survival, replica counts); else the
 domain is put back as it was. Domains with free GPUs go first, the least watts to spare
-first. Profile L seed 0 (the LP-guided plan): 1.23% -> 1.12-1.14% from the integer bound in
-18 s (735 domains, about 105 changed; HiGHS's time limits make it vary); a second pass adds
-0.01% in as long again. Tried and not kept: all of a site's domains in one program (5 s a
-site found next to nothing: HiGHS starts from scratch), the higher tiers' replicas moved
-between a domain's nodes too (+0.01% for twice the time), Lagrangian multipliers improved by
-subgradient steps from the LP's duals for the integer bound (every step was worse, M seed 0).
-
-HiGHS may print a line to stdout when it repairs a solution (whatever its output flag), so
-the solve runs ``repack_domains`` in a portfolio child, whose stdout is /dev/null.
+first. Profile L seed 0 (the LP-guided plan, HiGHS): 1.23% -> 1.12-1.14% from the integer
+bound in 18 s (735 domains, about 105 changed); a second pass adds 0.01% in as long again.
+Tried and not kept: all of a site's domains in one program (5 s a site found next to
+nothing), the higher tiers' replicas moved between a domain's nodes too (+0.01% for twice
+the time), Lagrangian multipliers improved by subgradient steps from the LP's duals for the
+integer bound (every step was worse, M seed 0).
 """
 
 from __future__ import annotations
@@ -84,7 +88,8 @@ from placement.greedy import (
 
 log = logging.getLogger(__name__)
 
-MS_PER_DOMAIN = 60  # HiGHS per domain (300 ms: 24 of 736 domains at L ran out of time, 7.5 s, none gained)
+MS_PER_DOMAIN = 60  # CP-SAT per domain (30-150 ms within the noise at L)
+CP_SAT_PARAMS = "num_workers:1 cp_model_presolve:false"  # presolve: 0.016% less placed at L in 19 s
 SWAP_SETS_S = 1.0  # kept for swap_sets after repacking (0.3-0.4 s a round at L)
 SWAP_SETS_ROUNDS = 3
 PASSES = 6  # rounds of consolidate, repack and swap sets while they gain and time is left
@@ -639,11 +644,11 @@ def _repack_one(
     for _i, _w, n, idx, cap in (*free_rows, *fixed):
         out_w[n] += len(idx) * (cap - p.nodes[n].gpu.idle_power_w)
 
-    solver = pywraplp.Solver.CreateSolver("HIGHS")
+    solver = pywraplp.Solver.CreateSolver("CP_SAT")
     if solver is None:
         return 0
     solver.SetTimeLimit(MS_PER_DOMAIN)
-    solver.SetSolverSpecificParametersAsString("output_flag=false")
+    solver.SetSolverSpecificParametersAsString(CP_SAT_PARAMS)
     inf = solver.infinity()
     obj = solver.Objective()
     obj.SetMaximization()

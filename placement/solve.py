@@ -389,7 +389,7 @@ def _best_heuristic(
     # not polished in the portfolio: fill what the heuristic left (about a greedy pass over the
     # unplaced workloads), move replicas capped for want of watts to where they run higher and
     # spend the watts they leave, swap tiers; the domains are repacked only in the portfolio's
-    # child (HiGHS may write to stdout)
+    # child, which has the parent's wait for it (seconds at L)
     fill_until = run.deadline - run.reserve - 1.5 * run.assemble_s
     if not best.polished and fill_until > time.monotonic():
         st = FleetState.from_placements(prepared, chosen)
