@@ -44,8 +44,9 @@ classes, 750,768 columns, 10 workloads never placeable) 7,971,657,000 against
 machine (6 s building through pywraplp's objects, 6 s GLOP primal). With them: 1,197
 classes, 1,172,820 columns (levels below the top dropped where power cannot bind), 88,000
 rows, 4.2M coefficients, 7,971,647,284; built in lists and one MPModelProto (``_Builder``)
-in 7 s and solved by GLOP in 17-28 s while other jobs kept the load average at 5-6 (dual
-simplex: 570 s). Slower than the partition bound (0.4 s), so callers give it a deadline
+in 7 s (4.5 s since the column loop binds its appends and works out a column's levels once
+per GPU type, power floor and binding: the same LP, byte for byte) and solved by GLOP in
+17-28 s while other jobs kept the load average at 5-6 (dual simplex: 570 s). Slower than the partition bound (0.4 s), so callers give it a deadline
 and take min(partition bound, this).
 
 Tried and not kept: a mixed-integer rounding cut on each binding rack's power for the
@@ -296,28 +297,40 @@ def group_lp(
     pack_rows: list[tuple[int, int]] = []  # (row, group index)
     order = sorted(classes.items(), key=lambda kv: repr(kv[0]))
     columns: list[tuple[int, GroupKey, int]] = []  # per column: class, group key, level
+    # the loop below writes about a million columns at L: its appends are bound once, and a
+    # column's level options are worked out once per (GPU type, power floor, power binding)
+    cols_of, coefs_of, col_obj, col_ub_of = lp.cols, lp.coefs, lp.obj, lp.col_ub
+    m_gi, m_li, m_work, m_gpus = (a.append for a in meta)
+    options_of: dict[tuple[str, int, bool, bool], list[tuple[int, int, float]]] = {}
     for ci, (ckey, demand) in enumerate(order):
         cands, priority, fractional, floor_pct, work_milli, _shape, _kind = ckey
         if deadline is not None and time.monotonic() > deadline:
             return None
         row = lp.row(0.0, float(demand))
+        row_cols, row_coefs = cols_of[row].append, coefs_of[row].append
         site_cap, dom_cap = entity_caps[ckey]
         site_cap_rows: dict[str, int] = {}
         dom_cap_rows: dict[tuple[str, str], int] = {}
         probe = Workload(name="", min_power_cap_pct=floor_pct)
+        replica_gpus = 0 if fractional else work_milli // 1000
         for gi, cap in cands:
             site_name, dom, t, count, host_w = keys[gi]
             g = gpus[t]
             host_share_w = host_w / count
-            if fractional:
-                options = [(-1, g.power_levels[-1].relative_throughput_pct, float(g.max_power_w))]
-            else:
-                options = [
-                    (i, g.power_levels[i].relative_throughput_pct, float(g.power_levels[i].power_cap_w))
-                    for i in allowed_levels(probe, g)
-                ]
-                if not dom_binds[(site_name, dom)] and not site_binds[site_name]:
-                    options = options[-1:]  # power is free here: lower levels are dominated
+            binds = dom_binds[(site_name, dom)] or site_binds[site_name]
+            okey = (t, floor_pct, fractional, binds)
+            options = options_of.get(okey)
+            if options is None:
+                if fractional:
+                    options = [(-1, g.power_levels[-1].relative_throughput_pct, float(g.max_power_w))]
+                else:
+                    options = [
+                        (i, g.power_levels[i].relative_throughput_pct, float(g.power_levels[i].power_cap_w))
+                        for i in allowed_levels(probe, g)
+                    ]
+                    if not binds:
+                        options = options[-1:]  # power is free here: lower levels are dominated
+                options_of[okey] = options
             limit = float(cap * work_milli)
             pack_row = None
             col_ub = inf
@@ -327,17 +340,23 @@ def group_lp(
                 else:
                     pack_row = lp.row(-inf, limit)
                     pack_rows.append((pack_row, gi))
+            gpu_row = gpu_rows[gi]
+            dom_row = dom_rows[(site_name, dom)] if dom_binds[(site_name, dom)] else None
+            site_row = site_rows[site_name] if site_binds[site_name] else None
             for li, thr, cap_w in options:
-                x = lp.col(float(priority * thr), col_ub)
-                for arr, v in zip(
-                    meta, (gi, li, work_milli, 0 if fractional else work_milli // 1000), strict=True
-                ):
-                    arr.append(v)
+                x = len(col_obj)
+                col_obj.append(float(priority * thr))
+                col_ub_of.append(col_ub)
+                m_gi(gi)
+                m_li(li)
+                m_work(work_milli)
+                m_gpus(replica_gpus)
                 n_vars += 1
                 if solution:
                     columns.append((ci, keys[gi], li))
-                lp.add(row, x, 1.0)
-                lp.add(gpu_rows[gi], x, 1.0)
+                row_cols(x)
+                row_coefs(1.0)
+                lp.add(gpu_row, x, 1.0)
                 if pack_row is not None:
                     lp.add(pack_row, x, 1.0)
                 if site_cap < demand:
@@ -351,10 +370,10 @@ def group_lp(
                         drow = dom_cap_rows[(site_name, dom)] = lp.row(-inf, float(dom_cap))
                     lp.add(drow, x, 1.0)
                 draw = (cap_w + host_share_w) / 1000.0
-                if dom_binds[(site_name, dom)]:
-                    lp.add(dom_rows[(site_name, dom)], x, draw)
-                if site_binds[site_name]:
-                    lp.add(site_rows[site_name], x, draw)
+                if dom_row is not None:
+                    lp.add(dom_row, x, draw)
+                if site_row is not None:
+                    lp.add(site_row, x, draw)
     log.info(
         "group LP: %d groups, %d classes, %d columns, %d workloads never placeable",
         len(keys),
