@@ -46,8 +46,8 @@ classes, 1,172,820 columns (levels below the top dropped where power cannot bind
 rows, 4.2M coefficients, 7,971,647,284; built in lists and one MPModelProto (``_Builder``)
 in 7 s (4.5 s since the column loop binds its appends and works out a column's levels once
 per GPU type, power floor and binding: the same LP, byte for byte) and solved by GLOP in
-17-28 s while other jobs kept the load average at 5-6 (dual simplex: 570 s). Slower than the partition bound (0.4 s), so callers give it a deadline
-and take min(partition bound, this).
+17-28 s while other jobs kept the load average at 5-6 (dual simplex: 570 s). Slower than the
+partition bound (0.4 s), so callers give it a deadline and take min(partition bound, this).
 
 Tried and not kept: a mixed-integer rounding cut on each binding rack's power for the
 replicas that take a whole node (their count per level is an integer): the bound did not

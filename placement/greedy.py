@@ -446,7 +446,7 @@ def relocate(st: FleetState, deadline: float | None = None) -> int:
         if lost > 0:
             todo.append((-lost, pct, w, n, idx))
     todo.sort()
-    pos = {(w, n, idx): i for i, (w, n, idx, _m, _c) in enumerate(st.placements)}
+    pos = positions(st)
     nodes_of: dict[int, list[int]] = {}
     for w, n, *_ in st.placements:
         nodes_of.setdefault(w, []).append(n)
@@ -456,7 +456,6 @@ def relocate(st: FleetState, deadline: float | None = None) -> int:
         if deadline is not None and k % _CHECK_EVERY == 0 and time.monotonic() > deadline:
             break
         wk = wl[w]
-        i = pos[(w, n, idx)]
         target: Fit | None = None
         for o in p.options[w]:
             for f in o.fits:
@@ -485,16 +484,40 @@ def relocate(st: FleetState, deadline: float | None = None) -> int:
                 break
         if target is None:
             continue
-        last = st.placements[-1]
-        st.remove(i)
-        if i < len(st.placements):
-            pos[(last[0], last[1], last[2])] = i
-        del pos[(w, n, idx)]
-        st.add(w, target)
-        pos[(w, target.node, target.gpu_indices)] = len(st.placements) - 1
+        take(st, pos, (w, n, idx))
+        put(st, pos, w, target)
         moved += 1
         roomy = _roomy_groups(st)
     return moved
+
+
+Key = tuple[int, int, tuple[int, ...]]  # one placement: workload, node, GPUs
+Placed = tuple[int, int, tuple[int, ...], int, int]  # workload, node, GPUs, thousandths, cap
+
+
+def positions(st: FleetState) -> dict[Key, int]:
+    """Where each placement of ``st`` is in ``st.placements``, kept by ``take`` and ``put``."""
+    return {(w, n, idx): i for i, (w, n, idx, _m, _c) in enumerate(st.placements)}
+
+
+def take(st: FleetState, pos: dict[Key, int], key: Key) -> Placed:
+    """Remove placement ``key`` from ``st`` and return it, ``pos`` kept right
+    (``FleetState.remove`` moves the last placement into the freed slot)."""
+    i = pos.pop(key)
+    row = st.placements[i]
+    last = st.placements[-1]
+    st.remove(i)
+    if i < len(st.placements):
+        pos[(last[0], last[1], last[2])] = i
+    return row
+
+
+def put(st: FleetState, pos: dict[Key, int], w: int, fit: Fit) -> Key:
+    """Add a replica of ``w`` at ``fit`` to ``st``, ``pos`` kept right; returns its key."""
+    st.add(w, fit)
+    key = (w, fit.node, fit.gpu_indices)
+    pos[key] = len(st.placements) - 1
+    return key
 
 
 def moved_fit(

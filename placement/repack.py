@@ -75,15 +75,19 @@ from placement.decode import FULL_MILLI, Fit, FleetState, level_at
 from placement.domain import NodeState, SpreadLevel, Workload
 from placement.energy import replica_work
 from placement.greedy import (
+    Key,
     fill,
     host_after,
     levels_by_group,
     moved_fit,
+    positions,
+    put,
     raise_levels,
     rebuild,
     relocate,
     rules_hold,
     swap_tiers,
+    take,
 )
 
 log = logging.getLogger(__name__)
@@ -159,11 +163,10 @@ def consolidate(st: FleetState, deadline: float | None = None) -> list[str]:
     for n, info in enumerate(p.nodes):
         if info.node.state is NodeState.READY:
             powered[info.site.name].append(n)
-    pos: dict[tuple[int, int, tuple[int, ...]], int] = {}
-    on_node: dict[int, list[tuple[int, int, tuple[int, ...]]]] = defaultdict(list)
+    pos = positions(st)
+    on_node: dict[int, list[Key]] = defaultdict(list)
     nodes_of: dict[int, list[int]] = defaultdict(list)
-    for i, (w, n, idx, _milli, _cap) in enumerate(st.placements):
-        pos[(w, n, idx)] = i
+    for w, n, idx in pos:
         on_node[n].append((w, n, idx))
         nodes_of[w].append(n)
 
@@ -181,21 +184,6 @@ def consolidate(st: FleetState, deadline: float | None = None) -> list[str]:
     )
     levels_of = levels_by_group(p)
 
-    def remove(key: tuple[int, int, tuple[int, ...]]) -> tuple[int, int, tuple[int, ...], int, int]:
-        i = pos.pop(key)
-        row = st.placements[i]
-        last = st.placements[-1]
-        st.remove(i)
-        if i < len(st.placements):
-            pos[(last[0], last[1], last[2])] = i
-        return row
-
-    def add(w: int, fit: Fit) -> tuple[int, int, tuple[int, ...]]:
-        st.add(w, fit)
-        key = (w, fit.node, fit.gpu_indices)
-        pos[key] = len(st.placements) - 1
-        return key
-
     emptied: list[str] = []
     for k, (_used, n) in enumerate(todo):
         if deadline is not None and k % 32 == 0 and time.monotonic() > deadline:
@@ -203,8 +191,8 @@ def consolidate(st: FleetState, deadline: float | None = None) -> list[str]:
         if not on_node[n] or not tight(n):
             continue
         site = p.nodes[n].site.name
-        rows = [remove(key) for key in list(on_node[n])]
-        moved: list[tuple[int, int, tuple[int, ...]]] = []
+        rows = [take(st, pos, key) for key in list(on_node[n])]
+        moved: list[Key] = []
         for w, _n, _idx, _milli, cap in rows:
             wk = wl[w]
             pct = p.nodes[n].gpu.power_levels[level_at(p.nodes[n].gpu, cap)].relative_throughput_pct
@@ -223,10 +211,10 @@ def consolidate(st: FleetState, deadline: float | None = None) -> list[str]:
             if target is None:
                 break
             nodes_of[w][nodes_of[w].index(n)] = target.node
-            moved.append(add(w, target))
+            moved.append(put(st, pos, w, target))
         if len(moved) < len(rows):  # put the node back as it was
             for key in reversed(moved):
-                remove(key)
+                take(st, pos, key)
                 nodes_of[key[0]][nodes_of[key[0]].index(key[1])] = n
             for w, _n, idx, _milli, cap in rows:
                 st.add_at(w, n, idx, cap)
