@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 the plan given to ``verify`` is invalid; 2 bad input
 (every problem listed, each with its field path); 3 an internal error (a bug: one line,
-``--debug`` for the traceback); 130 interrupted before any plan existed.
+``--debug`` for the traceback); 130 interrupted (SIGINT or SIGTERM): ``plan`` shows and writes
+the best verified plan so far (stop reason INTERRUPTED), or writes nothing when none existed yet.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from placement.domain import Backend, Plan, Problem, SolveOptions
+from placement.domain import Backend, Plan, Problem, SolveOptions, SolveStatus, StopReason
 from placement.errors import FieldError, InputError
 
 EXIT_OK = 0
@@ -142,10 +143,19 @@ def _solve_partitioned(problem: Problem, args: argparse.Namespace) -> Plan:
 
 
 def _solve(problem: Problem, quiet: bool) -> Plan:
-    """Solve in a worker thread so that Ctrl-C stops the solver and still yields the best verified plan."""
+    """Solve in a worker thread; the first Ctrl-C (SIGINT) or SIGTERM stops the solver, which
+    then returns its best verified plan (stop reason INTERRUPTED); a second one gives up at once.
+
+    The signals are caught by handlers that only set the solver's stop flag: no exception is
+    raised into the waiting thread, so the wait cannot be torn (``Thread.join`` interrupted by
+    KeyboardInterrupt can report a live thread as finished on CPython 3.11).
+    """
+    import signal
+
     from placement import solve
 
     stop = threading.Event()
+    finished = threading.Event()
     result: dict[str, object] = {}
 
     def run(progress: object) -> None:
@@ -153,26 +163,44 @@ def _solve(problem: Problem, quiet: bool) -> Plan:
             result["plan"] = solve(problem, progress=progress, stop=stop)  # type: ignore[arg-type]
         except BaseException as e:  # re-raised in the main thread
             result["error"] = e
+        finally:
+            finished.set()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():  # the second one: give up without a plan
+            raise KeyboardInterrupt
+        stop.set()
+        name = signal.Signals(signum).name
+        sys.stderr.write(f"\n{name}: stopping the solver, keeping the best verified plan (again to abort)\n")
+        sys.stderr.flush()
 
     def wait(progress: object) -> None:
         worker = threading.Thread(target=run, args=(progress,), name="solve", daemon=True)
         worker.start()
-        try:
-            while worker.is_alive():
-                worker.join(0.2)
-        except KeyboardInterrupt:
-            sys.stderr.write("\ninterrupted: stopping the solver, keeping the best verified plan\n")
-            stop.set()
-            worker.join()
+        while not finished.wait(0.2):
+            pass
 
-    if quiet:
-        wait(None)
-    else:
-        with ProgressPrinter(sys.stderr, problem.options.time_limit_s) as printer:
-            wait(printer)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:
+        for s in previous:
+            signal.signal(s, on_signal)
+    try:
+        if quiet:
+            wait(None)
+        else:
+            with ProgressPrinter(sys.stderr, problem.options.time_limit_s) as printer:
+                wait(printer)
+    finally:
+        if main_thread:
+            for s, h in previous.items():
+                signal.signal(s, h)
     if "error" in result:
         raise result["error"]  # type: ignore[misc]
-    return result["plan"]  # type: ignore[return-value]
+    plan: Plan = result["plan"]  # type: ignore[assignment]
+    if stop.is_set() and plan.info.stop_reason is StopReason.INTERRUPTED:
+        raise Interrupted(plan if plan.info.status is not SolveStatus.NO_SOLUTION else None)
+    return plan
 
 
 def _client(args: argparse.Namespace, timeout_s: float) -> object:
@@ -210,6 +238,14 @@ def _remote_errors(e: Exception) -> InputError | None:
     ):
         return InputError(field_violations(e))
     return None
+
+
+class Interrupted(Exception):
+    """The solve was stopped by SIGINT or SIGTERM; ``plan`` is the best verified plan it had, if any."""
+
+    def __init__(self, plan: Plan | None) -> None:
+        super().__init__("interrupted")
+        self.plan = plan
 
 
 class RemoteError(Exception):
@@ -274,10 +310,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
     _check_options(args)
     problem = load_problem(Path(args.input))
     problem = replace(problem, options=_options(args, problem.options))
+    interrupted = False
     if args.executor:
         plan = _solve_partitioned(problem, args)
+    elif args.server:
+        plan = _solve_remote(problem, args)
     else:
-        plan = _solve_remote(problem, args) if args.server else _solve(problem, args.quiet)
+        try:
+            plan = _solve(problem, args.quiet)
+        except Interrupted as e:
+            if e.plan is None:
+                sys.stderr.write(
+                    "fleetplace: interrupted before any verified plan existed; nothing written\n"
+                )
+                return EXIT_INTERRUPTED
+            plan, interrupted = e.plan, True
     message = plan_to_proto(plan)
     if args.out:
         write_json_atomic(Path(args.out), message)
@@ -287,6 +334,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
         sys.stdout.write(render(problem, plan) + "\n")
         if args.out:
             sys.stdout.write(f"\nPlan written to {args.out}\n")
+    if interrupted:
+        sys.stdout.flush()
+        sys.stderr.write(
+            "fleetplace: interrupted: the best verified plan so far is shown"
+            + (f" and written to {args.out}" if args.out else "")
+            + " (stop reason INTERRUPTED)\n"
+        )
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 
@@ -560,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"fleetplace: server error: {e}\n")
         return EXIT_INTERNAL
     except KeyboardInterrupt:
-        sys.stderr.write("fleetplace: interrupted\n")
+        sys.stderr.write("fleetplace: interrupted before any verified plan existed; nothing written\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK

@@ -106,23 +106,32 @@ class Portfolio:
 
     def _spawn(self, job: Callable[..., None], *args: Any) -> int | None:
         """Fork a child running ``job(*args[:1], fd, *args[1:])``; its pipe's read end, or None."""
+        # SIGINT is blocked across the fork, so that a terminal's Ctrl-C (which reaches the
+        # whole process group) cannot land in the child before it ignores it: the parent
+        # decides what a Ctrl-C does (it stops the solve and kills its children)
+        blocked = _block_sigint()
         try:
             r, w = os.pipe()
             pid = os.fork()
         except (OSError, AttributeError) as err:
+            _restore_mask(blocked)
             log.info("portfolio child not started: %s", err)
             return None
         if pid == 0:  # the child: never returns
-            os.close(r)
-            code = 0
+            code = 1
             try:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                _restore_mask(blocked)
+                os.close(r)
                 _die_with_parent(os.getppid())
                 _quiet_stdout()
                 job(args[0], w, *args[1:])
+                code = 0
             except BaseException:
                 code = 1
             finally:
                 os._exit(code)
+        _restore_mask(blocked)
         os.close(w)
         self._kids[r] = (pid, bytearray())
         self.done = False
@@ -216,6 +225,19 @@ class Portfolio:
             os.close(fd)
         self._kids.clear()
         self.done = True
+
+
+def _block_sigint() -> set[int | signal.Signals] | None:
+    """Block SIGINT in this thread; the mask before, or None where masks are not supported."""
+    try:
+        return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _restore_mask(mask: set[int | signal.Signals] | None) -> None:
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _die_with_parent(parent: int) -> None:

@@ -254,7 +254,7 @@ def _solve(
     if too_big:  # no model follows: the greedy may use what the plan's assembly leaves
         g_deadline = max(g_deadline, run.deadline - 1.5 * run.assemble_s - EXPLAIN_SHARE * limit_s)
     # beside a running portfolio, one pass: its children (the LP-guided plan above all) need the cores
-    g_state = greedy(prepared, deadline=g_deadline, passes=0 if portfolio.done else 1)
+    g_state = greedy(prepared, deadline=g_deadline, stop=run.stop, passes=0 if portfolio.done else 1)
     g_placements = g_state.to_placements()
     log.info("greedy: %d replicas (%.2f s)", len(g_placements), run.elapsed())
     timing: dict[str, float] = {}
@@ -285,8 +285,9 @@ def _solve(
         progress(Progress("greedy", float(g_work), None, run.elapsed()))
     if not prepared.options:  # nothing can run anywhere: the empty plan is optimal
         return _done(replace(g_plan, info=info(SolveStatus.OPTIMAL, StopReason.NONE, 0.0, 0)))
-    if run.stopped():
-        return _done(replace(g_plan, info=info(SolveStatus.FEASIBLE, StopReason.INTERRUPTED, None, g_work)))
+    if run.stopped():  # before any plan was complete, nothing placed is no solution
+        st = SolveStatus.FEASIBLE if g_plan.placements else SolveStatus.NO_SOLUTION
+        return _done(replace(g_plan, info=info(st, StopReason.INTERRUPTED, None, g_work)))
     if too_big or run.deadline - run.reserve - time.monotonic() < 1.5 * _model_cost_s(prepared) + 0.1:
         log.info("model not built (too big or no time left); returning the best verified plan in hand")
         if repack:
@@ -391,7 +392,7 @@ def _best_heuristic(
     # spend the watts they leave, swap tiers; the domains are repacked only in the portfolio's
     # child, which has the parent's wait for it (seconds at L)
     fill_until = run.deadline - run.reserve - 1.5 * run.assemble_s
-    if not best.polished and fill_until > time.monotonic():
+    if not best.polished and fill_until > time.monotonic() and not run.stopped():
         st = FleetState.from_placements(prepared, chosen)
         added, moved, _ = polish(st, fill_until, repack=False)
         if added or moved:
@@ -457,6 +458,8 @@ def _repacked(
 def _explain_until(run: _Run, final: bool) -> float:
     """Until when unplaced work is explained: the final plan gets what is left, an interim one a share."""
     now = time.monotonic()
+    if run.stopped():  # interrupted: the plan is wanted now
+        return now + EXPLAIN_MIN_S
     limit_s = max(0.0, run.problem.options.time_limit_s)
     share = max(EXPLAIN_MIN_S, EXPLAIN_SHARE * limit_s)
     if final:

@@ -147,6 +147,9 @@ class CpSatSession:
         solver.parameters.random_seed = self._seed
         solver.parameters.num_workers = self._workers
         solver.parameters.log_search_progress = False
+        # CP-SAT's own SIGINT handler outlives the solve and aborts the process on the next
+        # Ctrl-C (std::bad_function_call); the caller's ``stop`` is how a solve is interrupted
+        solver.parameters.catch_sigint_signal = False
         report_bound = self._workers > 1
         callback = _Callback(objective.name, objective.constant, report_bound, t0, progress, stop)
 
