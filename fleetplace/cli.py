@@ -96,6 +96,8 @@ def _options(args: argparse.Namespace, base: SolveOptions) -> SolveOptions:
         changes["time_limit_s"] = args.time_limit
     if args.seed is not None:
         changes["seed"] = args.seed
+    if getattr(args, "deterministic", False):
+        changes["deterministic"] = True
     if not changes:
         return base
     return replace(base, **changes)  # type: ignore[arg-type]
@@ -394,6 +396,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             backend=args.backend,
             time_limit=args.time_limit,
             seed=None,
+            deterministic=args.deterministic,
             format="text",
             quiet=False,
             executor=None,
@@ -508,6 +511,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sp.add_argument(
             "--time-limit", type=float, default=None, metavar="SECONDS", help="whole solve (default 30)"
+        )
+        sp.add_argument(
+            "--deterministic",
+            action="store_true",
+            help="work bounded by counts, not the clock: the same input, seed and workers give the same plan",
         )
 
     def client_flags(sp: argparse.ArgumentParser) -> None:

@@ -80,6 +80,7 @@ class StopReason(enum.Enum):
     NONE = "NONE"  # ran to completion
     TIME_LIMIT = "TIME_LIMIT"
     INTERRUPTED = "INTERRUPTED"  # cancelled by the caller
+    WORK_LIMIT = "WORK_LIMIT"  # deterministic mode: the work budget ended the search, not the clock
 
 
 # --------------------------------------------------------------------------- fleet
@@ -271,6 +272,8 @@ class SolveOptions:
     optimise_energy: bool = True
     optimise_moves: bool = True
     optimise_fragmentation: bool = True
+    # work bounded by counts and deterministic time, not the clock (``placement.effort``)
+    deterministic: bool = False
 
 
 @dataclass(frozen=True)
@@ -396,6 +399,7 @@ class SolveInfo:
     wall_s: float = 0.0
     code_revision: str = ""
     started_at: str = ""  # ISO 8601 UTC
+    deterministic: bool = False  # solved in the deterministic mode
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from placement import greedy
 from placement.bound import GroupLP
 from placement.candidates import Prepared
 from placement.domain import ObjectiveTiers, Problem, ReplicaPlacement
+from placement.effort import Effort
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,19 @@ class Candidate:
 
 class Portfolio:
     def __init__(
-        self, problem: Problem, with_heuristics: bool = True, prepared: Prepared | None = None
+        self,
+        problem: Problem,
+        with_heuristics: bool = True,
+        prepared: Prepared | None = None,
+        effort: Effort | None = None,
+        deadline: float | None = None,
     ) -> None:
-        """``prepared``: the solve's own filter of ``problem``, which the LP child then need not redo."""
+        """``prepared``: the solve's own filter of ``problem``, which the LP child then need not redo.
+
+        ``effort`` (the deterministic mode): the LP child runs only where ``effort.lp`` says so and
+        stops after ``effort.guided_variants`` roundings, and no child stops before ``deadline``
+        (monotonic seconds, the safety net) for want of time.
+        """
         self.plans: list[Candidate] = []
         self.bound: float | None = None
         self.done = False
@@ -101,7 +112,12 @@ class Portfolio:
         self._polishing: Candidate | None = None  # the plan the polishing child works on
         self._tried: set[int] = set()  # ids of the plans polished or being polished
         self._spawn(_heuristics_child, problem, with_heuristics, prepared)
-        self._lp_fd = self._spawn(_lp_child, problem, with_heuristics, prepared)
+        if effort is None:
+            self._lp_fd = self._spawn(_lp_child, problem, with_heuristics, prepared)
+        elif effort.lp:
+            self._lp_fd = self._spawn(
+                _lp_child, problem, with_heuristics, prepared, effort.guided_variants, deadline
+            )
         self.done = not self._kids
 
     def _spawn(self, job: Callable[..., None], *args: Any) -> int | None:
@@ -160,6 +176,18 @@ class Portfolio:
             prepared = self._prepared = filter_candidates(self._problem)
         self._polishing = best
         self._polish_fd = self._spawn(_polish_child, prepared, best, until - POLISH_MARGIN_S)
+
+    def polish_now(self, cand: Candidate, until: float, rounds: int, repack_det_s: float) -> None:
+        """The deterministic mode's polish: a child polishing ``cand`` for ``rounds`` rounds, each
+        power domain's repack bounded by ``repack_det_s`` of CP-SAT's deterministic time;
+        ``until`` is only the safety net. The result replaces ``cand`` like ``polish``'s."""
+        prepared = self._prepared
+        if prepared is None:
+            from placement.candidates import filter_candidates
+
+            prepared = self._prepared = filter_candidates(self._problem)
+        self._polishing = cand
+        self._polish_fd = self._spawn(_polish_child, prepared, cand, until, rounds, repack_det_s)
 
     def poll(self, until: float) -> None:
         """Read what the children send until ``until`` (monotonic seconds) or until they are done."""
@@ -287,11 +315,20 @@ def _heuristics_child(problem: Problem, fd: int, with_heuristics: bool, _prepare
         _heuristics(problem, fd)
 
 
-def _lp_child(problem: Problem, fd: int, with_plans: bool, prepared: Prepared | None) -> None:
+def _lp_child(
+    problem: Problem,
+    fd: int,
+    with_plans: bool,
+    prepared: Prepared | None,
+    variants: int = len(GUIDED_VARIANTS),
+    deadline: float | None = None,
+) -> None:
     """The node-group LP's bound, then its solution rounded into a plan (``placement.guided``),
-    the tighter integer bound (``bound.integer_bound``) after the first plan, then more plans.
+    the tighter integer bound (``bound.integer_bound``) after the first plan, then more plans
+    (the first ``variants`` of ``GUIDED_VARIANTS``).
 
-    All stop at the solve's own time limit (counted from here), past which nobody waits.
+    All stop at ``deadline``, by default the solve's own time limit (counted from here), past
+    which nobody waits.
     """
     logging.disable(logging.CRITICAL)
     from placement.bound import MAX_COLUMNS, Residual, columns_estimate, group_lp, integer_bound
@@ -300,7 +337,8 @@ def _lp_child(problem: Problem, fd: int, with_plans: bool, prepared: Prepared | 
     from placement.objective import evaluate
 
     t0 = time.monotonic()
-    deadline = t0 + max(0.0, problem.options.time_limit_s)
+    if deadline is None:
+        deadline = t0 + max(0.0, problem.options.time_limit_s)
     if prepared is not None and columns_estimate(prepared) > LP_TOO_BIG * MAX_COLUMNS:
         _send(fd, ("bound", None))  # the LP would refuse after its classes (XL: 30 s); the polish may start
         return
@@ -321,7 +359,7 @@ def _lp_child(problem: Problem, fd: int, with_plans: bool, prepared: Prepared | 
     if prepared is None:
         prepared = filter_candidates(problem)
     best = -1
-    for i, (order_by, round_up, again, priced) in enumerate(GUIDED_VARIANTS):
+    for i, (order_by, round_up, again, priced) in enumerate(GUIDED_VARIANTS[:variants]):
         if i == 1:
             _send(fd, ("bound", integer_bound(lp, deadline)))
         if time.monotonic() > deadline:
@@ -342,8 +380,17 @@ def _lp_child(problem: Problem, fd: int, with_plans: bool, prepared: Prepared | 
             _send(fd, Candidate("lp_guided", placements, obj, time.monotonic() - t0))
 
 
-def _polish_child(prepared: Prepared, fd: int, cand: Candidate, until: float) -> None:
-    """``cand`` polished (``repack.polish``, domains repacked) until ``until``, sent back."""
+def _polish_child(
+    prepared: Prepared,
+    fd: int,
+    cand: Candidate,
+    until: float,
+    rounds: int | None = None,
+    repack_det_s: float | None = None,
+) -> None:
+    """``cand`` polished (``repack.polish``, domains repacked) until ``until``, sent back; with
+    ``rounds`` (the deterministic mode) that many rounds at most, each domain's repack bounded
+    by ``repack_det_s`` of CP-SAT's deterministic time instead of wall time."""
     logging.disable(logging.CRITICAL)
     from placement.decode import FleetState
     from placement.objective import evaluate
@@ -351,7 +398,7 @@ def _polish_child(prepared: Prepared, fd: int, cand: Candidate, until: float) ->
 
     t0 = time.monotonic()
     st = FleetState.from_placements(prepared, cand.placements)
-    polish(st, until, repack=True)
+    polish(st, until, repack=True, rounds=rounds, repack_det_s=repack_det_s)
     placements = st.to_placements()
     obj = evaluate(prepared.problem, placements)
     _send(fd, Candidate(cand.method, placements, obj, cand.wall_s + time.monotonic() - t0, polished=True))

@@ -103,11 +103,22 @@ KEEP_ALIKE = 4  # workloads alike in value kept per domain (at most; fewer where
 DomainKey = tuple[str, str]
 
 
-def polish(st: FleetState, deadline: float | None, repack: bool) -> tuple[int, int, int]:
+def polish(
+    st: FleetState,
+    deadline: float | None,
+    repack: bool,
+    rounds: int | None = None,
+    repack_det_s: float | None = None,
+) -> tuple[int, int, int]:
     """Improve ``st`` in place until ``deadline``: fill, relocate, swap tiers, then (where
     ``repack``) power off lightly used nodes and repack the power domains, and swap sets;
     returns (workloads added, replicas moved or swapped and nodes powered off, placed work
-    the repacking gained)."""
+    the repacking gained).
+
+    With ``rounds`` (the deterministic mode, ``placement.effort``) at most that many rounds run,
+    each repacking every domain with ``repack_det_s`` of CP-SAT's deterministic time a domain, and
+    nothing depends on the clock: ``deadline`` only cuts a run that outlives the safety net."""
+    deterministic = rounds is not None
     added = fill(st, deadline)
     moved = relocate(st, deadline)
     if moved:
@@ -116,7 +127,7 @@ def polish(st: FleetState, deadline: float | None, repack: bool) -> tuple[int, i
     moved += swap_tiers(st, deadline)
     gained = 0
     full_s = 0.0  # how long the last repack of every domain took
-    for k in range(PASSES if repack else 1):
+    for k in range(rounds if rounds is not None else PASSES if repack else 1):
         got = 0
         if repack:
             # lightly used nodes powered off give their rack's and site's watts to the repack; every
@@ -126,10 +137,9 @@ def polish(st: FleetState, deadline: float | None, repack: bool) -> tuple[int, i
             moved += len(emptied)
             t0 = time.monotonic()
             left = deadline - t0 if deadline is not None else math.inf
-            every = k == 0 or not emptied or full_s < left / 2
-            got = repack_domains(
-                st, deadline - SWAP_SETS_S if deadline is not None else None, None if every else set(emptied)
-            )
+            every = deterministic or k == 0 or not emptied or full_s < left / 2
+            until = deadline - SWAP_SETS_S if deadline is not None and not deterministic else deadline
+            got = repack_domains(st, until, None if every else set(emptied), repack_det_s)
             if every:
                 full_s = time.monotonic() - t0
             gained += got
@@ -139,7 +149,9 @@ def polish(st: FleetState, deadline: float | None, repack: bool) -> tuple[int, i
             got += swapped
             if not swapped:
                 break
-        if not got or (deadline is not None and time.monotonic() > deadline - SWAP_SETS_S):
+        if not got or (
+            not deterministic and deadline is not None and time.monotonic() > deadline - SWAP_SETS_S
+        ):
             break
     return added, moved, gained
 
@@ -494,9 +506,16 @@ class _Lookup:
         return default
 
 
-def repack_domains(st: FleetState, deadline: float | None = None, sites: set[str] | None = None) -> int:
+def repack_domains(
+    st: FleetState,
+    deadline: float | None = None,
+    sites: set[str] | None = None,
+    det_s: float | None = None,
+) -> int:
     """Repack ``st``'s power domains (those of ``sites`` only, where given) in place (see the
-    module docstring); returns the placed work gained."""
+    module docstring); returns the placed work gained. Each domain's program gets
+    ``MS_PER_DOMAIN`` of wall time, or with ``det_s`` that much of CP-SAT's deterministic time
+    (and the wall time to ``deadline`` as the safety net)."""
     from ortools.linear_solver import pywraplp
 
     p = st.p
@@ -526,9 +545,18 @@ def repack_domains(st: FleetState, deadline: float | None = None, sites: set[str
             break
         options = lookup.options(groups_of[d])
         if options:
-            gained += _repack_one(st, d, lowest, options, nodes_of[d], lookup, index, pywraplp)
+            limit = _domain_limit(deadline, det_s)
+            gained += _repack_one(st, d, lowest, options, nodes_of[d], lookup, index, pywraplp, limit)
     log.info("repack: %d domains, placed work +%d", len(todo), gained)
     return gained
+
+
+def _domain_limit(deadline: float | None, det_s: float | None) -> tuple[int, str]:
+    """One domain's limits: (wall milliseconds, CP-SAT parameters)."""
+    if det_s is None:
+        return MS_PER_DOMAIN, CP_SAT_PARAMS
+    left_ms = 3_600_000 if deadline is None else max(1, int(1000 * (deadline - time.monotonic())))
+    return left_ms, f"{CP_SAT_PARAMS} max_deterministic_time:{det_s}"
 
 
 def _pruned(
@@ -605,8 +633,10 @@ def _repack_one(
     levels: _Lookup,
     index: _Index,
     pywraplp: Any,
+    limit: tuple[int, str] = (MS_PER_DOMAIN, CP_SAT_PARAMS),
 ) -> int:
-    """Repack domain ``d`` (see the module docstring); returns the placed work gained (0: unchanged)."""
+    """Repack domain ``d`` (see the module docstring); returns the placed work gained (0: unchanged).
+    ``limit``: the program's wall milliseconds and CP-SAT parameters (``_domain_limit``)."""
     p = st.p
     wl = p.problem.workloads
     site = p.nodes[nodes[0]].site.name
@@ -635,8 +665,9 @@ def _repack_one(
     solver = pywraplp.Solver.CreateSolver("CP_SAT")
     if solver is None:
         return 0
-    solver.SetTimeLimit(MS_PER_DOMAIN)
-    solver.SetSolverSpecificParametersAsString(CP_SAT_PARAMS)
+    wall_ms, params_text = limit
+    solver.SetTimeLimit(wall_ms)
+    solver.SetSolverSpecificParametersAsString(params_text)
     inf = solver.infinity()
     obj = solver.Objective()
     obj.SetMaximization()

@@ -48,13 +48,15 @@ from placement.domain import (
     SolveStatus,
     StopReason,
 )
+from placement.effort import Effort, plan_effort
 from placement.errors import InputError, PlanRejected
 from placement.greedy import greedy
 from placement.model import Container, build
 from placement.model.ir import Direction, Objective
 from placement.model.registry import TIERS
+from placement.objective import evaluate
 from placement.pinned import pinned_errors
-from placement.portfolio import Candidate, Portfolio
+from placement.portfolio import METHODS, Candidate, Portfolio
 from placement.repack import polish
 
 log = logging.getLogger(__name__)
@@ -214,11 +216,151 @@ def solve(
         started_at=run.started_at,
     )
 
+    if opts.deterministic:
+        from placement.bound import columns_estimate
+        from placement.greedy import ORDERS
+
+        effort = plan_effort(
+            prepared, opts.time_limit_s, _model_vars(prepared), columns_estimate(prepared), len(ORDERS)
+        )
+        log.info("deterministic effort: %s", effort)
+        base = replace(base, deterministic=True)
+        search_until = _search_deadline(run, prepared)
+        portfolio = Portfolio(problem, bool(prepared.options), prepared, effort=effort, deadline=search_until)
+        try:
+            return _solve_deterministic(run, prepared, backend, base, portfolio, effort, search_until)
+        finally:
+            portfolio.close()
     portfolio = Portfolio(problem, with_heuristics=bool(prepared.options), prepared=prepared)
     try:
         return _solve(run, prepared, backend, base, portfolio)
     finally:
         portfolio.close()
+
+
+# ------------------------------------------------------------- deterministic mode
+
+
+def _search_deadline(run: _Run, prepared: Prepared) -> float:
+    """The deterministic mode's safety net for the search: the time limit less what the final
+    plan's assembly and explanations are estimated to need, from sizes only."""
+    limit_s = max(0.0, run.problem.options.time_limit_s)
+    wl = run.problem.workloads
+    replicas = sum(wl[w].max_replicas for w in prepared.options)
+    assemble_s = ASSEMBLE_S_PER_NODE * len(prepared.nodes) + ASSEMBLE_S_PER_REPLICA * replicas
+    return run.deadline - run.reserve - 1.5 * assemble_s - EXPLAIN_SHARE * limit_s
+
+
+def _rank(c: Candidate, tiers: list[str]) -> tuple[object, ...]:
+    """The deterministic mode's order of plans: better tiers first, then a fixed method order
+    (never which child happened to send first)."""
+    order = ("greedy", *METHODS)
+    method = order.index(c.method) if c.method in order else len(order)
+    return (_key(c.objective, tiers), c.polished, -method)
+
+
+def _solve_deterministic(
+    run: _Run,
+    prepared: Prepared,
+    backend: SolverBackend,
+    base: SolveInfo,
+    portfolio: Portfolio,
+    effort: Effort,
+    search_until: float,
+) -> Plan:
+    """The deterministic mode (``placement.effort``): the same steps as the default mode, each
+    with its work fixed in advance, one after the other:
+
+    1. the greedy (``effort.greedy_orders`` orders), beside the portfolio's children (the
+       heuristics; the LP, its bounds and ``effort.guided_variants`` roundings where
+       ``effort.lp``), which run to their end;
+    2. the best plan of all (``_rank``: tiers, then a fixed method order) polished for
+       ``effort.polish_rounds`` rounds;
+    3. where ``effort.model``, the per-node model from that plan, with ``effort.model_det_s``
+       of deterministic time over its tiers (70% to tier 1 when later tiers follow);
+    4. the better of the model's plan and the polished one, assembled and verified.
+
+    ``search_until`` is only the safety net: when the search outlives it the result may differ
+    from run to run, and the plan says so (stop reason TIME_LIMIT). A stop returns the best
+    verified plan in hand (INTERRUPTED).
+    """
+    progress, opts = run.progress, run.problem.options
+    tiers = enabled_tiers(opts)
+    g_state = greedy(
+        prepared, deadline=search_until, stop=run.stop, passes=effort.greedy_orders, deterministic=True
+    )
+    g_placements = g_state.to_placements()
+    best = Candidate("greedy", g_placements, evaluate(run.problem, g_placements), run.elapsed())
+    log.info("greedy: %d replicas (%.2f s)", len(g_placements), run.elapsed())
+    if progress is not None:
+        progress(Progress("greedy", float(best.objective.placed_work), None, run.elapsed()))
+
+    def wait() -> None:  # for every child to finish (or the safety net, or a stop)
+        shown = (float(best.objective.placed_work), portfolio.bound)
+        while not portfolio.done and time.monotonic() < search_until and not run.stopped():
+            portfolio.poll(min(search_until, time.monotonic() + POLL_S))
+            now = (
+                max([shown[0]] + [float(c.objective.placed_work) for c in portfolio.plans]),
+                portfolio.bound,
+            )
+            if progress is not None and now != shown:
+                progress(Progress("placed_work", now[0], now[1], run.elapsed()))
+                shown = now
+
+    wait()
+    if not run.stopped() and prepared.options:
+        best = max([best, *portfolio.plans], key=lambda c: _rank(c, tiers))
+        if effort.polish_rounds and not best.polished:
+            portfolio.polish_now(best, search_until, effort.polish_rounds, effort.repack_det_s)
+            wait()
+    best = max([best, *portfolio.plans], key=lambda c: _rank(c, tiers))
+    log.info("deterministic: the %s plan is the best so far: %s", best.method, best.objective)
+
+    status, stop_reason, bound = SolveStatus.FEASIBLE, StopReason.WORK_LIMIT, None
+    placements = best.placements
+    if not prepared.options:
+        status, stop_reason, bound = SolveStatus.OPTIMAL, StopReason.NONE, 0.0
+    elif effort.model and not run.stopped() and time.monotonic() < search_until:
+        container = build(prepared)
+        hint = encode(container, placements)
+        if hint is not None and container.program.is_feasible(hint):
+            log.warning("the %s plan breaks the model; solving without its hint", best.method)
+            hint = None
+        values, statuses, stop_reason, bound = _optimise(
+            run, container, backend, hint, tiers, work=effort.model_det_s, until=search_until
+        )
+        if len(statuses) == len(tiers) and all(st is SolveStatus.OPTIMAL for st in statuses):
+            status, stop_reason = SolveStatus.OPTIMAL, StopReason.NONE
+        if values is not None and (hint is None or values != container.tighten(hint)):
+            got = decode(container, container.extract(values))
+            if _key(evaluate(run.problem, got), tiers) >= _key(best.objective, tiers):
+                placements = got
+            else:
+                status = SolveStatus.FEASIBLE
+    if run.stopped():
+        stop_reason = StopReason.INTERRUPTED
+        if not placements and prepared.options:
+            status = SolveStatus.NO_SOLUTION
+    elif time.monotonic() > search_until:
+        log.warning("deterministic mode: the time limit cut the search; this plan may not repeat")
+        status, stop_reason = SolveStatus.FEASIBLE, StopReason.TIME_LIMIT
+    explain_until = run.deadline - EXPLAIN_MARGIN_S
+    plan, bad = _plan(prepared, placements, base, explain_until)
+    if time.monotonic() > explain_until and stop_reason is not StopReason.INTERRUPTED:
+        stop_reason = StopReason.TIME_LIMIT  # some reasons were cut short
+    if bad:
+        raise PlanRejected(bad)
+    portfolio.poll(time.monotonic())
+    lp = portfolio.bound
+    pw = plan.objective.placed_work
+    if lp is not None and lp < pw:
+        log.warning("relaxation bound %s below a verified plan's %s: discarded", lp, pw)
+        lp = None
+    if lp is not None and (bound is None or lp < bound):
+        bound = lp
+    gap = None if bound is None else (max(0.0, (bound - pw) / bound) if bound > 0 else 0.0)
+    info = replace(base, status=status, stop_reason=stop_reason, bound=bound, gap=gap, wall_s=run.elapsed())
+    return _done(replace(plan, info=info))
 
 
 def _solve(
@@ -479,9 +621,28 @@ def _done(plan: Plan) -> Plan:
     return plan
 
 
+# a stop reason outranks the ones below it: a tier the clock cut makes the whole run clock-bound
+_STOP_RANK = {
+    StopReason.NONE: 0,
+    StopReason.WORK_LIMIT: 1,
+    StopReason.TIME_LIMIT: 2,
+    StopReason.INTERRUPTED: 3,
+}
+
+
 def _optimise(
-    run: _Run, c: Container, backend: SolverBackend, hint: list[int] | None, tiers: list[str]
+    run: _Run,
+    c: Container,
+    backend: SolverBackend,
+    hint: list[int] | None,
+    tiers: list[str],
+    work: float | None = None,
+    until: float | None = None,
 ) -> tuple[list[int] | None, list[SolveStatus], StopReason, float | None]:
+    """The tiers one after the other, each held at its value before the next. Wall time: tier 1
+    gets ``TIER1_SHARE`` of what is left when later tiers follow, each later tier an equal share.
+    With ``work`` (the deterministic mode) the same shares of ``work`` bound each tier in
+    deterministic time and every tier may run to ``until`` (the safety net)."""
     ip = c.program
     statuses: list[SolveStatus] = []
     stop_reason = StopReason.NONE
@@ -489,27 +650,34 @@ def _optimise(
     best = c.tighten(hint) if hint is not None else None
     if run.stopped():
         return best, statuses, StopReason.INTERRUPTED, None
-    if run.deadline - run.reserve - time.monotonic() <= 0.01:
+    end = run.deadline - run.reserve if until is None else until
+    if end - time.monotonic() <= 0.01:
         return best, statuses, StopReason.TIME_LIMIT, None
     objectives = {o.name: o for o in ip.objectives}
+    work_left = work or 0.0
     opts = run.problem.options
     session = backend.load(ip, opts.seed, opts.workers)
     for i, tier in enumerate(tiers):
         if run.stopped():
             stop_reason = StopReason.INTERRUPTED
             break
-        remaining = run.deadline - run.reserve - time.monotonic()
+        remaining = end - time.monotonic()
         if remaining <= 0.01:
             stop_reason = StopReason.TIME_LIMIT
             break
         left = len(tiers) - i
-        share = remaining * TIER1_SHARE if (i == 0 and left > 1) else remaining / left
+        part = TIER1_SHARE if (i == 0 and left > 1) else 1 / left
+        share = remaining if work is not None else remaining * part
+        tier_work = None
+        if work is not None:
+            tier_work = work_left * part
+            work_left -= tier_work
         obj = objectives[tier]
         if not obj.var_indices:  # a constant tier is optimal as it is
             statuses.append(SolveStatus.OPTIMAL)
             continue
         try:
-            res: TierResult = session.solve(obj, share, best, run.progress, run.stop)
+            res: TierResult = session.solve(obj, share, best, run.progress, run.stop, tier_work)
         except Exception:  # a solver crash must not lose the verified plan in hand
             log.exception(
                 "tier %s failed in the %s backend; keeping the best plan so far", tier, backend.name
@@ -526,8 +694,8 @@ def _optimise(
             share,
         )
         statuses.append(res.status)
-        if res.stop_reason is StopReason.INTERRUPTED or stop_reason is StopReason.NONE:
-            stop_reason = res.stop_reason if res.stop_reason is not StopReason.NONE else stop_reason
+        if _STOP_RANK[res.stop_reason] > _STOP_RANK[stop_reason]:  # the weightiest reason stands
+            stop_reason = res.stop_reason
         if tier == "placed_work" and res.bound is not None:
             bound = float(res.bound)
         if res.values is not None:

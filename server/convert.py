@@ -218,6 +218,7 @@ def _options(r: _Reader, m: pb.SolveOptions) -> d.SolveOptions:
             if m.HasField("optimise_fragmentation")
             else base.optimise_fragmentation
         ),
+        deterministic=bool(m.deterministic),
     )
 
 
@@ -356,6 +357,7 @@ def _options_pb(x: d.SolveOptions) -> pb.SolveOptions:
         optimise_energy=x.optimise_energy,
         optimise_moves=x.optimise_moves,
         optimise_fragmentation=x.optimise_fragmentation,
+        deterministic=x.deterministic,
     )
 
 
@@ -452,6 +454,7 @@ def _info_pb(x: d.SolveInfo) -> pb.SolveInfo:
         wall_s=x.wall_s,
         code_revision=x.code_revision,
         started_at=x.started_at,
+        deterministic=x.deterministic,
     )
     if x.bound is not None:
         m.bound = x.bound
@@ -556,6 +559,7 @@ def plan_from_proto(msg: pb.Plan) -> d.Plan:
         wall_s=float(i.wall_s),
         code_revision=i.code_revision,
         started_at=i.started_at,
+        deterministic=bool(i.deterministic),
     )
     o = msg.objective
     plan = d.Plan(

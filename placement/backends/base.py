@@ -47,7 +47,13 @@ class Session(Protocol):
         hint: list[int] | None,
         progress: ProgressCallback | None,
         stop: threading.Event | None,
-    ) -> TierResult: ...
+        work: float | None = None,
+    ) -> TierResult:
+        """Optimise ``objective`` from ``hint``. ``work`` (the deterministic mode): the search is
+        bounded by this much deterministic work (CP-SAT's deterministic seconds; the PuLP backend
+        turns it into CBC nodes) and runs deterministically; ``time_limit_s`` is then only the
+        safety net. A tier ended by ``work`` reports ``StopReason.WORK_LIMIT``."""
+        ...
 
     def hold(self, objective: Objective, value: int) -> None:
         """Add the constraint that ``objective`` is at least as good as ``value``."""

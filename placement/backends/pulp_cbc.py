@@ -55,6 +55,7 @@ from placement.model.ir import Direction, IntegerProgram, Objective, Sense
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.05
+CBC_NODES_PER_WORK = 30  # CBC nodes per deterministic second of work (``Session.solve``'s ``work``)
 _KILL_AFTER_S = 3.0  # after SIGINT, CBC normally exits within milliseconds
 _SENSE = {Sense.LE: pulp.LpConstraintLE, Sense.GE: pulp.LpConstraintGE, Sense.EQ: pulp.LpConstraintEQ}
 _BOUND_RE = re.compile(r"^(Upper|Lower) bound:\s+(\S+)", re.MULTILINE)
@@ -189,6 +190,7 @@ class PulpCbcSession:
         hint: list[int] | None,
         progress: ProgressCallback | None,
         stop: threading.Event | None,
+        work: float | None = None,
     ) -> TierResult:
         t0 = time.monotonic()
         start = full_hint(self._program, hint)
@@ -209,7 +211,7 @@ class PulpCbcSession:
                 var.setInitialValue(min(max(value, lb), ub))  # a warm start is only a suggestion
 
         with tempfile.TemporaryDirectory(prefix="placement-cbc-") as tmp:
-            run = self._run_cbc(Path(tmp), maximize, start is not None, time_limit_s, t0, stop)
+            run = self._run_cbc(Path(tmp), maximize, start is not None, time_limit_s, t0, stop, work)
         wall_s = time.monotonic() - t0
         return self._result(objective, start, run, wall_s, progress)
 
@@ -221,6 +223,7 @@ class PulpCbcSession:
         time_limit_s: float,
         t0: float,
         stop: threading.Event | None,
+        work: float | None = None,
     ) -> _CbcRun:
         mps, mst, sol, log_path = tmp / "model.mps", tmp / "start.mst", tmp / "answer.sol", tmp / "cbc.log"
         solver = pulp.COIN_CMD(path=cbc_path(), msg=False)  # PuLP's writers and reader
@@ -235,7 +238,11 @@ class PulpCbcSession:
         # start is given and the limit falls in preprocessing (seen here at limits under 1 s).
         # In CPU time, CBC with k threads stops early in wall time, never late; the watchdog
         # below still guards the wall clock.
-        args += ["-sec", f"{time_limit_s:.3f}", "-threads", str(self._workers)]
+        args += ["-sec", f"{time_limit_s:.3f}"]
+        if work is None:
+            args += ["-threads", str(self._workers)]
+        else:  # deterministic: one thread, a node limit; the seconds are the safety net
+            args += ["-threads", "1", "-maxNodes", str(max(1, int(CBC_NODES_PER_WORK * work)))]
         if self._seed > 0:  # CBC: 0 means "seed from the clock"; its default (-1) is fixed
             args += ["-randomCbcSeed", str(self._seed)]
         args += ["-solve", "-printingOptions", "all", "-solution", str(sol)]
@@ -307,6 +314,8 @@ class PulpCbcSession:
             reason = StopReason.INTERRUPTED
         elif run.overran or "time" in (run.first_line or "").lower() or "time" in result_line.lower():
             reason = StopReason.TIME_LIMIT
+        elif "node" in result_line.lower() or "node" in (run.first_line or "").lower():
+            reason = StopReason.WORK_LIMIT  # the deterministic mode's node limit
         else:
             reason = StopReason.NONE
         log.debug(

@@ -60,6 +60,7 @@ class StopReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STOP_REASON_NONE: _ClassVar[StopReason]
     STOP_REASON_TIME_LIMIT: _ClassVar[StopReason]
     STOP_REASON_INTERRUPTED: _ClassVar[StopReason]
+    STOP_REASON_WORK_LIMIT: _ClassVar[StopReason]
 SITE_KIND_UNSPECIFIED: SiteKind
 SITE_KIND_DATACENTER: SiteKind
 SITE_KIND_EDGE: SiteKind
@@ -90,6 +91,7 @@ STOP_REASON_UNSPECIFIED: StopReason
 STOP_REASON_NONE: StopReason
 STOP_REASON_TIME_LIMIT: StopReason
 STOP_REASON_INTERRUPTED: StopReason
+STOP_REASON_WORK_LIMIT: StopReason
 
 class PowerLevel(_message.Message):
     __slots__ = ("power_cap_w", "relative_throughput_pct")
@@ -262,7 +264,7 @@ class Workload(_message.Message):
     def __init__(self, name: _Optional[str] = ..., gpus: _Optional[int] = ..., gpu_milli: _Optional[int] = ..., memory_gib: _Optional[float] = ..., allowed_gpu_types: _Optional[_Iterable[str]] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., spread: _Optional[_Union[Spread, _Mapping]] = ..., survive_site_loss_pct: _Optional[int] = ..., backup_minutes: _Optional[float] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[float] = ..., priority: _Optional[int] = ..., min_power_cap_pct: _Optional[int] = ..., cpu_milli: _Optional[int] = ..., host_memory_mib: _Optional[int] = ..., current: _Optional[_Iterable[_Union[CurrentReplica, _Mapping]]] = ..., pinned: _Optional[bool] = ...) -> None: ...
 
 class SolveOptions(_message.Message):
-    __slots__ = ("backend", "time_limit_s", "seed", "workers", "energy_metric", "optimise_energy", "optimise_moves", "optimise_fragmentation")
+    __slots__ = ("backend", "time_limit_s", "seed", "workers", "energy_metric", "optimise_energy", "optimise_moves", "optimise_fragmentation", "deterministic")
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     TIME_LIMIT_S_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -271,6 +273,7 @@ class SolveOptions(_message.Message):
     OPTIMISE_ENERGY_FIELD_NUMBER: _ClassVar[int]
     OPTIMISE_MOVES_FIELD_NUMBER: _ClassVar[int]
     OPTIMISE_FRAGMENTATION_FIELD_NUMBER: _ClassVar[int]
+    DETERMINISTIC_FIELD_NUMBER: _ClassVar[int]
     backend: Backend
     time_limit_s: float
     seed: int
@@ -279,7 +282,8 @@ class SolveOptions(_message.Message):
     optimise_energy: bool
     optimise_moves: bool
     optimise_fragmentation: bool
-    def __init__(self, backend: _Optional[_Union[Backend, str]] = ..., time_limit_s: _Optional[float] = ..., seed: _Optional[int] = ..., workers: _Optional[int] = ..., energy_metric: _Optional[_Union[EnergyMetric, str]] = ..., optimise_energy: _Optional[bool] = ..., optimise_moves: _Optional[bool] = ..., optimise_fragmentation: _Optional[bool] = ...) -> None: ...
+    deterministic: bool
+    def __init__(self, backend: _Optional[_Union[Backend, str]] = ..., time_limit_s: _Optional[float] = ..., seed: _Optional[int] = ..., workers: _Optional[int] = ..., energy_metric: _Optional[_Union[EnergyMetric, str]] = ..., optimise_energy: _Optional[bool] = ..., optimise_moves: _Optional[bool] = ..., optimise_fragmentation: _Optional[bool] = ..., deterministic: _Optional[bool] = ...) -> None: ...
 
 class PlaceRequest(_message.Message):
     __slots__ = ("fleet", "workloads", "options")
@@ -424,7 +428,7 @@ class ObjectiveTiers(_message.Message):
     def __init__(self, placed_work: _Optional[int] = ..., energy: _Optional[int] = ..., moves: _Optional[int] = ..., fragmentation: _Optional[int] = ...) -> None: ...
 
 class SolveInfo(_message.Message):
-    __slots__ = ("status", "stop_reason", "bound", "gap", "backend", "solver_version", "seed", "wall_s", "code_revision", "started_at")
+    __slots__ = ("status", "stop_reason", "bound", "gap", "backend", "solver_version", "seed", "wall_s", "code_revision", "started_at", "deterministic")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STOP_REASON_FIELD_NUMBER: _ClassVar[int]
     BOUND_FIELD_NUMBER: _ClassVar[int]
@@ -435,6 +439,7 @@ class SolveInfo(_message.Message):
     WALL_S_FIELD_NUMBER: _ClassVar[int]
     CODE_REVISION_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    DETERMINISTIC_FIELD_NUMBER: _ClassVar[int]
     status: SolveStatus
     stop_reason: StopReason
     bound: float
@@ -445,7 +450,8 @@ class SolveInfo(_message.Message):
     wall_s: float
     code_revision: str
     started_at: str
-    def __init__(self, status: _Optional[_Union[SolveStatus, str]] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., bound: _Optional[float] = ..., gap: _Optional[float] = ..., backend: _Optional[str] = ..., solver_version: _Optional[str] = ..., seed: _Optional[int] = ..., wall_s: _Optional[float] = ..., code_revision: _Optional[str] = ..., started_at: _Optional[str] = ...) -> None: ...
+    deterministic: bool
+    def __init__(self, status: _Optional[_Union[SolveStatus, str]] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., bound: _Optional[float] = ..., gap: _Optional[float] = ..., backend: _Optional[str] = ..., solver_version: _Optional[str] = ..., seed: _Optional[int] = ..., wall_s: _Optional[float] = ..., code_revision: _Optional[str] = ..., started_at: _Optional[str] = ..., deterministic: _Optional[bool] = ...) -> None: ...
 
 class Plan(_message.Message):
     __slots__ = ("placements", "budgets", "unplaced", "objective", "info")
