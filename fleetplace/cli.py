@@ -9,7 +9,6 @@ the best verified plan so far (stop reason INTERRUPTED), or writes nothing when 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import threading
@@ -26,6 +25,7 @@ EXIT_INVALID_PLAN = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
+MAX_LISTED_PROBLEMS = 50  # bad input: the first 50 problems on stderr, then how many more
 
 log = logging.getLogger("fleetplace")
 
@@ -114,8 +114,31 @@ def _check_options(args: argparse.Namespace) -> None:
     if args.seed is not None and args.seed < 0:
         errors.append(FieldError("--seed", f"must be zero or positive, got {args.seed}"))
     errors.extend(_executor_errors(args))
+    errors.extend(_out_errors(getattr(args, "out", None)))
     if errors:
         raise InputError(errors)
+
+
+def _out_errors(out: str | None) -> list[FieldError]:
+    """``--out FILE`` must be writable before anything is loaded or solved, not after the solve."""
+    if not out:
+        return []
+    import os
+
+    target = Path(out)
+    folder = target.parent
+    if target.is_dir():
+        return [FieldError("--out", f"is a folder: {out}; give a file name")]
+    if not folder.exists():
+        what = next((p for p in folder.parents if p.exists() and not p.is_dir()), None)
+        if what is not None:
+            return [FieldError("--out", f"not a folder: {what} is a file")]
+        return [FieldError("--out", f"no such folder: {folder}")]
+    if not folder.is_dir():
+        return [FieldError("--out", f"not a folder: {folder} is a file")]
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return [FieldError("--out", f"cannot write into the folder {folder}")]
+    return []
 
 
 def _executor_errors(args: argparse.Namespace) -> list[FieldError]:
@@ -303,9 +326,7 @@ def _solve_remote(problem: Problem, args: argparse.Namespace) -> Plan:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from google.protobuf import json_format
-
-    from fleetplace.files import load_problem, write_json_atomic
+    from fleetplace.files import load_problem, to_json, write_json_atomic
     from fleetplace.report import render
     from server.convert import plan_to_proto
 
@@ -331,9 +352,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.out:
         write_json_atomic(Path(args.out), message)
     if args.format == "json":
-        sys.stdout.write(json_format.MessageToJson(message, indent=2) + "\n")
+        sys.stdout.write(to_json(message))
     else:
-        sys.stdout.write(render(problem, plan) + "\n")
+        sys.stdout.write(render(problem, plan, detail=getattr(args, "detail", False)) + "\n")
         if args.out:
             sys.stdout.write(f"\nPlan written to {args.out}\n")
     if interrupted:
@@ -348,7 +369,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from fleetplace.files import load_plan, load_problem
+    from fleetplace.files import load_plan, load_problem, to_json
     from placement.verify import verify
     from server.convert import plan_from_proto
 
@@ -366,11 +387,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         violations = verify(problem, plan)  # type: ignore[assignment]
     if args.format == "json":
-        doc = {
-            "valid": not violations,
-            "violations": [{"rule": v.rule, "subject": v.subject, "message": v.message} for v in violations],
-        }
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        from server.convert import violation_to_proto
+        from server.gen.placement.v1 import placement_pb2 as pb
+
+        answer_pb = pb.VerifyResponse(
+            violations=[violation_to_proto(v) for v in violations], valid=not violations
+        )
+        sys.stdout.write(to_json(answer_pb))
     elif violations:
         sys.stdout.write(f"INVALID: {len(violations)} violation(s)\n")
         for v in violations:
@@ -454,6 +477,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from server.convert import request_from_problem
 
     _check_generate(args)
+    errors = _out_errors(args.out)
+    if errors:
+        raise InputError(errors)
     problem = generate(args.gpus, seed=args.seed)
     write_json_atomic(Path(args.out), request_from_problem(problem))
     n_gpus = sum(n.gpu_count for n in problem.fleet.nodes)
@@ -533,6 +559,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=None)
     sp.add_argument("--format", choices=["text", "json"], default="text")
     sp.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    sp.add_argument(
+        "--detail",
+        action="store_true",
+        help="text report: also every node's budget and every replica's power cap",
+    )
     sp.add_argument(
         "--executor", choices=["local", "ray"], default=None, help="partitioned solve: site groups apart"
     )
@@ -615,9 +646,11 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except InputError as e:
         n = len(e.errors)
-        sys.stderr.write(f"fleetplace: invalid input ({n} problem{'s' if n != 1 else ''}):\n")
-        for err in e.errors:
+        sys.stderr.write(f"fleetplace: invalid input ({n:,} problem{'s' if n != 1 else ''}):\n")
+        for err in e.errors[:MAX_LISTED_PROBLEMS]:
             sys.stderr.write(f"  {err.path}: {err.message}\n")
+        if n > MAX_LISTED_PROBLEMS:
+            sys.stderr.write(f"  ... and {n - MAX_LISTED_PROBLEMS:,} more\n")
         return EXIT_BAD_INPUT
     except RemoteError as e:
         sys.stderr.write(f"fleetplace: server error: {e}\n")

@@ -15,6 +15,21 @@ and every value of the wrong type is reported at once with its path (ParseDict s
 the first). ``load_problem`` goes on to convert and validate (conversion and validation problems are
 reported together), mapping the paths of the merged request back to the file and the index
 within it that the user wrote.
+
+One run reports everything it can find: the walk hands ParseDict a cleaned copy (unknown
+fields and badly typed values left out, a number given for a name read as its text, a
+literal ``NaN`` or ``1e400`` passed on as the JSON mapping's ``"NaN"``/``"Infinity"`` so that
+validation reports it once, as not finite), so the files with type errors are still merged
+(merge conflicts) and validated (references, ranges). Validation problems inside an item
+that had a type error (``fleet.nodes[3]`` after ``fleet.nodes[3].gpuCount: "eight"``) are left
+out, since they would only echo the value that was left out. A file that does not parse
+at all cannot be merged: its parse error and the others' type and merge problems are
+reported, and the checks that need the whole request are not run.
+
+Writing: ``to_json`` is the one printer. Outputs (plans, responses) print every field,
+zeros included (replica 0, moves 0, ``on: false``), so that scripts need no defaults;
+requests (``generate``, the bundled datasets) keep the compact form a person writes.
+64-bit integers are JSON strings, as the proto3 JSON mapping prescribes.
 """
 
 from __future__ import annotations
@@ -38,7 +53,7 @@ from google.protobuf.message import Message
 
 from placement.domain import Problem
 from placement.errors import FieldError, InputError
-from placement.validate import validate
+from placement.validate import QUOTE_CHARS, quote, validate_request
 from server.convert import problem_and_errors_from_request
 from server.gen.placement.v1 import placement_pb2 as pb
 
@@ -80,7 +95,7 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _DuplicateKeyError(f"duplicate key {key!r} in one object")
+            raise _DuplicateKeyError(f"duplicate key {quote(key)} in one object")
         out[key] = value
     return out
 
@@ -94,7 +109,10 @@ class _StrictYamlLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
             if isinstance(key, str | int | float | bool) and key in seen:
                 raise yaml.constructor.ConstructorError(
-                    "while reading a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"duplicate key {quote(key)}",
+                    key_node.start_mark,
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
@@ -107,17 +125,21 @@ def _parse_document(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InputError([FieldError(name, f"cannot read the file: {e}")]) from e
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text, object_pairs_hook=_json_object)
-        except json.JSONDecodeError as e:
-            raise InputError(
-                [FieldError(name, f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}")]
-            ) from e
-        except _DuplicateKeyError as e:
-            raise InputError([FieldError(name, f"invalid JSON: {e}")]) from e
+    kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
     try:
+        if kind == "JSON":
+            return json.loads(text, object_pairs_hook=_json_object)
         return yaml.load(text, Loader=_StrictYamlLoader)  # a SafeLoader subclass
+    except json.JSONDecodeError as e:
+        raise InputError(
+            [FieldError(name, f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}")]
+        ) from e
+    except _DuplicateKeyError as e:
+        raise InputError([FieldError(name, f"invalid JSON: {e}")]) from e
+    except RecursionError as e:
+        raise InputError([FieldError(name, f"invalid {kind}: lists or objects nested too deeply")]) from e
+    except ValueError as e:  # Python's int() refuses numbers of more than 4,300 digits
+        raise InputError([FieldError(name, f"invalid {kind}: a number with too many digits")]) from e
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -130,22 +152,54 @@ def _json_path(base: str, key: str) -> str:
     return f"{base}.{key}" if base else key
 
 
-def _check_value(fd: FieldDescriptor, value: Any, path: str, errors: list[tuple[str, str]]) -> None:
-    """Append "path: message" for a single (non-repeated) value of field ``fd``."""
+_LEAVE_OUT = object()  # a value the cleaned copy does not carry
+
+# what a badly typed item of a repeated field becomes, so that the items after it keep their index
+_PLACEHOLDER: dict[int, Any] = {
+    FieldDescriptor.CPPTYPE_ENUM: 0,
+    FieldDescriptor.CPPTYPE_BOOL: False,
+    FieldDescriptor.CPPTYPE_STRING: "",
+    FieldDescriptor.CPPTYPE_DOUBLE: 0.0,
+    FieldDescriptor.CPPTYPE_FLOAT: 0.0,
+    **dict.fromkeys(_INT_RANGES, 0),
+}
+
+
+def _close_match(word: str, choices: list[str]) -> str:
+    if len(word) > QUOTE_CHARS:
+        return ""
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _float_for_parser(value: int | float | str) -> Any:
+    """A number as ParseDict takes it; not finite: the JSON mapping's "NaN", "Infinity", "-Infinity"."""
+    x = float(value)
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    return value if not isinstance(value, str) else x
+
+
+def _check_value(fd: FieldDescriptor, value: Any, path: str, errors: list[tuple[str, str]]) -> Any:
+    """Append "path: message" for a single (non-repeated) value of field ``fd``; return the value for
+    ParseDict, or ``_LEAVE_OUT``."""
     cpp = fd.cpp_type
     if cpp == FieldDescriptor.CPPTYPE_MESSAGE and fd.message_type is not None:
-        _walk(value, fd.message_type, path, errors)
-    elif cpp == FieldDescriptor.CPPTYPE_ENUM and fd.enum_type is not None:
+        return _walk(value, fd.message_type, path, errors)
+    if cpp == FieldDescriptor.CPPTYPE_ENUM and fd.enum_type is not None:
         names = [v.name for v in fd.enum_type.values]
         if isinstance(value, str) and value in names:
-            return
+            return value
         if isinstance(value, int) and not isinstance(value, bool) and value in fd.enum_type.values_by_number:
-            return
-        suffix = [n for n in names if n.endswith("_" + str(value).upper())]
-        close = suffix or difflib.get_close_matches(str(value), names, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        errors.append((path, f"unknown value {value!r}{hint}; expected one of {', '.join(names)}"))
-    elif cpp in _INT_RANGES:
+            return value
+        text = str(value)[: QUOTE_CHARS + 1]
+        suffix = [n for n in names if n.endswith("_" + text.upper())]
+        hint = f" (did you mean {suffix[0]}?)" if suffix else _close_match(text, names)
+        errors.append((path, f"unknown value {quote(value)}{hint}; expected one of {', '.join(names)}"))
+        return _LEAVE_OUT
+    if cpp in _INT_RANGES:
         number: Any = value
         if isinstance(value, str):
             try:
@@ -155,46 +209,58 @@ def _check_value(fd: FieldDescriptor, value: Any, path: str, errors: list[tuple[
         elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
             number = int(value)
         if isinstance(number, bool) or not isinstance(number, int):
-            errors.append((path, f"expected a whole number, got {value!r}"))
-            return
+            errors.append((path, f"expected a whole number, got {quote(value)}"))
+            return _LEAVE_OUT
         low, high = _INT_RANGES[cpp]
         if not low <= number <= high:
-            errors.append((path, f"value {number} out of range {low}..{high}"))
-    elif cpp in (FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT):
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            errors.append((path, f"expected a number, got {value!r}"))
-        elif isinstance(value, str):
+            errors.append((path, f"value {quote(number)} out of range {low}..{high}"))
+            return _LEAVE_OUT
+        return value
+    if cpp in (FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT):
+        if not isinstance(value, bool) and isinstance(value, int | float | str):
             try:
-                float(value)
+                return _float_for_parser(value)
+            except OverflowError:  # a whole number beyond any float
+                errors.append((path, f"number too large, got {quote(value)}"))
+                return _LEAVE_OUT
             except ValueError:
-                errors.append((path, f"expected a number, got {value!r}"))
-    elif cpp == FieldDescriptor.CPPTYPE_BOOL:
-        if not isinstance(value, bool):
-            errors.append((path, f"expected true or false, got {value!r}"))
-    elif cpp == FieldDescriptor.CPPTYPE_STRING and not isinstance(value, str):
-        errors.append((path, f"expected a string, got {value!r} (quote it)"))
+                pass
+        errors.append((path, f"expected a number, got {quote(value)}"))
+        return _LEAVE_OUT
+    if cpp == FieldDescriptor.CPPTYPE_BOOL:
+        if isinstance(value, bool):
+            return value
+        errors.append((path, f"expected true or false, got {quote(value)}"))
+        return _LEAVE_OUT
+    if cpp == FieldDescriptor.CPPTYPE_STRING and not isinstance(value, str):
+        errors.append((path, f"expected a string, got {quote(value)} (quote it)"))
+        # YAML reads an unquoted 4090 as a number: keep its text, so that references to it resolve
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else _LEAVE_OUT
+    return value
 
 
-def _walk(doc: Any, desc: Descriptor, path: str, errors: list[tuple[str, str]]) -> None:
-    """Every unknown field and badly typed value in ``doc`` as "path: message" strings."""
+def _walk(doc: Any, desc: Descriptor, path: str, errors: list[tuple[str, str]]) -> dict[str, Any]:
+    """Every unknown field and badly typed value in ``doc`` as (path, message); returns the cleaned
+    copy of ``doc`` that ParseDict can read (``{}`` when ``doc`` is no object)."""
     if not isinstance(doc, dict):
         what = path or "the document"
         errors.append((what, f"expected an object with fields of {desc.name}, got {type(doc).__name__}"))
-        return
+        return {}
     by_name: dict[str, FieldDescriptor] = {}
     for fd in desc.fields:
         by_name[fd.name] = fd
         by_name[fd.json_name] = fd
+    clean: dict[str, Any] = {}
     for key, value in doc.items():
         found = by_name.get(key) if isinstance(key, str) else None
         if found is None:
             known = [f.json_name for f in desc.fields]
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
+            hint = _close_match(str(key), known)
+            shown = str(key) if len(str(key)) <= QUOTE_CHARS else str(key)[:QUOTE_CHARS] + "..."
             errors.append(
                 (
-                    _json_path(path, str(key)),
-                    f"unknown field {key!r} in {desc.name}{hint}; known fields: {', '.join(known)}",
+                    _json_path(path, shown),
+                    f"unknown field {quote(key)} in {desc.name}{hint}; known fields: {', '.join(known)}",
                 )
             )
             continue
@@ -206,28 +272,46 @@ def _walk(doc: Any, desc: Descriptor, path: str, errors: list[tuple[str, str]]) 
             if not isinstance(value, list):
                 errors.append((fpath, f"expected a list, got {type(value).__name__}"))
                 continue
+            items = []
             for i, item in enumerate(value):
+                got = _LEAVE_OUT
                 if item is None:
                     errors.append((f"{fpath}[{i}]", "empty list item (null)"))
                 else:
-                    _check_value(fd, item, f"{fpath}[{i}]", errors)
+                    got = _check_value(fd, item, f"{fpath}[{i}]", errors)
+                items.append(_PLACEHOLDER.get(fd.cpp_type, {}) if got is _LEAVE_OUT else got)
+            clean[key] = items
         else:
-            _check_value(fd, value, fpath, errors)
+            got = _check_value(fd, value, fpath, errors)
+            if got is not _LEAVE_OUT:
+                clean[key] = got
+    return clean
 
 
-def _parse_file(path: Path, cls: type[M]) -> M:
-    doc = _parse_document(path)
-    if doc is None:
-        raise InputError([FieldError(path.name, "the file is empty")])
-    problems: list[tuple[str, str]] = []
-    _walk(doc, cls.DESCRIPTOR, "", problems)  # type: ignore[arg-type]
-    if problems:
-        raise InputError([FieldError(f"{path.name}: {where}", message) for where, message in problems])
+@dataclass
+class _Parsed:
+    """One file: its message (None when the file does not parse) and its walk problems."""
+
+    name: str
+    message: Message | None
+    problems: list[FieldError]
+
+
+def _parse_file(path: Path, cls: type[M]) -> _Parsed:
     try:
-        return json_format.ParseDict(doc, cls(), ignore_unknown_fields=False)
+        doc = _parse_document(path)
+    except InputError as e:
+        return _Parsed(path.name, None, list(e.errors))
+    if doc is None:
+        return _Parsed(path.name, None, [FieldError(path.name, "the file is empty")])
+    problems: list[tuple[str, str]] = []
+    clean = _walk(doc, cls.DESCRIPTOR, "", problems)  # type: ignore[arg-type]
+    found = [FieldError(f"{path.name}: {where}", message) for where, message in problems]
+    try:
+        return _Parsed(path.name, json_format.ParseDict(clean, cls(), ignore_unknown_fields=False), found)
     except json_format.ParseError as e:  # a case the walk does not cover
         message = re.sub(r"(Failed to parse \w+ field: )+", "", str(e)).strip()
-        raise InputError([FieldError(path.name, message)]) from e
+        return _Parsed(path.name, None, [*found, FieldError(path.name, message)])
 
 
 # ----------------------------------------------------------------------- merging
@@ -296,52 +380,125 @@ def _merge(
                 setattr(target, fd.name, value)
 
 
-def _load(path: str | os.PathLike[str], cls: type[M]) -> tuple[M, _Origins]:
+@dataclass
+class _Loaded:
+    """A merged message and every problem found on the way, none raised yet."""
+
+    message: Message
+    origins: _Origins
+    errors: list[FieldError]  # parse, type and merge problems, paths starting with the file
+    unreliable: list[str]  # "file: item" prefixes whose values had type errors
+    complete: bool  # every file parsed and no whole list or message was left out: validation can run
+    parsed_any: bool  # at least one file parsed: there was more to check
+
+
+def _unreliable_item(path: str) -> str | None:
+    """``f.json: fleet.nodes[3].gpuCount`` -> ``f.json: fleet.nodes[3]``: the item a type error makes
+    unreliable; ``options`` for the options; None when it is more than one item (a list, the fleet)."""
+    name, sep, rest = path.partition(": ")
+    if not sep:
+        return None
+    m = re.match(r"^[A-Za-z.]*?\[\d+\]", rest)
+    if m:
+        return f"{name}: {m.group(0)}"
+    if rest == "options" or rest.startswith("options."):
+        return f"{name}: options"
+    return None
+
+
+def _load(path: str | os.PathLike[str], cls: type[M]) -> _Loaded:
     p = Path(path)
     files = _input_files(p)
     origins = _Origins(label=files[0].name if len(files) == 1 else (p.name or str(p)), single=len(files) == 1)
     errors: list[FieldError] = []
-    parsed: list[tuple[Path, M]] = []
+    unreliable: list[str] = []
+    complete = True
+    parsed: list[_Parsed] = []
     for f in files:
-        try:
-            parsed.append((f, _parse_file(f, cls)))
-        except InputError as e:
-            errors.extend(e.errors)
+        got = _parse_file(f, cls)
+        errors.extend(got.problems)
+        complete &= got.message is not None
+        for e in got.problems:
+            item = _unreliable_item(e.path)
+            if item is None:
+                complete = False
+            else:
+                unreliable.append(item)
+        parsed.append(got)
     merged = cls()
-    for f, m in parsed:
-        _merge(merged, m, f.name, "", origins, errors)
-    if errors:
-        raise InputError(errors)
+    for got in parsed:
+        if got.message is not None:
+            _merge(merged, got.message, got.name, "", origins, errors)
     log.debug("loaded %s from %d file(s) under %s", cls.DESCRIPTOR.name, len(files), p)
-    return merged, origins
+    parsed_any = any(got.message is not None for got in parsed)
+    return _Loaded(merged, origins, errors, unreliable, complete, parsed_any)
 
 
 def load_request(path: str | os.PathLike[str]) -> pb.PlaceRequest:
     """A ``PlaceRequest`` from a JSON/YAML file or a folder of them. Raises ``InputError``."""
-    return _load(path, pb.PlaceRequest)[0]
+    loaded = _load(path, pb.PlaceRequest)
+    if loaded.errors:
+        raise InputError(loaded.errors)
+    return loaded.message  # type: ignore[return-value]
 
 
 def load_plan(path: str | os.PathLike[str]) -> pb.Plan:
     """A ``Plan`` message from a JSON/YAML file or a folder of them. Raises ``InputError``."""
-    return _load(path, pb.Plan)[0]
+    loaded = _load(path, pb.Plan)
+    if loaded.errors:
+        raise InputError(loaded.errors)
+    return loaded.message  # type: ignore[return-value]
 
 
 def load_problem(path: str | os.PathLike[str]) -> Problem:
-    """Load, convert and validate: a valid ``Problem``, or ``InputError`` with every problem found."""
-    msg, origins = _load(path, pb.PlaceRequest)
-    problem, errors = problem_and_errors_from_request(msg)
-    errors += validate(problem)
+    """Load, convert and validate: a valid ``Problem``, or ``InputError`` with every problem found
+    (the files' problems first, then conversion and validation, see the module docstring)."""
+    loaded = _load(path, pb.PlaceRequest)
+    errors = list(loaded.errors)
+    if not loaded.complete:
+        if loaded.parsed_any:
+            errors.append(
+                FieldError(
+                    loaded.origins.label,
+                    "references, ranges and the rules between fields were not checked: "
+                    "a file does not parse, or a whole list or message of it was left out",
+                )
+            )
+        raise InputError(errors)
+    problem, found = problem_and_errors_from_request(loaded.message)  # type: ignore[arg-type]
+    found += validate_request(problem)
+    for e in loaded.origins.relabel(tuple(found)):
+        if not any(e.path == u or e.path.startswith((u + ".", u + "[")) for u in loaded.unreliable):
+            errors.append(e)
     if errors:
-        raise InputError(origins.relabel(tuple(errors)))
+        raise InputError(errors)
     return problem
 
 
 # ----------------------------------------------------------------------- writing
 
 
+# Inputs a person writes and reads: printed without the fields left at zero
+_COMPACT = (pb.PlaceRequest.DESCRIPTOR.full_name, pb.Fleet.DESCRIPTOR.full_name)
+
+
 def to_json(message: Message) -> str:
-    """The JSON mapping of a message (lowerCamelCase names, indent 2), ending with a newline."""
-    return json_format.MessageToJson(message, preserving_proto_field_name=False, indent=2) + "\n"
+    """The JSON mapping of a message (lowerCamelCase names, indent 2), ending with a newline.
+
+    Every output message prints every field, zeros and empty lists included; fields with
+    presence (``optional``, messages) only when set. Requests keep the compact form.
+    64-bit integers are strings (the proto3 JSON mapping).
+    """
+    every_field = message.DESCRIPTOR.full_name not in _COMPACT
+    return (
+        json_format.MessageToJson(
+            message,
+            preserving_proto_field_name=False,
+            indent=2,
+            always_print_fields_with_no_presence=every_field,
+        )
+        + "\n"
+    )
 
 
 def write_json_atomic(path: str | os.PathLike[str], message: Message) -> None:

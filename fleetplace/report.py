@@ -1,6 +1,9 @@
 """Plain-text presentation of a plan: what a person reads after ``fleetplace plan``.
 
-Presentation only; the numbers all come from the (verified) plan.
+Presentation only; the numbers all come from the (verified) plan. Every number carries its
+unit. Money has no currency in the schema: energy prices are "currency per kWh" in whatever
+currency the sites' prices are given, so the cost reads "per hour at the sites' energy
+prices" (a currency code in the fleet would be a schema change for a label).
 """
 
 from __future__ import annotations
@@ -8,7 +11,11 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
-from placement.domain import Plan, PowerBudget, Problem
+from placement.domain import EnergyMetric, Plan, PowerBudget, Problem
+
+# tier 1 counts priority x GPU thousandths x throughput percent: one GPU at full throughput
+# and priority 1 is 1000 x 100
+_WORK_PER_GPU = 100_000
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], align: str = "") -> str:
@@ -67,7 +74,7 @@ def status_line(plan: Plan) -> str:
     if info.gap is not None:
         parts.append(f"gap {info.gap * 100:.2f}%")
     if info.bound is not None:
-        parts.append(f"bound {info.bound:,.0f}")
+        parts.append(f"bound {info.bound:,.0f} placed work")
     parts.append(f"backend {info.backend} {info.solver_version}".rstrip())
     parts.append(f"seed {info.seed}")
     parts.append(f"{info.wall_s:.1f} s")
@@ -106,8 +113,58 @@ BUDGET_HEADERS = (
 )
 
 
-def render(problem: Problem, plan: Plan, max_domains: int = 40) -> str:
-    """The human summary: placements per site, power budgets, unplaced work, status."""
+def objective_lines(problem: Problem, plan: Plan) -> list[str]:
+    """The four tiers with their units, highest first."""
+    o = plan.objective
+    if problem.options.energy_metric is EnergyMetric.CARBON:
+        energy = f"{o.energy / 1e6:,.1f} g CO2 per hour (tier value {o.energy:,} ug CO2/h)"
+    else:
+        energy = (
+            f"{o.energy / 1e9:,.2f} per hour at the sites' energy prices "
+            f"(tier value {o.energy:,} billionths of the currency per hour)"
+        )
+    rows = [
+        ("placed work", f"{o.placed_work / _WORK_PER_GPU:,.2f} priority-weighted GPUs at full throughput "
+                        f"(tier value {o.placed_work:,} = priority x GPU thousandths x throughput %)"),
+        ("energy", energy),
+        ("moves", f"{o.moves:,} replica{'' if o.moves == 1 else 's'} moved off their current node"),
+        ("fragmentation", f"{o.fragmentation:,} powered nodes + shared GPUs in use"),
+    ]  # fmt: skip
+    return [f"  {name:<14} {text}" for name, text in rows]
+
+
+def detail_lines(problem: Problem, plan: Plan) -> list[str]:
+    """``--detail``: every node's power budget and every replica's GPUs and power cap."""
+    out = ["Node budgets (W; an empty node is off and draws 0)"]
+    gpus_of: dict[str, int] = {n.name: n.gpu_count for n in problem.fleet.nodes}
+    used: Counter[str] = Counter()
+    for g in plan.budgets.gpus:
+        if g.used_milli:
+            used[g.node] += 1
+    rows = [
+        [n.node, f"{n.site}/{n.power_domain}", "on" if n.on else "off", n.host_w, n.gpu_w, n.it_w,
+         f"{used[n.node]}/{gpus_of.get(n.node, 0)}"]
+        for n in sorted(plan.budgets.nodes, key=lambda n: (n.site, n.power_domain, n.node))
+    ]  # fmt: skip
+    out.append(
+        table(["node", "site/power domain", "state", "host W", "GPU W", "IT W", "GPUs used"], rows, "lllrrrr")
+    )
+    out.append("")
+    out.append("Replicas (power cap per GPU, W)")
+    rows = [
+        [f"{p.workload}#{p.replica}", p.node, ",".join(str(i) for i in p.gpu_indices),
+         "whole" if p.gpu_milli == 1000 else f"{p.gpu_milli}/1000", p.power_cap_w]
+        for p in sorted(plan.placements, key=lambda p: (p.workload, p.replica))
+    ]  # fmt: skip
+    out.append(
+        table(["replica", "node", "GPUs", "share", "power cap W"], rows, "lllrr") if rows else "  (none)"
+    )
+    return out
+
+
+def render(problem: Problem, plan: Plan, max_domains: int = 40, detail: bool = False) -> str:
+    """The human summary: placements per site, power budgets, unplaced work, status; with
+    ``detail`` also every node's budget and every replica's power cap."""
     out: list[str] = []
     wl_total = len(problem.workloads)
     placed_wl = {p.workload for p in plan.placements}
@@ -148,13 +205,16 @@ def render(problem: Problem, plan: Plan, max_domains: int = 40) -> str:
     out.append(table(BUDGET_HEADERS, budget_rows(domains), "llrrrrrrrl"))
     out.append("")
     b = plan.budgets
-    o = plan.objective
     out.append(
-        f"Energy: {b.energy_cost_per_h:,.2f} per hour, {b.carbon_kg_per_h:,.1f} kg CO2 per hour. "
-        f"Objective: placed work {o.placed_work:,}, energy {o.energy:,}, moves {o.moves:,}, "
-        f"fragmentation {o.fragmentation:,}."
+        f"Energy: {b.energy_cost_per_h:,.2f} per hour at the sites' energy prices (facility kW x price "
+        f"per kWh), {b.carbon_kg_per_h:,.1f} kg CO2 per hour."
     )
+    out.append("Objective, highest tier first:")
+    out.extend(objective_lines(problem, plan))
     out.append("")
+    if detail:
+        out.extend(detail_lines(problem, plan))
+        out.append("")
     if plan.unplaced:
         out.append(f"Not placed ({len(plan.unplaced)})")
         for u in plan.unplaced:

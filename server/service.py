@@ -38,7 +38,7 @@ from placement.domain import (
 from placement.errors import FieldError, InputError
 from placement.explain import explain
 from placement.objective import evaluate
-from placement.validate import validate
+from placement.validate import validate_request
 from placement.verify import verify
 from server import convert
 from server.config import ServerConfig
@@ -86,7 +86,7 @@ def _prefixed(errors: list[FieldError] | tuple[FieldError, ...], prefix: str) ->
 def problem_of(request: pb.PlaceRequest, prefix: str = "") -> Problem:
     """The valid domain instance of a request, or ``InvalidArgument`` with every problem (paths under ``prefix``)."""
     problem, errors = convert.problem_and_errors_from_request(request)
-    errors += validate(problem)
+    errors += validate_request(problem)
     if errors:
         raise InvalidArgument(_prefixed(errors, prefix))
     return problem

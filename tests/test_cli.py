@@ -211,3 +211,148 @@ def test_demo_starts_the_service_places_the_bundled_fleet_and_stops(tmp_path: Pa
     assert r.stdout.rstrip().endswith("Service stopped.")
     v = run("verify", str(REPO / "datasets" / "mixed"), str(out))
     assert v.returncode == 0 and v.stdout.startswith("VALID"), v.stdout + v.stderr
+
+
+# ------------------------------------------------------- hostile or degenerate input
+
+
+@pytest.mark.parametrize(
+    ("doc", "paths"),
+    [
+        pytest.param({}, ["fleet.nodes", "workloads"], id="empty document"),
+        pytest.param(
+            {"fleet": {}, "workloads": []}, ["fleet.nodes", "workloads"], id="empty fleet and workloads"
+        ),
+        pytest.param({**FLEET, "workloads": []}, ["workloads"], id="no workloads"),
+    ],
+)
+def test_an_empty_request_is_bad_input(tmp_path: Path, doc: dict, paths: list[str]) -> None:  # type: ignore[type-arg]
+    """``{}`` used to exit 0: "OPTIMAL ... Every workload is placed"."""
+    path = tmp_path / "req.json"
+    path.write_text(json.dumps(doc))
+    r = run("plan", str(path), "--quiet")
+    assert r.returncode == 2, r.stdout
+    assert r.stdout == ""
+    assert [line.split(": ")[1] for line in r.stderr.splitlines()[1:]] == paths
+
+
+def test_an_overflowing_capacity_is_bad_input_not_an_internal_error(tmp_path: Path) -> None:
+    doc = json.loads(json.dumps(FLEET))
+    doc["fleet"]["sites"][0]["capacityKw"] = 1e308
+    path = tmp_path / "req.json"
+    path.write_text(json.dumps(doc))
+    r = run("plan", str(path), "--quiet")
+    assert r.returncode == 2, r.stderr
+    assert "req.json: fleet.sites[0].capacityKw: must be between 0 and 1000000 kW, got 1e+308" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("bad_nodes", "listed", "more"),
+    [
+        pytest.param(1, 1, None, id="one"),
+        pytest.param(50, 50, None, id="exactly the cap"),
+        pytest.param(51, 50, "  ... and 1 more", id="one over the cap"),
+        pytest.param(3000, 50, "  ... and 2,950 more", id="thousands"),
+    ],
+)
+def test_the_problem_listing_is_capped(tmp_path: Path, bad_nodes: int, listed: int, more: str | None) -> None:
+    """35,000 bad nodes printed 35,002 problems (2.8 MB on stderr)."""
+    doc = json.loads(json.dumps(FLEET))
+    node = doc["fleet"]["nodes"][0]
+    doc["fleet"]["nodes"] = [dict(node, name=f"bad{i}", gpuCount=0) for i in range(bad_nodes)]
+    path = tmp_path / "req.json"
+    path.write_text(json.dumps(doc))
+    r = run("plan", str(path), "--quiet")
+    assert r.returncode == 2
+    lines = r.stderr.splitlines()
+    assert lines[0] == f"fleetplace: invalid input ({bad_nodes:,} problem{'s' if bad_nodes > 1 else ''}):"
+    problems = [line for line in lines[1:] if ".gpuCount: " in line]
+    assert len(problems) == listed
+    assert problems[-1].startswith(f"  req.json: fleet.nodes[{listed - 1}].gpuCount")
+    assert (lines[-1] if more else None) == more
+    assert len(lines) == 1 + listed + (1 if more else 0)
+
+
+def test_a_5_mb_name_is_refused_without_being_echoed(tmp_path: Path) -> None:
+    """It was accepted and echoed into 15 MB of stdout."""
+    doc = json.loads(json.dumps(FLEET))
+    doc["workloads"][0]["name"] = "w" * 5_000_000
+    path = tmp_path / "req.json"
+    path.write_text(json.dumps(doc))
+    r = run("plan", str(path), "--quiet")
+    assert r.returncode == 2
+    assert r.stdout == "" and len(r.stderr) < 500
+    assert "req.json: workloads[0].name: is 5,000,000 characters long; at most 253 are allowed" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("out", "word"),
+    [
+        pytest.param("missing/plan.json", "no such folder", id="missing folder"),
+        pytest.param("", "is a folder", id="an existing folder"),
+        pytest.param("file.txt/plan.json", "not a folder", id="under a file"),
+    ],
+)
+def test_out_is_checked_before_the_solve(fleet_file: Path, tmp_path: Path, out: str, word: str) -> None:
+    """``--out`` into a missing folder failed after the whole solve."""
+    (tmp_path / "file.txt").write_text("x")
+    target = tmp_path / out if out else tmp_path
+    r = run("plan", str(fleet_file), "--out", str(target), "--time-limit", "600")
+    assert r.returncode == 2, r.stderr
+    assert r.stdout == ""  # no report: nothing was solved
+    assert "solving" not in r.stderr  # no progress line either
+    assert f"--out: {word}" in r.stderr
+
+
+# ------------------------------------------------------------ output scripts read
+
+
+def test_json_output_prints_every_field(fleet_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    r = run("plan", str(fleet_file), "--format", "json", "--quiet", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc == json.loads(out.read_text())
+    assert {p["replica"] for p in doc["placements"] if p["workload"] == "embed"} >= {0, 1}
+    assert doc["objective"]["moves"] == "0"  # int64 as a string: the proto3 JSON mapping
+    nodes = doc["budgets"]["nodes"]
+    assert len(nodes) == 2 and all(set(n) >= {"on", "hostW", "gpuW", "itW"} for n in nodes)
+    assert all(
+        set(g) == {"node", "index", "powerCapW", "usedMilli", "workloads"} for g in doc["budgets"]["gpus"]
+    )
+    v = run("verify", str(fleet_file), str(out), "--format", "json")
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert json.loads(v.stdout) == {"violations": [], "valid": True}
+
+
+def test_the_text_report_gives_units(fleet_file: Path) -> None:
+    r = run("plan", str(fleet_file), "--quiet")
+    assert r.returncode == 0, r.stderr
+    energy = next(line for line in r.stdout.splitlines() if line.startswith("Energy:"))
+    assert "per hour at the sites' energy prices" in energy and "kg CO2 per hour" in energy
+    objective = r.stdout[r.stdout.index("Objective") :]
+    for unit in (
+        "GPUs at full throughput",
+        "per hour",
+        "moved off their current node",
+        "powered nodes + shared GPUs in use",
+    ):
+        assert unit in objective, objective
+
+
+def test_detail_shows_node_budgets_and_replica_power_caps(fleet_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    plain = run("plan", str(fleet_file), "--quiet")
+    r = run("plan", str(fleet_file), "--quiet", "--detail", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "Node budgets" not in plain.stdout and "Node budgets" in r.stdout
+    plan = json.loads(out.read_text())
+    nodes = r.stdout[r.stdout.index("Node budgets") : r.stdout.index("Replicas")]
+    for n in plan["budgets"]["nodes"]:
+        row = next(line.split() for line in nodes.splitlines() if line.startswith(n["node"] + " "))
+        assert row[3:6] == [f"{n['hostW']:,}", f"{n['gpuW']:,}", f"{n['itW']:,}"], row
+    replicas = r.stdout[r.stdout.index("Replicas") :]
+    for p in plan["placements"]:
+        name = f"{p['workload']}#{p['replica']}"
+        row = next(line.split() for line in replicas.splitlines() if line.startswith(name + " "))
+        assert row[1] == p["node"] and f"{p['powerCapW']:,}" in row, row

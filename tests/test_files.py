@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 import yaml
 from google.protobuf import json_format
 
-from fleetplace.files import load_plan, load_problem, load_request, write_json_atomic
+from fleetplace.files import load_plan, load_problem, load_request, to_json, write_json_atomic
 from placement.errors import InputError
 from server.convert import plan_from_proto, plan_to_proto, request_from_problem
 from tests.test_convert import sample_plan, sample_problem
@@ -287,3 +289,162 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Mon
         write_json_atomic(path, plan_to_proto(sample_plan()))
     assert path.read_text() == "old"
     assert sorted(os.listdir(tmp_path)) == ["plan.json"]
+
+
+# ------------------------------------------------------- hostile or degenerate input
+
+
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("literal-nan.json", '"capacityKw": NaN'),
+        ("quoted-nan.json", '"capacityKw": "NaN"'),
+        ("literal-1e400.json", '"capacityKw": 1e400'),
+        ("quoted-infinity.json", '"capacityKw": "Infinity"'),
+        ("lower-nan.json", '"capacityKw": "nan"'),
+        ("yaml-nan.yaml", "capacityKw: .nan"),
+        ("yaml-inf.yaml", "capacityKw: .inf"),
+    ],
+)
+def test_a_non_finite_number_is_one_clear_problem_among_the_others(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    """A literal NaN got the parser's "use quoted NaN" hint, which validation then refused as not
+    finite: now one message, in the usual path style, and the file's other problems with it."""
+    doc = sample_doc()
+    doc["fleet"]["sites"][0]["capacityKw"] = 123.25
+    doc["workloads"][0]["priority"] = 0  # another problem, reported in the same run
+    if name.endswith(".json"):
+        raw = json.dumps(doc, indent=2).replace('"capacityKw": 123.25', text)
+    else:
+        raw = yaml.safe_dump(doc, sort_keys=False).replace("capacityKw: 123.25", text)
+    assert text in raw
+    path = tmp_path / name
+    path.write_text(raw)
+    with pytest.raises(InputError) as err:
+        load_problem(path)
+    lines = error_lines(err)
+    assert len(lines) == 2, lines
+    assert re.fullmatch(
+        rf"{name}: fleet\.sites\[0\]\.capacityKw: must be a finite number, got (nan|inf)", lines[0]
+    )
+    assert lines[1].startswith(f"{name}: workloads[0].priority: must be between 1 and 10000")
+
+
+@pytest.mark.parametrize(
+    "name,text,word",
+    [
+        ("digits.json", '{"fleet": {"nodes": [{"gpuCount": ' + "1" * 5000 + "}]}}", "digits"),
+        ("digits.yaml", "fleet:\n  nodes:\n  - gpuCount: " + "1" * 5000 + "\n", "digits"),
+        ("deep.json", "[" * 100_000 + "]" * 100_000, "nested"),
+        ("deep.yaml", "[" * 100_000 + "]" * 100_000, "nested"),
+    ],
+)
+def test_absurd_documents_are_input_errors_not_crashes(
+    tmp_path: Path, name: str, text: str, word: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(InputError) as err:
+        load_request(path)
+    [e] = err.value.errors
+    assert e.path == name and word in e.message and len(e.message) < 200
+
+
+def test_long_keys_and_values_are_quoted_cut_short(tmp_path: Path) -> None:
+    doc = sample_doc()
+    doc["fleet"]["nodes"][0]["k" * 100_000] = 1
+    doc["fleet"]["nodes"][1]["gpuCount"] = "x" * 100_000
+    with pytest.raises(InputError) as err:
+        load_request(write(tmp_path / "f.json", doc))
+    assert [e.path[:40] for e in err.value.errors] == [
+        "f.json: fleet.nodes[0]." + "k" * 17,
+        "f.json: fleet.nodes[1].gpuCount",
+    ]
+    assert all(len(e.message) < 1000 for e in err.value.errors)
+    assert "(100,000 characters)" in err.value.errors[1].message
+
+
+def test_one_run_reports_type_errors_merge_conflicts_and_references(tmp_path: Path) -> None:
+    """A folder split over files reported a type error, then (next run) a merge conflict, then
+    an unknown GPU type: every one of them in one run now, each in its file."""
+    split_sample(tmp_path)
+    more = yaml.safe_load((tmp_path / "30-more.yml").read_text())
+    more["fleet"]["nodes"][0]["gpuCount"] = "eight"  # type error
+    more["fleet"]["nodes"][0]["gpuType"] = "Z900"  # same node: not reported again (its values are unreliable)
+    more["workloads"][1]["allowedGpuTypes"] = ["B300"]  # reference error in another item
+    write(tmp_path / "30-more.yml", more)
+    write(tmp_path / "50-options.yaml", {"options": {"workers": 8}})  # merge conflict
+    sites = json.loads((tmp_path / "20-sites.json").read_text())
+    sites["fleet"]["nodes"][1]["site"] = "nowhere"  # reference error in another file
+    write(tmp_path / "20-sites.json", sites)
+    with pytest.raises(InputError) as err:
+        load_problem(tmp_path)
+    assert [e.path for e in err.value.errors] == [
+        "30-more.yml: fleet.nodes[0].gpuCount",
+        "50-options.yaml: options",
+        "20-sites.json: fleet.nodes[1].site",
+        "30-more.yml: workloads[1].allowedGpuTypes[0]",
+    ]
+    assert "whole number" in err.value.errors[0].message
+    assert "already set in 40-options.json" in err.value.errors[1].message
+    assert "unknown GPU type 'B300'" in err.value.errors[3].message
+
+
+def test_a_number_given_for_a_name_still_resolves_references(tmp_path: Path) -> None:
+    doc = sample_doc()
+    doc["fleet"]["gpuTypes"][1]["name"] = 4090  # YAML reads an unquoted 4090 as a number
+    for n in doc["fleet"]["nodes"]:
+        if n["gpuType"] == "L4":
+            n["gpuType"] = 4090
+    doc["workloads"][1]["allowedGpuTypes"] = [4090]
+    with pytest.raises(InputError) as err:
+        load_problem(write(tmp_path / "f.yaml", doc))
+    assert [e.path for e in err.value.errors] == [
+        "f.yaml: fleet.gpuTypes[1].name",
+        "f.yaml: fleet.nodes[2].gpuType",
+        "f.yaml: workloads[1].allowedGpuTypes[0]",
+    ]
+    assert all("expected a string" in e.message for e in err.value.errors)
+
+
+def test_a_file_that_does_not_parse_stops_the_checks_that_need_it(tmp_path: Path) -> None:
+    split_sample(tmp_path)
+    (tmp_path / "10-types.yaml").write_text("fleet: [\n")  # the GPU types: the nodes cannot be checked
+    (tmp_path / "15-more.json").write_text("{")
+    more = yaml.safe_load((tmp_path / "30-more.yml").read_text())
+    more["fleet"]["nodes"][0]["hostPowerW"] = "lots"
+    write(tmp_path / "30-more.yml", more)
+    with pytest.raises(InputError) as err:
+        load_problem(tmp_path)
+    paths = [e.path for e in err.value.errors]
+    assert paths == ["10-types.yaml", "15-more.json", "30-more.yml: fleet.nodes[0].hostPowerW", tmp_path.name]
+    assert "not checked" in err.value.errors[-1].message  # no "unknown GPU type" for every node
+
+
+# ------------------------------------------------------------------ JSON printing
+
+
+def test_plan_json_prints_every_field_and_reads_back(tmp_path: Path) -> None:
+    """Replica 0 had no "replica", an unpowered node no "on", moves 0 no "moves": scripts
+    reading the file had to know the defaults."""
+    plan = sample_plan()
+    plan = dataclasses.replace(plan, objective=dataclasses.replace(plan.objective, moves=0))
+    path = tmp_path / "plan.json"
+    write_json_atomic(path, plan_to_proto(plan))
+    doc = json.loads(path.read_text())
+    assert doc["placements"][0]["replica"] == 0
+    assert doc["objective"]["moves"] == "0"  # int64: a JSON string (proto3 JSON mapping)
+    assert [n["on"] for n in doc["budgets"]["nodes"]] == [n.on for n in plan.budgets.nodes]
+    assert False in [n["on"] for n in doc["budgets"]["nodes"]]
+    assert all("usedMilli" in g and "powerCapW" in g for g in doc["budgets"]["gpus"])
+    assert plan_from_proto(load_plan(path)) == plan
+    assert to_json(plan_to_proto(plan)) == path.read_text()
+
+
+def test_requests_keep_the_compact_form_a_person_writes(tmp_path: Path) -> None:
+    text = to_json(request_from_problem(sample_problem()))
+    assert '"cpuMilli": 0' not in text and '"pinned": false' not in text
+    path = tmp_path / "req.json"
+    path.write_text(text)
+    assert load_problem(path) == sample_problem()

@@ -80,9 +80,12 @@ def test_every_problem_at_once_and_verify_prefixes_paths(stub: pb_grpc.Placement
     assert {"request." + f[2] for f in FAMILIES[:3]} <= paths
 
 
-def test_an_empty_request_is_an_empty_plan_not_an_error(stub: pb_grpc.PlacementServiceStub) -> None:
-    answer = stub.Place(pb.PlaceRequest(), timeout=10)
-    assert not answer.plan.placements and not answer.plan.unplaced
+def test_an_empty_request_is_invalid_argument(stub: pb_grpc.PlacementServiceStub) -> None:
+    """Issue 12: no nodes or no workloads is a mistake in what was sent, not a plan placing everything."""
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Place(pb.PlaceRequest(), timeout=10)
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert [f.path for f in field_violations(err.value)] == ["fleet.nodes", "workloads"]
 
 
 # ------------------------------------------------------------------------------- fuzzing

@@ -204,8 +204,8 @@ def test_references(m: Mutation, path: str, word: str) -> None:
         case("site capacity NaN", site(0, capacity_kw=NAN), "fleet.sites[0].capacityKw", "finite"),
         case("pue below 1", site(1, pue=0.99), "fleet.sites[1].pue", "between 1"),
         case("pue above 10", site(1, pue=10.01), "fleet.sites[1].pue", "10"),
-        case("price above 1000", site(0, energy_price_per_kwh=1000.5), "fleet.sites[0].energyPricePerKwh", "at most 1000"),
-        case("carbon above 10 kg", site(0, carbon_g_per_kwh=1e5), "fleet.sites[0].carbonGPerKwh", "at most 10000"),
+        case("price above 1000", site(0, energy_price_per_kwh=1000.5), "fleet.sites[0].energyPricePerKwh", "between 0 and 1000 per kWh"),
+        case("carbon above 10 kg", site(0, carbon_g_per_kwh=1e5), "fleet.sites[0].carbonGPerKwh", "between 0 and 10000 g CO2"),
         case("pue infinite", site(1, pue=INF), "fleet.sites[1].pue", "finite"),
         case("N_PLUS_1 with one module", site(0, modules=1), "fleet.sites[0].modules", "between 2"),
         case("N_PLUS_1 power domain with 65 modules", pdom(2, modules=65), "fleet.powerDomains[2].modules", "64"),
@@ -216,15 +216,15 @@ def test_references(m: Mutation, path: str, word: str) -> None:
              "negative"),
         case("latency negative", link(0, latency_ms=-1.0), "fleet.links[0].latencyMs", "negative"),
         case("latency NaN", link(0, latency_ms=NAN), "fleet.links[0].latencyMs", "finite"),
-        case("host power negative", node(0, host_power_w=-1), "fleet.nodes[0].hostPowerW", "between"),
+        case("host power negative", node(0, host_power_w=-1), "fleet.nodes[0].hostPowerW", "negative"),
         case("node cpu negative", node(0, cpu_milli=-1), "fleet.nodes[0].cpuMilli", "negative"),
         case("node host memory negative", node(2, host_memory_mib=-1), "fleet.nodes[2].hostMemoryMib", "negative"),
         case("workload memory negative", wl(0, memory_gib=-1.0), "workloads[0].memoryGib", "negative"),
         case("workload memory infinite", wl(0, memory_gib=INF), "workloads[0].memoryGib", "finite"),
-        case("workload memory absurd", wl(0, memory_gib=2.0**53), "workloads[0].memoryGib", "at most"),
+        case("workload memory absurd", wl(0, memory_gib=2.0**53), "workloads[0].memoryGib", "between 0 and 67108864 GiB"),
         case("backup negative", wl(0, backup_minutes=-1.0), "workloads[0].backupMinutes", "negative"),
         case("survive pct 101", wl(0, survive_site_loss_pct=101), "workloads[0].surviveSiteLossPct", "100"),
-        case("min power cap pct -1", wl(0, min_power_cap_pct=-1), "workloads[0].minPowerCapPct", "between 0"),
+        case("min power cap pct -1", wl(0, min_power_cap_pct=-1), "workloads[0].minPowerCapPct", "negative"),
         case("workload cpu negative", wl(0, cpu_milli=-1), "workloads[0].cpuMilli", "negative"),
         case("not a number", node(0, host_power_w=None), "fleet.nodes[0].hostPowerW", "number"),
     ],
@@ -332,7 +332,7 @@ def test_total_replicas_guard() -> None:
         case("max below min", wl(0, min_replicas=3, max_replicas=2), "workloads[0].maxReplicas", "below"),
         case("priority 0", wl(2, priority=0), "workloads[2].priority", "between 1"),
         case("spread min distinct 0", wl(1, spread=d.Spread(d.SpreadLevel.NODE, 0)),
-             "workloads[1].spread.minDistinct", "at least 1"),
+             "workloads[1].spread.minDistinct", "between 1"),
         case("spread wider than max replicas", wl(0, spread=d.Spread(d.SpreadLevel.NODE, 5)),
              "workloads[0].spread.minDistinct", "never"),
         case("latency without a region", wl(0, user_region=""), "workloads[0].userRegion", "needs a user region"),
@@ -352,8 +352,8 @@ def test_workloads(m: Mutation, path: str, word: str) -> None:
     "m,path,word",
     [
         case("time limit 0", opts(time_limit_s=0.0), "options.timeLimitS", "positive"),
-        case("time limit NaN", opts(time_limit_s=NAN), "options.timeLimitS", "positive"),
-        case("time limit infinite", opts(time_limit_s=INF), "options.timeLimitS", "positive"),
+        case("time limit NaN", opts(time_limit_s=NAN), "options.timeLimitS", "finite"),
+        case("time limit infinite", opts(time_limit_s=INF), "options.timeLimitS", "finite"),
         case("workers 0", opts(workers=0), "options.workers", "between 1"),
         case("seed beyond 32 bits", opts(seed=2**31), "options.seed", "between"),
     ],
@@ -429,3 +429,53 @@ def test_validate_never_raises_on_an_empty_or_odd_problem() -> None:
     )
     paths = {e.path for e in validate(odd)}
     assert "fleet.nodes[0].gpuCount" in paths
+
+
+# ------------------------------------------------------------------ name lengths
+
+LONG = "x" * 254
+HUGE = "y" * 5_000_000
+
+
+@pytest.mark.parametrize(
+    "m,path,word",
+    [
+        case("GPU type name", gpu(0, name=LONG), "fleet.gpuTypes[0].name", ""),
+        case("site region", site(1, region=LONG), "fleet.sites[1].region", ""),
+        case("power domain site", pdom(1, site=LONG), "fleet.powerDomains[1].site", ""),
+        case("node power domain", node(2, power_domain=LONG), "fleet.nodes[2].powerDomain", ""),
+        case("region", fleet(regions=(LONG,)), "fleet.regions[0]", ""),
+        case("link end", link(1, b=LONG), "fleet.links[1].b", ""),
+        case("workload name (5 MB)", wl(2, name=HUGE), "workloads[2].name", ""),
+        case("allowed GPU type", wl(0, allowed_gpu_types=(LONG,)), "workloads[0].allowedGpuTypes[0]", ""),
+        case("current node", wl(1, current=(d.CurrentReplica(HUGE, (0,)),)), "workloads[1].current[0].node", ""),
+    ],
+)  # fmt: skip
+def test_names_longer_than_253_characters_are_refused_once(m: Mutation, path: str, word: str) -> None:
+    errs = errors_of(m)
+    at_path = [e for e in errs if e.path == path]
+    assert len(at_path) == 1, errs  # "unknown node 'yyy...'" is not added to the length problem
+    assert "at most 253" in at_path[0].message
+    assert all(len(e.message) < 300 for e in errs), "a message echoes a long name"
+
+
+def test_a_name_of_253_characters_passes() -> None:
+    name = "n" * 253
+    assert (
+        errors_of(
+            both(
+                node(0, name=name),
+                wl(0, current=(d.CurrentReplica(name, (0, 1)), d.CurrentReplica("n2", (2, 3)))),
+            )
+        )
+        == []
+    )
+
+
+def test_messages_quote_a_long_name_cut_short() -> None:
+    errs = errors_of(both(wl(0, allowed_gpu_types=("Z" * 200,)), add("gpu_types", 0, name="w" * 200), wl(2, name="w" * 200),
+                          wl(1, name="w" * 200)))  # fmt: skip
+    unknown = next(e for e in errs if e.path == "workloads[0].allowedGpuTypes[0]")
+    assert unknown.message.startswith("unknown GPU type 'ZZZ") and "(200 characters)" in unknown.message
+    duplicate = next(e for e in errs if e.path == "workloads[2].name")
+    assert "duplicate" in duplicate.message and len(duplicate.message) < 150
