@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from placement.candidates import Prepared
 
-DET_SHARE = 0.5  # of the time limit filled by the estimates: a machine twice as slow still fits
+DET_SHARE = 0.35  # of the time limit filled by the estimates: a machine three times as slow still fits
 S_PER_REPLICA_GREEDY = 8e-5  # one greedy order (L: 0.8 s for 11,269 requested replicas)
 S_PER_COLUMN_LP = 3e-5  # the node-group LP, built and solved (L: 48 s for 1.65 million columns)
 S_PER_REPLICA_GUIDED = 9e-4  # one LP-guided rounding (L: 9.8 s)
@@ -38,6 +38,7 @@ S_PER_REPLICA_POLISH = 3e-4  # fill, relocate and swaps (L: 3.1 s)
 S_PER_DOMAIN_REPACK = 6e-3  # one repack round of every power domain (L: 7.1 s for 1,186 domains)
 S_PER_DOMAIN_BOUND = 5e-3  # the integer bound's per-rack programs
 S_PER_VAR_MODEL = 3e-5  # building and loading the per-node model
+S_PER_VAR_CBC_TIER = 2e-3  # CBC's root node of one later tier, which no node limit bounds (mixed: 16 s)
 S_PER_DET_UNIT = 3.0  # wall seconds per CP-SAT deterministic second (one worker; 2.6-2.9 s loaded)
 REPACK_DET_S = 0.02  # CP-SAT deterministic time per power domain in the repack
 MODEL_MAX_VARS = 200_000  # as the default mode: beyond this the per-node model is not built
@@ -62,10 +63,13 @@ class Effort:
     estimate_s: float  # the estimated seconds of all of the above
 
 
-def plan_effort(prepared: Prepared, limit_s: float, model_vars: int, columns: int, orders: int) -> Effort:
+def plan_effort(
+    prepared: Prepared, limit_s: float, model_vars: int, columns: int, orders: int, cbc: bool = False
+) -> Effort:
     """The work plan for ``prepared`` within ``limit_s`` (``model_vars``: the per-node model's
     estimated variables; ``columns``: the node-group LP's estimated columns; ``orders``: the
-    greedy orders available)."""
+    greedy orders available; ``cbc``: the model would be solved by CBC, whose root node of
+    each later tier costs ``S_PER_VAR_CBC_TIER`` a variable whatever its node limit)."""
     wl = prepared.problem.workloads
     replicas = sum(wl[w].max_replicas for w in prepared.options)
     domains = len({g.rep.domain_key for g in prepared.groups})
@@ -93,6 +97,8 @@ def plan_effort(prepared: Prepared, limit_s: float, model_vars: int, columns: in
     model = False
     model_det_s = 0.0
     build_s = S_PER_VAR_MODEL * model_vars
+    if cbc:
+        build_s += S_PER_VAR_CBC_TIER * model_vars * 3
     if prepared.options and model_vars <= MODEL_MAX_VARS:
         left = budget - spent - build_s
         det = min(MODEL_MAX_DET_S, left / S_PER_DET_UNIT)

@@ -39,6 +39,7 @@ from placement.backends.base import Progress, ProgressCallback, SolverBackend, T
 from placement.candidates import Prepared, filter_candidates
 from placement.decode import FleetState, decode, encode
 from placement.domain import (
+    Backend,
     ObjectiveTiers,
     Plan,
     Problem,
@@ -221,7 +222,12 @@ def solve(
         from placement.greedy import ORDERS
 
         effort = plan_effort(
-            prepared, opts.time_limit_s, _model_vars(prepared), columns_estimate(prepared), len(ORDERS)
+            prepared,
+            opts.time_limit_s,
+            _model_vars(prepared),
+            columns_estimate(prepared),
+            len(ORDERS),
+            cbc=opts.backend is Backend.PULP,
         )
         log.info("deterministic effort: %s", effort)
         base = replace(base, deterministic=True)

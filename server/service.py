@@ -12,7 +12,9 @@ rest, capped by the request's ``time_limit_s``, is the solve's time limit. At
 ``stop_at`` the worker is told to stop; at ``finish_by`` without a plan the answer is a
 NO_SOLUTION plan (nothing placed, every workload unplaced with the reason) and the worker
 is stopped or killed in the background. Both margins grow with the fleet (encoding a
-plan is linear in its GPUs). Without a deadline the request's time limit applies.
+plan is linear in its GPUs). Without a deadline the request's time limit applies. A
+deterministic request (``SolveOptions.deterministic``) keeps its own time limit, from which
+its work is planned, whatever the deadline; the deadline still stops it at ``stop_at``.
 """
 
 from __future__ import annotations
@@ -122,7 +124,11 @@ class PlacementServicer(pb_grpc.PlacementServiceServicer):
     ) -> Iterator[pb.Progress | pb.Plan]:
         problem = problem_of(request)
         box = time_box(problem, context.time_remaining(), self.config.max_time_limit_s)
-        solve_problem = replace(problem, options=replace(problem.options, time_limit_s=box.time_limit_s))
+        limit_s = box.time_limit_s
+        if problem.options.deterministic:  # the work is planned from the request's own limit, so that
+            # the deadline (how long this caller waits) cannot change the plan; it still stops the solve
+            limit_s = min(problem.options.time_limit_s, self.config.max_time_limit_s)
+        solve_problem = replace(problem, options=replace(problem.options, time_limit_s=limit_s))
         cancelled = threading.Event()
         context.add_callback(cancelled.set)
         t0 = time.monotonic()

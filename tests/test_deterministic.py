@@ -1,0 +1,131 @@
+"""The deterministic mode: the same input, seed and code give the same plan, whatever the load.
+
+Each case solves twice, the second time with both cores kept busy by two other processes,
+and compares everything a plan says except the clock (wall time, start time) and the bound
+(which may come from children that are still improving it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from fleetplace.files import load_problem
+from placement import effort as effort_mod
+from placement import solve
+from placement.bound import columns_estimate
+from placement.candidates import filter_candidates
+from placement.domain import Backend, Plan, Problem, StopReason
+from placement.effort import plan_effort
+from placement.generator import generate
+from placement.verify import verify
+from tests.server_support import running_server
+
+REPO = Path(__file__).resolve().parent.parent
+MIXED = REPO / "datasets" / "mixed"
+CLI = [sys.executable, "-m", "fleetplace.cli"]
+
+
+@contextlib.contextmanager
+def busy_cores(n: int = 2) -> Iterator[None]:
+    """Two other processes spinning, as a loaded shared machine would have."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def _deterministic(problem: Problem, limit_s: float, backend: Backend = Backend.ORTOOLS) -> Problem:
+    return replace(
+        problem,
+        options=replace(problem.options, deterministic=True, time_limit_s=limit_s, backend=backend),
+    )
+
+
+def _same(a: Plan, b: Plan) -> None:
+    assert a.placements == b.placements
+    assert a.budgets == b.budgets
+    assert a.objective == b.objective
+    assert a.unplaced == b.unplaced
+    assert (a.info.status, a.info.stop_reason) == (b.info.status, b.info.stop_reason)
+
+
+CASES = [
+    ("mixed, CP-SAT model", lambda: load_problem(MIXED), 12.0, Backend.ORTOOLS),
+    ("mixed, CBC: no model in 12 s", lambda: load_problem(MIXED), 12.0, Backend.PULP),
+    ("tiny, CBC model", lambda: load_problem(REPO / "datasets" / "tiny"), 6.0, Backend.PULP),
+    ("4,000 GPUs: LP, roundings and repack, no model", lambda: generate(4000, seed=2), 20.0, Backend.ORTOOLS),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "limit_s", "backend"), CASES, ids=[c[0] for c in CASES])
+def test_the_same_plan_quiet_and_under_load(
+    name: str, make: object, limit_s: float, backend: Backend
+) -> None:
+    problem = _deterministic(make(), limit_s, backend)  # type: ignore[operator]
+    first = solve(problem)
+    with busy_cores():
+        second = solve(problem)
+    assert first.info.deterministic and second.info.deterministic
+    assert first.info.stop_reason in (StopReason.WORK_LIMIT, StopReason.NONE), name
+    assert not verify(problem, first)
+    _same(first, second)
+
+
+def test_the_same_plan_from_the_cli_and_over_grpc(tmp_path: Path) -> None:
+    """``plan --deterministic`` here and through the service give the same plan."""
+    args = ["plan", str(MIXED), "--deterministic", "--time-limit", "10", "--quiet", "--format", "json"]
+    local = subprocess.run([*CLI, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert local.returncode == 0, local.stderr
+    with running_server() as (_server, address):
+        remote = subprocess.run(
+            [*CLI, *args, "--server", address], cwd=REPO, capture_output=True, text=True, timeout=300
+        )
+    assert remote.returncode == 0, remote.stderr
+    a, b = json.loads(local.stdout), json.loads(remote.stdout)
+    for key in ("placements", "budgets", "unplaced", "objective"):
+        assert a[key] == b[key], key
+    assert a["info"]["deterministic"] and b["info"]["deterministic"]
+    assert a["info"]["stopReason"] == b["info"]["stopReason"] == "STOP_REASON_WORK_LIMIT"
+
+
+def test_a_run_the_clock_cuts_says_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Work planned far beyond the time limit: the safety net cuts it, and the plan says so."""
+    monkeypatch.setattr(effort_mod, "DET_SHARE", 50.0)
+    problem = _deterministic(generate(4000, seed=2), 3.0)
+    plan = solve(problem)
+    assert plan.info.stop_reason is StopReason.TIME_LIMIT
+    assert plan.placements
+    assert not verify(problem, plan)
+
+
+def test_the_work_plan_depends_on_size_and_limit_only() -> None:
+    problem = load_problem(MIXED)
+    prepared = filter_candidates(problem)
+    cols = columns_estimate(prepared)
+    efforts = [plan_effort(prepared, limit_s, 5_000, cols, 4) for limit_s in (1.0, 5.0, 30.0, 300.0)]
+    assert efforts == [plan_effort(prepared, limit_s, 5_000, cols, 4) for limit_s in (1.0, 5.0, 30.0, 300.0)]
+    # more time never means less work (the model, once it fits, takes what roundings had)
+    for small, large in itertools.pairwise(efforts):
+        assert large.model_det_s >= small.model_det_s
+        assert large.estimate_s >= small.estimate_s
+        if large.model == small.model:
+            assert large.guided_variants >= small.guided_variants
+            assert large.polish_rounds >= small.polish_rounds
+    assert efforts[-1].model and efforts[-1].lp and efforts[-1].polish_rounds >= 1
+    assert all(
+        e.estimate_s <= effort_mod.DET_SHARE * t + 1e-9 for e, t in zip(efforts, (1, 5, 30, 300), strict=True)
+    )
+    # a model over the variable cap is never built, however long the limit
+    assert not plan_effort(prepared, 300.0, effort_mod.MODEL_MAX_VARS + 1, cols, 4).model
