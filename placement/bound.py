@@ -77,7 +77,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from placement.candidates import Prepared, site_admits
-from placement.domain import Node, NodeState, Problem, SpreadLevel, Workload
+from placement.domain import Node, NodeState, Problem, SpreadLevel, Workload, memory_milli_gib
 from placement.energy import allowed_levels
 from placement.network import latency_table
 
@@ -93,13 +93,15 @@ GroupKey = tuple[str, str, str, int, int]  # site, power domain, GPU type, gpu_c
 
 def _per_node_replicas(w: Workload, n: Node, gpu_memory_gib: float) -> int:
     """How many replicas of w one empty node n can hold (0: none), by GPUs, memory and host."""
+    cap = memory_milli_gib(gpu_memory_gib)  # rule 3 in whole milli-GiB, as the verifier reads it
     if w.is_fractional:
         per_gpu = 1000 // w.gpu_milli
-        if w.memory_gib > _EPS:
-            per_gpu = min(per_gpu, math.floor(gpu_memory_gib / w.memory_gib + _EPS))
+        need = memory_milli_gib(w.memory_gib)
+        if need > 0:
+            per_gpu = min(per_gpu, cap // need)
         k = per_gpu * n.gpu_count
     else:
-        if w.memory_per_gpu_gib > gpu_memory_gib + _EPS:
+        if memory_milli_gib(w.memory_per_gpu_gib) > cap:
             return 0
         k = n.gpu_count // w.gpus
     if n.cpu_milli > 0 and w.cpu_milli > 0:

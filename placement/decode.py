@@ -17,8 +17,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from placement.candidates import Candidate, Prepared, capacity_mib, demand_mib, spread_entity
-from placement.domain import GpuType, ReplicaPlacement
+from placement.candidates import Candidate, Prepared, spread_entity
+from placement.domain import GpuType, ReplicaPlacement, memory_milli_gib
 from placement.model.container import Container, Counts
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class Fit:
 @dataclass
 class _Shared:
     milli: int = 0
-    mem_mib: int = 0
+    mem_milli_gib: int = 0
     tenants: Counter[int] = field(default_factory=Counter)
 
 
@@ -131,12 +131,12 @@ class FleetState:
                 if on_w + delta <= room:
                     return Fit(n, li, idx, on_w + delta)
             return None
-        mem = demand_mib(wl.memory_gib)
-        cap_mib = capacity_mib(info.gpu.memory_gib)
+        mem = memory_milli_gib(wl.memory_gib)
+        cap_mem = memory_milli_gib(info.gpu.memory_gib)
         # a shared GPU already holding this workload, then any shared GPU, then a new one
         order = sorted(self.shared[n].items(), key=lambda kv: (-kv[1].tenants[w], kv[0]))
         for j, sh in order:
-            if sh.milli + wl.gpu_milli <= FULL_MILLI and sh.mem_mib + mem <= cap_mib:
+            if sh.milli + wl.gpu_milli <= FULL_MILLI and sh.mem_milli_gib + mem <= cap_mem:
                 if on_w <= room:
                     return Fit(n, -1, (j,), on_w)
                 return None
@@ -168,7 +168,7 @@ class FleetState:
                 self._take(n, 1, 1)
                 self.gpu_w[n] += info.shared_gpu_delta_w
             sh.milli += wl.gpu_milli
-            sh.mem_mib += demand_mib(wl.memory_gib)
+            sh.mem_milli_gib += memory_milli_gib(wl.memory_gib)
             sh.tenants[w] += 1
             self.placements.append((w, n, fit.gpu_indices, wl.gpu_milli, info.gpu.max_power_w))
         self.cpu[n] += wl.cpu_milli
@@ -217,7 +217,7 @@ class FleetState:
             else:
                 sh = self.shared[n][idx[0]]
                 sh.milli -= wl.gpu_milli
-                sh.mem_mib -= demand_mib(wl.memory_gib)
+                sh.mem_milli_gib -= memory_milli_gib(wl.memory_gib)
                 sh.tenants[w] -= 1
                 if sh.milli == 0 and sum(sh.tenants.values()) == 0:
                     del self.shared[n][idx[0]]

@@ -19,7 +19,7 @@ E(w)         entities of w's spread level (site, power domain or node) holding a
 Data
 ----
 g_w                GPUs per replica (whole) or m_w = gpu_milli (fractional)
-mem_w              memory per replica, MiB rounded up; MEM_n GPU memory, MiB rounded down
+mem_w              memory per replica, MEM_n GPU memory: whole milli-GiB (``domain.memory_milli_gib``)
 G_n                gpu_count;  P^on_n = host_power_w + G_n * idle_power_w
 cap_l              power cap of level l;  idle_n, max_n idle and maximum GPU power
 U_d, U_s           usable power (redundancy applied) of domain d and site s
@@ -71,8 +71,8 @@ Notes
   resources and its domain/site caps allow with the node alone; u by milli, memory
   and host resources. C5 and C7 rows that can never bind at those bounds are omitted.
 * Shared slots are symmetric GPUs; decoding maps them to real indices (a fractional
-  replica's current GPU where free). Memory is compared in MiB, demand rounded up and
-  capacity down, so the model is never looser than rule 3.
+  replica's current GPU where free). Memory is compared in whole milli-GiB, the unit the
+  verifier reads rule 3 in (``domain.memory_milli_gib``), so the model is exactly rule 3.
 * k[w,n] is pushed up only by T3; ``Container.tighten`` sets it to min(cur, r) so the
   value held after each tier is the exact number of moves.
 

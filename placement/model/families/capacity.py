@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from placement.candidates import capacity_mib, demand_mib
+from placement.domain import memory_milli_gib
 from placement.model.container import Container, ObjectiveTerms
 from placement.model.ir import Sense
 
@@ -31,16 +31,16 @@ class Capacity:
             if n not in c.pinned_used:
                 ip.add(f"C7 node_on[{node.name}]", on, Sense.LE, 0)
             # C3 / C4 per shared slot: milli <= 1000 s, memory <= gpu memory, s exact, symmetry
-            cap_mib = capacity_mib(info.gpu.memory_gib)
+            cap_mem = memory_milli_gib(info.gpu.memory_gib)
             for j in range(c.slots.get(n, 0)):
                 s = c.s[(n, j)]
                 pairs = c.shared_slot_terms(n, j)
                 milli = {v: wl[w].gpu_milli for w, v in pairs}
                 milli[s] = -1000
                 ip.add(f"C4 gpu_share[{node.name},{j}]", milli, Sense.LE, 0)
-                mem = {v: demand_mib(wl[w].memory_gib) for w, v in pairs}
+                mem = {v: memory_milli_gib(wl[w].memory_gib) for w, v in pairs}
                 if any(mem.values()):
-                    ip.add(f"C3 gpu_memory[{node.name},{j}]", mem, Sense.LE, cap_mib)
+                    ip.add(f"C3 gpu_memory[{node.name},{j}]", mem, Sense.LE, cap_mem)
                 used = {v: -1 for _, v in pairs}
                 used[s] = 1
                 ip.add(f"C4 shared_in_use[{node.name},{j}]", used, Sense.LE, 0)
