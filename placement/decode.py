@@ -2,7 +2,8 @@
 
 * ``decode(container, counts)``: the model's counts become ``ReplicaPlacement``s. A
   replica kept on its current node keeps its current GPU indices where they are free;
-  shared slots take a GPU that a current fractional replica of theirs used where possible.
+  shared slots take a GPU that a current fractional replica of theirs used where possible;
+  replicas beside pinned fractional ones (``Counts.beside_pinned``) take that pinned GPU.
 * ``encode(container, placements)``: a plan becomes a value vector of the model (the
   warm start), or None when the plan does not fit the model's variables.
 * ``FleetState``: GPUs, host resources and power in use, replica by replica, with
@@ -303,6 +304,10 @@ def decode(c: Container, counts: Counts) -> tuple[ReplicaPlacement, ...]:
             top = p.nodes[n].gpu.max_power_w
             milli = wl[w].gpu_milli if wl[w].is_fractional else FULL_MILLI
             rows.append((w, n, tuple(cr.gpu_indices), milli, top))
+    for (n, j), tenants in sorted(counts.beside_pinned.items()):  # on the GPU the pinned shares hold
+        gpu = p.nodes[n].gpu
+        for w, cnt in sorted(tenants.items()):
+            rows.extend((w, n, (j,), wl[w].gpu_milli, gpu.max_power_w) for _ in range(cnt))
     for n in sorted(set(whole_by_node) | set(shared_by_node)):
         gpu = p.nodes[n].gpu
         count = p.nodes[n].node.gpu_count
@@ -372,8 +377,13 @@ def encode(c: Container, placements: Iterable[ReplicaPlacement]) -> list[int] | 
             return None
         values[v] += 1
     for n, gpus in shared.items():
-        if set(gpus) & c.pinned_used.get(n, set()):
-            return None  # sharing a pinned replica's GPU: the model keeps those GPUs out
+        beside = set(gpus) & c.pinned_used.get(n, set())
+        for gpu_index in beside:  # beside pinned fractional replicas: the v variables
+            for w, cnt in gpus.pop(gpu_index).items():
+                vv = c.v.get((w, n, gpu_index))
+                if vv is None:
+                    return None
+                values[vv] = cnt
         for j, gpu_index in enumerate(sorted(gpus)):
             sv = c.s.get((n, j))
             if sv is None:
