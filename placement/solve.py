@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import subprocess
 import threading
 import time
@@ -140,6 +141,35 @@ def _plan(
     return plan, bad
 
 
+def claim(
+    status: SolveStatus, bounds: list[float | None], placed_work: int, tiers: list[str]
+) -> tuple[SolveStatus, float | None]:
+    """The status and bound a plan of ``placed_work`` may claim (docs/ARCHITECTURE.md, "Status,
+    bound and gap").
+
+    Tier 1 is an integer, so each bound is floored (a bound within 1e-6 of an integer counts as
+    that integer); one below the plan is wrong (a bug) and discarded. OPTIMAL stands when the
+    solver proved every tier on the model (which admits every valid plan), or, with tier 1 the
+    only tier optimised, when the plan reaches the bound; the bound of an OPTIMAL plan is its
+    placed work. No tolerance: OPTIMAL means no plan places more work.
+    """
+    best: float | None = None
+    for b in bounds:
+        if b is None:
+            continue
+        near = round(b)
+        b = float(near if abs(b - near) <= 1e-6 else math.floor(b))
+        if b < placed_work:
+            log.warning("bound %s below a verified plan's placed work %s: discarded", b, placed_work)
+            continue
+        best = b if best is None else min(best, b)
+    if status is SolveStatus.FEASIBLE and best == placed_work and tiers == ["placed_work"]:
+        status = SolveStatus.OPTIMAL  # the bound proves it
+    if status is SolveStatus.OPTIMAL:
+        best = float(placed_work)
+    return status, best
+
+
 def _key(obj: ObjectiveTiers, tiers: list[str]) -> tuple[int, ...]:
     full = dict(zip(TIERS, obj.key(), strict=True))
     return tuple(full[t] for t in tiers)
@@ -229,12 +259,7 @@ def _solve(
 
     def info(status: SolveStatus, stop_reason: StopReason, bound: float | None, pw: int) -> SolveInfo:
         portfolio.poll(time.monotonic())
-        lp = portfolio.bound
-        if lp is not None and lp < pw:
-            log.warning("relaxation bound %s below a verified plan's %s: discarded", lp, pw)
-            lp = None
-        if lp is not None and (bound is None or lp < bound):
-            bound = lp
+        status, bound = claim(status, [bound, portfolio.bound], pw, tiers)
         gap = None
         if bound is not None:
             gap = max(0.0, (bound - pw) / bound) if bound > 0 else 0.0
@@ -283,8 +308,8 @@ def _solve(
     g_work = g_plan.objective.placed_work
     if progress is not None:
         progress(Progress("greedy", float(g_work), None, run.elapsed()))
-    if not prepared.options:  # nothing can run anywhere: the empty plan is optimal
-        return _done(replace(g_plan, info=info(SolveStatus.OPTIMAL, StopReason.NONE, 0.0, 0)))
+    if not prepared.options:  # nothing can run anywhere: the pinned replicas alone are optimal
+        return _done(replace(g_plan, info=info(SolveStatus.OPTIMAL, StopReason.NONE, g_work, g_work)))
     if run.stopped():
         return _done(replace(g_plan, info=info(SolveStatus.FEASIBLE, StopReason.INTERRUPTED, None, g_work)))
     if too_big or run.deadline - run.reserve - time.monotonic() < 1.5 * _model_cost_s(prepared) + 0.1:
@@ -344,6 +369,9 @@ def _solve(
     placements = decode(container, container.extract(best))
     plan, bad = _plan(prepared, placements, base, _explain_until(run, final=True))
     if _key(plan.objective, tiers) < _key(g_plan.objective, tiers):
+        if status is SolveStatus.OPTIMAL:  # the model's optimum is not the problem's
+            log.warning("a heuristic plan beats the model's proven optimum: not claimed OPTIMAL")
+            status = SolveStatus.FEASIBLE
         log.info("solver plan is worse than the greedy plan; returning the greedy plan")
         return _done(replace(g_plan, info=info(status, stop_reason, bound, g_work)))
     if bad:
@@ -363,6 +391,7 @@ def _solve(
     )
     if model != got:
         log.warning("model objective %s differs from the evaluated plan %s", model, got)
+        status = SolveStatus.FEASIBLE  # what the solver proved is not this plan's objective
     return _done(replace(plan, info=info(status, stop_reason, bound, plan.objective.placed_work)))
 
 
