@@ -11,7 +11,7 @@ Notations
 Constraints (numbers of docs/ARCHITECTURE.md)
 ---------------------------------------------
 4. ``sum gpus * x + s[n] <= gpu_count * o[n]`` (pinned GPUs taken off first); fractional:
-   ``sum milli * x <= 1000 * s[n]`` and ``sum MiB * x <= MiB per GPU * s[n]`` (the shares
+   ``sum milli * x <= 1000 * s[n]`` and ``sum milli-GiB * x <= milli-GiB per GPU * s[n]`` (the shares
    are packed into the shared GPUs only in aggregate: a relaxation, so the bound stays valid;
    decoding packs them first-fit and drops a workload whose shares do not pack).
 5. host CPU and memory where tracked.
@@ -37,8 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from placement.budgets import FULL_GPU_MILLI
-from placement.candidates import capacity_mib, demand_mib
-from placement.domain import NodeState, Problem, ReplicaPlacement, SpreadLevel
+from placement.domain import NodeState, Problem, ReplicaPlacement, SpreadLevel, memory_milli_gib
 from placement.energy import allowed_levels
 from placement.heuristics import eligible_groups
 
@@ -115,7 +114,7 @@ def solve_pairs(problem: Problem, time_limit_s: float, workers: int = 2) -> Pair
     # per node: lists of (var, coefficient)
     gpus_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
     milli_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
-    mib_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
+    gmem_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
     cpu_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
     mem_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
     watts_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
@@ -152,7 +151,7 @@ def solve_pairs(problem: Problem, time_limit_s: float, workers: int = 2) -> Pair
                     obj.append((x, w.priority * w.work_milli * pct))
                     if w.is_fractional:
                         milli_on[i].append((x, w.gpu_milli))
-                        mib_on[i].append((x, demand_mib(w.memory_gib)))
+                        gmem_on[i].append((x, memory_milli_gib(w.memory_gib)))
                     else:
                         gpus_on[i].append((x, w.gpus))
                         watts_on[i].append((x, w.gpus * (cap - gpu.idle_power_w)))
@@ -209,7 +208,7 @@ def solve_pairs(problem: Problem, time_limit_s: float, workers: int = 2) -> Pair
         m.add(sum(v * c for v, c in gpus_on[i]) + s + pinned <= n.gpu_count * o)
         if milli_on[i]:
             m.add(sum(v * c for v, c in milli_on[i]) <= FULL_GPU_MILLI * s)
-            m.add(sum(v * c for v, c in mib_on[i]) <= capacity_mib(gpu.memory_gib) * s)
+            m.add(sum(v * c for v, c in gmem_on[i]) <= memory_milli_gib(gpu.memory_gib) * s)
         else:
             m.add(s == 0)
         if n.cpu_milli and cpu_on[i]:
@@ -261,13 +260,13 @@ def solve_pairs(problem: Problem, time_limit_s: float, workers: int = 2) -> Pair
         n_shared = int(solver.value(shared[i]))
         bins = [[k, 0, 0] for k in free[:n_shared]]
         free = free[n_shared:]
-        mib_cap = capacity_mib(gpu.memory_gib)
+        gmem_cap = memory_milli_gib(gpu.memory_gib)
         for wi, r, cap in sorted(items, key=lambda t: -free_work[t[0]].work_milli):
             w = free_work[wi]
             if w.is_fractional:
-                need = demand_mib(w.memory_gib)
+                need = memory_milli_gib(w.memory_gib)
                 for b in bins:
-                    if b[1] + w.gpu_milli <= FULL_GPU_MILLI and b[2] + need <= mib_cap:
+                    if b[1] + w.gpu_milli <= FULL_GPU_MILLI and b[2] + need <= gmem_cap:
                         b[1] += w.gpu_milli
                         b[2] += need
                         out.append(

@@ -77,7 +77,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from placement.candidates import Prepared, site_admits
-from placement.domain import Node, NodeState, Problem, SpreadLevel, Workload
+from placement.domain import Node, NodeState, Problem, SpreadLevel, Workload, memory_milli_gib
 from placement.energy import allowed_levels
 from placement.network import latency_table
 
@@ -93,13 +93,15 @@ GroupKey = tuple[str, str, str, int, int]  # site, power domain, GPU type, gpu_c
 
 def _per_node_replicas(w: Workload, n: Node, gpu_memory_gib: float) -> int:
     """How many replicas of w one empty node n can hold (0: none), by GPUs, memory and host."""
+    cap = memory_milli_gib(gpu_memory_gib)  # rule 3 in whole milli-GiB, as the verifier reads it
     if w.is_fractional:
         per_gpu = 1000 // w.gpu_milli
-        if w.memory_gib > _EPS:
-            per_gpu = min(per_gpu, math.floor(gpu_memory_gib / w.memory_gib + _EPS))
+        need = memory_milli_gib(w.memory_gib)
+        if need > 0:
+            per_gpu = min(per_gpu, cap // need)
         k = per_gpu * n.gpu_count
     else:
-        if w.memory_per_gpu_gib > gpu_memory_gib + _EPS:
+        if memory_milli_gib(w.memory_per_gpu_gib) > cap:
             return 0
         k = n.gpu_count // w.gpus
     if n.cpu_milli > 0 and w.cpu_milli > 0:
@@ -424,7 +426,9 @@ class _DomainRows:
     dom_rows: dict[tuple[str, str], int]
 
 
-def integer_bound(got: GroupLP, deadline: float | None = None) -> float | None:
+def integer_bound(
+    got: GroupLP, deadline: float | None = None, per_domain_ms: int | None = INTEGER_MS_PER_DOMAIN
+) -> float | None:
     """A bound on tier 1 at most ``got.bound``: the LP's rows shared between power domains
     priced at its duals, each power domain whose power binds solved as an integer program.
 
@@ -439,6 +443,10 @@ def integer_bound(got: GroupLP, deadline: float | None = None) -> float | None:
     level and GPUs per replica keep only the best up to what the group holds (their per-node
     packing rows dropped: a relaxation). None without HiGHS, past ``deadline``, or for an LP
     over a ``Residual``.
+
+    ``per_domain_ms`` limits each domain's MIP (its best bound is taken where it stops, so the
+    result depends on the machine's speed); None solves each to optimality, which gives the
+    same bound on any machine.
     """
     from ortools.linear_solver import pywraplp
 
@@ -480,7 +488,7 @@ def integer_bound(got: GroupLP, deadline: float | None = None) -> float | None:
         if finite and not (d in d_rows.dom_rows and duals[d_rows.dom_rows[d]] > _EPS):
             total += cert[d]
             continue
-        got_d = _domain_mip(d_rows, d, xs, reduced, pywraplp)
+        got_d = _domain_mip(d_rows, d, xs, reduced, pywraplp, per_domain_ms)
         if got_d is None:  # no answer from the MIP: the domain's LP bound, where there is one
             if not finite:
                 return None
@@ -503,7 +511,12 @@ def _price_row(lp: _Builder, r: int, dual: float, values: array[float]) -> float
 
 
 def _domain_mip(
-    d_rows: _DomainRows, d: tuple[str, str], xs: list[int], reduced: array[float], pywraplp: Any
+    d_rows: _DomainRows,
+    d: tuple[str, str],
+    xs: list[int],
+    reduced: array[float],
+    pywraplp: Any,
+    limit_ms: int | None,
 ) -> float | None:
     """The most domain ``d`` earns at ``reduced`` values as an integer program (its MIP bound)."""
     lp, keys = d_rows.lp, d_rows.keys
@@ -511,7 +524,8 @@ def _domain_mip(
     solver = pywraplp.Solver.CreateSolver("HIGHS")
     if solver is None:
         return None
-    solver.SetTimeLimit(INTEGER_MS_PER_DOMAIN)
+    if limit_ms is not None:
+        solver.SetTimeLimit(limit_ms)
     solver.SetSolverSpecificParametersAsString("output_flag=false")  # else a banner on stdout each solve
     inf = solver.infinity()
     obj = solver.Objective()

@@ -41,14 +41,12 @@ from placement.domain import (
     Site,
     SpreadLevel,
     Workload,
+    memory_milli_gib,
 )
 from placement.energy import allowed_levels, node_on_power_w, shared_gpu_power_w
 
 log = logging.getLogger(__name__)
 
-# GPU memory is compared in whole MiB inside the model (integers only); demand is rounded
-# up and capacity down, so the model is never more permissive than the rule.
-MIB_PER_GIB = 1024
 
 RULES = (
     "node_state",
@@ -67,12 +65,9 @@ WORKLOAD_RULES = ("replicas", "spread", "site_survival")
 DomainKey = tuple[str, str]  # (site, power domain name)
 
 
-def demand_mib(gib: float) -> int:
-    return math.ceil(gib * MIB_PER_GIB - 1e-6)
-
-
-def capacity_mib(gib: float) -> int:
-    return math.floor(gib * MIB_PER_GIB + 1e-6)
+def memory_fits_gpu(w: Workload, gpu: GpuType) -> bool:
+    """Rule 3 for one replica alone: its memory per GPU, in whole milli-GiB, within the GPU's."""
+    return memory_milli_gib(w.memory_per_gpu_gib) <= memory_milli_gib(gpu.memory_gib)
 
 
 @dataclass(frozen=True)
@@ -349,7 +344,7 @@ def _check(
     if w.is_fractional and not gpu.shareable:
         return reject("gpu_type", 0, 0, "", f"GPU type {gpu.name} is not shareable (fractional replica)")
     # rule 3
-    if w.memory_per_gpu_gib > gpu.memory_gib + 1e-9:
+    if not memory_fits_gpu(w, gpu):
         return reject(
             "gpu_memory",
             w.memory_per_gpu_gib,
@@ -389,7 +384,7 @@ def _check(
             return rej
         per_gpu = 1000 // w.gpu_milli
         if w.memory_gib > 0:
-            per_gpu = min(per_gpu, capacity_mib(gpu.memory_gib) // max(1, demand_mib(w.memory_gib)))
+            per_gpu = min(per_gpu, memory_milli_gib(gpu.memory_gib) // max(1, memory_milli_gib(w.memory_gib)))
         spare = cap_w - info.on_power_w
         powered_gpus = n.gpu_count
         if info.shared_gpu_delta_w > 0:
@@ -703,7 +698,9 @@ def filter_candidates(
             if w.is_fractional:
                 per_gpu = 1000 // w.gpu_milli
                 if w.memory_gib > 0:
-                    per_gpu = min(per_gpu, capacity_mib(gpu.memory_gib) // max(1, demand_mib(w.memory_gib)))
+                    per_gpu = min(
+                        per_gpu, memory_milli_gib(gpu.memory_gib) // max(1, memory_milli_gib(w.memory_gib))
+                    )
             for ci in cells_of_type.get(tname, ()):
                 if cells[ci][0] not in sites_ok:
                     continue
@@ -778,7 +775,7 @@ def _types_ok(w: Workload, gpu_types: Sequence[GpuType]) -> tuple[tuple[str, tup
             continue
         if w.is_fractional and not gpu.shareable:
             continue
-        if w.memory_per_gpu_gib > gpu.memory_gib + 1e-9:
+        if not memory_fits_gpu(w, gpu):
             continue
         levels: tuple[int, ...] = ()
         if not w.is_fractional:

@@ -2,7 +2,8 @@
 
 * ``decode(container, counts)``: the model's counts become ``ReplicaPlacement``s. A
   replica kept on its current node keeps its current GPU indices where they are free;
-  shared slots take a GPU that a current fractional replica of theirs used where possible.
+  shared slots take a GPU that a current fractional replica of theirs used where possible;
+  replicas beside pinned fractional ones (``Counts.beside_pinned``) take that pinned GPU.
 * ``encode(container, placements)``: a plan becomes a value vector of the model (the
   warm start), or None when the plan does not fit the model's variables.
 * ``FleetState``: GPUs, host resources and power in use, replica by replica, with
@@ -17,8 +18,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from placement.candidates import Candidate, Prepared, capacity_mib, demand_mib, spread_entity
-from placement.domain import GpuType, ReplicaPlacement
+from placement.candidates import Candidate, Prepared, spread_entity
+from placement.domain import GpuType, ReplicaPlacement, memory_milli_gib
 from placement.model.container import Container, Counts
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class Fit:
 @dataclass
 class _Shared:
     milli: int = 0
-    mem_mib: int = 0
+    mem_milli_gib: int = 0
     tenants: Counter[int] = field(default_factory=Counter)
 
 
@@ -131,12 +132,12 @@ class FleetState:
                 if on_w + delta <= room:
                     return Fit(n, li, idx, on_w + delta)
             return None
-        mem = demand_mib(wl.memory_gib)
-        cap_mib = capacity_mib(info.gpu.memory_gib)
+        mem = memory_milli_gib(wl.memory_gib)
+        cap_mem = memory_milli_gib(info.gpu.memory_gib)
         # a shared GPU already holding this workload, then any shared GPU, then a new one
         order = sorted(self.shared[n].items(), key=lambda kv: (-kv[1].tenants[w], kv[0]))
         for j, sh in order:
-            if sh.milli + wl.gpu_milli <= FULL_MILLI and sh.mem_mib + mem <= cap_mib:
+            if sh.milli + wl.gpu_milli <= FULL_MILLI and sh.mem_milli_gib + mem <= cap_mem:
                 if on_w <= room:
                     return Fit(n, -1, (j,), on_w)
                 return None
@@ -168,7 +169,7 @@ class FleetState:
                 self._take(n, 1, 1)
                 self.gpu_w[n] += info.shared_gpu_delta_w
             sh.milli += wl.gpu_milli
-            sh.mem_mib += demand_mib(wl.memory_gib)
+            sh.mem_milli_gib += memory_milli_gib(wl.memory_gib)
             sh.tenants[w] += 1
             self.placements.append((w, n, fit.gpu_indices, wl.gpu_milli, info.gpu.max_power_w))
         self.cpu[n] += wl.cpu_milli
@@ -217,7 +218,7 @@ class FleetState:
             else:
                 sh = self.shared[n][idx[0]]
                 sh.milli -= wl.gpu_milli
-                sh.mem_mib -= demand_mib(wl.memory_gib)
+                sh.mem_milli_gib -= memory_milli_gib(wl.memory_gib)
                 sh.tenants[w] -= 1
                 if sh.milli == 0 and sum(sh.tenants.values()) == 0:
                     del self.shared[n][idx[0]]
@@ -303,6 +304,10 @@ def decode(c: Container, counts: Counts) -> tuple[ReplicaPlacement, ...]:
             top = p.nodes[n].gpu.max_power_w
             milli = wl[w].gpu_milli if wl[w].is_fractional else FULL_MILLI
             rows.append((w, n, tuple(cr.gpu_indices), milli, top))
+    for (n, j), tenants in sorted(counts.beside_pinned.items()):  # on the GPU the pinned shares hold
+        gpu = p.nodes[n].gpu
+        for w, cnt in sorted(tenants.items()):
+            rows.extend((w, n, (j,), wl[w].gpu_milli, gpu.max_power_w) for _ in range(cnt))
     for n in sorted(set(whole_by_node) | set(shared_by_node)):
         gpu = p.nodes[n].gpu
         count = p.nodes[n].node.gpu_count
@@ -372,8 +377,13 @@ def encode(c: Container, placements: Iterable[ReplicaPlacement]) -> list[int] | 
             return None
         values[v] += 1
     for n, gpus in shared.items():
-        if set(gpus) & c.pinned_used.get(n, set()):
-            return None  # sharing a pinned replica's GPU: the model keeps those GPUs out
+        beside = set(gpus) & c.pinned_used.get(n, set())
+        for gpu_index in beside:  # beside pinned fractional replicas: the v variables
+            for w, cnt in gpus.pop(gpu_index).items():
+                vv = c.v.get((w, n, gpu_index))
+                if vv is None:
+                    return None
+                values[vv] = cnt
         for j, gpu_index in enumerate(sorted(gpus)):
             sv = c.s.get((n, j))
             if sv is None:

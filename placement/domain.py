@@ -22,7 +22,15 @@ Redundancy model (applies to sites and power domains alike)
   the whole load alone. Usable = capacity / 2.
 
 The usable power in watts is ``floor(capacity_kw * 1000 * factor)``; it is the
-cap used by the model and by the verifier.
+cap used by the model and by the verifier, and the budgets report it as it is
+(``usable_kw = usable_power_w / 1000``: 3.0145 kW of capacity is 3,014 W, reported as
+3.014 kW).
+
+GPU memory is typed in GiB with decimals; every rule reads it in whole milli-GiB
+(``memory_milli_gib``: rounded to the nearest, halves up), the filter, the model and
+the heuristics as the verifier does, so that they accept exactly the same plans. Any
+value with at most three decimals (8.1, 7.8, 23.5 GiB) is exact: 8.1 + 8.1 + 7.8 GiB
+fill a 24 GiB GPU exactly.
 """
 
 from __future__ import annotations
@@ -30,6 +38,19 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
+
+MILLI_GIB_PER_GIB = 1000
+
+
+def memory_milli_gib(gib: float) -> int:
+    """GPU memory in the whole milli-GiB every rule compares (rounded to the nearest, halves up).
+
+    The one conversion for a workload's demand and a GPU's capacity alike (rule 3): a shared
+    GPU holds its fractional replicas when the sum of their ``memory_milli_gib(memory_gib)``
+    is at most ``memory_milli_gib(gpu.memory_gib)``; a whole-GPU replica fits a GPU when
+    ``memory_milli_gib(memory_gib / gpus)`` is at most it.
+    """
+    return math.floor(gib * MILLI_GIB_PER_GIB + 0.5)
 
 
 class SiteKind(enum.Enum):
@@ -331,7 +352,7 @@ class PowerBudget:
     redundancy: Redundancy
     feeds: int
     capacity_kw: float
-    usable_kw: float  # the cap after redundancy
+    usable_kw: float  # the cap after redundancy: usable_power_w / 1000 (whole watts, floored)
     it_kw: float
     facility_kw: float  # it_kw * PUE of the site
     headroom_kw: float  # usable_kw - it_kw
@@ -385,6 +406,10 @@ class ObjectiveTiers:
     def key(self) -> tuple[int, int, int, int]:
         """Larger is better."""
         return (self.placed_work, -self.energy, -self.moves, -self.fragmentation)
+
+    def key_values(self) -> tuple[int, int, int, int]:
+        """The tiers' values in tier order (placed_work, energy, moves, fragmentation)."""
+        return (self.placed_work, self.energy, self.moves, self.fragmentation)
 
 
 @dataclass(frozen=True)

@@ -270,7 +270,8 @@ def capacity_reasons(
 
 
 def _gpu_short(p: Prepared, st: FleetState, c: object) -> bool:
-    from placement.candidates import Candidate, capacity_mib, demand_mib
+    from placement.candidates import Candidate
+    from placement.domain import memory_milli_gib
 
     assert isinstance(c, Candidate)
     wk = p.problem.workloads[c.workload]
@@ -279,9 +280,9 @@ def _gpu_short(p: Prepared, st: FleetState, c: object) -> bool:
         return free < wk.gpus
     if free > 0:
         return False
-    cap = capacity_mib(p.nodes[c.node].gpu.memory_gib)
+    cap = memory_milli_gib(p.nodes[c.node].gpu.memory_gib)
     return not any(
-        sh.milli + wk.gpu_milli <= 1000 and sh.mem_mib + demand_mib(wk.memory_gib) <= cap
+        sh.milli + wk.gpu_milli <= 1000 and sh.mem_milli_gib + memory_milli_gib(wk.memory_gib) <= cap
         for sh in st.shared[c.node].values()
     )
 

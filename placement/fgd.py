@@ -73,8 +73,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from placement.budgets import FULL_GPU_MILLI
-from placement.candidates import capacity_mib, demand_mib, site_admits
-from placement.domain import Fleet, GpuType, NodeState, Problem, ReplicaPlacement, Workload
+from placement.candidates import site_admits
+from placement.domain import Fleet, GpuType, NodeState, Problem, ReplicaPlacement, Workload, memory_milli_gib
 from placement.energy import allowed_levels
 from placement.network import latency_table
 from placement.objective import evaluate
@@ -180,7 +180,7 @@ class _NodeSave:
     i: int
     free: list[int]
     whole: list[bool]
-    gmib: list[int]
+    gmem: list[int]
     cpu: int
     mem: int
     draw: int
@@ -208,13 +208,13 @@ class Cluster:
         self.pos = {n.name: i for i, n in enumerate(self.nodes)}
         self.ready = [n.state is NodeState.READY for n in self.nodes]
         self.gpu = [self.types[n.gpu_type] for n in self.nodes]
-        self.mib_cap = [capacity_mib(g.memory_gib) for g in self.gpu]
+        self.mem_cap = [memory_milli_gib(g.memory_gib) for g in self.gpu]
         self.on_w = [
             n.host_power_w + n.gpu_count * g.idle_power_w for n, g in zip(self.nodes, self.gpu, strict=True)
         ]
         self.free: list[list[int]] = [[FULL_GPU_MILLI] * n.gpu_count for n in self.nodes]
         self.whole: list[list[bool]] = [[False] * n.gpu_count for n in self.nodes]
-        self.gmib: list[list[int]] = [[0] * n.gpu_count for n in self.nodes]
+        self.gmem: list[list[int]] = [[0] * n.gpu_count for n in self.nodes]
         self.cpu = [n.cpu_milli if n.cpu_milli > 0 else _UNTRACKED for n in self.nodes]
         self.mem = [n.host_memory_mib if n.host_memory_mib > 0 else _UNTRACKED for n in self.nodes]
         self.draw = [0] * len(self.nodes)
@@ -282,8 +282,10 @@ class Cluster:
         if w.allowed_gpu_types and g.name not in w.allowed_gpu_types:
             return False
         if w.is_fractional:
-            return g.shareable and demand_mib(w.memory_gib) <= capacity_mib(g.memory_gib)
-        return demand_mib(w.memory_per_gpu_gib) <= capacity_mib(g.memory_gib) and bool(allowed_levels(w, g))
+            return g.shareable and memory_milli_gib(w.memory_gib) <= memory_milli_gib(g.memory_gib)
+        return memory_milli_gib(w.memory_per_gpu_gib) <= memory_milli_gib(g.memory_gib) and bool(
+            allowed_levels(w, g)
+        )
 
     # ------------------------------------------------------------------ changes
 
@@ -297,7 +299,7 @@ class Cluster:
                 i,
                 list(self.free[i]),
                 list(self.whole[i]),
-                list(self.gmib[i]),
+                list(self.gmem[i]),
                 self.cpu[i],
                 self.mem[i],
                 self.draw[i],
@@ -311,7 +313,7 @@ class Cluster:
             e = self.journal.pop()
             if isinstance(e, _NodeSave):
                 i, n = e.i, self.nodes[e.i]
-                self.free[i], self.whole[i], self.gmib[i] = e.free, e.whole, e.gmib
+                self.free[i], self.whole[i], self.gmem[i] = e.free, e.whole, e.gmem
                 self.cpu[i], self.mem[i], self.draw[i] = e.cpu, e.mem, e.draw
                 self.dom_head[n.power_domain], self.site_head[n.site] = e.dom_head, e.site_head
                 self._reindex(i)
@@ -356,7 +358,7 @@ class Cluster:
             if self.free[i][k] == FULL_GPU_MILLI:
                 delta += g.max_power_w - g.idle_power_w
             self.free[i][k] -= w.gpu_milli
-            self.gmib[i][k] += demand_mib(w.memory_gib)
+            self.gmem[i][k] += memory_milli_gib(w.memory_gib)
             milli = w.gpu_milli
             cap_w = g.max_power_w
         else:
@@ -391,7 +393,7 @@ class Cluster:
             if w.is_fractional:
                 k = p.gpu_indices[0]
                 self.free[i][k] += p.gpu_milli
-                self.gmib[i][k] -= demand_mib(w.memory_gib)
+                self.gmem[i][k] -= memory_milli_gib(w.memory_gib)
                 after = before - (g.max_power_w - g.idle_power_w if self.free[i][k] == FULL_GPU_MILLI else 0)
                 self.on_gpu[(i, k)].pop(w.name, None)
             else:
@@ -469,7 +471,7 @@ class Cluster:
             if w.is_fractional
             else tuple(g.power_levels[k].power_cap_w for k in reversed(allowed_levels(w, g)))
         )
-        need_mib = demand_mib(w.memory_gib if w.is_fractional else w.memory_per_gpu_gib)
+        need_mem = memory_milli_gib(w.memory_gib if w.is_fractional else w.memory_per_gpu_gib)
         for i in members:
             if i in exclude or self.nodes[i].site not in sites:
                 continue
@@ -479,7 +481,7 @@ class Cluster:
                     for k, r in enumerate(self.free[i])
                     if r == o.gpu_free
                     and not self.whole[i][k]
-                    and self.gmib[i][k] + need_mib <= self.mib_cap[i]
+                    and self.gmem[i][k] + need_mem <= self.mem_cap[i]
                 )[:1]
                 if not gpus:
                     continue
@@ -661,7 +663,7 @@ def _refill(
     cap_milli: int,
     cpu: int,
     mem: int,
-    gmib: int,
+    gmem: int,
     front: int = 6,
 ) -> tuple[int, list[str]]:
     """Knapsack over ``items`` (milli, value, cpu, host MiB, GPU MiB, name) into one GPU.
@@ -678,7 +680,7 @@ def _refill(
     size = cap_milli // step
     cpu_n = 1.0 / cpu if 0 < cpu < _UNTRACKED else 0.0
     mem_n = 1.0 / mem if 0 < mem < _UNTRACKED else 0.0
-    # per fill level: states (value, -cost, cpu, mem, gmib, chosen item indices)
+    # per fill level: states (value, -cost, cpu, mem, gmem, chosen item indices)
     State = tuple[int, float, int, int, int, tuple[int, ...]]
     dp: list[list[State]] = [[] for _ in range(size + 1)]
     dp[0] = [(0, 0.0, 0, 0, 0, ())]
@@ -692,7 +694,7 @@ def _refill(
             changed = False
             for prev in prevs:
                 nc, nm, ng = prev[2] + c, prev[3] + m, prev[4] + gm
-                if nc > cpu or nm > mem or ng > gmib:
+                if nc > cpu or nm > mem or ng > gmem:
                     continue
                 nv = prev[0] + value
                 if any(o[0] >= nv and o[2] <= nc and o[3] <= nm and o[4] <= ng for o in states):
@@ -753,7 +755,7 @@ def repack(
             w.user_region if w.max_latency_ms > 0 else "",
             w.max_latency_ms,
             w.backup_minutes,
-            demand_mib(w.memory_gib),
+            memory_milli_gib(w.memory_gib),
         )
 
     for name in sorted(movable - set(cluster.placed)):
@@ -795,7 +797,7 @@ def repack(
                     items.extend(_item(by_name[name]) for name in names[-copies:])
                 if len(items) == len(here):
                     continue
-                value, chosen = _refill(items, FULL_GPU_MILLI, cpu, mem, cluster.mib_cap[i])
+                value, chosen = _refill(items, FULL_GPU_MILLI, cpu, mem, cluster.mem_cap[i])
                 if value <= old:
                     continue
                 # power: a GPU that was free turns shared
@@ -834,7 +836,7 @@ def _item(w: Workload) -> tuple[int, int, int, int, int, str]:
         w.priority * w.gpu_milli,
         w.cpu_milli,
         w.host_memory_mib,
-        demand_mib(w.memory_gib),
+        memory_milli_gib(w.memory_gib),
         w.name,
     )
 

@@ -27,9 +27,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from placement.candidates import CellOption, GroupFit, Prepared, demand_mib, spread_entity
+from placement.candidates import CellOption, GroupFit, Prepared, spread_entity
 from placement.decode import FULL_MILLI, Fit, FleetState, level_at
-from placement.domain import SpreadLevel, Workload
+from placement.domain import SpreadLevel, Workload, memory_milli_gib
 from placement.energy import replica_work
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ class _Dead:
 def _shape(p: Prepared, w: int, opt: CellOption) -> Shape:
     wk = p.problem.workloads[w]
     if wk.is_fractional:
-        return (0, wk.gpu_milli, demand_mib(wk.memory_gib), wk.cpu_milli, wk.host_memory_mib)
+        return (0, wk.gpu_milli, memory_milli_gib(wk.memory_gib), wk.cpu_milli, wk.host_memory_mib)
     gpu = p.groups[opt.fits[0].group].rep.gpu
     least = min(gpu.power_levels[f.levels[0]].power_cap_w for f in opt.fits)
     return (1, wk.gpus, wk.gpus * (least - gpu.idle_power_w), wk.cpu_milli, wk.host_memory_mib)

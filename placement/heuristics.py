@@ -25,15 +25,15 @@ placed, so every result passes ``placement.verify``):
 3. For each replica: the (site, GPU type) groups the workload may use (latency,
    backup, allowed types, GPU memory, GPU count, a power level not below its floor) are
    resolved once per workload; inside a group, nodes are indexed by their *signature*
-   (GPU count, free whole GPUs, and the free milli and MiB of each partly used GPU),
+   (GPU count, free whole GPUs, and the free milli and memory of each partly used GPU),
    so a group is scored once per distinct signature, not once per node. The chosen
    signature is then resolved to a rack whose headroom (and the site's) takes the
    replica at the highest allowed power level that fits, and to a node of that rack.
    While a spread rule still lacks distinct entities, used ones are skipped; with a
    site-survival rule, sites holding fewer of the workload's replicas come first.
 
-GPU memory is compared in whole MiB, demand rounded up and capacity down (as the model
-does), so a heuristic plan is also a valid warm start of the model.
+GPU memory is compared in whole milli-GiB (``domain.memory_milli_gib``, as the model and
+the verifier do), so a heuristic plan is also a valid warm start of the model.
 
 ``plan_from(problem, placements, method)`` turns placements into a verified ``Plan`` with
 budgets, objective, plain-language reasons for every unplaced workload and a SolveInfo.
@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from placement.budgets import FULL_GPU_MILLI, compute_budgets
-from placement.candidates import capacity_mib, demand_mib, site_admits
+from placement.candidates import site_admits
 from placement.domain import (
     GpuType,
     Node,
@@ -64,6 +64,7 @@ from placement.domain import (
     SpreadLevel,
     UnplacedWorkload,
     Workload,
+    memory_milli_gib,
 )
 from placement.energy import allowed_levels
 from placement.network import latency_table
@@ -74,7 +75,7 @@ log = logging.getLogger(__name__)
 
 _EPS = 1e-9
 
-# (GPU count, free whole GPUs, sorted (free milli, free MiB) of each partly used GPU)
+# (GPU count, free whole GPUs, sorted (free milli, free milli-GiB) of each partly used GPU)
 Sig = tuple[int, int, tuple[tuple[int, int], ...]]
 GroupKey = tuple[str, str]  # (site, GPU type)
 
@@ -90,12 +91,12 @@ class _Node:
         "extra_w",
         "free",
         "gkey",
+        "gmem_cap",
         "gpu",
         "host_w",
         "i",
         "mem_cap",
         "mem_used",
-        "mib_cap",
         "name",
         "on_w",
         "shared",
@@ -112,9 +113,9 @@ class _Node:
         self.count = node.gpu_count
         self.host_w = node.host_power_w
         self.on_w = node.host_power_w + node.gpu_count * gpu.idle_power_w
-        self.mib_cap = capacity_mib(gpu.memory_gib)
+        self.gmem_cap = memory_milli_gib(gpu.memory_gib)
         self.free: list[int] = list(range(node.gpu_count))
-        self.shared: dict[int, list[int]] = {}  # GPU index -> [milli used, MiB used]
+        self.shared: dict[int, list[int]] = {}  # GPU index -> [milli used, milli-GiB used]
         self.extra_w = 0  # sum over whole-GPU replicas of gpus * (cap - idle)
         self.cpu_cap = node.cpu_milli
         self.mem_cap = node.host_memory_mib
@@ -130,7 +131,7 @@ class _Node:
 
     def signature(self) -> Sig:
         partial = tuple(
-            sorted((FULL_GPU_MILLI - u[0], self.mib_cap - u[1]) for u in self.shared.values() if u[0] < 1000)
+            sorted((FULL_GPU_MILLI - u[0], self.gmem_cap - u[1]) for u in self.shared.values() if u[0] < 1000)
         )
         return (self.count, len(self.free), partial)
 
@@ -253,10 +254,10 @@ class _Packer:
         if w.allowed_gpu_types and gpu.name not in w.allowed_gpu_types:
             return False
         if w.is_fractional:
-            return gpu.shareable and demand_mib(w.memory_gib) <= capacity_mib(gpu.memory_gib)
+            return gpu.shareable and memory_milli_gib(w.memory_gib) <= memory_milli_gib(gpu.memory_gib)
         if self.max_count.get(gpu.name, 0) < w.gpus:
             return False
-        if demand_mib(w.memory_per_gpu_gib) > capacity_mib(gpu.memory_gib):
+        if memory_milli_gib(w.memory_per_gpu_gib) > memory_milli_gib(gpu.memory_gib):
             return False
         return bool(allowed_levels(w, gpu))
 
@@ -268,7 +269,7 @@ class _Packer:
             w.allowed_gpu_types,
             w.gpus,
             w.gpu_milli,
-            demand_mib(w.memory_per_gpu_gib),
+            memory_milli_gib(w.memory_per_gpu_gib),
             w.min_power_cap_pct,
         )
         got = self._group_cache.get(key)
@@ -341,7 +342,7 @@ class _Packer:
                 st.shared[gpu_index] = [0, 0]
             use = st.shared[gpu_index]
             use[0] += w.gpu_milli
-            use[1] += demand_mib(w.memory_gib)
+            use[1] += memory_milli_gib(w.memory_gib)
             indices: tuple[int, ...] = (gpu_index,)
             milli = w.gpu_milli
         else:
@@ -383,7 +384,7 @@ class _Packer:
                     st.shared[idx] = [0, 0]
                 use = st.shared.setdefault(idx, [0, 0])
                 use[0] += w.gpu_milli
-                use[1] += demand_mib(w.memory_gib)
+                use[1] += memory_milli_gib(w.memory_gib)
                 milli = w.gpu_milli
             else:
                 for idx in c.gpu_indices:
@@ -419,14 +420,14 @@ class _Packer:
         policy = self.policy
         out: list[tuple[float, int | None]] = []
         if w.is_fractional:
-            need_mib = demand_mib(w.memory_gib)
+            need_gmem = memory_milli_gib(w.memory_gib)
             used_before = (count - free) * FULL_GPU_MILLI - sum(p[0] for p in partial)
-            for j, (pm, pmib) in enumerate(partial):
-                if pm >= w.gpu_milli and pmib >= need_mib:
+            for j, (pm, pgmem) in enumerate(partial):
+                if pm >= w.gpu_milli and pgmem >= need_gmem:
                     if policy == "fgd":
                         left = pm - w.gpu_milli
                         rest = partial[:j] + partial[j + 1 :]
-                        after_p = tuple(sorted((*rest, (left, pmib - need_mib)))) if left > 0 else rest
+                        after_p = tuple(sorted((*rest, (left, pgmem - need_gmem)))) if left > 0 else rest
                         score = self.frag(tname, (count, free, after_p)) - self.frag(tname, sig)
                     elif policy == "best_fit":
                         score = -((used_before + w.gpu_milli) / count) + pm * 1e-6
@@ -435,9 +436,9 @@ class _Packer:
                     out.append((score, j))
                     if policy == "first_fit":
                         return out
-            if free > 0 and need_mib <= capacity_mib(gpu.memory_gib):
+            if free > 0 and need_gmem <= memory_milli_gib(gpu.memory_gib):
                 if policy == "fgd":
-                    new_p = (FULL_GPU_MILLI - w.gpu_milli, capacity_mib(gpu.memory_gib) - need_mib)
+                    new_p = (FULL_GPU_MILLI - w.gpu_milli, memory_milli_gib(gpu.memory_gib) - need_gmem)
                     after = (count, free - 1, tuple(sorted((*partial, new_p))))
                     score = self.frag(tname, after) - self.frag(tname, sig)
                 elif policy == "best_fit":
@@ -510,7 +511,7 @@ class _Packer:
                 if existing:
                     want = partial[option]  # type: ignore[index]
                     for idx, use in st.shared.items():
-                        if (FULL_GPU_MILLI - use[0], st.mib_cap - use[1]) == want:
+                        if (FULL_GPU_MILLI - use[0], st.gmem_cap - use[1]) == want:
                             return _Choice(st, cap_w, idx)
                     continue
                 return _Choice(st, cap_w, None)
@@ -712,7 +713,7 @@ def _unplaced_reasons(
     missing = [w for w in problem.workloads if w.name not in placed]
     if not missing:
         return ()
-    mib_of = {w.name: demand_mib(w.memory_gib) for w in problem.workloads}
+    gmem_of = {w.name: memory_milli_gib(w.memory_gib) for w in problem.workloads}
     packer = _Packer(problem, "first_fit")
     for p in placements:
         st = packer.by_name.get(p.node)
@@ -724,7 +725,7 @@ def _unplaced_reasons(
             if p.gpu_milli < FULL_GPU_MILLI:
                 use = st.shared.setdefault(idx, [0, 0])
                 use[0] += p.gpu_milli
-                use[1] += mib_of.get(p.workload, 0)
+                use[1] += gmem_of.get(p.workload, 0)
     dom_head = {b.name: round((b.usable_kw - b.it_kw) * 1000) for b in budgets.power_domains}
     site_head = {b.name: round((b.usable_kw - b.it_kw) * 1000) for b in budgets.sites}
     # nodes with room, per group, folded by what the reasons read of them
@@ -738,7 +739,7 @@ def _unplaced_reasons(
         node_count[st.gkey] += 1
         shared_free = tuple(
             sorted(
-                (FULL_GPU_MILLI - u[0], st.mib_cap - u[1])
+                (FULL_GPU_MILLI - u[0], st.gmem_cap - u[1])
                 for u in st.shared.values()
                 if u[0] < FULL_GPU_MILLI
             )
@@ -810,7 +811,7 @@ def _capacity_reasons(
     short_domain = 0  # ... whose rack lacks the power for it
     short_site = 0  # ... whose site lacks it (rack fine)
     power_nodes = 0  # ... that could take one more replica now
-    need_mib = demand_mib(w.memory_gib)
+    need_gmem = memory_milli_gib(w.memory_gib)
     for gkey in packer.groups_for(w):
         gpu = packer.types[gkey[1]]
         n_nodes, entries = by_group.get(gkey, (0, []))
@@ -820,7 +821,7 @@ def _capacity_reasons(
         else:
             new_gpu_w = w.gpus * (_levels_desc(w, gpu)[-1] - gpu.idle_power_w)
         for (domain, site, free, off_w, shared_free), times in entries:
-            if w.is_fractional and any(m >= w.gpu_milli and mib >= need_mib for m, mib in shared_free):
+            if w.is_fractional and any(m >= w.gpu_milli and gmem >= need_gmem for m, gmem in shared_free):
                 gpu_nodes += times  # an existing shared GPU takes it: no more power needed
                 power_nodes += times
                 continue
@@ -933,7 +934,7 @@ def eligible_groups(problem: Problem) -> dict[str, tuple[GroupKey, ...]]:
     """Per workload, the (site, GPU type) groups of READY nodes its static rules allow.
 
     Static rules: latency, backup, allowed types, shareable for fractional work, GPU memory
-    (whole MiB), a node of the type with enough GPUs, a power level not below the floor.
+    (whole milli-GiB), a node of the type with enough GPUs, a power level not below the floor.
     Power headroom and host resources are left to the placement.
     """
     packer = _Packer(problem, "first_fit")

@@ -173,6 +173,7 @@ from placement.domain import (
     StopReason,
     UnplacedWorkload,
     Workload,
+    memory_milli_gib,
 )
 from placement.energy import allowed_levels
 from placement.network import latency_table
@@ -311,7 +312,7 @@ def _candidate_pairs(
                     continue
                 if w.is_fractional and not g.shareable:
                     continue
-                if w.memory_per_gpu_gib > g.memory_gib + _EPS:
+                if memory_milli_gib(w.memory_per_gpu_gib) > memory_milli_gib(g.memory_gib):
                     continue
                 if not w.is_fractional and ix.counts[(site_name, t)][-1] < w.gpus:
                     continue

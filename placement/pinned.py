@@ -18,8 +18,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping
 
-from placement.candidates import capacity_mib, demand_mib
-from placement.domain import NodeState, Problem
+from placement.domain import NodeState, Problem, memory_milli_gib
 from placement.errors import FieldError
 
 
@@ -33,7 +32,7 @@ def pinned_errors(problem: Problem, latency_ms: Mapping[tuple[str, str], float])
     out: list[FieldError] = []
     whole: dict[tuple[str, int], str] = {}
     shared_milli: dict[tuple[str, int], int] = defaultdict(int)
-    shared_mib: dict[tuple[str, int], int] = defaultdict(int)
+    shared_mem: dict[tuple[str, int], int] = defaultdict(int)
     cpu: dict[str, int] = defaultdict(int)
     hmem: dict[str, int] = defaultdict(int)
     gpu_w: dict[str, int] = defaultdict(int)  # per node: GPU watts above idle
@@ -71,7 +70,7 @@ def pinned_errors(problem: Problem, latency_ms: Mapping[tuple[str, str], float])
                 bad("gpu_type", f"GPU type {gpu.name} not in allowed {', '.join(w.allowed_gpu_types)}")
             if w.is_fractional and not gpu.shareable:
                 bad("gpu_type", f"GPU type {gpu.name} is not shareable (fractional replica)")
-            if w.memory_per_gpu_gib > gpu.memory_gib + 1e-9:
+            if memory_milli_gib(w.memory_per_gpu_gib) > memory_milli_gib(gpu.memory_gib):
                 bad(
                     "gpu_memory",
                     f"needs {w.memory_per_gpu_gib:g} GiB per GPU, {gpu.name} has {gpu.memory_gib:g} GiB",
@@ -85,13 +84,14 @@ def pinned_errors(problem: Problem, latency_ms: Mapping[tuple[str, str], float])
                     if key not in shared_milli:
                         gpu_w[n.name] += gpu.max_power_w - gpu.idle_power_w
                     shared_milli[key] += w.gpu_milli
-                    shared_mib[key] += demand_mib(w.memory_gib)
+                    shared_mem[key] += memory_milli_gib(w.memory_gib)
                     if shared_milli[key] > 1000:
                         bad("gpu_share", f"GPU {j} shared by {shared_milli[key]} milli-GPU, more than 1000")
-                    if shared_mib[key] > capacity_mib(gpu.memory_gib):
+                    if shared_mem[key] > memory_milli_gib(gpu.memory_gib):
                         bad(
                             "gpu_memory",
-                            f"GPU {j} holds {shared_mib[key]} MiB of shared replicas, has {capacity_mib(gpu.memory_gib)}",
+                            f"GPU {j} holds {shared_mem[key] / 1000:g} GiB of shared replicas, "
+                            f"has {gpu.memory_gib:g} GiB",
                         )
                 else:
                     if key in whole or key in shared_milli:

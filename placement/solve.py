@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import subprocess
 import threading
 import time
@@ -141,6 +142,35 @@ def _plan(
     if timing is not None:
         timing["assemble_s"] = time.monotonic() - t0 - (t2 - t1)
     return plan, bad
+
+
+def claim(
+    status: SolveStatus, bounds: list[float | None], placed_work: int, tiers: list[str]
+) -> tuple[SolveStatus, float | None]:
+    """The status and bound a plan of ``placed_work`` may claim (docs/ARCHITECTURE.md, "Status,
+    bound and gap").
+
+    Tier 1 is an integer, so each bound is floored (a bound within 1e-6 of an integer counts as
+    that integer); one below the plan is wrong (a bug) and discarded. OPTIMAL stands when the
+    solver proved every tier on the model (which admits every valid plan), or, with tier 1 the
+    only tier optimised, when the plan reaches the bound; the bound of an OPTIMAL plan is its
+    placed work. No tolerance: OPTIMAL means no plan places more work.
+    """
+    best: float | None = None
+    for b in bounds:
+        if b is None:
+            continue
+        near = round(b)
+        b = float(near if abs(b - near) <= 1e-6 else math.floor(b))
+        if b < placed_work:
+            log.warning("bound %s below a verified plan's placed work %s: discarded", b, placed_work)
+            continue
+        best = b if best is None else min(best, b)
+    if status is SolveStatus.FEASIBLE and best == placed_work and tiers == ["placed_work"]:
+        status = SolveStatus.OPTIMAL  # the bound proves it
+    if status is SolveStatus.OPTIMAL:
+        best = float(placed_work)
+    return status, best
 
 
 def _key(obj: ObjectiveTiers, tiers: list[str]) -> tuple[int, ...]:
@@ -324,8 +354,8 @@ def _solve_deterministic(
 
     status, stop_reason, bound = SolveStatus.FEASIBLE, StopReason.WORK_LIMIT, None
     placements = best.placements
-    if not prepared.options:
-        status, stop_reason, bound = SolveStatus.OPTIMAL, StopReason.NONE, 0.0
+    if not prepared.options:  # nothing can run anywhere: the pinned replicas alone are optimal
+        status, stop_reason, bound = SolveStatus.OPTIMAL, StopReason.NONE, float(best.objective.placed_work)
     elif effort.model and not run.stopped() and time.monotonic() < search_until:
         container = build(prepared)
         hint = encode(container, placements)
@@ -339,9 +369,14 @@ def _solve_deterministic(
             status, stop_reason = SolveStatus.OPTIMAL, StopReason.NONE
         if values is not None and (hint is None or values != container.tighten(hint)):
             got = decode(container, container.extract(values))
-            if _key(evaluate(run.problem, got), tiers) >= _key(best.objective, tiers):
+            got_obj = evaluate(run.problem, got)
+            if _key(got_obj, tiers) >= _key(best.objective, tiers):
                 placements = got
-            else:
+                model = {o.name: o.value(values) for o in container.program.objectives}
+                if model != dict(zip(TIERS, got_obj.key_values(), strict=True)):
+                    log.warning("model objective %s differs from the evaluated plan %s", model, got_obj)
+                    status = SolveStatus.FEASIBLE  # what the solver proved is not this plan's objective
+            else:  # a heuristic plan beats the model's answer: not the problem's optimum
                 status = SolveStatus.FEASIBLE
     if run.stopped():
         stop_reason = StopReason.INTERRUPTED
@@ -357,13 +392,8 @@ def _solve_deterministic(
     if bad:
         raise PlanRejected(bad)
     portfolio.poll(time.monotonic())
-    lp = portfolio.bound
     pw = plan.objective.placed_work
-    if lp is not None and lp < pw:
-        log.warning("relaxation bound %s below a verified plan's %s: discarded", lp, pw)
-        lp = None
-    if lp is not None and (bound is None or lp < bound):
-        bound = lp
+    status, bound = claim(status, [bound, portfolio.bound], pw, tiers)
     gap = None if bound is None else (max(0.0, (bound - pw) / bound) if bound > 0 else 0.0)
     info = replace(base, status=status, stop_reason=stop_reason, bound=bound, gap=gap, wall_s=run.elapsed())
     return _done(replace(plan, info=info))
@@ -377,12 +407,7 @@ def _solve(
 
     def info(status: SolveStatus, stop_reason: StopReason, bound: float | None, pw: int) -> SolveInfo:
         portfolio.poll(time.monotonic())
-        lp = portfolio.bound
-        if lp is not None and lp < pw:
-            log.warning("relaxation bound %s below a verified plan's %s: discarded", lp, pw)
-            lp = None
-        if lp is not None and (bound is None or lp < bound):
-            bound = lp
+        status, bound = claim(status, [bound, portfolio.bound], pw, tiers)
         gap = None
         if bound is not None:
             gap = max(0.0, (bound - pw) / bound) if bound > 0 else 0.0
@@ -431,8 +456,8 @@ def _solve(
     g_work = g_plan.objective.placed_work
     if progress is not None:
         progress(Progress("greedy", float(g_work), None, run.elapsed()))
-    if not prepared.options:  # nothing can run anywhere: the empty plan is optimal
-        return _done(replace(g_plan, info=info(SolveStatus.OPTIMAL, StopReason.NONE, 0.0, 0)))
+    if not prepared.options:  # nothing can run anywhere: the pinned replicas alone are optimal
+        return _done(replace(g_plan, info=info(SolveStatus.OPTIMAL, StopReason.NONE, g_work, g_work)))
     if run.stopped():  # before any plan was complete, nothing placed is no solution
         st = SolveStatus.FEASIBLE if g_plan.placements else SolveStatus.NO_SOLUTION
         return _done(replace(g_plan, info=info(st, StopReason.INTERRUPTED, None, g_work)))
@@ -493,6 +518,9 @@ def _solve(
     placements = decode(container, container.extract(best))
     plan, bad = _plan(prepared, placements, base, _explain_until(run, final=True))
     if _key(plan.objective, tiers) < _key(g_plan.objective, tiers):
+        if status is SolveStatus.OPTIMAL:  # the model's optimum is not the problem's
+            log.warning("a heuristic plan beats the model's proven optimum: not claimed OPTIMAL")
+            status = SolveStatus.FEASIBLE
         log.info("solver plan is worse than the greedy plan; returning the greedy plan")
         return _done(replace(g_plan, info=info(status, stop_reason, bound, g_work)))
     if bad:
@@ -512,6 +540,7 @@ def _solve(
     )
     if model != got:
         log.warning("model objective %s differs from the evaluated plan %s", model, got)
+        status = SolveStatus.FEASIBLE  # what the solver proved is not this plan's objective
     return _done(replace(plan, info=info(status, stop_reason, bound, plan.objective.placed_work)))
 
 

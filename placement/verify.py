@@ -14,7 +14,7 @@ rule            what                                                   subject
 node_state      1: replicas only on READY nodes                        ``workload[i]``
 gpu_type        2: allowed type; fractional needs a shareable type     ``workload[i]``
 gpu_memory      3: memory per GPU; fractional memory per shared GPU    ``workload[i]`` /
-                                                                       ``node/gpuK``
+                in whole milli-GiB (``domain.memory_milli_gib``)       ``node/gpuK``
 gpu_count       4: ``gpus`` distinct in-range indices, GPU used by     ``workload[i]`` /
                 at most one whole replica                              ``node/gpuK``
 gpu_share       4: shares <= 1000 milli, whole or shared never both,   ``workload[i]`` /
@@ -60,6 +60,7 @@ from placement.domain import (
     ReplicaPlacement,
     SpreadLevel,
     Workload,
+    memory_milli_gib,
 )
 from placement.energy import allowed_levels
 from placement.errors import PlanRejected
@@ -110,7 +111,7 @@ class _GpuOccupancy:
     whole: list[str] = field(default_factory=list)  # replica subjects holding it whole
     shared: list[str] = field(default_factory=list)  # fractional replica subjects on it
     shared_milli: int = 0
-    shared_memory_gib: float = 0.0
+    shared_memory_milli_gib: int = 0  # rule 3 reads memory in whole milli-GiB (domain.memory_milli_gib)
 
 
 @dataclass
@@ -311,7 +312,7 @@ class _Verifier:
             occ.whole.append(subj)
         # 3. memory per GPU
         per_gpu = w.memory_per_gpu_gib
-        if per_gpu > gpu.memory_gib + _EPS:
+        if memory_milli_gib(per_gpu) > memory_milli_gib(gpu.memory_gib):
             self.add(
                 "gpu_memory",
                 subj,
@@ -352,7 +353,7 @@ class _Verifier:
                 occ = self.gpus[(node.name, idx)] = _GpuOccupancy()
             occ.shared.append(subj)
             occ.shared_milli += w.gpu_milli
-            occ.shared_memory_gib += w.memory_gib
+            occ.shared_memory_milli_gib += memory_milli_gib(w.memory_gib)
         # 6. a shared GPU runs uncapped
         if p.power_cap_w != gpu.max_power_w:
             self.add(
@@ -389,12 +390,13 @@ class _Verifier:
                 )
             if occ.shared:
                 gpu = self.gpu_types[self.nodes[node_name].gpu_type]
-                if occ.shared_memory_gib > gpu.memory_gib + _EPS:
+                if occ.shared_memory_milli_gib > memory_milli_gib(gpu.memory_gib):
                     self.add(
                         "gpu_memory",
                         subj,
                         f"{what}: its fractional replicas ({', '.join(occ.shared)}) need "
-                        f"{_fmt(occ.shared_memory_gib)} GiB, a {gpu.name} has {_fmt(gpu.memory_gib)} GiB",
+                        f"{_fmt(occ.shared_memory_milli_gib / 1000)} GiB, a {gpu.name} has "
+                        f"{_fmt(gpu.memory_gib)} GiB (in whole milli-GiB, rounded to the nearest)",
                     )
 
     def host_rules(self) -> None:

@@ -274,3 +274,18 @@ def test_integer_bound_past_its_deadline_is_none() -> None:
     lp = group_lp(two_one_gpu_nodes(750))
     assert lp is not None
     assert integer_bound(lp, deadline=0.0) is None
+
+
+def test_integer_bound_per_rack_limits_only_loosen_it() -> None:
+    """Profile S seed 0 (16 racks whose power binds): each rack's program solved to optimality
+    gives the bound any machine gets; cut short (1 ms a rack, as a loaded machine may), it lies
+    between that and the LP's, never below it, so a test may compare against the first only."""
+    from placement.generator import profile
+
+    lp = group_lp(profile("S", 0))
+    assert lp is not None
+    exact = integer_bound(lp, per_domain_ms=None)
+    assert exact is not None and exact < lp.bound
+    assert integer_bound(lp, per_domain_ms=None) == exact
+    short = integer_bound(lp, per_domain_ms=1)
+    assert short is not None and exact <= short <= lp.bound

@@ -283,7 +283,13 @@ def test_portfolio_sends_the_heuristics_and_a_bound_and_is_killed_on_close() -> 
 
 
 def test_portfolio_bound_is_the_integer_bound_where_racks_bind() -> None:
-    """Profile S seed 0: 16 racks whose power binds; the integer bound is 0.4% below the LP's."""
+    """Profile S seed 0: 16 racks whose power binds; the integer bound is 0.4% below the LP's.
+
+    Nothing here depends on the machine's speed: the integer bound is computed with each rack's
+    program solved to optimality (the portfolio's own call, time-limited per rack, may stop
+    anywhere between that and the LP bound), and the portfolio's bound is checked for what holds
+    whatever its limits allowed: at most the LP's, and never below a plan it sent.
+    """
     import time
 
     from placement.bound import group_lp, integer_bound
@@ -296,7 +302,10 @@ def test_portfolio_bound_is_the_integer_bound_where_racks_bind() -> None:
         port.poll(time.monotonic() + 120)
         lp = group_lp(p, solution=True)
         assert lp is not None
-        assert port.bound == integer_bound(lp) < lp.bound
+        exact = integer_bound(lp, per_domain_ms=None)
+        assert exact is not None and exact < lp.bound
+        assert port.bound is not None and port.bound <= lp.bound
+        assert all(c.objective.placed_work <= min(port.bound, exact) for c in port.plans)
     finally:
         port.close()
 

@@ -12,14 +12,15 @@ Sets
 W            workloads with at least one candidate (placeable after the filter)
 N            nodes that are a candidate of some workload
 C(w)         candidate nodes of w;  L(w, n) allowed power levels of w on n (whole GPU)
-J(n)         shared-GPU slots of n: min(gpu_count, slots the fractional candidates could fill)
+J(n)         shared-GPU slots of n: min(free GPUs, slots the fractional candidates could fill)
+Q(n)         GPUs of n that pinned fractional replicas share (pinned milli pm_{n,q}, memory pmem_{n,q})
 D, S         power domains and sites; N(d), N(s) their nodes
 E(w)         entities of w's spread level (site, power domain or node) holding a candidate
 
 Data
 ----
 g_w                GPUs per replica (whole) or m_w = gpu_milli (fractional)
-mem_w              memory per replica, MiB rounded up; MEM_n GPU memory, MiB rounded down
+mem_w              memory per replica, MEM_n GPU memory: whole milli-GiB (``domain.memory_milli_gib``)
 G_n                gpu_count;  P^on_n = host_power_w + G_n * idle_power_w
 cap_l              power cap of level l;  idle_n, max_n idle and maximum GPU power
 U_d, U_s           usable power (redundancy applied) of domain d and site s
@@ -33,13 +34,14 @@ Variables
 ---------
 y[w,n,l] in 0..floor(G_n / g_w) (tightened by host and power)   whole-GPU replicas at level l
 u[w,n,j] in 0..floor(1000 / m_w) (and memory)                    fractional replicas on slot j
+v[w,n,q] in 0..floor((1000 - pm_{n,q}) / m_w) (and memory)       fractional replicas beside pinned ones on GPU q
 s[n,j]   binary  slot j of n is a shared GPU in use (uncapped)
 o[n]     binary  node n is powered (hosts at least one replica)
 z[w]     binary  workload w is placed
 a[w,e]   binary  w has a replica in spread entity e
 k[w,n]   in 0..cur_{w,n}  current replicas of w kept on n
 
-r_{w,n} = sum_l y[w,n,l] + sum_j u[w,n,j];   r_w = sum_n r_{w,n}
+r_{w,n} = sum_l y[w,n,l] + sum_j u[w,n,j] + sum_q v[w,n,q];   r_w = sum_n r_{w,n}
 P_n = P^on_n o[n] + sum_{w,l} g_w (cap_l - idle_n) y[w,n,l] + (max_n - idle_n) sum_j s[n,j]   (rule 7)
 
 Constraints (numbers match the rules of docs/ARCHITECTURE.md where they coincide)
@@ -47,9 +49,11 @@ Constraints (numbers match the rules of docs/ARCHITECTURE.md where they coincide
 C1, C2 (node state, GPU type), C6 (power-cap floor), C8 (latency), C9 (backup):
         by the candidate filter; no variable exists outside the candidates.
 C3      sum_w mem_w u[w,n,j] <= MEM_n                      per shared slot
+        sum_w mem_w v[w,n,q] <= MEM_n - pmem_{n,q}          per GPU pinned shares hold (C3')
         (whole GPU: mem_w / g_w <= GPU memory, by the filter)
 C4      sum_{w,l} g_w y[w,n,l] + sum_j s[n,j] <= G_n o[n]   whole + shared GPUs; use powers n on
         sum_w m_w u[w,n,j] <= 1000 s[n,j];  s[n,j] <= sum_w u[w,n,j];  s[n,j] >= s[n,j+1]
+        sum_w m_w v[w,n,q] <= 1000 - pm_{n,q}               (C4'; the GPU is on and shared already)
 C5      sum_w cpu_w r_{w,n} <= CPU_n,  sum_w hm_w r_{w,n} <= HM_n   where tracked
 C7      sum_{n in N(d)} P_n <= U_d  for every d;  sum_{n in N(s)} P_n <= U_s  for every s
         o[n] <= sum_w r_{w,n}   (an empty node is off; with C4, o[n] = 1 exactly when n hosts)
@@ -60,7 +64,7 @@ C13     k[w,n] <= r_{w,n}
 
 Objectives (lexicographic, ``IntegerProgram.objectives`` in this order)
 -----------------------------------------------------------------------
-T1 placed_work   max  sum work_{w,l} y[w,n,l] + sum work_{w,top} u[w,n,j]
+T1 placed_work   max  sum work_{w,l} y[w,n,l] + sum work_{w,top} (u[w,n,j] + v[w,n,q])
 T2 energy        min  sum_s coef_s sum_{n in N(s)} P_n
 T3 moves         min  sum_{w} |current(w)| - sum k[w,n]
 T4 fragmentation min  sum_n o[n] + sum_{n,j} s[n,j]
@@ -71,8 +75,12 @@ Notes
   resources and its domain/site caps allow with the node alone; u by milli, memory
   and host resources. C5 and C7 rows that can never bind at those bounds are omitted.
 * Shared slots are symmetric GPUs; decoding maps them to real indices (a fractional
-  replica's current GPU where free). Memory is compared in MiB, demand rounded up and
-  capacity down, so the model is never looser than rule 3.
+  replica's current GPU where free). Memory is compared in whole milli-GiB, the unit the
+  verifier reads rule 3 in (``domain.memory_milli_gib``), so the model is exactly rule 3.
+* The model admits every valid plan (every bound and row above is implied by the rules, and
+  J(n) slots hold the shared replicas of any plan: each workload's own replicas on n fit
+  ceil(r_{w,n} / per-GPU count) GPUs), so a tier the solver proves optimal is optimal for
+  the problem (``solve.claim``). The exact oracle (``tests/test_mip_oracle.py``) checks it.
 * k[w,n] is pushed up only by T3; ``Container.tighten`` sets it to min(cur, r) so the
   value held after each tier is the exact number of moves.
 
@@ -80,6 +88,8 @@ Notes
   GPUs are taken out of C4 and of the shared slots, their nodes have o[n] = 1 (C7's
   node_on row is dropped for them), their draw comes off the C7 right-hand sides, and
   their work, energy and fragmentation are objective constants (they are never moves).
+  A GPU pinned fractional replicas share takes more fractional replicas up to what they
+  leave (v, C3', C4'): it is powered and counted as shared already, so v adds no draw.
 
 Each tier's value equals ``placement.objective.evaluate`` of the decoded plan to the
 unit (same helpers from ``placement.energy``). Every family lives in

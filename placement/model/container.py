@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from placement.candidates import Candidate, Prepared, spread_entity
+from placement.domain import memory_milli_gib
 from placement.energy import replica_work
 from placement.model.ir import Direction, IntegerProgram
 
@@ -35,6 +36,8 @@ class Counts:
     whole: dict[tuple[int, int, int], int]  # (workload, node, level) -> replicas
     shared: dict[tuple[int, int], dict[int, int]]  # (node, slot) -> {workload: replicas}
     placed: frozenset[int]
+    # (node, GPU index) -> {workload: replicas} beside the pinned fractional replicas on that GPU
+    beside_pinned: dict[tuple[int, int], dict[int, int]] = field(default_factory=dict)
 
 
 def add_terms(into: Terms, terms: Terms, factor: int = 1) -> Terms:
@@ -49,6 +52,7 @@ class Container:
     program: IntegerProgram = field(default_factory=IntegerProgram)
     y: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (w, n, level)
     u: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (w, n, slot)
+    v: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (w, n, GPU index a pinned share holds)
     s: dict[tuple[int, int], int] = field(default_factory=dict)  # (n, slot)
     o: dict[int, int] = field(default_factory=dict)  # n
     z: dict[int, int] = field(default_factory=dict)  # w
@@ -62,6 +66,8 @@ class Container:
     pinned_used: dict[int, set[int]] = field(default_factory=dict)  # node -> GPU indices they hold
     pinned_gpu_w: dict[int, int] = field(default_factory=dict)  # node -> their GPU watts above idle
     pinned_shared: dict[int, int] = field(default_factory=dict)  # node -> shared GPUs they hold
+    # node -> {GPU index: (milli, milli-GiB)} that pinned fractional replicas use of a GPU they share
+    pinned_share_use: dict[int, dict[int, tuple[int, int]]] = field(default_factory=dict)
     pinned_cpu: dict[int, int] = field(default_factory=dict)
     pinned_hmem: dict[int, int] = field(default_factory=dict)
     pinned_work: int = 0
@@ -91,6 +97,12 @@ class Container:
                         if wk.is_fractional:
                             self.pinned_shared[n] = self.pinned_shared.get(n, 0) + 1
                     used.add(j)
+                    if wk.is_fractional:
+                        got = self.pinned_share_use.setdefault(n, {}).get(j, (0, 0))
+                        self.pinned_share_use[n][j] = (
+                            got[0] + wk.gpu_milli,
+                            got[1] + memory_milli_gib(wk.memory_gib),
+                        )
                 self.pinned_cpu[n] = self.pinned_cpu.get(n, 0) + wk.cpu_milli
                 self.pinned_hmem[n] = self.pinned_hmem.get(n, 0) + wk.host_memory_mib
                 top = gpu.power_levels[-1].relative_throughput_pct if gpu.power_levels else 0
@@ -100,6 +112,21 @@ class Container:
     def free_gpu_count(self, n: int) -> int:
         """GPUs of node ``n`` that pinned replicas leave to the model."""
         return self.prepared.nodes[n].node.gpu_count - len(self.pinned_used.get(n, ()))
+
+    def beside_pinned_max(self, c: Candidate) -> list[tuple[int, int]]:
+        """(GPU index, most replicas) of fractional candidate ``c`` on the GPUs of its node that
+        pinned fractional replicas share, where their milli and memory leave room for one."""
+        wk = self.prepared.problem.workloads[c.workload]
+        cap = memory_milli_gib(self.prepared.nodes[c.node].gpu.memory_gib)
+        need = memory_milli_gib(wk.memory_gib)
+        out = []
+        for j, (milli, mem) in sorted(self.pinned_share_use.get(c.node, {}).items()):
+            most = min((1000 - milli) // wk.gpu_milli, c.max_count)
+            if need > 0:
+                most = min(most, (cap - mem) // need)
+            if most > 0:
+                out.append((j, most))
+        return out
 
     def pinned_draw_w(self, n: int) -> int:
         """Constant IT draw the pinned replicas add on node ``n`` beyond its model terms."""
@@ -148,6 +175,10 @@ class Container:
                         ub = min(c.per_gpu, c.max_count)
                         v = ip.new_var(f"u[{w.name},{name},{j}]", 0, ub)
                         self.u[(c.workload, n, j)] = v
+                        terms[v] = 1
+                    for j, ub in self.beside_pinned_max(c):
+                        v = ip.new_var(f"v[{w.name},{name},{j}]", 0, ub)
+                        self.v[(c.workload, n, j)] = v
                         terms[v] = 1
                 self._on[(c.workload, n)] = terms
                 cur = p.current.get((c.workload, n), 0)
@@ -216,6 +247,14 @@ class Container:
         """(workload, u variable) pairs on shared slot ``j`` of node ``n``."""
         return [(c.workload, self.u[(c.workload, n, j)]) for c in self.cands_on.get(n, ()) if c.per_gpu > 0]
 
+    def beside_pinned_terms(self, n: int, j: int) -> list[tuple[int, int]]:
+        """(workload, v variable) pairs on GPU ``j`` of node ``n``, which pinned fractional replicas share."""
+        return [
+            (c.workload, self.v[(c.workload, n, j)])
+            for c in self.cands_on.get(n, ())
+            if (c.workload, n, j) in self.v
+        ]
+
     # ------------------------------------------------------------------ solution
     def tighten(self, values: list[int]) -> list[int]:
         """Raise every k[w, n] to min(its bound, replicas there): the plan stays, moves become exact."""
@@ -231,5 +270,9 @@ class Container:
         for (w, n, j), v in self.u.items():
             if values[v] > 0:
                 shared.setdefault((n, j), {})[w] = values[v]
+        beside: dict[tuple[int, int], dict[int, int]] = {}
+        for (w, n, j), v in self.v.items():
+            if values[v] > 0:
+                beside.setdefault((n, j), {})[w] = values[v]
         placed = frozenset(w for w, v in self.z.items() if values[v] > 0)
-        return Counts(whole, shared, placed)
+        return Counts(whole, shared, placed, beside)

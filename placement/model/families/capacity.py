@@ -1,8 +1,12 @@
-"""C3-C5 and the on/off link of C7: GPU count and shares, shared-GPU memory, host resources."""
+"""C3-C5 and the on/off link of C7: GPU count and shares, shared-GPU memory, host resources.
+
+GPUs that pinned fractional replicas share take more fractional replicas (``v``) up to what
+the pinned ones leave of their 1000 milli and memory (C3', C4').
+"""
 
 from __future__ import annotations
 
-from placement.candidates import capacity_mib, demand_mib
+from placement.domain import memory_milli_gib
 from placement.model.container import Container, ObjectiveTerms
 from placement.model.ir import Sense
 
@@ -31,16 +35,16 @@ class Capacity:
             if n not in c.pinned_used:
                 ip.add(f"C7 node_on[{node.name}]", on, Sense.LE, 0)
             # C3 / C4 per shared slot: milli <= 1000 s, memory <= gpu memory, s exact, symmetry
-            cap_mib = capacity_mib(info.gpu.memory_gib)
+            cap_mem = memory_milli_gib(info.gpu.memory_gib)
             for j in range(c.slots.get(n, 0)):
                 s = c.s[(n, j)]
                 pairs = c.shared_slot_terms(n, j)
                 milli = {v: wl[w].gpu_milli for w, v in pairs}
                 milli[s] = -1000
                 ip.add(f"C4 gpu_share[{node.name},{j}]", milli, Sense.LE, 0)
-                mem = {v: demand_mib(wl[w].memory_gib) for w, v in pairs}
+                mem = {v: memory_milli_gib(wl[w].memory_gib) for w, v in pairs}
                 if any(mem.values()):
-                    ip.add(f"C3 gpu_memory[{node.name},{j}]", mem, Sense.LE, cap_mib)
+                    ip.add(f"C3 gpu_memory[{node.name},{j}]", mem, Sense.LE, cap_mem)
                 used = {v: -1 for _, v in pairs}
                 used[s] = 1
                 ip.add(f"C4 shared_in_use[{node.name},{j}]", used, Sense.LE, 0)
@@ -48,6 +52,17 @@ class Capacity:
                     ip.add(
                         f"C4 slot_order[{node.name},{j}]", {c.s[(n, j)]: 1, c.s[(n, j - 1)]: -1}, Sense.LE, 0
                     )
+            # C3 / C4 on each GPU pinned fractional replicas share: what their milli and memory leave
+            for j, (used_milli, used_mem) in sorted(c.pinned_share_use.get(n, {}).items()):
+                pairs = c.beside_pinned_terms(n, j)
+                if not pairs:
+                    continue
+                milli = {v: wl[w].gpu_milli for w, v in pairs}
+                if sum(k * ip.upper[v] for v, k in milli.items()) > 1000 - used_milli:
+                    ip.add(f"C4 gpu_share[{node.name},gpu{j}]", milli, Sense.LE, 1000 - used_milli)
+                mem = {v: memory_milli_gib(wl[w].memory_gib) for w, v in pairs}
+                if sum(k * ip.upper[v] for v, k in mem.items()) > cap_mem - used_mem:
+                    ip.add(f"C3 gpu_memory[{node.name},gpu{j}]", mem, Sense.LE, cap_mem - used_mem)
             # C5: host resources where tracked
             for field, node_cap, pinned in (
                 ("cpu_milli", node.cpu_milli, c.pinned_cpu.get(n, 0)),

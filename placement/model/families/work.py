@@ -17,7 +17,7 @@ class PlacedWork:
         terms: dict[int, int] = {}
         for (w, n, li), v in c.y.items():
             terms[v] = replica_work(wl[w], p.nodes[n].gpu.power_levels[li].relative_throughput_pct)
-        for (w, n, _j), v in c.u.items():
+        for (w, n, _j), v in (*c.u.items(), *c.v.items()):
             levels = p.nodes[n].gpu.power_levels
             terms[v] = replica_work(wl[w], levels[-1].relative_throughput_pct if levels else 0)
         return ObjectiveTerms("placed_work", Direction.MAXIMIZE, terms, c.pinned_work)
