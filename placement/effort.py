@@ -14,8 +14,8 @@ instance's size and the time limit only, never from a clock:
   deterministic seconds (``model_det_s``; the PuLP backend turns it into CBC nodes).
 
 The choice uses estimated seconds per unit of size (``S_PER_*``), measured on this project's
-2-core reference machine while it was loaded (so they err long), and fills ``DET_SHARE`` of
-the time limit in order of value: the greedy, the LP with its first rounding, one polish
+2-core reference machine with one other process running (profile L, seed 0), and fills
+``DET_SHARE`` of the time limit in order of value: the greedy, the LP with its first rounding, one polish
 round, the model, then more roundings and rounds. The estimates only size the work; the
 plan is the same whatever the estimates' error, as long as the wall-clock limit (kept as the
 safety net) does not cut the run. When it does, the solve says so (stop reason TIME_LIMIT).
@@ -30,16 +30,16 @@ from dataclasses import dataclass
 
 from placement.candidates import Prepared
 
-DET_SHARE = 0.35  # of the time limit filled by the estimates: a machine three times as slow still fits
-S_PER_REPLICA_GREEDY = 8e-5  # one greedy order (L: 0.8 s for 11,269 requested replicas)
-S_PER_COLUMN_LP = 3e-5  # the node-group LP, built and solved (L: 48 s for 1.65 million columns)
-S_PER_REPLICA_GUIDED = 9e-4  # one LP-guided rounding (L: 9.8 s)
-S_PER_REPLICA_POLISH = 3e-4  # fill, relocate and swaps (L: 3.1 s)
-S_PER_DOMAIN_REPACK = 6e-3  # one repack round of every power domain (L: 7.1 s for 1,186 domains)
+DET_SHARE = 0.25  # of the time limit filled by the estimates: a machine four times as slow still fits
+S_PER_REPLICA_GREEDY = 4e-5  # one greedy order (L: 0.42 s for 11,269 requested replicas)
+S_PER_COLUMN_LP = 1.7e-5  # the node-group LP, built and solved (L: 26 s for 1.65 million columns)
+S_PER_REPLICA_GUIDED = 5e-4  # one LP-guided rounding (L: 5.5 s)
+S_PER_REPLICA_POLISH = 2e-4  # fill, relocate and swaps (L: 2.2 s)
+S_PER_DOMAIN_REPACK = 5e-3  # one repack round of every power domain (L: 5.4 s for 1,186 domains)
 S_PER_DOMAIN_BOUND = 5e-3  # the integer bound's per-rack programs
 S_PER_VAR_MODEL = 3e-5  # building and loading the per-node model
 S_PER_VAR_CBC_TIER = 2e-3  # CBC's root node of one later tier, which no node limit bounds (mixed: 16 s)
-S_PER_DET_UNIT = 3.0  # wall seconds per CP-SAT deterministic second (one worker; 2.6-2.9 s loaded)
+S_PER_DET_UNIT = 2.5  # wall seconds per CP-SAT deterministic second (one worker; 2.3-2.7 s)
 REPACK_DET_S = 0.02  # CP-SAT deterministic time per power domain in the repack
 MODEL_MAX_VARS = 200_000  # as the default mode: beyond this the per-node model is not built
 MODEL_MIN_DET_S = 0.5  # a model with less deterministic time than this is not worth building
