@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
-from placement.domain import Plan, PowerBudget, Problem
+from placement.domain import Plan, PowerBudget, Problem, Reason
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], align: str = "") -> str:
@@ -164,3 +164,24 @@ def render(problem: Problem, plan: Plan, max_domains: int = 40) -> str:
     else:
         out.append("Every workload is placed.")
     return "\n".join(out)
+
+
+def reason_lines(reasons: Iterable[Reason], indent: str) -> list[str]:
+    return [f"{indent}- [{r.rule}] {r.message}" for r in reasons]
+
+
+def render_explanation(
+    workload: str, reasons: Sequence[Reason], plan_path: str | None, replicas: int, site: str | None
+) -> str:
+    """``fleetplace explain``: the answer, then the reasons (the filter's first, then the plan's)."""
+    where = f" in site {site}" if site else ""
+    if plan_path is None:
+        head = f"{workload}: what rules out its candidate nodes{where} on an empty fleet"
+        none = "  no rule rules any node out; give --plan PLAN to see what keeps it out of a plan"
+    elif replicas:
+        head = f"{workload}: placed in {plan_path} ({replicas} replicas); nodes ruled out{where}"
+        none = "  no rule rules any node out"
+    else:
+        head = f"{workload}: not placed in {plan_path}; why{where}"
+        none = "  no rule rules it out here"
+    return "\n".join([head, *(reason_lines(reasons, "  ") or [none])])

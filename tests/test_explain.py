@@ -1,19 +1,23 @@
 """Reasons for unplaced work name the rule that binds, with numbers equal to the plan's budgets.
 
 Hand-built plans, one per binding rule (boundaries included), the bundled datasets checked
-against an oracle that works from the plan's placements and budgets alone, and
-``explain`` with a plan.
+against an oracle that works from the plan's placements and budgets alone, and the
+``fleetplace explain`` / ``--version`` commands run as real processes.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
-from fleetplace.files import load_problem
+from fleetplace.files import load_problem, write_json_atomic
 from placement import solve
 from placement.budgets import compute_budgets
 from placement.candidates import capacity_mib, demand_mib, filter_candidates
@@ -39,6 +43,9 @@ from placement.explain import PLAN_RULES, explain, unplaced_reasons
 from placement.heuristics import HEURISTICS
 from placement.objective import evaluate
 from placement.verify import verify
+from server import convert
+from server.client import PlacementClient
+from tests.server_support import running_server
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -522,3 +529,136 @@ def test_never_most_free_zero_gpus_while_an_unpowered_node_is_free() -> None:
     assert set(rules) == {"domain_power", "gpu_count"}
     assert "every candidate" not in rules["gpu_count"].message
     assert rules["gpu_count"].candidates_excluded == 2 and rules["domain_power"].candidates_excluded == 1
+
+
+# -------------------------------------------------------------------------------- CLI
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fleetplace.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture
+def case_files(tmp_path: Path) -> tuple[Path, Path, Problem]:
+    """The "free GPUs but rack watts bind" case as files: input and a plan whose reasons ran out of time."""
+    problem = _problem((_node("n1"), _node("n2")), (H4, W4), {"r1": 6.399}, 100.0)
+    plan = _plan(problem, FULL)
+    late = Reason("time_limit", "not analysed within the time limit", 0)
+    plan = replace(plan, unplaced=tuple(replace(u, reasons=(late,)) for u in plan.unplaced))
+    write_json_atomic(tmp_path / "input.json", convert.request_from_problem(problem))
+    write_json_atomic(tmp_path / "plan.json", convert.plan_to_proto(plan))
+    return tmp_path / "input.json", tmp_path / "plan.json", problem
+
+
+def test_explain_command_gives_the_plans_reasons(case_files: tuple[Path, Path, Problem]) -> None:
+    input_path, plan_path, _ = case_files
+    r = run("explain", str(input_path), "w", "--plan", str(plan_path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"w: not placed in {plan_path}")
+    assert "[domain_power]" in r.stdout and "2.599 kW of headroom" in r.stdout and "[gpu_count]" in r.stdout
+    j = run("explain", str(input_path), "w", "--plan", str(plan_path), "--format", "json")
+    assert j.returncode == 0, j.stderr
+    doc = json.loads(j.stdout)
+    assert doc.get("placed", False) is False
+    power = next(x for x in doc["reasons"] if x["rule"] == "domain_power")
+    assert (power["requested"], power["available"], power["unit"], power["where"]) == (
+        2600,
+        2599,
+        "W",
+        "dc1/r1",
+    )
+
+
+def test_explain_command_without_a_plan_and_for_a_placed_workload(
+    case_files: tuple[Path, Path, Problem],
+) -> None:
+    input_path, plan_path, _ = case_files
+    r = run("explain", str(input_path), "w")
+    assert r.returncode == 0, r.stderr
+    assert "on an empty fleet" in r.stdout and "no rule rules any node out" in r.stdout
+    placed = run("explain", str(input_path), "h4", "--plan", str(plan_path), "--format", "json")
+    assert placed.returncode == 0, placed.stderr
+    assert json.loads(placed.stdout)["placed"] is True
+    site = run("explain", str(input_path), "w", "--plan", str(plan_path), "--site", "dc1")
+    assert site.returncode == 0 and "in site dc1" in site.stdout and "[domain_power]" in site.stdout
+
+
+@pytest.mark.parametrize(
+    ("case", "args", "paths"),
+    [
+        ("unknown workload", ["nope"], ["workload"]),
+        ("unknown site", ["w", "--site", "nowhere"], ["site"]),
+        ("both at once", ["nope", "--site", "nowhere"], ["workload", "site"]),
+    ],
+    ids=["unknown workload", "unknown site", "both at once"],
+)
+def test_explain_command_bad_names_exit_2_with_field_paths(
+    case_files: tuple[Path, Path, Problem], case: str, args: list[str], paths: list[str]
+) -> None:
+    input_path, _, _ = case_files
+    r = run("explain", str(input_path), *args)
+    assert r.returncode == 2, case
+    assert [line.split(":")[0].strip() for line in r.stderr.splitlines()[1:]] == paths, r.stderr
+
+
+def test_explain_command_refuses_a_plan_of_another_input(case_files: tuple[Path, Path, Problem]) -> None:
+    _, plan_path, _ = case_files
+    r = run("explain", str(REPO / "datasets" / "tiny"), "vision-batch", "--plan", str(plan_path))
+    assert r.returncode == 2
+    assert "plan: does not pass the verifier" in r.stderr
+
+
+def test_the_report_names_a_command_that_exists(
+    case_files: tuple[Path, Path, Problem], tmp_path: Path
+) -> None:
+    """A plan whose explanations ran out of time points at ``fleetplace explain``, which answers."""
+    input_path, _, problem = case_files
+    prepared = filter_candidates(problem)
+    state = FleetState.from_placements(prepared, _plan(problem, FULL).placements)
+    (u,) = [u for u in unplaced_reasons(prepared, state, deadline=0.0) if u.workload == "w"]
+    (late,) = u.reasons
+    command = re.search(r"`fleetplace (explain [^`]+)`", late.message)
+    assert command is not None, late.message
+    args = (
+        command.group(1)
+        .replace("INPUT", str(input_path))
+        .replace("PLAN", str(tmp_path / "plan.json"))
+        .split()
+    )
+    r = run(*args)
+    assert r.returncode == 0, r.stderr
+    assert "[domain_power]" in r.stdout
+
+
+def test_version_names_package_revision_and_solvers() -> None:
+    r = run("--version")
+    assert r.returncode == 0, r.stderr
+    rev = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    from importlib.metadata import version
+
+    line = r.stdout.strip()
+    assert "\n" not in line
+    assert line.startswith(f"fleetplace {version('fleetplace')} (code revision {rev})"), line
+    assert f"ortools {version('ortools')}" in line and f"pulp {version('pulp')}" in line
+
+
+# -------------------------------------------------------------------------------- RPC
+
+
+def test_explain_rpc_and_command_are_twins(case_files: tuple[Path, Path, Problem]) -> None:
+    """The Explain RPC works the plan's reasons out anew too: the same answer as the command."""
+    input_path, plan_path, problem = case_files
+    cli = run("explain", str(input_path), "w", "--plan", str(plan_path), "--format", "json")
+    assert cli.returncode == 0, cli.stderr
+    from google.protobuf import json_format
+
+    from fleetplace.files import load_plan
+
+    with running_server() as (_server, address), PlacementClient(address, timeout_s=30) as client:
+        answer = client.explain(convert.request_from_problem(problem), "w", plan=load_plan(plan_path))
+    assert json_format.MessageToDict(answer) == json.loads(cli.stdout)
+    assert any(r.rule == "domain_power" and r.available == 2599 for r in answer.reasons)
