@@ -228,7 +228,7 @@ class Holders:
             self.by_site[info.site.name][w] += 1
 
     def text(self, p: Prepared, w: int, counters: Iterable[Counter[int]]) -> str:
-        """ "; work of equal or higher priority holds it: a (3), b (1)" over ``counters``, or ""."""
+        """The suffix naming the work of equal or higher priority in ``counters`` (top 3), or ""."""
         wl = p.problem.workloads
         got: Counter[str] = Counter()
         for c in counters:
