@@ -403,6 +403,67 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_INVALID_PLAN if violations else EXIT_OK
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Why a workload is not placed: the twin of the Explain RPC (``placement.explain.explain``)."""
+    from google.protobuf import json_format
+
+    from fleetplace.files import load_plan, load_problem
+    from fleetplace.report import render_explanation
+    from placement.explain import explain
+    from server.convert import plan_from_proto, reason_to_proto
+    from server.gen.placement.v1 import placement_pb2 as pb
+
+    problem = load_problem(Path(args.input))
+    plan = None
+    if args.plan:
+        try:
+            plan = plan_from_proto(load_plan(Path(args.plan)))
+        except InputError as e:
+            raise InputError([FieldError(f"plan.{err.path}", err.message) for err in e.errors]) from None
+    reasons = explain(problem, args.workload, args.site, plan)
+    placed = plan is not None and any(p.workload == args.workload for p in plan.placements)
+    if args.format == "json":
+        answer = pb.ExplainResponse(reasons=[reason_to_proto(r) for r in reasons], placed=placed)
+        sys.stdout.write(json_format.MessageToJson(answer, indent=2) + "\n")
+    else:
+        replicas = sum(1 for p in plan.placements if p.workload == args.workload) if plan else 0
+        text = render_explanation(args.workload, reasons, args.plan, replicas, args.site)
+        sys.stdout.write(text + "\n")
+    return EXIT_OK
+
+
+def version_line() -> str:
+    """``fleetplace --version``: the package, the code revision and the solver libraries, one line."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from placement.solve import code_revision
+
+    def of(dist: str) -> str:
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return "not installed"
+
+    revision = code_revision() or "unknown"
+    return (
+        f"fleetplace {of('fleetplace')} (code revision {revision}), "
+        f"solvers: ortools {of('ortools')}, pulp {of('pulp')}"
+    )
+
+
+class _VersionAction(argparse.Action):
+    """Like argparse's ``version`` action, but the line is worked out only when asked for."""
+
+    def __init__(
+        self, option_strings: list[str], dest: str = argparse.SUPPRESS, help: str | None = None
+    ) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+        sys.stdout.write(version_line() + "\n")
+        parser.exit()
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the service on loopback, place the bundled mixed fleet through it, show the report, stop it."""
     from server.app import create_server
@@ -529,6 +590,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fleetplace", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    p.add_argument("--version", action=_VersionAction, help="version, code revision and solver versions")
     sub = p.add_subparsers(dest="command", required=True)
 
     def solve_flags(sp: argparse.ArgumentParser) -> None:
@@ -580,6 +642,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--format", choices=["text", "json"], default="text")
     client_flags(sp)
     sp.set_defaults(func=cmd_verify)
+
+    sp = sub.add_parser(
+        "explain", help="why a workload is not placed: rule by rule, with the numbers (the Explain RPC)"
+    )
+    sp.add_argument("input", help="a JSON/YAML file or a folder of them (placement.v1 PlaceRequest)")
+    sp.add_argument("workload", help="the name of a workload of INPUT")
+    sp.add_argument(
+        "--plan", metavar="PLAN", help="a plan of INPUT (plan --out): also what keeps it out of it"
+    )
+    sp.add_argument("--site", metavar="S", help="only the candidates in this site")
+    sp.add_argument("--format", choices=["text", "json"], default="text")
+    sp.set_defaults(func=cmd_explain)
 
     sp = sub.add_parser("demo", help="place the bundled mixed fleet and show placements and budgets")
     sp.add_argument("--out", metavar="PLAN", default=None)

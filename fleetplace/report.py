@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
-from placement.domain import EnergyMetric, Plan, PowerBudget, Problem
+from placement.domain import EnergyMetric, Plan, PowerBudget, Problem, Reason
 
 # tier 1 counts priority x GPU thousandths x throughput percent: one GPU at full throughput
 # and priority 1 is 1000 x 100
@@ -224,3 +224,24 @@ def render(problem: Problem, plan: Plan, max_domains: int = 40, detail: bool = F
     else:
         out.append("Every workload is placed.")
     return "\n".join(out)
+
+
+def reason_lines(reasons: Iterable[Reason], indent: str) -> list[str]:
+    return [f"{indent}- [{r.rule}] {r.message}" for r in reasons]
+
+
+def render_explanation(
+    workload: str, reasons: Sequence[Reason], plan_path: str | None, replicas: int, site: str | None
+) -> str:
+    """``fleetplace explain``: the answer, then the reasons (the filter's first, then the plan's)."""
+    where = f" in site {site}" if site else ""
+    if plan_path is None:
+        head = f"{workload}: what rules out its candidate nodes{where} on an empty fleet"
+        none = "  no rule rules any node out; give --plan PLAN to see what keeps it out of a plan"
+    elif replicas:
+        head = f"{workload}: placed in {plan_path} ({replicas} replicas); nodes ruled out{where}"
+        none = "  no rule rules any node out"
+    else:
+        head = f"{workload}: not placed in {plan_path}; why{where}"
+        none = "  no rule rules it out here"
+    return "\n".join([head, *(reason_lines(reasons, "  ") or [none])])

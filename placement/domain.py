@@ -380,6 +380,11 @@ class Reason:
     rule: str  # a constraint name from the catalogue, e.g. "latency", "site_power"
     message: str  # plain language with the numbers
     candidates_excluded: int = 0  # nodes this rule ruled out
+    # the numbers of the message, where the rule has them (0 and "" where it has none)
+    requested: float = 0.0  # what one replica needs, in ``unit``
+    available: float = 0.0  # what ``where`` has left (the closest to enough), in ``unit``
+    unit: str = ""  # "W", "GPUs", "milli-GPU", "MiB", "mCPU", "GiB", "ms", "min", "replicas", ...
+    where: str = ""  # the entity ``available`` belongs to: a node, "site/power domain" or a site
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,31 @@
 Two sources:
 
 * the candidate filter's rejections (``placement.candidates``): which rule ruled out
-  which nodes, with requested and available numbers; summarised per rule ("needs 120
-  GiB per GPU; largest GPU within 25 ms of eu-west has 80 GiB");
-* for a workload whose candidates exist but which the plan left out, the plan's usage
-  (``placement.decode.FleetState``): what ran out on its candidates (power headroom,
-  free GPUs, host resources, or room for the replicas, spread or site survival it
-  needs) and which higher-priority work holds it.
+  which nodes on an empty fleet, with requested and available numbers; summarised per
+  rule ("needs 120 GiB per GPU; largest GPU within 25 ms of eu-west has 80 GiB");
+* for a workload whose candidates exist but which a plan left out, the plan as it stands
+  (``placement.decode.FleetState``). Each candidate node that cannot take one more
+  replica is charged to the first of these rules that binds there:
+
+      gpu_count       whole-GPU replica: fewer free GPUs than it needs
+      gpu_share       fractional: no free GPU, no shared GPU with its milli-GPU left
+      gpu_memory      fractional: the shared GPUs with the milli left lack its memory
+      host_resources  CPU or host memory left on the node
+      domain_power    the power domain's headroom < the replica's draw (below)
+      site_power      the power domain has it, the site's headroom does not
+
+  The replica's draw is that of its GPUs at its lowest allowed power level above idle
+  (a shared GPU: uncapped), plus the node's on-power when the node is off (rule 7), so a
+  node with free GPUs but no watts is a power reason, never a GPU one. Headroom is
+  usable minus IT draw, the plan's own budgets (``placement.budgets``) to the watt.
+
+  One reason per rule, the rule nearest to fitting first (site_power, domain_power,
+  host_resources, gpu_memory, gpu_share, gpu_count), each saying on how many candidate
+  nodes it binds and carrying the numbers of the closest of them: ``requested`` (what one
+  replica needs), ``available`` (what is left), ``unit`` and ``where`` (the node, power
+  domain "site/domain" or site that ``available`` belongs to). Where some candidates do
+  have room, the reason is what the room falls short of (replicas, spread, site
+  survival), found by placing replicas one by one at their lowest allowed power level.
 """
 
 from __future__ import annotations
@@ -16,15 +35,38 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterable
+from typing import NamedTuple
 
-from placement.candidates import RULES, Prepared, Rejection, filter_candidates, spread_entity
-from placement.decode import FleetState
-from placement.domain import Problem, Reason, UnplacedWorkload, Workload
+from placement.candidates import (
+    RULES,
+    Candidate,
+    Prepared,
+    Rejection,
+    filter_candidates,
+    spread_entity,
+)
+from placement.decode import FULL_MILLI, FleetState
+from placement.domain import (
+    MILLI_GIB_PER_GIB,
+    Plan,
+    Problem,
+    Reason,
+    UnplacedWorkload,
+    Workload,
+    memory_milli_gib,
+)
 from placement.errors import FieldError, InputError
+from placement.verify import verify
+
+# plan reasons, nearest to fitting first
+PLAN_RULES = ("site_power", "domain_power", "host_resources", "gpu_memory", "gpu_share", "gpu_count")
 
 
 def _kw(w: float) -> str:
-    return f"{w / 1000:.1f} kW"
+    """Watts as kW, exact to the watt (3412 -> "3.412 kW", 8000 -> "8 kW")."""
+    text = f"{w / 1000:,.3f}".rstrip("0").rstrip(".")
+    return f"{text} kW"
 
 
 def _min(x: float) -> str:
@@ -37,254 +79,419 @@ def _within(w: Workload) -> str:
     return ""
 
 
+def _names(names: list[str], most: int = 5) -> str:
+    return ", ".join(names[:most]) + (f", +{len(names) - most} more" if len(names) > most else "")
+
+
+def _domain_name(p: Prepared, n: int) -> str:
+    info = p.nodes[n]
+    return f"{info.site.name}/{info.domain.name}"
+
+
+# ----------------------------------------------------------------- the filter's reasons
+
+
 def filter_reasons(prepared: Prepared, w: int) -> list[Reason]:
     """One reason per rule that ruled out nodes for workload ``w``, plus a workload-level one."""
     wk = prepared.problem.workloads[w]
     by_rule: dict[str, list[Rejection]] = defaultdict(list)
     for r in prepared.rejections_of(w):
         by_rule[r.rule].append(r)
-    total = len(prepared.nodes)
+    total = sum(
+        1 for info in prepared.nodes if prepared.site_only is None or info.site.name == prepared.site_only
+    )
     out: list[Reason] = []
     for rule in RULES:
         rs = by_rule.get(rule)
         if rs:
-            out.append(Reason(rule, _summary(prepared, wk, rule, rs, total), len(rs)))
+            out.extend(_summary(prepared, wk, rule, rs, total))
     for wr in prepared.workload_rejections:
         if wr.workload == w:
             out.append(Reason(wr.rule, wr.message, 0))
     return out
 
 
-def _summary(p: Prepared, w: Workload, rule: str, rs: list[Rejection], total: int) -> str:
+def _summary(p: Prepared, w: Workload, rule: str, rs: list[Rejection], total: int) -> list[Reason]:
     nodes = p.nodes
     every = len(rs) == total
     scope = "every node" if every else f"{len(rs)} of {total} nodes"
+    count = len(rs)
     if rule == "node_state":
         states = Counter(nodes[r.node].node.state.value for r in rs)
         detail = ", ".join(f"{k}: {v}" for k, v in sorted(states.items()))
-        return f"{scope} not READY ({detail})"
+        return [Reason(rule, f"{scope} not READY ({detail})", count)]
     if rule == "latency":
         lats = {s: lat for (reg, s), lat in p.latency_ms.items() if reg == w.user_region}
-        if lats:
-            site, lat = min(lats.items(), key=lambda kv: (kv[1], kv[0]))
-            nearest = f"nearest: {site} at {lat:.1f} ms"
-        else:
-            nearest = f"no site reachable from {w.user_region}"
+        near = min(rs, key=lambda r: (r.available, r.node))
+        near_site = nodes[near.node].site.name
         if every:
-            return f"no site within {w.max_latency_ms:g} ms of {w.user_region} ({nearest})"
-        far = sorted({nodes[r.node].site.name for r in rs})
-        return f"{scope} in sites beyond {w.max_latency_ms:g} ms of {w.user_region}: {', '.join(far)}"
+            if lats:
+                site, lat = min(lats.items(), key=lambda kv: (kv[1], kv[0]))
+                nearest = f"nearest: {site} at {lat:.1f} ms"
+            else:
+                nearest = f"no site reachable from {w.user_region}"
+            msg = f"no site within {w.max_latency_ms:g} ms of {w.user_region} ({nearest})"
+        else:
+            far = sorted({nodes[r.node].site.name for r in rs})
+            msg = f"{scope} in sites beyond {w.max_latency_ms:g} ms of {w.user_region}: {', '.join(far)}"
+        return [Reason(rule, msg, count, w.max_latency_ms, near.available, "ms", near_site)]
     if rule == "backup":
-        best = max(r.available for r in rs)
+        best = max(rs, key=lambda r: (r.available, -r.node))
         where = "best reachable site" if w.max_latency_ms > 0 else "best site"
-        return f"needs {_min(w.backup_minutes)} of backup, {where} ruled out has {_min(best)} ({scope})"
+        msg = f"needs {_min(w.backup_minutes)} of backup, {where} ruled out has {_min(best.available)} ({scope})"
+        return [Reason(rule, msg, count, w.backup_minutes, best.available, "min", nodes[best.node].site.name)]
     if rule == "gpu_type":
         types = sorted({nodes[r.node].gpu.name for r in rs})
         if w.is_fractional and (not w.allowed_gpu_types or set(types) <= set(w.allowed_gpu_types)):
-            return f"fractional replica needs a shareable GPU; {', '.join(types)} are not ({scope})"
-        return f"allowed GPU types {', '.join(w.allowed_gpu_types)}; {scope} have {', '.join(types)}"
+            msg = f"fractional replica needs a shareable GPU; {', '.join(types)} are not ({scope})"
+        else:
+            msg = f"allowed GPU types {', '.join(w.allowed_gpu_types)}; {scope} have {', '.join(types)}"
+        return [Reason(rule, msg, count)]
     if rule == "gpu_memory":
-        best = max(r.available for r in rs)
-        return (
-            f"needs {w.memory_per_gpu_gib:g} GiB per GPU; largest GPU{_within(w)} has {best:g} GiB ({scope})"
+        best = max(rs, key=lambda r: (r.available, -r.node))
+        msg = (
+            f"needs {w.memory_per_gpu_gib:g} GiB per GPU; largest GPU{_within(w)} has {best.available:g} GiB "
+            f"({scope})"
         )
+        return [
+            Reason(rule, msg, count, w.memory_per_gpu_gib, best.available, "GiB", nodes[best.node].gpu.name)
+        ]
     if rule == "gpu_count":
-        best = max(r.available for r in rs)
-        return f"needs {w.gpus} GPUs on one node; largest node{_within(w)} has {best:g} ({scope})"
+        best = max(rs, key=lambda r: (r.available, -r.node))
+        name = nodes[best.node].node.name
+        msg = f"needs {w.gpus} GPUs on one node; largest node{_within(w)} has {best.available:g} ({name}; {scope})"
+        return [Reason(rule, msg, count, w.gpus, best.available, "GPUs", name)]
     if rule == "host_resources":
-        parts = []
+        out = []
         for unit, what in (("mCPU", "CPU"), ("MiB", "host memory")):
             sel = [r for r in rs if r.unit == unit]
             if sel:
-                parts.append(
-                    f"needs {sel[0].requested:g} {unit} of {what}, most on a node {max(r.available for r in sel):g}"
+                best = max(sel, key=lambda r: (r.available, -r.node))
+                name = nodes[best.node].node.name
+                sub = "every node" if len(sel) == total else f"{len(sel)} of {total} nodes"
+                msg = (
+                    f"needs {best.requested:g} {unit} of {what}, the most a node has is {best.available:g} "
+                    f"({name}; {sub})"
                 )
-        return "; ".join(parts) + f" ({scope})"
+                out.append(Reason(rule, msg, len(sel), best.requested, best.available, unit, name))
+        return out
     if rule == "power_cap":
         r0 = rs[0]
-        return (
-            f"needs a power cap of at least {r0.requested:.0f} W; {r0.message.split(', ', 1)[-1]} ({scope})"
-        )
+        msg = f"needs a power cap of at least {r0.requested:.0f} W; {r0.message.split(', ', 1)[-1]} ({scope})"
+        return [Reason(rule, msg, count, r0.requested, r0.available, "W", nodes[r0.node].gpu.name)]
     if rule in ("domain_power", "site_power"):
-        need = min(r.requested for r in rs)
-        top = max(rs, key=lambda r: r.available)
-        info = nodes[top.node]
-        where = (
-            f"power domain {info.site.name}/{info.domain.name}"
-            if rule == "domain_power"
-            else f"site {info.site.name}"
+        close = min(rs, key=lambda r: (r.requested - r.available, r.node))
+        info = nodes[close.node]
+        if rule == "domain_power":
+            where, what = _domain_name(p, close.node), "power domain"
+        else:
+            where, what = info.site.name, "site"
+        msg = (
+            f"one replica with its node on needs {_kw(close.requested)} (on {info.node.name}, the closest), "
+            f"the usable cap is {_kw(close.available)} in {what} {where} ({scope})"
         )
-        return (
-            f"one replica with its node on needs {_kw(need)}; the largest usable cap is {_kw(top.available)} "
-            f"in {where} ({scope})"
+        return [Reason(rule, msg, count, close.requested, close.available, "W", where)]
+    return [Reason(rule, f"{rs[0].message} ({scope})", count)]
+
+
+# ------------------------------------------------------------------- the plan's reasons
+
+
+class Short(NamedTuple):
+    """What keeps one more replica off one candidate node in the plan as it stands."""
+
+    rule: str  # one of PLAN_RULES
+    cand: Candidate
+    requested: float
+    available: float
+    unit: str
+
+    @property
+    def node(self) -> int:
+        return self.cand.node
+
+
+def _where(p: Prepared, s: Short) -> str:
+    """The entity ``s.available`` belongs to: the node, its power domain or its site."""
+    if s.rule == "domain_power":
+        return _domain_name(p, s.node)
+    if s.rule == "site_power":
+        return p.nodes[s.node].site.name
+    return p.nodes[s.node].node.name
+
+
+class Holders:
+    """Replicas of the plan by node, power domain and site, per workload (who holds what)."""
+
+    def __init__(self, st: FleetState) -> None:
+        self.by_node: dict[int, Counter[int]] = defaultdict(Counter)
+        self.by_domain: dict[tuple[str, str], Counter[int]] = defaultdict(Counter)
+        self.by_site: dict[str, Counter[int]] = defaultdict(Counter)
+        for w, n, _idx, _m, _c in st.placements:
+            info = st.p.nodes[n]
+            self.by_node[n][w] += 1
+            self.by_domain[info.domain_key][w] += 1
+            self.by_site[info.site.name][w] += 1
+
+    def text(self, p: Prepared, w: int, counters: Iterable[Counter[int]]) -> str:
+        """The suffix naming the work of equal or higher priority in ``counters`` (top 3), or ""."""
+        wl = p.problem.workloads
+        got: Counter[str] = Counter()
+        for c in counters:
+            for w2, k in c.items():
+                if w2 != w and wl[w2].priority >= wl[w].priority:
+                    got[wl[w2].name] += k
+        if not got:
+            return ""
+        top = sorted(got.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        return "; work of equal or higher priority holds it: " + ", ".join(f"{k} ({v})" for k, v in top)
+
+
+def _replica_w(p: Prepared, st: FleetState, c: Candidate) -> tuple[int, str]:
+    """IT watts one more replica of ``c.workload`` adds on ``c.node`` at its lowest allowed level, and how."""
+    info = p.nodes[c.node]
+    wk = p.problem.workloads[c.workload]
+    on = 0 if st.replicas[c.node] else info.on_power_w
+    if c.per_gpu:
+        delta = info.shared_gpu_delta_w
+        what = f"one shared GPU uncapped at {info.gpu.max_power_w} W, {_kw(delta)} above idle"
+    else:
+        cap = info.gpu.power_levels[c.levels[0]].power_cap_w
+        delta = wk.gpus * (cap - info.gpu.idle_power_w)
+        what = f"{wk.gpus} GPUs at the lowest allowed cap of {cap} W, {_kw(delta)} above idle"
+    if on:
+        what += f", plus {_kw(on)} to power the node on"
+    return on + delta, what
+
+
+def binding(p: Prepared, st: FleetState, c: Candidate) -> Short | None:
+    """The first rule that keeps one more replica of ``c.workload`` off ``c.node``; None when it fits.
+
+    Agrees with ``FleetState.fit``: None exactly when ``fit`` finds a place.
+    """
+    n = c.node
+    info = p.nodes[n]
+    node = info.node
+    wk = p.problem.workloads[c.workload]
+    shared_room = False
+    if c.per_gpu == 0:
+        free = st.node_free[n]
+        if free < wk.gpus:
+            return Short("gpu_count", c, wk.gpus, free, "GPUs")
+    else:
+        mem = memory_milli_gib(wk.memory_gib)
+        cap = memory_milli_gib(info.gpu.memory_gib)
+        shared = list(st.shared[n].values())
+        shared_room = any(
+            sh.milli + wk.gpu_milli <= FULL_MILLI and sh.mem_milli_gib + mem <= cap for sh in shared
         )
-    return f"{rs[0].message} ({scope})"
+        if not shared_room and st.node_free[n] == 0:
+            milli_ok = [sh for sh in shared if sh.milli + wk.gpu_milli <= FULL_MILLI]
+            if milli_ok:  # memory in GiB, exact to the milli-GiB every rule compares
+                most = max(cap - sh.mem_milli_gib for sh in milli_ok)
+                return Short("gpu_memory", c, mem / MILLI_GIB_PER_GIB, most / MILLI_GIB_PER_GIB, "GiB")
+            left = max((FULL_MILLI - sh.milli for sh in shared), default=0)
+            return Short("gpu_share", c, wk.gpu_milli, left, "milli-GPU")
+    if node.cpu_milli > 0 and st.cpu[n] + wk.cpu_milli > node.cpu_milli:
+        return Short("host_resources", c, wk.cpu_milli, node.cpu_milli - st.cpu[n], "mCPU")
+    if node.host_memory_mib > 0 and st.hmem[n] + wk.host_memory_mib > node.host_memory_mib:
+        return Short("host_resources", c, wk.host_memory_mib, node.host_memory_mib - st.hmem[n], "MiB")
+    if shared_room:
+        return None  # a shared GPU with room: the node is on and the GPU already draws its maximum
+    on = 0 if st.replicas[n] else info.on_power_w
+    if c.per_gpu:
+        need = on + info.shared_gpu_delta_w
+    else:
+        need = on + wk.gpus * (info.gpu.power_levels[c.levels[0]].power_cap_w - info.gpu.idle_power_w)
+    dom_room = st.domain_usable_w[info.domain_key] - st.domain_w[info.domain_key]
+    if need > dom_room:
+        return Short("domain_power", c, need, dom_room, "W")
+    site_room = st.site_headroom_w(info.site.name)
+    if need > site_room:
+        return Short("site_power", c, need, site_room, "W")
+    return None
 
 
-def _holders(st: FleetState) -> dict[int, list[int]]:
-    """The workloads of every placement, by node."""
-    got: dict[int, list[int]] = {}
-    for w, n, _idx, _m, _c in st.placements:
-        got.setdefault(n, []).append(w)
-    return got
-
-
-def _higher_priority(p: Prepared, st: FleetState, w: int, by_node: dict[int, list[int]] | None = None) -> str:
-    wl = p.problem.workloads
-    by_node = by_node if by_node is not None else _holders(st)
-    holders: Counter[str] = Counter()
-    for n in {c.node for c in p.by_workload.get(w, ())}:
-        for w2 in by_node.get(n, ()):
-            if wl[w2].priority >= wl[w].priority and w2 != w:
-                holders[wl[w2].name] += 1
-    if not holders:
-        return ""
-    names = ", ".join(f"{k} ({v})" for k, v in sorted(holders.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
-    return f"; work of equal or higher priority holds it: {names}"
-
-
-def capacity_reasons(
-    p: Prepared, st: FleetState, w: int, by_node: dict[int, list[int]] | None = None
+def shortage_reasons(
+    p: Prepared, st: FleetState, w: int, shorts: list[Short], total: int, holders: Holders
 ) -> list[Reason]:
-    """What ran out for a workload whose candidates exist but which the plan left out
-    (``by_node``: the plan's workloads by node, ``_holders``, where the caller has them)."""
+    """One reason per rule of ``shorts`` (candidate nodes that cannot take one more replica of ``w``)."""
+    wk = p.problem.workloads[w]
+    by_rule: dict[tuple[str, str], list[Short]] = defaultdict(list)
+    for s in shorts:
+        by_rule[(s.rule, s.unit)].append(s)
+    out: list[Reason] = []
+    for rule in PLAN_RULES:
+        for (r, unit), group in sorted(by_rule.items()):
+            if r != rule:
+                continue
+            k = len(group)
+            scope = f"every candidate node ({total})" if k == total else f"{k} of the {total} candidate nodes"
+            if rule in ("domain_power", "site_power"):
+                s = min(group, key=lambda s: (s.requested - s.available, s.node))
+                where = _where(p, s)
+                name = p.nodes[s.node].node.name
+                _need, detail = _replica_w(p, st, s.cand)
+                if rule == "domain_power":
+                    keys = {p.nodes[x.node].domain_key for x in group}
+                    held = holders.text(p, w, (holders.by_domain[d] for d in keys))
+                    msg = (
+                        f"on {scope}, the power domain lacks the headroom for one more replica; closest: "
+                        f"{name} needs {_kw(s.requested)} ({detail}), power domain {where} has "
+                        f"{_kw(s.available)} of headroom{held}"
+                    )
+                else:
+                    info = p.nodes[s.node]
+                    dom_room = st.domain_usable_w[info.domain_key] - st.domain_w[info.domain_key]
+                    sites = {p.nodes[x.node].site.name for x in group}
+                    held = holders.text(p, w, (holders.by_site[x] for x in sites))
+                    msg = (
+                        f"on {scope}, the power domain has the watts but the site's cap binds; closest: "
+                        f"{name} needs {_kw(s.requested)} ({detail}; its power domain "
+                        f"{_domain_name(p, s.node)} has {_kw(dom_room)} of headroom), site {where} has "
+                        f"{_kw(s.available)} of headroom{held}"
+                    )
+            else:
+                s = max(group, key=lambda s: (s.available, -s.node))
+                where = _where(p, s)
+                held = holders.text(p, w, (holders.by_node[x.node] for x in group))
+                if rule == "gpu_count" and s.available == 0:
+                    msg = f"on {scope}, every GPU is taken"
+                elif rule == "gpu_count":
+                    msg = f"on {scope}, fewer than {wk.gpus} GPUs are free (the most: {s.available}, on {where})"
+                elif rule == "gpu_share":
+                    most = (
+                        f"the most left on a shared GPU: {s.available} milli on {where}"
+                        if s.available
+                        else "every GPU there is taken, whole or shared to 1000 milli"
+                    )
+                    msg = f"on {scope}, no GPU is free and no shared GPU has {wk.gpu_milli} milli-GPU left ({most})"
+                elif rule == "gpu_memory":
+                    msg = (
+                        f"on {scope}, no GPU is free and the shared GPUs with {wk.gpu_milli} milli-GPU left lack "
+                        f"memory: needs {s.requested:g} GiB, the most left is {s.available:g} GiB (on {where})"
+                    )
+                else:
+                    what = "CPU" if unit == "mCPU" else "host memory"
+                    msg = (
+                        f"on {scope}, the node lacks {what}: needs {s.requested} {unit}, the most left is "
+                        f"{s.available} {unit} (on {where})"
+                    )
+                msg += held
+            out.append(Reason(rule, msg, k, s.requested, s.available, s.unit, where))
+    return out
+
+
+def capacity_reasons(p: Prepared, st: FleetState, w: int, holders: Holders | None = None) -> list[Reason]:
+    """What keeps a workload whose candidates exist out of the plan ``st`` as it stands."""
     wk = p.problem.workloads[w]
     cands = p.by_workload[w]
-    held = _higher_priority(p, st, w, by_node)
-    if not any(st.fit(c) is not None for c in cands):
-        out: list[Reason] = []
-        gpu_short = [c for c in cands if _gpu_short(p, st, c)]
-        short = {c.node for c in gpu_short}
-        host_short = [c for c in cands if c.node not in short and not st._host_ok(w, c.node)]
-        short |= {c.node for c in host_short}
-        power_short = []
-        for c in cands:
-            if c.node in short:
-                continue
-            info = p.nodes[c.node]
-            on = 0 if st.replicas[c.node] else info.on_power_w
-            if c.per_gpu:
-                need_w = on + info.shared_gpu_delta_w
-            else:
-                lv = info.gpu.power_levels[c.levels[0]].power_cap_w
-                need_w = on + wk.gpus * (lv - info.gpu.idle_power_w)
-            if need_w > st.headroom_w(c.node):
-                power_short.append((need_w - st.headroom_w(c.node), need_w, c))
-            else:
-                gpu_short.append(c)  # no shared GPU with room for its memory or milli
-        if power_short:
-            _deficit, need_w, c = min(power_short, key=lambda t: (t[0], t[2].node))
-            bi = p.nodes[c.node]
-            dom_room = p.domains[bi.domain_key].usable_power_w - st.domain_w[bi.domain_key]
-            site_room = bi.site.usable_power_w - st.site_w[bi.site.name]
-            where = (
-                f"power domain {bi.site.name}/{bi.domain.name}"
-                if dom_room <= site_room
-                else f"site {bi.site.name}"
-            )
-            out.append(
-                Reason(
-                    "power",
-                    f"every candidate power domain lacks headroom: needs {_kw(need_w)}, most headroom "
-                    f"{_kw(max(0, min(dom_room, site_room)))} in {where}{held}",
-                    len(power_short),
-                )
-            )
-        if gpu_short:
-            best_free = max(gpu_short, key=lambda c: st.node_free[c.node])
-            need = f"{wk.gpus} free GPUs" if wk.gpus else f"{wk.gpu_milli} milli-GPU on a shareable GPU"
-            out.append(
-                Reason(
-                    "gpu_count",
-                    f"no candidate node has {need} (most free: {st.node_free[best_free.node]} GPUs on "
-                    f"{p.nodes[best_free.node].node.name}){held}",
-                    len(gpu_short),
-                )
-            )
-        if host_short:
-            out.append(
-                Reason(
-                    "host_resources",
-                    f"{len(host_short)} candidate nodes lack CPU or host memory{held}",
-                    len(host_short),
-                )
-            )
-        return out
-    # some room: simulate how many replicas fit, and where
+    holders = holders if holders is not None else Holders(st)
+    found = [(c, binding(p, st, c)) for c in cands]
+    shorts = [s for _c, s in found if s is not None]
+    room = [c for c, s in found if s is None]
+    short_reasons = shortage_reasons(p, st, w, shorts, len(cands), holders)
+    if not room:
+        return short_reasons
+    # some room: place replicas one by one, each at its lowest allowed level, spreading, until
+    # the workload's needs are met (or no candidate takes one more)
     added = 0
     per_site: Counter[str] = Counter()
     per_ent: Counter[str] = Counter()
-    alive = list(cands)
+    used_nodes: set[str] = set()
+    alive = list(room)
+    level = wk.spread.level if wk.spread is not None else None
+    site_of = {c.node: p.nodes[c.node].site.name for c in alive}
+    ent_of = {c.node: spread_entity(p.nodes[c.node], level) for c in alive} if level is not None else {}
+    distinct = wk.spread.min_distinct if wk.spread is not None else 0
+    survivors = wk.survivors_required
+
+    def order(c: Candidate) -> tuple[int, int, int]:
+        return (per_ent[ent_of[c.node]] if ent_of else 0, per_site[site_of[c.node]], c.node)
+
     while added < wk.max_replicas and alive:
-        alive.sort(key=lambda c: (per_site[p.nodes[c.node].site.name], c.node))
+        if (
+            added >= wk.min_replicas
+            and len(per_ent) >= distinct
+            and added - max(per_site.values(), default=0) >= survivors
+        ):
+            break  # enough room for what it needs
+        alive.sort(key=order)
         chosen = None
+        tried = 0
         for c in alive:
-            chosen = st.fit(c)
+            chosen = st.fit_at(c.workload, c.node, c.levels[:1], c.per_gpu)
             if chosen is not None:
                 break
+            tried += 1
+        del alive[:tried]  # no room left there: the room only shrinks as replicas are added
         if chosen is None:
             break
         st.add(w, chosen)
         added += 1
-        info = p.nodes[chosen.node]
-        per_site[info.site.name] += 1
-        if wk.spread is not None:
-            per_ent[spread_entity(info, wk.spread.level)] += 1
+        per_site[site_of[chosen.node]] += 1
+        used_nodes.add(p.nodes[chosen.node].node.name)
+        if ent_of:
+            per_ent[ent_of[chosen.node]] += 1
     st.pop(added)
+    where = _names(sorted(used_nodes))
+    others = "; what binds on the other candidate nodes follows" if short_reasons else ""
     if added < wk.min_replicas:
         return [
             Reason(
                 "replicas",
-                f"room for only {added} of the {wk.min_replicas} replicas it needs on its {len(cands)} candidate "
-                f"nodes (GPUs, power or host resources are taken){held}",
+                f"room beside the placed work for only {added} of the {wk.min_replicas} replicas it needs, "
+                f"even at its lowest allowed power level (on {where}){others}",
                 0,
-            )
+                wk.min_replicas,
+                added,
+                "replicas",
+            ),
+            *short_reasons,
         ]
     if wk.spread is not None and len(per_ent) < wk.spread.min_distinct:
         lvl = wk.spread.level.value.lower().replace("_", " ")
         return [
             Reason(
                 "spread",
-                f"needs {wk.spread.min_distinct} distinct {lvl}s, only {len(per_ent)} have room left{held}",
+                f"needs {wk.spread.min_distinct} distinct {lvl}s, only {len(per_ent)} have room left "
+                f"({_names(sorted(per_ent))}){others}",
                 0,
-            )
+                wk.spread.min_distinct,
+                len(per_ent),
+                f"{lvl}s",
+            ),
+            *short_reasons,
         ]
-    survivors = wk.survivors_required
     if survivors > 0 and added - max(per_site.values()) < survivors:
+        top_site = max(per_site, key=lambda s: (per_site[s], s))
         return [
             Reason(
                 "site_survival",
-                f"needs {survivors} replicas outside any one site, room outside the fullest site for "
-                f"{added - max(per_site.values())}{held}",
+                f"needs {survivors} replicas outside any one site, room outside the fullest site "
+                f"({top_site}) for {added - per_site[top_site]}{others}",
                 0,
-            )
+                survivors,
+                added - per_site[top_site],
+                "replicas",
+                top_site,
+            ),
+            *short_reasons,
         ]
     return [
         Reason(
             "time_limit",
-            f"room remains beside the placed work for {added} replicas (needs {wk.min_replicas}): the "
+            f"room remains beside the placed work for at least {added} replicas (needs {wk.min_replicas}): the "
             "search stopped before placing it; a longer time limit may place it",
             0,
+            wk.min_replicas,
+            added,
+            "replicas",
         )
     ]
 
 
-def _gpu_short(p: Prepared, st: FleetState, c: object) -> bool:
-    from placement.candidates import Candidate
-    from placement.domain import memory_milli_gib
-
-    assert isinstance(c, Candidate)
-    wk = p.problem.workloads[c.workload]
-    free = st.node_free[c.node]
-    if c.per_gpu == 0:
-        return free < wk.gpus
-    if free > 0:
-        return False
-    cap = memory_milli_gib(p.nodes[c.node].gpu.memory_gib)
-    return not any(
-        sh.milli + wk.gpu_milli <= 1000 and sh.mem_milli_gib + memory_milli_gib(wk.memory_gib) <= cap
-        for sh in st.shared[c.node].values()
-    )
+PINNED_REASON = Reason("pinned", "pinned with no current replica: nothing to keep, none may be added", 0)
 
 
 def unplaced_reasons(
@@ -294,23 +501,21 @@ def unplaced_reasons(
 
     Reasons are worked out most valuable workload first (priority * work) until
     ``deadline`` (monotonic seconds); a workload reached after it gets one ``time_limit``
-    reason pointing at ``explain`` (the filter's workload-level reason when it has one).
+    reason pointing at ``fleetplace explain`` (the filter's workload-level reason when it has one).
     """
     placed = {w for w, *_ in plan_state.placements}
     wl = prepared.problem.workloads
     todo = [w for w in range(len(wl)) if w not in placed]
     got: dict[int, list[Reason]] = {}
     wrej = {r.workload: r for r in prepared.workload_rejections}
-    by_node = _holders(plan_state)
+    holders = Holders(plan_state)
     for w in sorted(todo, key=lambda w: (-wl[w].priority * wl[w].work_milli, w)):
         if deadline is not None and time.monotonic() > deadline:
             break
         if wl[w].pinned:
-            got[w] = [
-                Reason("pinned", "pinned with no current replica: nothing to keep, none may be added", 0)
-            ]
+            got[w] = [PINNED_REASON]
         elif w in prepared.by_workload:
-            got[w] = capacity_reasons(prepared, plan_state, w, by_node)
+            got[w] = capacity_reasons(prepared, plan_state, w, holders)
         else:
             got[w] = filter_reasons(prepared, w)
     out = []
@@ -324,7 +529,8 @@ def unplaced_reasons(
                 else [
                     Reason(
                         "time_limit",
-                        "not analysed within the time limit; `fleetplace explain` gives the reasons",
+                        "not analysed within the time limit; `fleetplace explain INPUT "
+                        f"{wl[w].name} --plan PLAN` gives the reasons",
                         0,
                     )
                 ]
@@ -333,18 +539,47 @@ def unplaced_reasons(
     return out
 
 
-def explain(problem: Problem, workload: str | Workload, site: str | None = None) -> list[Reason]:
-    """Why ``workload`` cannot run (on ``site``, if given) on an empty fleet, rule by rule.
+# ------------------------------------------------------------------------------ explain
 
-    Every rule that rules out nodes gives one reason with the numbers; an empty list
-    means the rules allow it (if a plan left it out, the plan's unplaced reasons say
-    what ran out).
+
+def explain(
+    problem: Problem, workload: str | Workload, site: str | None = None, plan: Plan | None = None
+) -> list[Reason]:
+    """Why ``workload`` cannot run (on ``site``, if given), rule by rule.
+
+    Without ``plan``: on an empty fleet, every rule of the filter that rules out nodes, with
+    the numbers; an empty list means the rules allow it. With ``plan`` (a plan of
+    ``problem`` that passes the verifier, else ``InputError`` at ``plan``): also, when the
+    plan leaves the workload out, what keeps it out in that plan as it stands (its
+    candidates on ``site`` only, if given), as ``unplaced_reasons`` works it out, without a
+    deadline. Unknown names are ``InputError`` at ``workload`` / ``site``, all at once.
     """
     name = workload if isinstance(workload, str) else workload.name
     idx = next((i for i, w in enumerate(problem.workloads) if w.name == name), None)
+    errors = []
     if idx is None:
-        raise InputError([FieldError("workload", f"unknown workload {name!r}")])
+        errors.append(FieldError("workload", f"unknown workload {name!r}"))
     if site is not None and site not in {s.name for s in problem.fleet.sites}:
-        raise InputError([FieldError("site", f"unknown site {site!r}")])
+        errors.append(FieldError("site", f"unknown site {site!r}"))
+    if plan is not None:
+        bad = verify(problem, plan)
+        if bad:
+            v = bad[0]
+            errors.append(
+                FieldError(
+                    "plan",
+                    f"does not pass the verifier against this input ({len(bad)} violations; first: "
+                    f"[{v.rule}] {v.subject}: {v.message})",
+                )
+            )
+    if errors or idx is None:
+        raise InputError(errors)
     prepared = filter_candidates(problem, [idx], site)
-    return filter_reasons(prepared, idx)
+    reasons = filter_reasons(prepared, idx)
+    if plan is None or any(p.workload == name for p in plan.placements):
+        return reasons
+    if problem.workloads[idx].pinned:
+        return [*reasons, PINNED_REASON]
+    if idx in prepared.by_workload:
+        reasons += capacity_reasons(prepared, FleetState.from_placements(prepared, plan.placements), idx)
+    return reasons

@@ -374,11 +374,27 @@ def request_from_problem(problem: d.Problem) -> pb.PlaceRequest:
 
 
 def reason_to_proto(reason: d.Reason) -> pb.Reason:
-    return pb.Reason(rule=reason.rule, message=reason.message, candidates_excluded=reason.candidates_excluded)
+    return pb.Reason(
+        rule=reason.rule,
+        message=reason.message,
+        candidates_excluded=reason.candidates_excluded,
+        requested=reason.requested,
+        available=reason.available,
+        unit=reason.unit,
+        where=reason.where,
+    )
 
 
 def reason_from_proto(m: pb.Reason) -> d.Reason:
-    return d.Reason(rule=m.rule, message=m.message, candidates_excluded=int(m.candidates_excluded))
+    return d.Reason(
+        rule=m.rule,
+        message=m.message,
+        candidates_excluded=int(m.candidates_excluded),
+        requested=m.requested,
+        available=m.available,
+        unit=m.unit,
+        where=m.where,
+    )
 
 
 def violation_to_proto(violation: ViolationLike) -> pb.Violation:

@@ -197,25 +197,18 @@ class PlacementServicer(pb_grpc.PlacementServiceServicer):
             errors.append(FieldError("workload", f"unknown workload {request.workload!r}"))
         if request.site and request.site not in {s.name for s in problem.fleet.sites}:
             errors.append(FieldError("site", f"unknown site {request.site!r}"))
-        placed = False
-        plan_reasons: list[pb.Reason] = []
+        plan = None
         if request.HasField("plan"):
             try:
                 plan = convert.plan_from_proto(request.plan)
             except InputError as e:
                 errors += _prefixed(e.errors, "plan.")
-            else:
-                placed = any(p.workload == request.workload for p in plan.placements)
-                for u in plan.unplaced:
-                    if u.workload == request.workload:
-                        plan_reasons += [convert.reason_to_proto(r) for r in u.reasons]
         if errors:
             raise InvalidArgument(errors)
-        reasons = [
-            convert.reason_to_proto(r) for r in explain(problem, request.workload, request.site or None)
-        ]
-        seen = {(r.rule, r.message) for r in reasons}
-        reasons += [r for r in plan_reasons if (r.rule, r.message) not in seen]
+        # with a plan: the filter's reasons and what keeps the workload out of that plan as it stands
+        found = explain(problem, request.workload, request.site or None, plan)
+        reasons = [convert.reason_to_proto(r) for r in found]
+        placed = plan is not None and any(p.workload == request.workload for p in plan.placements)
         return pb.ExplainResponse(reasons=reasons, placed=placed)
 
 

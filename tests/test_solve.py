@@ -189,11 +189,8 @@ def test_power_reason_when_higher_priority_work_holds_the_rack() -> None:
     plan = solve(p)
     assert [(x.workload, x.power_cap_w) for x in plan.placements] == [("a", 400)]
     ((r,),) = [u.reasons for u in plan.unplaced]
-    assert r.rule == "power"
-    assert r.message.startswith(
-        "every candidate power domain lacks headroom: needs 0.2 kW, most headroom 0.0 kW"
-    )
-    assert "dc1/r1" in r.message and "holds it: a (1)" in r.message
+    assert (r.rule, r.requested, r.available, r.unit, r.where) == ("domain_power", 200, 0, "W", "dc1/r1")
+    assert "closest: n1 needs 0.2 kW" in r.message and "holds it: a (1)" in r.message
 
 
 @pytest.mark.parametrize("limit_s", [0.001, 0.05, 0.5])

@@ -398,14 +398,22 @@ class PowerBudgets(_message.Message):
     def __init__(self, gpus: _Optional[_Iterable[_Union[GpuBudget, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[NodeBudget, _Mapping]]] = ..., power_domains: _Optional[_Iterable[_Union[PowerBudget, _Mapping]]] = ..., sites: _Optional[_Iterable[_Union[PowerBudget, _Mapping]]] = ..., energy_cost_per_h: _Optional[float] = ..., carbon_kg_per_h: _Optional[float] = ...) -> None: ...
 
 class Reason(_message.Message):
-    __slots__ = ("rule", "message", "candidates_excluded")
+    __slots__ = ("rule", "message", "candidates_excluded", "requested", "available", "unit", "where")
     RULE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_EXCLUDED_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
     rule: str
     message: str
     candidates_excluded: int
-    def __init__(self, rule: _Optional[str] = ..., message: _Optional[str] = ..., candidates_excluded: _Optional[int] = ...) -> None: ...
+    requested: float
+    available: float
+    unit: str
+    where: str
+    def __init__(self, rule: _Optional[str] = ..., message: _Optional[str] = ..., candidates_excluded: _Optional[int] = ..., requested: _Optional[float] = ..., available: _Optional[float] = ..., unit: _Optional[str] = ..., where: _Optional[str] = ...) -> None: ...
 
 class UnplacedWorkload(_message.Message):
     __slots__ = ("workload", "reasons")
