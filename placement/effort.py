@@ -44,6 +44,7 @@ REPACK_DET_S = 0.02  # CP-SAT deterministic time per power domain in the repack
 MODEL_MAX_VARS = 200_000  # as the default mode: beyond this the per-node model is not built
 MODEL_MIN_DET_S = 0.5  # a model with less deterministic time than this is not worth building
 MODEL_MAX_DET_S = 60.0
+MODEL_DET_S_PER_VAR = 1e-3  # more deterministic time than this a variable buys little (mixed: 4.8 s)
 MAX_VARIANTS = 8
 MAX_ROUNDS = 6
 LP_MAX_COLUMNS = 2_000_000  # placement.bound.MAX_COLUMNS: beyond it the LP refuses
@@ -101,7 +102,8 @@ def plan_effort(
         build_s += S_PER_VAR_CBC_TIER * model_vars * 3
     if prepared.options and model_vars <= MODEL_MAX_VARS:
         left = budget - spent - build_s
-        det = min(MODEL_MAX_DET_S, left / S_PER_DET_UNIT)
+        enough = max(MODEL_MIN_DET_S, MODEL_DET_S_PER_VAR * model_vars)
+        det = min(MODEL_MAX_DET_S, enough, left / S_PER_DET_UNIT)
         if det >= MODEL_MIN_DET_S:
             model, model_det_s = True, det
             spent += build_s + det * S_PER_DET_UNIT

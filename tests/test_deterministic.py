@@ -26,6 +26,7 @@ from placement.candidates import filter_candidates
 from placement.domain import Backend, Plan, Problem, StopReason
 from placement.effort import plan_effort
 from placement.generator import generate
+from placement.solve import _model_vars
 from placement.verify import verify
 from tests.server_support import running_server
 
@@ -61,19 +62,36 @@ def _same(a: Plan, b: Plan) -> None:
     assert (a.info.status, a.info.stop_reason) == (b.info.status, b.info.stop_reason)
 
 
+# (name, instance, time limit, backend, the per-node model runs, the LP runs); the work is planned
+# for a tenth of the limit (a quarter by default): the suite itself may run beside two other busy
+# processes and this test adds two more, so the safety net must not cut either run
 CASES = [
-    ("mixed, CP-SAT model", lambda: load_problem(MIXED), 12.0, Backend.ORTOOLS),
-    ("mixed, CBC: no model in 12 s", lambda: load_problem(MIXED), 12.0, Backend.PULP),
-    ("tiny, CBC model", lambda: load_problem(REPO / "datasets" / "tiny"), 6.0, Backend.PULP),
-    ("4,000 GPUs: LP, roundings and repack, no model", lambda: generate(4000, seed=2), 20.0, Backend.ORTOOLS),
+    ("mixed, CP-SAT model", lambda: load_problem(MIXED), 40.0, Backend.ORTOOLS, True, True),
+    ("mixed, CBC: no model in 12 s", lambda: load_problem(MIXED), 12.0, Backend.PULP, False, True),
+    ("tiny, CBC model", lambda: load_problem(REPO / "datasets" / "tiny"), 30.0, Backend.PULP, True, True),
+    ("4,000 GPUs: LP, roundings, repack", lambda: generate(4000, seed=2), 60.0, Backend.ORTOOLS, False, True),
 ]
 
 
-@pytest.mark.parametrize(("name", "make", "limit_s", "backend"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "make", "limit_s", "backend", "model", "lp"), CASES, ids=[c[0] for c in CASES]
+)
 def test_the_same_plan_quiet_and_under_load(
-    name: str, make: object, limit_s: float, backend: Backend
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    make: object,
+    limit_s: float,
+    backend: Backend,
+    model: bool,
+    lp: bool,
 ) -> None:
+    monkeypatch.setattr(effort_mod, "DET_SHARE", 0.1)
     problem = _deterministic(make(), limit_s, backend)  # type: ignore[operator]
+    prepared = filter_candidates(problem)
+    planned = plan_effort(
+        prepared, limit_s, _model_vars(prepared), columns_estimate(prepared), 4, cbc=backend is Backend.PULP
+    )
+    assert (planned.model, planned.lp) == (model, lp), planned
     first = solve(problem)
     with busy_cores():
         second = solve(problem)
@@ -84,8 +102,10 @@ def test_the_same_plan_quiet_and_under_load(
 
 
 def test_the_same_plan_from_the_cli_and_over_grpc(tmp_path: Path) -> None:
-    """``plan --deterministic`` here and through the service give the same plan."""
-    args = ["plan", str(MIXED), "--deterministic", "--time-limit", "10", "--quiet", "--format", "json"]
+    """``plan --deterministic`` here and through the service give the same plan (the tiny fleet: its
+    model's deterministic time is capped by its size, far inside the limit however busy the machine)."""
+    tiny = REPO / "datasets" / "tiny"
+    args = ["plan", str(tiny), "--deterministic", "--time-limit", "60", "--quiet", "--format", "json"]
     local = subprocess.run([*CLI, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert local.returncode == 0, local.stderr
     with running_server() as (_server, address):
@@ -97,7 +117,8 @@ def test_the_same_plan_from_the_cli_and_over_grpc(tmp_path: Path) -> None:
     for key in ("placements", "budgets", "unplaced", "objective"):
         assert a[key] == b[key], key
     assert a["info"]["deterministic"] and b["info"]["deterministic"]
-    assert a["info"]["stopReason"] == b["info"]["stopReason"] == "STOP_REASON_WORK_LIMIT"
+    assert a["info"]["stopReason"] == b["info"]["stopReason"]
+    assert a["info"]["stopReason"] in ("STOP_REASON_WORK_LIMIT", "STOP_REASON_NONE")
 
 
 def test_a_run_the_clock_cuts_says_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -107,10 +107,10 @@ def _check_outcome(code: int, out: str, err: str, plan_path: Path, source: Path)
 MOMENTS = [
     ("greedy done, portfolio running", "ortools", 60, "greedy plan verified"),
     ("model built, CP-SAT running", "ortools", 60, "placement.solve: model:"),
-    ("first tier solved, CP-SAT on the next", "ortools", 8, "tier placed_work:"),
+    ("first tier solved, CP-SAT on the next", "ortools", 30, "tier placed_work:"),
     ("greedy done, portfolio running", "pulp", 60, "greedy plan verified"),
     ("model built, CBC running", "pulp", 60, "placement.solve: model:"),
-    ("first tier solved, CBC on the next", "pulp", 8, "tier placed_work:"),
+    ("first tier solved, CBC on the next", "pulp", 30, "tier placed_work:"),
 ]
 
 
