@@ -60,9 +60,11 @@ class ProgressPrinter:
 
     def __call__(self, event: object) -> None:
         tier = getattr(event, "tier", "")
+        source = getattr(event, "source", "")
         objective = getattr(event, "objective", None)
         bound = getattr(event, "bound", None)
-        text = f"{tier}: best {objective:,.0f}" if objective is not None else str(tier)
+        label = f"{tier} ({source})" if source else str(tier)
+        text = f"{label}: best {objective:,.0f}" if objective is not None else label
         if bound is not None and objective is not None:
             text += f", bound {bound:,.0f}"
             if tier == "placed_work" and bound > 0:
@@ -309,7 +311,7 @@ def _solve_remote(problem: Problem, args: argparse.Namespace) -> Plan:
                 from placement.backends.base import Progress
 
                 bound = event.bound if event.HasField("bound") else None
-                progress(Progress(event.tier, event.objective, bound, event.elapsed_s))  # type: ignore[operator]
+                progress(Progress(event.tier, event.objective, bound, event.elapsed_s, event.source))  # type: ignore[operator]
         if final is None:
             raise RemoteError("the server closed the stream without a plan")
         return final
