@@ -32,10 +32,13 @@ in flight are stopped and answer with their best verified plan.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -183,6 +186,22 @@ def explain_response(request: pb.ExplainRequest) -> pb.ExplainResponse:
     return pb.ExplainResponse(reasons=reasons, placed=placed)
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+def release_memory() -> None:
+    """After a large request has gone: hand the heap's free pages back to the system (glibc
+    keeps them otherwise)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 class CallState:
     """A call as the pool sees it: cancelled (the caller left, or its deadline passed) and expired."""
 
@@ -236,6 +255,8 @@ class PlacementServicer(pb_grpc.PlacementServiceServicer):
                 f"about {send_margin:.2f} s"
             )
         large = size.large(self.config)
+        if large:
+            context.add_callback(release_memory)  # once the call is over and its request gone
         problem = None if large else problem_of(request)
         requested = requested_time_limit_s(request) if problem is None else problem.options.time_limit_s
         box = time_box(size.gpus, requested, remaining, self.config.max_time_limit_s, lag_s)
@@ -319,6 +340,7 @@ class PlacementServicer(pb_grpc.PlacementServiceServicer):
             size.large(self.config) or message.ByteSize() > self.config.inline_max_bytes
         ):
             return None
+        context.add_callback(release_memory)  # once the call is over and its request gone
         remaining = context.time_remaining()
         send_margin, _ = margins_s(0, self.metrics.send_lag_s())  # the answer is small
         budget = self.config.max_time_limit_s if remaining is None else remaining - send_margin
