@@ -404,7 +404,8 @@ def _solve_deterministic(
     elif time.monotonic() > search_until:
         log.warning("deterministic mode: the time limit cut the search; this plan may not repeat")
         status, stop_reason = SolveStatus.FEASIBLE, StopReason.TIME_LIMIT
-    explain_until = run.deadline - EXPLAIN_MARGIN_S
+    # stopped: the plan is wanted now, its reasons get the least time (as in the default mode)
+    explain_until = time.monotonic() + EXPLAIN_MIN_S if run.stopped() else run.deadline - EXPLAIN_MARGIN_S
     plan, bad = _plan(prepared, placements, base, explain_until)
     if time.monotonic() > explain_until and stop_reason is not StopReason.INTERRUPTED:
         stop_reason = StopReason.TIME_LIMIT  # some reasons were cut short

@@ -70,10 +70,10 @@ from server.pool import Done, SolvePool
 log = logging.getLogger(__name__)
 
 MIN_TIME_LIMIT_S = 0.05
-# sending: a fixed part, plus the plan's encoding and transfer (about 8 us a GPU: its budget
-# entry), plus what the server's load adds (measured on previous answers)
-SEND_BASE_S = 0.03
-SEND_S_PER_GPU = 8e-6
+# sending: a fixed part, plus the plan's encoding and transfer (its budget entry per GPU: about
+# 8 us a GPU unloaded, doubled), plus what the server's load adds (measured on previous answers)
+SEND_BASE_S = 0.05
+SEND_S_PER_GPU = 1.5e-5
 # after the stop: the solve assembles, verifies and encodes its best plan (measured 3 s at
 # 160,000 GPUs: budgets 0.9 s, verification 1.4 s, encoding 0.6 s), the parent reads it
 STOP_BASE_S = 0.1
@@ -260,7 +260,7 @@ class PlacementServicer(pb_grpc.PlacementServiceServicer):
         problem = None if large else problem_of(request)
         requested = requested_time_limit_s(request) if problem is None else problem.options.time_limit_s
         box = time_box(size.gpus, requested, remaining, self.config.max_time_limit_s, lag_s)
-        if box.stop_at - time.monotonic() < MIN_TIME_LIMIT_S:  # no time to solve: say so now
+        if remaining is not None and box.stop_at - time.monotonic() < MIN_TIME_LIMIT_S:  # say so now
             why = (
                 f"the deadline ({remaining:.3f} s) leaves no time to solve: a fleet of {size.gpus:,} GPUs "
                 f"needs about {box.finish_by - box.stop_at + send_margin + MIN_TIME_LIMIT_S:.2f} s"

@@ -119,3 +119,13 @@ def test_answers_feed_the_send_times(served: tuple[Server, str]) -> None:
     with channel:
         s.Place(dataset("tiny", time_limit_s=1), timeout=30)
     assert _eventually(lambda: (count() or 0.0) == before + 1)
+
+
+def test_without_a_deadline_a_short_time_limit_still_solves(served: tuple[Server, str]) -> None:
+    """The boundary of the no-time-to-solve answer: it is about the deadline, not the time limit."""
+    _, address = served
+    channel, s = stub(address)
+    with channel:
+        plan = s.Place(dataset("tiny", time_limit_s=0.01)).plan  # no deadline
+    assert all("no time to solve" not in r.message for u in plan.unplaced for r in u.reasons)
+    assert plan.info.wall_s > 0, "the solver ran"
