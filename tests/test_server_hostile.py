@@ -5,6 +5,8 @@ and replaced; oversized and unreadable requests are answered and counted like an
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -19,7 +21,7 @@ from server.client import PlacementClient
 from server.errors import MAX_DETAIL_VIOLATIONS, field_violations, violation_count
 from server.gen.placement.v1 import placement_pb2 as pb
 from server.service import no_solution_plan
-from tests.server_support import dataset, running_server, stub
+from tests.server_support import ROOT, dataset, running_server, stub
 
 
 def _code(fn: Callable[[], object]) -> grpc.StatusCode:
@@ -245,3 +247,17 @@ def test_oversized_and_unreadable_requests_are_answered_and_counted(served: tupl
         lambda: _count(server, "fleetplace_requests_total", method="Place", code="INVALID_ARGUMENT") >= 1
     )
     assert _count(server, "fleetplace_requests_total", method="Place", code="INTERNAL") == 0
+
+
+def test_the_cli_reports_a_service_limit_as_bad_input() -> None:
+    """``fleetplace plan --server``: the service's fleet limit comes back as the same bad-input
+    listing (exit 2) as a local check, not a server error."""
+    with running_server(max_gpus=4) as (_, address):  # the tiny fleet has 6 GPUs
+        run = subprocess.run(
+            [sys.executable, "-m", "fleetplace.cli", "plan", str(ROOT / "datasets" / "tiny"), "--quiet",
+             "--server", address],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert "invalid input (1 problem)" in run.stderr
+    assert "fleet.nodes: too many GPUs (the sum of gpuCount) for this service: 6 > 4" in run.stderr
