@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -195,6 +196,9 @@ def _credentials(config: ServerConfig) -> grpc.ServerCredentials:
 def create_server(config: ServerConfig) -> tuple[Server, int]:
     """A server bound to ``config.address`` (port 0: a free one), not yet started; and its port."""
     metrics = Metrics()
+    # the serving thread hands each call's events to Python: with handler threads busy in Python it
+    # waits for the interpreter, by default 5 ms a turn; 1 ms keeps dispatch quick under load
+    sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
 
     def refused(method: str, reason: str) -> None:
         metrics.refused.labels(method, reason).inc()
@@ -264,7 +268,8 @@ def create_server(config: ServerConfig) -> tuple[Server, int]:
 
 
 def serve(config: ServerConfig, on_started: Callable[[int], None] | None = None) -> int:
-    """Run until SIGTERM or SIGINT; then stop accepting, give in-flight calls the grace period, exit 0."""
+    """Run until SIGTERM or SIGINT; then drain (``Server.stop``: NOT_SERVING, the solves in flight
+    answer within the grace period), stop and return 0."""
     server, port = create_server(config)
     server.start()
     host = config.address.rpartition(":")[0]

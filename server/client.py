@@ -12,7 +12,7 @@ with exponential backoff and jitter, and only while the deadline leaves room: ev
 status is the server's answer and is raised at once as ``grpc.RpcError``
 (``server.errors.field_violations(e)`` lists the fields of an INVALID_ARGUMENT, the first
 ones; ``violation_count(e)`` how many there are). When the retries run out, the error
-raised is the server's own answer if one came ("the server is shutting down"), not the
+raised is the service's own answer if one came ("the server is shutting down"), not the
 "Connection refused" of the attempts after it exited, which would hide the cause.
 Streams are not retried once an event has arrived.
 """
@@ -34,15 +34,16 @@ T = TypeVar("T")
 
 
 def from_server(error: grpc.RpcError) -> bool:
-    """Whether ``error`` is the server's own answer (its handlers send the call's
-    ``x-request-id`` first), not the transport's (refused connection, no route, reset)."""
+    """Whether ``error`` is the service's own answer (its error interceptor always sends a
+    ``grpc-status-details-bin`` trailer), not the transport's or the client's own (a refused
+    connection, a reset, the deadline firing here)."""
     if not isinstance(error, grpc.Call):
         return False
     try:
-        metadata = error.initial_metadata() or ()
+        trailers = error.trailing_metadata() or ()
     except Exception:  # a call that never started has none
         return False
-    return any(k == "x-request-id" for k, _ in metadata)
+    return any(k == "grpc-status-details-bin" for k, _ in trailers)
 
 
 class PlacementClient:
@@ -97,7 +98,7 @@ class PlacementClient:
     def _call(self, fn: Callable[[float, tuple[tuple[str, str], ...]], T], timeout_s: float | None) -> T:
         deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
         attempt = 0
-        answered: grpc.RpcError | None = None  # the last UNAVAILABLE the server itself sent
+        answered: grpc.RpcError | None = None  # the last UNAVAILABLE the service itself sent
         while True:
             attempt += 1
             left = deadline - time.monotonic()

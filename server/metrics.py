@@ -178,7 +178,7 @@ def configure_logging(level: int = logging.INFO, json_logs: bool = True) -> None
     handler.setFormatter(
         JsonFormatter()
         if json_logs
-        else logging.Formatter("%(levelname)s %(request_id)s %(name)s: %(message)s")
+        else logging.Formatter("%(asctime)s %(levelname)s %(request_id)s %(name)s: %(message)s")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

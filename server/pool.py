@@ -421,9 +421,15 @@ class SolvePool:
         finish_by: float,
         call: CallState,
         recycle: bool = False,
+        fit_limit: bool = True,
+        min_run_s: float = 0.05,
     ) -> Iterator[Progress | Done]:
         """Run a solve (``payload``: (Problem or request bytes, time limit s)) on a worker: yields
         progress, then one ``Done``.
+
+        A queued solve starts only while at least ``min_run_s`` is left before ``stop_at``; with
+        ``fit_limit`` its time limit shrinks to what is left then (a solve that waited 4 s in
+        the queue must not start with the 2 s limit it was given on arrival).
 
         ``stop_at`` (monotonic): the worker is asked to stop and return its best verified plan
         (stop reason TIME_LIMIT); ``finish_by``: without a plan by then, ``Done(None, "deadline")``.
@@ -432,10 +438,13 @@ class SolvePool:
         full, ``ShuttingDown`` while draining, ``InvalidArgument`` for a request the worker rejects,
         ``SolveFailed`` when the worker failed. ``recycle``: replace the worker afterwards.
         """
-        worker = self._acquire(min(stop_at, finish_by), call)
+        worker = self._acquire(min(stop_at - min_run_s, finish_by), call)
         if worker is None:
             yield Done(None, ("deadline" if call.expired() else "cancelled") if call.cancelled() else "queue")
             return
+        if fit_limit:
+            source, limit_s = payload
+            payload = (source, max(min_run_s, min(limit_s, stop_at - time.monotonic())))
         job = next(self._job_ids)
         with self._cond:
             self._jobs[job] = worker

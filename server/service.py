@@ -10,7 +10,7 @@ worker process instead of the serving thread: a solve gets its bytes, ``Verify``
 
 Time: with a deadline, the answer must leave before it. From the remaining time the
 servicer keeps ``send_margin`` (encoding and sending the response: a part that grows with
-the fleet, plus the longest recent time from an answer to the end of its call, measured by
+the fleet, plus twice the longest recent time from an answer to the end of its call, measured by
 ``server.metrics``, which grows with the server's load) and ``stop_grace`` (after the stop
 signal the solve assembles, verifies and encodes its best plan; grows with the fleet); the
 rest, capped by the request's ``time_limit_s``, is the solve's time limit. At ``stop_at``
@@ -32,6 +32,7 @@ in flight are stopped and answer with their best verified plan.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -74,6 +75,7 @@ MIN_TIME_LIMIT_S = 0.05
 # 8 us a GPU unloaded, doubled), plus what the server's load adds (measured on previous answers)
 SEND_BASE_S = 0.05
 SEND_S_PER_GPU = 1.5e-5
+SEND_LAG_FACTOR = 2.0  # x the longest recent send time: the load may grow before this answer leaves
 # after the stop: the solve assembles, verifies and encodes its best plan (measured 3 s at
 # 160,000 GPUs: budgets 0.9 s, verification 1.4 s, encoding 0.6 s), the parent reads it
 STOP_BASE_S = 0.1
@@ -90,7 +92,10 @@ class TimeBox:
 def margins_s(n_gpus: int, send_lag_s: float = 0.0) -> tuple[float, float]:
     """(send_margin, stop_grace) for a fleet of ``n_gpus`` GPUs when answers have recently taken
     up to ``send_lag_s`` from the handler to the end of their call, in seconds."""
-    return SEND_BASE_S + SEND_S_PER_GPU * n_gpus + 1.5 * send_lag_s, STOP_BASE_S + STOP_S_PER_GPU * n_gpus
+    return (
+        SEND_BASE_S + SEND_S_PER_GPU * n_gpus + SEND_LAG_FACTOR * send_lag_s,
+        STOP_BASE_S + STOP_S_PER_GPU * n_gpus,
+    )
 
 
 def time_box(
@@ -227,6 +232,23 @@ class PlacementServicer(pb_grpc.PlacementServiceServicer):
         self.checks = checks
         self.metrics = metrics
         self.draining = False
+        self._inline = threading.BoundedSemaphore(config.inline_concurrency)
+
+    @contextlib.contextmanager
+    def _cpu(self, context: grpc.ServicerContext) -> Iterator[None]:
+        """A slot for Python work in this process (reading, checking, verifying a small request):
+        at most ``inline_concurrency`` at once, so that the threads that wait are blocked rather
+        than runnable and the serving thread gets the interpreter soon (with 32 callers each doing
+        Python work, calls waited their whole 0.3 s deadline before their handler ran). The wait
+        ends a send margin before the deadline."""
+        remaining = context.time_remaining()
+        wait_s = None if remaining is None else remaining - margins_s(0, self.metrics.send_lag_s())[0]
+        if (wait_s is not None and wait_s <= 0) or not self._inline.acquire(timeout=wait_s):
+            raise DeadlineExceeded("the server had no free slot for this request within its deadline")
+        try:
+            yield
+        finally:
+            self._inline.release()
 
     def _admit(self) -> None:
         if self.draining:
@@ -257,7 +279,10 @@ class PlacementServicer(pb_grpc.PlacementServiceServicer):
         large = size.large(self.config)
         if large:
             context.add_callback(release_memory)  # once the call is over and its request gone
-        problem = None if large else problem_of(request)
+        problem = None
+        if not large:
+            with self._cpu(context):
+                problem = problem_of(request)
         requested = requested_time_limit_s(request) if problem is None else problem.options.time_limit_s
         box = time_box(size.gpus, requested, remaining, self.config.max_time_limit_s, lag_s)
         if remaining is not None and box.stop_at - time.monotonic() < MIN_TIME_LIMIT_S:  # say so now
@@ -268,6 +293,7 @@ class PlacementServicer(pb_grpc.PlacementServiceServicer):
             log.info("solve: %s", why)
             if problem is None:
                 raise DeadlineExceeded(why)
+            # no slot wait (``_cpu``): a small fleet's empty plan takes milliseconds and must go now
             yield convert.plan_to_proto(no_solution_plan(problem, why, StopReason.TIME_LIMIT))
             return
         limit_s = box.time_limit_s
@@ -286,7 +312,16 @@ class PlacementServicer(pb_grpc.PlacementServiceServicer):
             box.time_limit_s,
             box.finish_by - t0,
         )
-        for event in self.pool.solve(payload, box.stop_at, box.finish_by, call, recycle=large):
+        fit = not request.options.deterministic  # (deterministic: the limit plans the work; the stop ends it)
+        for event in self.pool.solve(
+            payload,
+            box.stop_at,
+            box.finish_by,
+            call,
+            recycle=large,
+            fit_limit=fit,
+            min_run_s=MIN_TIME_LIMIT_S,
+        ):
             if not isinstance(event, Done):
                 yield convert.progress_to_proto(event)
                 continue
@@ -311,6 +346,7 @@ class PlacementServicer(pb_grpc.PlacementServiceServicer):
             log.info("solve: %s", why)
             if problem is None:  # a large fleet: its empty plan is seconds of work in this process
                 raise DeadlineExceeded(why)
+            # no slot wait (``_cpu``): a small fleet's empty plan takes milliseconds and must go now
             yield convert.plan_to_proto(no_solution_plan(problem, why, StopReason.TIME_LIMIT))
             return
 
@@ -357,8 +393,14 @@ class PlacementServicer(pb_grpc.PlacementServiceServicer):
 
     def Verify(self, request: pb.VerifyRequest, context: grpc.ServicerContext) -> pb.VerifyResponse:
         data = self._large_check("verify", request, context)
-        return verify_response(request) if data is None else pb.VerifyResponse.FromString(data)
+        if data is not None:
+            return pb.VerifyResponse.FromString(data)
+        with self._cpu(context):
+            return verify_response(request)
 
     def Explain(self, request: pb.ExplainRequest, context: grpc.ServicerContext) -> pb.ExplainResponse:
         data = self._large_check("explain", request, context)
-        return explain_response(request) if data is None else pb.ExplainResponse.FromString(data)
+        if data is not None:
+            return pb.ExplainResponse.FromString(data)
+        with self._cpu(context):
+            return explain_response(request)

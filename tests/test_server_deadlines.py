@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from server.app import Server
+from server.client import from_server
 from server.gen.placement.v1 import placement_pb2 as pb
 from server.metrics import Metrics
 from server.service import margins_s, time_box
@@ -129,3 +130,23 @@ def test_without_a_deadline_a_short_time_limit_still_solves(served: tuple[Server
         plan = s.Place(dataset("tiny", time_limit_s=0.01)).plan  # no deadline
     assert all("no time to solve" not in r.message for u in plan.unplaced for r in u.reasons)
     assert plan.info.wall_s > 0, "the solver ran"
+
+
+def test_a_call_that_waits_past_its_deadline_for_the_interpreter_is_told_in_time(
+    served: tuple[Server, str],
+) -> None:
+    """Python work in the server process runs ``inline_concurrency`` calls at a time; one that
+    cannot start before its deadline gets the service's DEADLINE_EXCEEDED, sent in time (not
+    the client's own deadline firing on a late answer)."""
+    server, address = served
+    slot = server.servicer._inline  # type: ignore[union-attr]
+    assert slot.acquire(timeout=30)  # the slot is busy
+    try:
+        channel, s = stub(address)
+        with channel, pytest.raises(grpc.RpcError) as err:
+            s.Verify(pb.VerifyRequest(request=dataset("tiny")), timeout=0.5)
+    finally:
+        slot.release()
+    assert err.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
+    assert from_server(err.value), err.value.details()  # type: ignore[attr-defined]
+    assert "no free slot" in err.value.details()  # type: ignore[attr-defined]
