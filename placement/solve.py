@@ -618,7 +618,8 @@ def _wait(run: _Run, portfolio: Portfolio, in_hand: Candidate, until: float, tie
     work = in_hand.objective.placed_work
     shown: tuple[float, float | None] = (float(work), portfolio.bound)
     while True:
-        portfolio.poll(min(until, time.monotonic() + POLL_S))
+        # stopped: take what has arrived, without waiting (the plan is wanted now)
+        portfolio.poll(time.monotonic() if run.stopped() else min(until, time.monotonic() + POLL_S))
         if not run.stopped():
             portfolio.polish(until, lambda c: _key(c.objective, tiers), in_hand)
         if run.progress is not None:

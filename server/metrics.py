@@ -8,8 +8,9 @@ Metrics (one ``CollectorRegistry`` per server, so tests can run several servers)
 * ``fleetplace_solve_seconds``: wall time of each solve (worker side);
 * ``fleetplace_solve_gap``: relative gap of each plan that has a bound;
 * ``fleetplace_solves_running`` / ``fleetplace_solves_queued``: the worker pool right now;
-* ``fleetplace_send_seconds{method}``: from a handler's answer to the end of its call
-  (encoding, sending, and waiting for the server's threads: it grows with load; the
+* ``fleetplace_send_seconds{method}``: from the moment a handler has its answer (a plan,
+  the fallback, an error: ``answering``) to the end of its call (building and encoding the
+  answer, sending it, and waiting for the server's threads: it grows with load; the
   servicer keeps the recent longest as part of its margin before a deadline);
 * ``fleetplace_refused_requests_total{method,reason}``: requests refused before a handler
   could read them: ``oversized`` (over ``max_message_bytes``) or ``undeserializable``
@@ -45,6 +46,18 @@ from server.errors import wrap_handler
 log = logging.getLogger(__name__)
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+# when the handler began to answer (it had its plan, or chose the fallback): the send time runs from here
+answer_started_var: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "answer_started", default=None
+)
+
+
+def answering() -> None:
+    """The handler has what it will answer (a plan, the fallback, an error): from now on the
+    time counts as sending (building the answer from here on included)."""
+    if answer_started_var.get() is None:
+        answer_started_var.set(time.monotonic())
+
 
 SEND_WINDOW_CALLS = 64
 SEND_WINDOW_S = 60.0
@@ -209,6 +222,7 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
         given = dict(context.invocation_metadata()).get("x-request-id")
         rid = given if isinstance(given, str) and 0 < len(given) <= 128 else uuid.uuid4().hex[:16]
         token = request_id_var.set(rid)
+        answer_token = answer_started_var.set(None)
         with contextlib.suppress(ValueError):  # metadata already sent (cannot happen first thing)
             context.send_initial_metadata((("x-request-id", rid),))
         short = method.rsplit("/", 1)[-1]
@@ -227,7 +241,8 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
             code = got.name if got is not None else "UNKNOWN"
             raise
         finally:
-            answered = time.monotonic()
+            answered = answer_started_var.get() or time.monotonic()
+            answer_started_var.reset(answer_token)
             if code in ("OK", "CANCELLED") and _expired(context):
                 code = "DEADLINE_EXCEEDED"
             elif code == "OK" and not context.is_active():

@@ -34,6 +34,7 @@ Protocol (two pipes per worker, pickled tuples):
 
 from __future__ import annotations
 
+import collections
 import logging
 import multiprocessing as mp
 import os
@@ -285,6 +286,7 @@ class SolvePool:
         self._drain_until = float("inf")
         self._job_ids = iter(range(1, 2**62))
         self._spawned = 0
+        self._stop_lags: collections.deque[tuple[float, float]] = collections.deque(maxlen=32)
         for _ in range(workers):
             self._spawn()
 
@@ -297,6 +299,13 @@ class SolvePool:
     @property
     def queued(self) -> int:
         return self._waiting
+
+    def stop_excess_s(self, window_s: float = 60.0) -> float:
+        """How much longer than expected the recent stopped solves took from the stop to their
+        plan, at most (0 when they kept to it): the load on the machine, measured."""
+        since = time.monotonic() - window_s
+        with self._cond:
+            return max((x for t, x in self._stop_lags if t >= since), default=0.0)
 
     def _spawn(self) -> None:
         """Start a replacement worker in the background; it joins the idle list once ready."""
@@ -406,6 +415,10 @@ class SolvePool:
                 self._running += 1
             return worker
 
+    def _stop_lag(self, excess_s: float) -> None:
+        with self._cond:
+            self._stop_lags.append((time.monotonic(), max(0.0, excess_s)))
+
     def _done_running(self, job: int) -> None:
         with self._cond:
             self._running -= 1
@@ -423,13 +436,16 @@ class SolvePool:
         recycle: bool = False,
         fit_limit: bool = True,
         min_run_s: float = 0.05,
+        stop_grace_s: float = 0.0,
     ) -> Iterator[Progress | Done]:
         """Run a solve (``payload``: (Problem or request bytes, time limit s)) on a worker: yields
         progress, then one ``Done``.
 
         A queued solve starts only while at least ``min_run_s`` is left before ``stop_at``; with
         ``fit_limit`` its time limit shrinks to what is left then (a solve that waited 4 s in
-        the queue must not start with the 2 s limit it was given on arrival).
+        the queue must not start with the 2 s limit it was given on arrival). ``stop_grace_s``:
+        how long a stopped solve is expected to take to its plan; what it takes beyond that is
+        recorded (``stop_excess_s``).
 
         ``stop_at`` (monotonic): the worker is asked to stop and return its best verified plan
         (stop reason TIME_LIMIT); ``finish_by``: without a plan by then, ``Done(None, "deadline")``.
@@ -449,7 +465,7 @@ class SolvePool:
         with self._cond:
             self._jobs[job] = worker
         try:
-            yield from self._run(worker, job, payload, stop_at, finish_by, call, recycle)
+            yield from self._run(worker, job, payload, stop_at, finish_by, call, recycle, stop_grace_s)
         finally:
             self._done_running(job)
 
@@ -469,26 +485,29 @@ class SolvePool:
         finish_by: float,
         call: CallState,
         recycle: bool,
+        stop_grace_s: float,
     ) -> Iterator[Progress | Done]:
         from server.metrics import request_id_var
 
         if not w.send(("job", job, "solve", payload, request_id_var.get())):
             self._retire(w, 0)
             raise SolveFailed("the solver process is gone")
-        stopped = False
+        stopped: float | None = None  # when the stop was sent
         while True:
             now = time.monotonic()
             end = min(finish_by, self._drain_until)
-            if not stopped:
+            if stopped is None:
                 cause = self._stop_cause(call, now, stop_at)
                 if cause:
-                    stopped = True
+                    stopped = now
                     w.send(("stop", job, cause))
             if call.cancelled():
                 self._retire(w, self.kill_after_s)
                 yield Done(None, "deadline" if call.expired() else "cancelled")
                 return
             if now >= end:
+                if stopped is not None:
+                    self._stop_lag(now - stopped - stop_grace_s)
                 self._retire(w, self.kill_after_s)
                 yield Done(None, "deadline" if now >= finish_by else "shutdown")
                 return
@@ -504,6 +523,8 @@ class SolvePool:
                 yield msg[2]
                 continue
             self._release(w, recycle)
+            if stopped is not None:
+                self._stop_lag(time.monotonic() - stopped - stop_grace_s)
             if kind == "plan":
                 yield Done(msg[2], "", msg[3], msg[4])
                 return

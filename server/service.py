@@ -12,7 +12,8 @@ Time: with a deadline, the answer must leave before it. From the remaining time 
 servicer keeps ``send_margin`` (encoding and sending the response: a part that grows with
 the fleet, plus twice the longest recent time from an answer to the end of its call, measured by
 ``server.metrics``, which grows with the server's load) and ``stop_grace`` (after the stop
-signal the solve assembles, verifies and encodes its best plan; grows with the fleet); the
+signal the solve assembles, verifies and encodes its best plan; grows with the fleet, plus
+twice the most that recent stopped solves took beyond it, measured by the pool); the
 rest, capped by the request's ``time_limit_s``, is the solve's time limit. At ``stop_at``
 the worker is told to stop (the plan's stop reason says TIME_LIMIT); at ``finish_by``
 without a plan the answer is a NO_SOLUTION plan (nothing placed, every workload unplaced
@@ -65,7 +66,7 @@ from server.errors import Cancelled, DeadlineExceeded, InvalidArgument, Shutting
 from server.gen.placement.v1 import placement_pb2 as pb
 from server.gen.placement.v1 import placement_pb2_grpc as pb_grpc
 from server.limits import RequestSize, requested_time_limit_s, size_errors, size_of
-from server.metrics import Metrics
+from server.metrics import Metrics, answering
 from server.pool import Done, SolvePool
 
 log = logging.getLogger(__name__)
@@ -89,12 +90,13 @@ class TimeBox:
     finish_by: float  # monotonic: answer with what we have
 
 
-def margins_s(n_gpus: int, send_lag_s: float = 0.0) -> tuple[float, float]:
+def margins_s(n_gpus: int, send_lag_s: float = 0.0, stop_excess_s: float = 0.0) -> tuple[float, float]:
     """(send_margin, stop_grace) for a fleet of ``n_gpus`` GPUs when answers have recently taken
-    up to ``send_lag_s`` from the handler to the end of their call, in seconds."""
+    up to ``send_lag_s`` from the handler to the end of their call, and stopped solves up to
+    ``stop_excess_s`` longer than their stop grace to their plan, in seconds."""
     return (
         SEND_BASE_S + SEND_S_PER_GPU * n_gpus + SEND_LAG_FACTOR * send_lag_s,
-        STOP_BASE_S + STOP_S_PER_GPU * n_gpus,
+        STOP_BASE_S + STOP_S_PER_GPU * n_gpus + SEND_LAG_FACTOR * stop_excess_s,
     )
 
 
@@ -104,10 +106,11 @@ def time_box(
     remaining_s: float | None,
     max_time_limit_s: float,
     send_lag_s: float = 0.0,
+    stop_excess_s: float = 0.0,
 ) -> TimeBox:
     """The solve's time limit and the stop/answer times for a call with ``remaining_s`` left."""
     now = time.monotonic()
-    send_margin, stop_grace = margins_s(n_gpus, send_lag_s)
+    send_margin, stop_grace = margins_s(n_gpus, send_lag_s, stop_excess_s)
     requested = min(requested_s, max_time_limit_s)
     if remaining_s is None:
         stop_at = now + requested
@@ -284,8 +287,11 @@ class PlacementServicer(pb_grpc.PlacementServiceServicer):
             with self._cpu(context):
                 problem = problem_of(request)
         requested = requested_time_limit_s(request) if problem is None else problem.options.time_limit_s
-        box = time_box(size.gpus, requested, remaining, self.config.max_time_limit_s, lag_s)
+        remaining = context.time_remaining()  # again: reading the request may have waited for a slot
+        excess_s = self.pool.stop_excess_s()
+        box = time_box(size.gpus, requested, remaining, self.config.max_time_limit_s, lag_s, excess_s)
         if remaining is not None and box.stop_at - time.monotonic() < MIN_TIME_LIMIT_S:  # say so now
+            answering()
             why = (
                 f"the deadline ({remaining:.3f} s) leaves no time to solve: a fleet of {size.gpus:,} GPUs "
                 f"needs about {box.finish_by - box.stop_at + send_margin + MIN_TIME_LIMIT_S:.2f} s"
@@ -321,10 +327,12 @@ class PlacementServicer(pb_grpc.PlacementServiceServicer):
             recycle=large,
             fit_limit=fit,
             min_run_s=MIN_TIME_LIMIT_S,
+            stop_grace_s=margins_s(size.gpus)[1],
         ):
             if not isinstance(event, Done):
                 yield convert.progress_to_proto(event)
                 continue
+            answering()
             if event.plan_bytes is not None:
                 self.metrics.solve_seconds.observe(event.wall_s)
                 if event.gap is not None:
