@@ -60,9 +60,11 @@ class ProgressPrinter:
 
     def __call__(self, event: object) -> None:
         tier = getattr(event, "tier", "")
+        source = getattr(event, "source", "")
         objective = getattr(event, "objective", None)
         bound = getattr(event, "bound", None)
-        text = f"{tier}: best {objective:,.0f}" if objective is not None else str(tier)
+        label = f"{tier} ({source})" if source else str(tier)
+        text = f"{label}: best {objective:,.0f}" if objective is not None else label
         if bound is not None and objective is not None:
             text += f", bound {bound:,.0f}"
             if tier == "placed_work" and bound > 0:
@@ -250,18 +252,30 @@ def _client(args: argparse.Namespace, timeout_s: float) -> object:
     )
 
 
+class RemoteInputError(InputError):
+    """An INVALID_ARGUMENT from the server: the problems it lists (the first ones) and ``count``,
+    how many it found."""
+
+    def __init__(self, errors: list[FieldError], count: int) -> None:
+        super().__init__(errors)
+        self.count = max(count, len(errors))
+
+
 def _remote_errors(e: Exception) -> InputError | None:
     """An INVALID_ARGUMENT from the server as the same ``InputError`` a local run raises."""
     import grpc
 
-    from server.errors import field_violations
+    from server.errors import field_violations, violation_count
 
     if (
         isinstance(e, grpc.RpcError)
         and isinstance(e, grpc.Call)
         and e.code() is grpc.StatusCode.INVALID_ARGUMENT
     ):
-        return InputError(field_violations(e))
+        errors = field_violations(e)
+        if not errors:  # no field to name (unreadable bytes): the server's message says why
+            errors = [FieldError("request", e.details() or "invalid request")]
+        return RemoteInputError(errors, violation_count(e))
     return None
 
 
@@ -309,7 +323,7 @@ def _solve_remote(problem: Problem, args: argparse.Namespace) -> Plan:
                 from placement.backends.base import Progress
 
                 bound = event.bound if event.HasField("bound") else None
-                progress(Progress(event.tier, event.objective, bound, event.elapsed_s))  # type: ignore[operator]
+                progress(Progress(event.tier, event.objective, bound, event.elapsed_s, event.source))  # type: ignore[operator]
         if final is None:
             raise RemoteError("the server closed the stream without a plan")
         return final
@@ -719,12 +733,13 @@ def main(argv: list[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except InputError as e:
-        n = len(e.errors)
+        n = e.count if isinstance(e, RemoteInputError) else len(e.errors)
+        listed = e.errors[:MAX_LISTED_PROBLEMS]
         sys.stderr.write(f"fleetplace: invalid input ({n:,} problem{'s' if n != 1 else ''}):\n")
-        for err in e.errors[:MAX_LISTED_PROBLEMS]:
+        for err in listed:
             sys.stderr.write(f"  {err.path}: {err.message}\n")
-        if n > MAX_LISTED_PROBLEMS:
-            sys.stderr.write(f"  ... and {n - MAX_LISTED_PROBLEMS:,} more\n")
+        if n > len(listed):
+            sys.stderr.write(f"  ... and {n - len(listed):,} more\n")
         return EXIT_BAD_INPUT
     except RemoteError as e:
         sys.stderr.write(f"fleetplace: server error: {e}\n")

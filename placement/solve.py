@@ -183,12 +183,54 @@ def _better_or_equal(objective: Objective, new: list[int], old: list[int]) -> bo
     return a >= b if objective.direction is Direction.MAXIMIZE else a <= b
 
 
+_MAXIMISED = frozenset({"placed_work"})
+
+
+class _Reporter:
+    """The progress a caller sees, whoever reports it (the greedy, the portfolio, the backend's
+    thread): ``elapsed_s`` is the time since the solve started and never goes back; per tier
+    the objective only improves and the bound only tightens (an upper bound of ``placed_work``
+    only falls, a lower bound of a minimised tier only rises: a weaker bound from another
+    source is not shown); every event names its ``source``; one that changes nothing is not
+    sent."""
+
+    def __init__(self, callback: ProgressCallback, t0: float) -> None:
+        self._callback = callback
+        self._t0 = t0
+        self._lock = threading.Lock()
+        self._elapsed = 0.0
+        self._best: dict[str, tuple[float, float | None]] = {}
+
+    def report(self, source: str, tier: str, objective: float, bound: float | None) -> None:
+        with self._lock:
+            better, tighter = (max, min) if tier in _MAXIMISED else (min, max)
+            old = self._best.get(tier)
+            if old is not None:
+                objective = better(objective, old[0])
+                if old[1] is not None:
+                    bound = old[1] if bound is None else tighter(bound, old[1])
+            if old == (objective, bound):
+                return
+            self._best[tier] = (objective, bound)
+            self._elapsed = max(self._elapsed, time.monotonic() - self._t0)
+            event = Progress(tier, objective, bound, self._elapsed, source)
+            self._callback(event)  # under the lock: events leave in the order they were made
+
+    def source(self, name: str) -> ProgressCallback:
+        """A callback for a backend: its events, named ``name``, through this reporter."""
+
+        def forward(p: Progress) -> None:
+            self.report(p.source or name, p.tier, p.objective, p.bound)
+
+        return forward
+
+
 class _Run:
     def __init__(self, problem: Problem, progress: ProgressCallback | None, stop: threading.Event | None):
         self.problem = problem
-        self.progress = progress
-        self.stop = stop
         self.t0 = time.monotonic()
+        self.progress = None if progress is None else _Reporter(progress, self.t0)
+        self.stop = stop
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         opts = problem.options
         self.deadline = self.t0 + opts.time_limit_s
@@ -264,14 +306,26 @@ def solve(
         search_until = _search_deadline(run, prepared)
         portfolio = Portfolio(problem, bool(prepared.options), prepared, effort=effort, deadline=search_until)
         try:
-            return _solve_deterministic(run, prepared, backend, base, portfolio, effort, search_until)
+            return _honest(
+                _solve_deterministic(run, prepared, backend, base, portfolio, effort, search_until), prepared
+            )
         finally:
             portfolio.close()
     portfolio = Portfolio(problem, with_heuristics=bool(prepared.options), prepared=prepared)
     try:
-        return _solve(run, prepared, backend, base, portfolio)
+        return _honest(_solve(run, prepared, backend, base, portfolio), prepared)
     finally:
         portfolio.close()
+
+
+def _honest(plan: Plan, prepared: Prepared) -> Plan:
+    """A plan that places nothing where some workload has candidates is no solution, never
+    FEASIBLE: the clock or a stop cut the search before any plan (a client that applies any
+    FEASIBLE plan would empty its fleet). A proven OPTIMAL empty plan stays OPTIMAL."""
+    if plan.info.status is SolveStatus.FEASIBLE and not plan.placements and prepared.options:
+        log.info("the search ended before any plan placed something: NO_SOLUTION")
+        return replace(plan, info=replace(plan.info, status=SolveStatus.NO_SOLUTION))
+    return plan
 
 
 # ------------------------------------------------------------- deterministic mode
@@ -329,7 +383,7 @@ def _solve_deterministic(
     best = Candidate("greedy", g_placements, evaluate(run.problem, g_placements), run.elapsed())
     log.info("greedy: %d replicas (%.2f s)", len(g_placements), run.elapsed())
     if progress is not None:
-        progress(Progress("greedy", float(best.objective.placed_work), None, run.elapsed()))
+        progress.report("greedy", "placed_work", float(best.objective.placed_work), None)
 
     def wait() -> None:  # for every child to finish (or the safety net, or a stop)
         shown = (float(best.objective.placed_work), portfolio.bound)
@@ -340,7 +394,7 @@ def _solve_deterministic(
                 portfolio.bound,
             )
             if progress is not None and now != shown:
-                progress(Progress("placed_work", now[0], now[1], run.elapsed()))
+                progress.report("portfolio", "placed_work", now[0], now[1])
                 shown = now
 
     wait()
@@ -385,7 +439,8 @@ def _solve_deterministic(
     elif time.monotonic() > search_until:
         log.warning("deterministic mode: the time limit cut the search; this plan may not repeat")
         status, stop_reason = SolveStatus.FEASIBLE, StopReason.TIME_LIMIT
-    explain_until = run.deadline - EXPLAIN_MARGIN_S
+    # stopped: the plan is wanted now, its reasons get the least time (as in the default mode)
+    explain_until = time.monotonic() + EXPLAIN_MIN_S if run.stopped() else run.deadline - EXPLAIN_MARGIN_S
     plan, bad = _plan(prepared, placements, base, explain_until)
     if time.monotonic() > explain_until and stop_reason is not StopReason.INTERRUPTED:
         stop_reason = StopReason.TIME_LIMIT  # some reasons were cut short
@@ -439,7 +494,7 @@ def _solve(
     run.assemble_s = timing["assemble_s"]
     log.info("greedy plan verified (%.2f s; assembling took %.2f s)", run.elapsed(), run.assemble_s)
     if progress is not None:  # the first verified plan: an operator sees it at once
-        progress(Progress("greedy", float(g_plan.objective.placed_work), None, run.elapsed()))
+        progress.report("greedy", "placed_work", float(g_plan.objective.placed_work), None)
     run.reserve = max(run.reserve, 1.5 * run.assemble_s + EXPLAIN_SHARE * limit_s)
     # 1b. the heuristics (beside us in the portfolio's child): the best verified plan is the base
     # the model starts from the best plan in hand: wait a little for the portfolio's (on small
@@ -454,8 +509,8 @@ def _solve(
         run, prepared, portfolio, g_plan, g_placements, tiers, wait_until, base
     )
     g_work = g_plan.objective.placed_work
-    if progress is not None:
-        progress(Progress("greedy", float(g_work), None, run.elapsed()))
+    if progress is not None:  # a heuristic's plan may have replaced the greedy's
+        progress.report("portfolio", "placed_work", float(g_work), None)
     if not prepared.options:  # nothing can run anywhere: the pinned replicas alone are optimal
         return _done(replace(g_plan, info=info(SolveStatus.OPTIMAL, StopReason.NONE, g_work, g_work)))
     if run.stopped():  # before any plan was complete, nothing placed is no solution
@@ -592,14 +647,15 @@ def _wait(run: _Run, portfolio: Portfolio, in_hand: Candidate, until: float, tie
     work = in_hand.objective.placed_work
     shown: tuple[float, float | None] = (float(work), portfolio.bound)
     while True:
-        portfolio.poll(min(until, time.monotonic() + POLL_S))
+        # stopped: take what has arrived, without waiting (the plan is wanted now)
+        portfolio.poll(time.monotonic() if run.stopped() else min(until, time.monotonic() + POLL_S))
         if not run.stopped():
             portfolio.polish(until, lambda c: _key(c.objective, tiers), in_hand)
         if run.progress is not None:
             best = max([float(work)] + [float(c.objective.placed_work) for c in portfolio.plans])
             now = (best, portfolio.bound)
             if now != shown:
-                run.progress(Progress("placed_work", best, portfolio.bound, run.elapsed()))
+                run.progress.report("portfolio", "placed_work", best, portfolio.bound)
                 shown = now
         if portfolio.done or time.monotonic() >= until or run.stopped():
             return
@@ -712,7 +768,8 @@ def _optimise(
             statuses.append(SolveStatus.OPTIMAL)
             continue
         try:
-            res: TierResult = session.solve(obj, share, best, run.progress, run.stop, tier_work)
+            forward = None if run.progress is None else run.progress.source(backend.name)
+            res: TierResult = session.solve(obj, share, best, forward, run.stop, tier_work)
         except Exception:  # a solver crash must not lose the verified plan in hand
             log.exception(
                 "tier %s failed in the %s backend; keeping the best plan so far", tier, backend.name

@@ -7,10 +7,13 @@
         violations = client.verify(request, plan)
 
 Every call has a deadline (``timeout_s``, per call or the client default). Only
-UNAVAILABLE is retried (the server is starting, restarting or unreachable), with
-exponential backoff and jitter, and only while the deadline leaves room: every other
+UNAVAILABLE is retried (the server is starting, restarting, shutting down or unreachable),
+with exponential backoff and jitter, and only while the deadline leaves room: every other
 status is the server's answer and is raised at once as ``grpc.RpcError``
-(``server.errors.field_violations(e)`` lists the fields of an INVALID_ARGUMENT).
+(``server.errors.field_violations(e)`` lists the fields of an INVALID_ARGUMENT, the first
+ones; ``violation_count(e)`` how many there are). When the retries run out, the error
+raised is the service's own answer if one came ("the server is shutting down"), not the
+"Connection refused" of the attempts after it exited, which would hide the cause.
 Streams are not retried once an event has arrived.
 """
 
@@ -28,6 +31,19 @@ from server.gen.placement.v1 import placement_pb2 as pb
 from server.gen.placement.v1 import placement_pb2_grpc as pb_grpc
 
 T = TypeVar("T")
+
+
+def from_server(error: grpc.RpcError) -> bool:
+    """Whether ``error`` is the service's own answer (its error interceptor always sends a
+    ``grpc-status-details-bin`` trailer), not the transport's or the client's own (a refused
+    connection, a reset, the deadline firing here)."""
+    if not isinstance(error, grpc.Call):
+        return False
+    try:
+        trailers = error.trailing_metadata() or ()
+    except Exception:  # a call that never started has none
+        return False
+    return any(k == "grpc-status-details-bin" for k, _ in trailers)
 
 
 class PlacementClient:
@@ -82,6 +98,7 @@ class PlacementClient:
     def _call(self, fn: Callable[[float, tuple[tuple[str, str], ...]], T], timeout_s: float | None) -> T:
         deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
         attempt = 0
+        answered: grpc.RpcError | None = None  # the last UNAVAILABLE the service itself sent
         while True:
             attempt += 1
             left = deadline - time.monotonic()
@@ -89,10 +106,14 @@ class PlacementClient:
                 return fn(max(0.0, left), self._metadata)
             except grpc.RpcError as e:
                 code = e.code() if isinstance(e, grpc.Call) else None
-                pause = self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
-                if code is not grpc.StatusCode.UNAVAILABLE or attempt >= self.max_attempts:
+                if code is not grpc.StatusCode.UNAVAILABLE:
                     raise
-                if deadline - time.monotonic() <= pause:
+                if from_server(e):
+                    answered = e
+                pause = self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
+                if attempt >= self.max_attempts or deadline - time.monotonic() <= pause:
+                    if answered is not None and answered is not e:
+                        raise answered from e
                     raise
                 time.sleep(pause)
 

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from placement.errors import FieldError, InputError
+from placement.validate import MAX_NODES, MAX_TOTAL_GPUS, MAX_TOTAL_REPLICAS, MAX_WORKLOADS
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,20 @@ class ServerConfig:
     max_send_message_bytes: int = 256 * 1024 * 1024  # largest response (a plan grows with the fleet)
     max_time_limit_s: float = 600.0  # cap on a request's time limit (with or without a deadline)
     grace_s: float = 10.0  # on SIGTERM: in-flight solves get this long, then are cancelled
-    handler_threads: int = 16  # gRPC handler threads (health, verify, explain, queued solves)
+    handler_threads: int = 32  # gRPC handler threads (health, verify, explain, queued solves): a
+    # call waits for one before its handler runs, so fewer than the concurrent callers makes them late
     worker_nice: int = 5  # niceness of solver processes, so the server stays responsive
+    # fleet limits of one request (checked on the message before any work; beyond: INVALID_ARGUMENT)
+    max_gpus: int = 200_000  # sum of gpu_count over the nodes
+    max_nodes: int = 50_000
+    max_workloads: int = 20_000
+    max_replicas: int = 200_000  # sum of max_replicas over the workloads
+    # larger requests are converted, checked and verified in worker processes, off the serving thread
+    inline_max_gpus: int = 4_096
+    inline_max_bytes: int = 256 * 1024
+    inline_concurrency: int = 1  # smaller requests read, checked or verified in this process at once
+    max_concurrent_checks: int = 1  # worker processes for Verify/Explain of large requests
+    max_queued_checks: int = 4  # large Verify/Explain waiting for one; beyond: RESOURCE_EXHAUSTED
     tls_cert: str = ""  # PEM server certificate chain; with tls_key: TLS
     tls_key: str = ""  # PEM private key
     tls_client_ca: str = ""  # PEM CA bundle; set: mutual TLS, clients must present a certificate from it
@@ -51,11 +64,29 @@ class ServerConfig:
         host, sep, port = self.address.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             out.append(FieldError("address", f"expected HOST:PORT, got {self.address!r}"))
-        for name in ("max_concurrent_solves", "handler_threads"):
+        for name in (
+            "max_concurrent_solves",
+            "handler_threads",
+            "max_concurrent_checks",
+            "inline_concurrency",
+        ):
             if getattr(self, name) < 1:
                 out.append(FieldError(name, f"must be at least 1, got {getattr(self, name)}"))
-        if self.max_queued_solves < 0:
-            out.append(FieldError("max_queued_solves", f"must be >= 0, got {self.max_queued_solves}"))
+        for name in ("max_queued_solves", "max_queued_checks", "inline_max_gpus", "inline_max_bytes"):
+            if getattr(self, name) < 0:
+                out.append(FieldError(name, f"must be >= 0, got {getattr(self, name)}"))
+        for name, most in (
+            ("max_gpus", MAX_TOTAL_GPUS),
+            ("max_nodes", MAX_NODES),
+            ("max_workloads", MAX_WORKLOADS),
+            ("max_replicas", MAX_TOTAL_REPLICAS),
+        ):
+            if not 1 <= getattr(self, name) <= most:
+                out.append(
+                    FieldError(
+                        name, f"must be in [1, {most:,}] (the library's guard), got {getattr(self, name)}"
+                    )
+                )
         for name in ("max_message_bytes", "max_send_message_bytes"):
             if getattr(self, name) < 1024:
                 out.append(FieldError(name, f"must be at least 1024, got {getattr(self, name)}"))

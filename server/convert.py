@@ -403,7 +403,12 @@ def violation_to_proto(violation: ViolationLike) -> pb.Violation:
 
 
 def progress_to_proto(progress: DomainProgress) -> pb.Progress:
-    m = pb.Progress(tier=progress.tier, objective=progress.objective, elapsed_s=progress.elapsed_s)
+    m = pb.Progress(
+        tier=progress.tier,
+        objective=progress.objective,
+        elapsed_s=progress.elapsed_s,
+        source=progress.source,
+    )
     if progress.bound is not None:
         m.bound = progress.bound
     return m

@@ -142,7 +142,7 @@ def test_invalid_input_raises_with_every_error() -> None:
 def test_progress_starts_with_greedy() -> None:
     events: list[Progress] = []
     solve(golden(Backend.ORTOOLS), progress=events.append)
-    assert events[0].tier == "greedy"
+    assert (events[0].tier, events[0].source) == ("placed_work", "greedy")
     assert events[0].objective > 0
 
 
@@ -195,12 +195,13 @@ def test_power_reason_when_higher_priority_work_holds_the_rack() -> None:
 
 @pytest.mark.parametrize("limit_s", [0.001, 0.05, 0.5])
 def test_time_limit_too_short_for_the_model_still_gives_a_verified_plan(limit_s: float) -> None:
-    # at 1 ms not even the greedy may run to its end: a partial greedy plan is still valid
+    # at 1 ms not even the greedy may run to its end: a partial greedy plan is still valid; one
+    # that places nothing is no solution (issue 13), never FEASIBLE
     p = generate(2000, 3)
     p = replace(p, options=replace(p.options, time_limit_s=limit_s))
     plan = solve(p)
     assert verify(p, plan) == []
-    assert plan.info.status is SolveStatus.FEASIBLE
+    assert plan.info.status is (SolveStatus.FEASIBLE if plan.placements else SolveStatus.NO_SOLUTION)
     placed = {x.workload for x in plan.placements}
     assert {u.workload for u in plan.unplaced} == {w.name for w in p.workloads} - placed
 
@@ -413,7 +414,7 @@ def test_without_a_model_progress_reports_the_portfolio_as_it_arrives(
     p = generate(300, 2)
     events: list[Progress] = []
     plan = solve(replace(p, options=replace(p.options, time_limit_s=20)), progress=events.append)
-    assert events[0].tier == "greedy"
+    assert (events[0].tier, events[0].source) == ("placed_work", "greedy")
     later = [e for e in events[1:] if e.tier == "placed_work"]
     assert later and later[-1].bound is not None
     assert [e.elapsed_s for e in later] == sorted(e.elapsed_s for e in later)

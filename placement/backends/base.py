@@ -18,12 +18,17 @@ from placement.model.ir import IntegerProgram, Objective
 
 @dataclass(frozen=True)
 class Progress:
-    """One improvement reported while a tier is being solved."""
+    """One improvement reported while a tier is being solved.
+
+    ``source`` names where it came from: ``greedy``, ``portfolio`` (the heuristics, LP bounds
+    and polished plans beside the solve) or the backend (``ortools``, ``pulp``).
+    """
 
     tier: str
     objective: float
     bound: float | None
     elapsed_s: float
+    source: str = ""
 
 
 ProgressCallback = Callable[[Progress], None]

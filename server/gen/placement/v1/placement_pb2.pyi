@@ -508,16 +508,18 @@ class PlaceResponse(_message.Message):
     def __init__(self, plan: _Optional[_Union[Plan, _Mapping]] = ...) -> None: ...
 
 class Progress(_message.Message):
-    __slots__ = ("tier", "objective", "bound", "elapsed_s")
+    __slots__ = ("tier", "objective", "bound", "elapsed_s", "source")
     TIER_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
     BOUND_FIELD_NUMBER: _ClassVar[int]
     ELAPSED_S_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     tier: str
     objective: float
     bound: float
     elapsed_s: float
-    def __init__(self, tier: _Optional[str] = ..., objective: _Optional[float] = ..., bound: _Optional[float] = ..., elapsed_s: _Optional[float] = ...) -> None: ...
+    source: str
+    def __init__(self, tier: _Optional[str] = ..., objective: _Optional[float] = ..., bound: _Optional[float] = ..., elapsed_s: _Optional[float] = ..., source: _Optional[str] = ...) -> None: ...
 
 class PlaceEvent(_message.Message):
     __slots__ = ("progress", "plan")
