@@ -6,7 +6,7 @@ Two sources:
   which nodes on an empty fleet, with requested and available numbers; summarised per
   rule ("needs 120 GiB per GPU; largest GPU within 25 ms of eu-west has 80 GiB");
 * for a workload whose candidates exist but which a plan left out, the plan as it stands
-  (``placement.decode.FleetState``). Each candidate node that cannot take one more
+  (``placement.state.FleetState``). Each candidate node that cannot take one more
   replica is charged to the first of these rules that binds there:
 
       gpu_count       whole-GPU replica: fewer free GPUs than it needs
@@ -46,7 +46,6 @@ from placement.candidates import (
     filter_candidates,
     spread_entity,
 )
-from placement.decode import FULL_MILLI, FleetState
 from placement.domain import (
     MILLI_GIB_PER_GIB,
     Plan,
@@ -57,6 +56,7 @@ from placement.domain import (
     memory_milli_gib,
 )
 from placement.errors import FieldError, InputError
+from placement.state import FULL_MILLI, FleetState
 from placement.verify import verify
 
 # plan reasons, nearest to fitting first

@@ -28,9 +28,9 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from placement.candidates import CellOption, GroupFit, Prepared, spread_entity
-from placement.decode import FULL_MILLI, Fit, FleetState, level_at
 from placement.domain import SpreadLevel, Workload, memory_milli_gib
 from placement.energy import replica_work
+from placement.state import FULL_MILLI, Fit, FleetState, level_at
 
 log = logging.getLogger(__name__)
 

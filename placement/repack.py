@@ -71,7 +71,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from placement.candidates import CellOption, Prepared
-from placement.decode import FULL_MILLI, Fit, FleetState, level_at
 from placement.domain import NodeState, SpreadLevel, Workload
 from placement.energy import replica_work
 from placement.greedy import (
@@ -89,6 +88,7 @@ from placement.greedy import (
     swap_tiers,
     take,
 )
+from placement.state import FULL_MILLI, Fit, FleetState, level_at
 
 log = logging.getLogger(__name__)
 
