@@ -36,7 +36,6 @@ import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from typing import NamedTuple
 
 from placement.candidates import (
     RULES,
@@ -47,16 +46,14 @@ from placement.candidates import (
     spread_entity,
 )
 from placement.domain import (
-    MILLI_GIB_PER_GIB,
     Plan,
     Problem,
     Reason,
     UnplacedWorkload,
     Workload,
-    memory_milli_gib,
 )
 from placement.errors import FieldError, InputError
-from placement.state import FULL_MILLI, FleetState
+from placement.state import FleetState, Short
 from placement.verify import verify
 
 # plan reasons, nearest to fitting first
@@ -197,20 +194,6 @@ def _summary(p: Prepared, w: Workload, rule: str, rs: list[Rejection], total: in
 # ------------------------------------------------------------------- the plan's reasons
 
 
-class Short(NamedTuple):
-    """What keeps one more replica off one candidate node in the plan as it stands."""
-
-    rule: str  # one of PLAN_RULES
-    cand: Candidate
-    requested: float
-    available: float
-    unit: str
-
-    @property
-    def node(self) -> int:
-        return self.cand.node
-
-
 def _where(p: Prepared, s: Short) -> str:
     """The entity ``s.available`` belongs to: the node, its power domain or its site."""
     if s.rule == "domain_power":
@@ -264,61 +247,20 @@ def _replica_w(p: Prepared, st: FleetState, c: Candidate) -> tuple[int, str]:
     return on + delta, what
 
 
-def binding(p: Prepared, st: FleetState, c: Candidate) -> Short | None:
-    """The first rule that keeps one more replica of ``c.workload`` off ``c.node``; None when it fits.
-
-    Agrees with ``FleetState.fit``: None exactly when ``fit`` finds a place.
-    """
-    n = c.node
-    info = p.nodes[n]
-    node = info.node
-    wk = p.problem.workloads[c.workload]
-    shared_room = False
-    if c.per_gpu == 0:
-        free = st.node_free[n]
-        if free < wk.gpus:
-            return Short("gpu_count", c, wk.gpus, free, "GPUs")
-    else:
-        mem = memory_milli_gib(wk.memory_gib)
-        cap = memory_milli_gib(info.gpu.memory_gib)
-        shared = list(st.shared[n].values())
-        shared_room = any(
-            sh.milli + wk.gpu_milli <= FULL_MILLI and sh.mem_milli_gib + mem <= cap for sh in shared
-        )
-        if not shared_room and st.node_free[n] == 0:
-            milli_ok = [sh for sh in shared if sh.milli + wk.gpu_milli <= FULL_MILLI]
-            if milli_ok:  # memory in GiB, exact to the milli-GiB every rule compares
-                most = max(cap - sh.mem_milli_gib for sh in milli_ok)
-                return Short("gpu_memory", c, mem / MILLI_GIB_PER_GIB, most / MILLI_GIB_PER_GIB, "GiB")
-            left = max((FULL_MILLI - sh.milli for sh in shared), default=0)
-            return Short("gpu_share", c, wk.gpu_milli, left, "milli-GPU")
-    if node.cpu_milli > 0 and st.cpu[n] + wk.cpu_milli > node.cpu_milli:
-        return Short("host_resources", c, wk.cpu_milli, node.cpu_milli - st.cpu[n], "mCPU")
-    if node.host_memory_mib > 0 and st.hmem[n] + wk.host_memory_mib > node.host_memory_mib:
-        return Short("host_resources", c, wk.host_memory_mib, node.host_memory_mib - st.hmem[n], "MiB")
-    if shared_room:
-        return None  # a shared GPU with room: the node is on and the GPU already draws its maximum
-    on = 0 if st.replicas[n] else info.on_power_w
-    if c.per_gpu:
-        need = on + info.shared_gpu_delta_w
-    else:
-        need = on + wk.gpus * (info.gpu.power_levels[c.levels[0]].power_cap_w - info.gpu.idle_power_w)
-    dom_room = st.domain_usable_w[info.domain_key] - st.domain_w[info.domain_key]
-    if need > dom_room:
-        return Short("domain_power", c, need, dom_room, "W")
-    site_room = st.site_headroom_w(info.site.name)
-    if need > site_room:
-        return Short("site_power", c, need, site_room, "W")
-    return None
-
-
 def shortage_reasons(
-    p: Prepared, st: FleetState, w: int, shorts: list[Short], total: int, holders: Holders
+    p: Prepared,
+    st: FleetState,
+    w: int,
+    shorts: list[tuple[Candidate, Short]],
+    total: int,
+    holders: Holders,
 ) -> list[Reason]:
-    """One reason per rule of ``shorts`` (candidate nodes that cannot take one more replica of ``w``)."""
+    """One reason per rule of ``shorts`` (candidate nodes that cannot take one more replica of
+    ``w``, each with what ``FleetState.assess`` found)."""
     wk = p.problem.workloads[w]
+    cand_at = {s.node: c for c, s in shorts}
     by_rule: dict[tuple[str, str], list[Short]] = defaultdict(list)
-    for s in shorts:
+    for _c, s in shorts:
         by_rule[(s.rule, s.unit)].append(s)
     out: list[Reason] = []
     for rule in PLAN_RULES:
@@ -331,7 +273,7 @@ def shortage_reasons(
                 s = min(group, key=lambda s: (s.requested - s.available, s.node))
                 where = _where(p, s)
                 name = p.nodes[s.node].node.name
-                _need, detail = _replica_w(p, st, s.cand)
+                _need, detail = _replica_w(p, st, cand_at[s.node])
                 if rule == "domain_power":
                     keys = {p.nodes[x.node].domain_key for x in group}
                     held = holders.text(p, w, (holders.by_domain[d] for d in keys))
@@ -387,34 +329,28 @@ def capacity_reasons(p: Prepared, st: FleetState, w: int, holders: Holders | Non
     wk = p.problem.workloads[w]
     cands = p.by_workload[w]
     holders = holders if holders is not None else Holders(st)
-    found = [(c, binding(p, st, c)) for c in cands]
-    shorts = [s for _c, s in found if s is not None]
-    room = [c for c, s in found if s is None]
+    found = [(c, st.assess(c.workload, c.node, c.levels)) for c in cands]
+    shorts = [(c, s) for c, s in found if isinstance(s, Short)]
+    room = [c for c, s in found if not isinstance(s, Short)]
     short_reasons = shortage_reasons(p, st, w, shorts, len(cands), holders)
     if not room:
         return short_reasons
     # some room: place replicas one by one, each at its lowest allowed level, spreading, until
     # the workload's needs are met (or no candidate takes one more)
-    added = 0
+    added: list[int] = []  # the nodes of the replicas added
     per_site: Counter[str] = Counter()
     per_ent: Counter[str] = Counter()
-    used_nodes: set[str] = set()
     alive = list(room)
     level = wk.spread.level if wk.spread is not None else None
     site_of = {c.node: p.nodes[c.node].site.name for c in alive}
     ent_of = {c.node: spread_entity(p.nodes[c.node], level) for c in alive} if level is not None else {}
-    distinct = wk.spread.min_distinct if wk.spread is not None else 0
     survivors = wk.survivors_required
 
     def order(c: Candidate) -> tuple[int, int, int]:
         return (per_ent[ent_of[c.node]] if ent_of else 0, per_site[site_of[c.node]], c.node)
 
-    while added < wk.max_replicas and alive:
-        if (
-            added >= wk.min_replicas
-            and len(per_ent) >= distinct
-            and added - max(per_site.values(), default=0) >= survivors
-        ):
+    while len(added) < wk.max_replicas and alive:
+        if added and st.workload_short(w, added) is None:
             break  # enough room for what it needs
         alive.sort(key=order)
         chosen = None
@@ -428,28 +364,28 @@ def capacity_reasons(p: Prepared, st: FleetState, w: int, holders: Holders | Non
         if chosen is None:
             break
         st.add(w, chosen)
-        added += 1
+        added.append(chosen.node)
         per_site[site_of[chosen.node]] += 1
-        used_nodes.add(p.nodes[chosen.node].node.name)
         if ent_of:
             per_ent[ent_of[chosen.node]] += 1
-    st.pop(added)
-    where = _names(sorted(used_nodes))
+    st.pop(len(added))
+    where = _names(sorted({p.nodes[n].node.name for n in added}))
     others = "; what binds on the other candidate nodes follows" if short_reasons else ""
-    if added < wk.min_replicas:
+    short = st.workload_short(w, added) if added else "replicas"
+    if short == "replicas":
         return [
             Reason(
                 "replicas",
-                f"room beside the placed work for only {added} of the {wk.min_replicas} replicas it needs, "
+                f"room beside the placed work for only {len(added)} of the {wk.min_replicas} replicas it needs, "
                 f"even at its lowest allowed power level (on {where}){others}",
                 0,
                 wk.min_replicas,
-                added,
+                len(added),
                 "replicas",
             ),
             *short_reasons,
         ]
-    if wk.spread is not None and len(per_ent) < wk.spread.min_distinct:
+    if short == "spread" and wk.spread is not None:
         lvl = wk.spread.level.value.lower().replace("_", " ")
         return [
             Reason(
@@ -463,16 +399,16 @@ def capacity_reasons(p: Prepared, st: FleetState, w: int, holders: Holders | Non
             ),
             *short_reasons,
         ]
-    if survivors > 0 and added - max(per_site.values()) < survivors:
+    if short == "site_survival":
         top_site = max(per_site, key=lambda s: (per_site[s], s))
         return [
             Reason(
                 "site_survival",
                 f"needs {survivors} replicas outside any one site, room outside the fullest site "
-                f"({top_site}) for {added - per_site[top_site]}{others}",
+                f"({top_site}) for {len(added) - per_site[top_site]}{others}",
                 0,
                 survivors,
-                added - per_site[top_site],
+                len(added) - per_site[top_site],
                 "replicas",
                 top_site,
             ),
@@ -481,11 +417,11 @@ def capacity_reasons(p: Prepared, st: FleetState, w: int, holders: Holders | Non
     return [
         Reason(
             "time_limit",
-            f"room remains beside the placed work for at least {added} replicas (needs {wk.min_replicas}): the "
-            "search stopped before placing it; a longer time limit may place it",
+            f"room remains beside the placed work for at least {len(added)} replicas (needs {wk.min_replicas}): "
+            "the search stopped before placing it; a longer time limit may place it",
             0,
             wk.min_replicas,
-            added,
+            len(added),
             "replicas",
         )
     ]
