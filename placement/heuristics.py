@@ -35,8 +35,8 @@ placed, so every result passes ``placement.verify``):
 GPU memory is compared in whole milli-GiB (``domain.memory_milli_gib``, as the model and
 the verifier do), so a heuristic plan is also a valid warm start of the model.
 
-``plan_from(problem, placements, method)`` turns placements into a verified ``Plan`` with
-budgets, objective, plain-language reasons for every unplaced workload and a SolveInfo.
+``plan_from(problem, placements, method)`` turns placements into a verified ``Plan``, assembled
+as the engine assembles its own (``placement.assemble``).
 """
 
 from __future__ import annotations
@@ -48,28 +48,25 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from placement.budgets import FULL_GPU_MILLI, compute_budgets
+from placement.assemble import plan_of
+from placement.budgets import FULL_GPU_MILLI
 from placement.candidates import site_admits
 from placement.domain import (
     GpuType,
     Node,
     NodeState,
     Plan,
-    PowerBudgets,
     Problem,
-    Reason,
     ReplicaPlacement,
     SolveInfo,
     SolveStatus,
     SpreadLevel,
-    UnplacedWorkload,
     Workload,
     memory_milli_gib,
 )
 from placement.energy import allowed_levels
+from placement.errors import PlanRejected
 from placement.network import latency_table
-from placement.objective import evaluate
-from placement.verify import check
 
 log = logging.getLogger(__name__)
 
@@ -694,239 +691,32 @@ HEURISTICS: dict[str, Callable[[Problem], tuple[ReplicaPlacement, ...]]] = {
 # --------------------------------------------------------------------------- plans
 
 
-_Folded = dict[GroupKey, tuple[int, list[tuple[tuple[str, str, int, int, tuple[tuple[int, int], ...]], int]]]]
-
-
-def _unplaced_reasons(
-    problem: Problem, placements: Iterable[ReplicaPlacement], budgets: PowerBudgets
-) -> tuple[UnplacedWorkload, ...]:
-    """At least one plain-language reason for every workload without a replica.
-
-    Static rules (latency, backup, GPU type, memory, count) are checked per (site, GPU
-    type) group; otherwise the capacity the plan leaves on the eligible nodes is
-    summarised: nodes with GPU room for a replica (free GPUs; for a share, room in milli
-    and memory on a shared GPU), and whether their racks and sites still have the power
-    for one more replica at the workload's lowest allowed cap.
-    """
-    placements = tuple(placements)
-    placed = {p.workload for p in placements}
-    missing = [w for w in problem.workloads if w.name not in placed]
-    if not missing:
-        return ()
-    gmem_of = {w.name: memory_milli_gib(w.memory_gib) for w in problem.workloads}
-    packer = _Packer(problem, "first_fit")
-    for p in placements:
-        st = packer.by_name.get(p.node)
-        if st is None:
-            continue
-        for idx in p.gpu_indices:
-            if idx in st.free:
-                st.free.remove(idx)
-            if p.gpu_milli < FULL_GPU_MILLI:
-                use = st.shared.setdefault(idx, [0, 0])
-                use[0] += p.gpu_milli
-                use[1] += gmem_of.get(p.workload, 0)
-    dom_head = {b.name: round((b.usable_kw - b.it_kw) * 1000) for b in budgets.power_domains}
-    site_head = {b.name: round((b.usable_kw - b.it_kw) * 1000) for b in budgets.sites}
-    # nodes with room, per group, folded by what the reasons read of them
-    folded: dict[GroupKey, Counter[tuple[str, str, int, int, tuple[tuple[int, int], ...]]]] = defaultdict(
-        Counter
-    )
-    node_count: Counter[GroupKey] = Counter()
-    for st, ok in zip(packer.nodes, packer.ready, strict=True):
-        if not ok:
-            continue
-        node_count[st.gkey] += 1
-        shared_free = tuple(
-            sorted(
-                (FULL_GPU_MILLI - u[0], st.gmem_cap - u[1])
-                for u in st.shared.values()
-                if u[0] < FULL_GPU_MILLI
-            )
-        )
-        if st.free or shared_free:
-            off_w = st.on_w if len(st.free) == st.count else 0
-            folded[st.gkey][(st.domain, st.site, len(st.free), off_w, shared_free)] += 1
-    by_group: _Folded = {k: (node_count[k], list(folded[k].items())) for k in node_count}
-    out = []
-    for w in missing:
-        reasons = _static_reasons(packer, w) or _capacity_reasons(packer, w, by_group, dom_head, site_head)
-        out.append(UnplacedWorkload(w.name, tuple(reasons)))
-    return tuple(out)
-
-
-def _static_reasons(packer: _Packer, w: Workload) -> list[Reason]:
-    if packer.groups_for(w):
-        return []
-    fleet = packer.problem.fleet
-    sites = packer.sites_for(w)
-    types_ok = [t for t, g in packer.types.items() if packer.type_ok(w, g) and t in packer.max_count]
-    if not sites:
-        if w.max_latency_ms > 0:
-            lat = packer.latency()
-            near = min(
-                (lat.get((w.user_region, s.name), float("inf")) for s in fleet.sites), default=float("inf")
-            )
-            return [
-                Reason(
-                    "latency",
-                    f"no site with {w.backup_minutes:g} backup minutes is within {w.max_latency_ms:g} ms of "
-                    f"{w.user_region} (the nearest site is {near:.1f} ms away)",
-                    len(fleet.nodes),
-                )
-            ]
-        return [
-            Reason(
-                "backup", f"no site rides through {w.backup_minutes:g} minutes of outage", len(fleet.nodes)
-            )
-        ]
-    if not types_ok:
-        if w.is_fractional:
-            what = f"a shareable GPU with {w.memory_gib:g} GiB free for a {w.gpu_milli}-milli share"
-            rule = "gpu_type"
-        else:
-            what = f"{w.gpus} GPUs of {w.memory_per_gpu_gib:g} GiB each on one node at a cap of at least {w.min_power_cap_pct}%"
-            rule = "gpu_memory"
-        allowed = ", ".join(w.allowed_gpu_types) or "any"
-        return [Reason(rule, f"no READY node offers {what} (allowed types: {allowed})", len(fleet.nodes))]
-    return [
-        Reason(
-            "latency",
-            f"the sites within reach ({len(sites)}) host none of the GPU types it can use "
-            f"({', '.join(sorted(types_ok))})",
-            len(fleet.nodes),
-        )
-    ]
-
-
-def _capacity_reasons(
-    packer: _Packer,
-    w: Workload,
-    by_group: _Folded,
-    dom_head: dict[str, int],
-    site_head: dict[str, int],
-) -> list[Reason]:
-    nodes = 0  # eligible READY nodes
-    gpu_nodes = 0  # of them, with GPU room for one more replica
-    short_domain = 0  # ... whose rack lacks the power for it
-    short_site = 0  # ... whose site lacks it (rack fine)
-    power_nodes = 0  # ... that could take one more replica now
-    need_gmem = memory_milli_gib(w.memory_gib)
-    for gkey in packer.groups_for(w):
-        gpu = packer.types[gkey[1]]
-        n_nodes, entries = by_group.get(gkey, (0, []))
-        nodes += n_nodes
-        if w.is_fractional:
-            new_gpu_w = gpu.max_power_w - gpu.idle_power_w
-        else:
-            new_gpu_w = w.gpus * (_levels_desc(w, gpu)[-1] - gpu.idle_power_w)
-        for (domain, site, free, off_w, shared_free), times in entries:
-            if w.is_fractional and any(m >= w.gpu_milli and gmem >= need_gmem for m, gmem in shared_free):
-                gpu_nodes += times  # an existing shared GPU takes it: no more power needed
-                power_nodes += times
-                continue
-            if free < max(1, w.gpus):
-                continue
-            gpu_nodes += times
-            need = new_gpu_w + off_w
-            if dom_head.get(domain, 0) < need:
-                short_domain += times
-            elif site_head.get(site, 0) < need:
-                short_site += times
-            else:
-                power_nodes += times
-    unit = (
-        f"{w.gpu_milli}-milli share of {w.memory_gib:g} GiB" if w.is_fractional else f"{w.gpus}-GPU replica"
-    )
-    reasons = []
-    if short_domain:
-        reasons.append(
-            Reason(
-                "domain_power",
-                f"{short_domain} of the {gpu_nodes} eligible nodes with GPU room for a {unit} sit in racks "
-                "without the headroom to power one more at its lowest allowed cap",
-                short_domain,
-            )
-        )
-    if short_site:
-        reasons.append(
-            Reason(
-                "site_power",
-                f"{short_site} of the {gpu_nodes} eligible nodes with GPU room for a {unit} sit in sites "
-                "without the headroom to power one more at its lowest allowed cap",
-                short_site,
-            )
-        )
-    if gpu_nodes == 0:
-        reasons.append(
-            Reason(
-                "replicas",
-                f"none of the {nodes} eligible READY nodes has GPU room left for a {unit} "
-                "after the work placed before it",
-                nodes,
-            )
-        )
-    elif power_nodes == 0:
-        reasons.append(
-            Reason(
-                "replicas",
-                f"{w.name} needs {w.min_replicas} replica{'s' if w.min_replicas != 1 else ''}; no eligible node "
-                "has both the GPUs and the power "
-                "for one more after the work placed before it",
-                nodes,
-            )
-        )
-    elif w.spread is not None or w.survivors_required > 0:
-        rule = "spread" if w.spread is not None else "site_survival"
-        reasons.append(
-            Reason(
-                rule,
-                f"{power_nodes} eligible nodes could each take one more replica, but not {w.min_replicas} "
-                f"spread as {w.name} requires (distinct entities or site-loss survivors) with the power left",
-                nodes - power_nodes,
-            )
-        )
-    else:
-        reasons.append(
-            Reason(
-                "replicas",
-                f"{power_nodes} eligible nodes could each take one more replica, but the GPUs and power "
-                f"left do not hold all {w.min_replicas} replicas {w.name} needs together",
-                nodes - power_nodes,
-            )
-        )
-    return reasons
-
-
 def plan_from(
     problem: Problem,
     placements: Iterable[ReplicaPlacement],
     method: str,
     wall_s: float = 0.0,
     checked: bool = True,
+    explain_until: float | None = None,
 ) -> Plan:
-    """A verified ``Plan`` from placements: budgets, objective, unplaced reasons and a SolveInfo.
+    """A verified ``Plan`` from placements, assembled as the engine assembles its own
+    (``placement.assemble``): budgets, objective, the reasons for unplaced work, a SolveInfo.
 
     Raises ``PlanRejected`` when the placements break a hard rule (unless ``checked`` is
-    False: then the caller verifies, as the benchmark does in another process).
+    False: then the caller verifies, as the benchmark does in another process). Unplaced
+    work is explained most valuable first until ``explain_until`` (monotonic seconds; None:
+    all of it), as the engine explains within its time limit.
     """
-    placements = tuple(placements)
-    budgets = compute_budgets(problem, placements)
-    plan = Plan(
-        placements=placements,
-        budgets=budgets,
-        unplaced=_unplaced_reasons(problem, placements, budgets),
-        objective=evaluate(problem, placements),
-        info=SolveInfo(
-            status=SolveStatus.FEASIBLE,
-            backend=f"heuristic:{method}",
-            seed=problem.options.seed,
-            wall_s=wall_s,
-            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        ),
+    info = SolveInfo(
+        status=SolveStatus.FEASIBLE,
+        backend=f"heuristic:{method}",
+        seed=problem.options.seed,
+        wall_s=wall_s,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    if checked:
-        check(problem, plan)
+    plan, bad = plan_of(problem, placements, info, explain_until)
+    if checked and bad:
+        raise PlanRejected(bad)
     return plan
 
 
