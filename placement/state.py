@@ -77,6 +77,8 @@ class Short(NamedTuple):
 # the per-replica rules ``assess`` checks, in its order
 REPLICA_RULES = ("gpu_count", "gpu_share", "gpu_memory", "host_resources", "domain_power", "site_power")
 
+NEW_GPU = -1  # ``assess``'s ``gpu`` for a fractional replica on a free GPU, the first
+
 Row = tuple[int, int, tuple[int, ...], int, int]  # workload, node, GPU indices, thousandths, cap (W)
 
 
@@ -121,6 +123,8 @@ class FleetState:
         self._journal: list[tuple[str, int, Row]] | None = None  # between mark() and forget()
         self._workloads = prepared.problem.workloads
         self._nodes = prepared.nodes
+        self._mem_of = [memory_milli_gib(wk.memory_gib) for wk in self._workloads]
+        self._cap_mem = [memory_milli_gib(info.gpu.memory_gib) for info in prepared.nodes]
 
     # ----------------------------------------------------------------- questions
     def node_w(self, n: int) -> int:
@@ -154,9 +158,7 @@ class FleetState:
         self, w: int, n: int, levels: tuple[int, ...], per_gpu: int, preferred: tuple[int, ...] = ()
     ) -> Fit | None:
         """``fit`` without a Candidate: ``levels`` allowed (whole GPU) or ``per_gpu`` > 0 (fractional)."""
-        if per_gpu == 0 and self.node_free[n] < self._workloads[w].gpus:
-            return None  # the most common miss, answered without building its Short
-        got = self.assess(w, n, levels, preferred)
+        got = self.check(w, n, levels, None, preferred)
         return got if type(got) is Fit else None
 
     def assess(
@@ -168,44 +170,68 @@ class FleetState:
         ``preferred`` where those GPUs are free, else the first free ones, at the highest of
         ``levels`` (allowed power-level indices, ascending) whose draw fits; when none fits,
         the power rule is reported at the lowest. A fractional replica takes GPU ``gpu``
-        where given (shared with room, or free), else a shared GPU already holding ``w``,
-        then any shared GPU with room, then ``preferred[0]`` or the first free GPU.
-        The static rules are the filter's: the caller tries only what ``Prepared`` allows.
+        where given (a shared one with room, a free one, or ``NEW_GPU``: a free one, the
+        first), else a shared GPU already holding ``w``, then any shared GPU with room, then
+        ``preferred[0]`` or the first free GPU. The static rules are the filter's: the
+        caller tries only what ``Prepared`` allows.
         """
+        return self.check(w, n, levels, gpu, preferred, True)  # type: ignore[return-value]
+
+    def check(
+        self,
+        w: int,
+        n: int,
+        levels: tuple[int, ...],
+        gpu: int | None = None,
+        preferred: tuple[int, ...] = (),
+        detail: bool = False,
+    ) -> Fit | str | Short:
+        """``assess`` answering with the rule's name only (``detail`` False), where the numbers
+        are not needed: the loops that try many nodes build no ``Short`` for each miss."""
         wk = self._workloads[w]
         info = self._nodes[n]
         node = info.node
         j = -1  # fractional: the GPU, -1 while none is found
         new_gpu = False
-        frac = wk.is_fractional
+        frac = wk.gpus == 0
         if not frac:
             if self.node_free[n] < wk.gpus:
-                return Short("gpu_count", n, wk.gpus, self.node_free[n], "GPUs")
+                return Short("gpu_count", n, wk.gpus, self.node_free[n], "GPUs") if detail else "gpu_count"
         else:
-            mem = memory_milli_gib(wk.memory_gib)
-            cap_mem = memory_milli_gib(info.gpu.memory_gib)
+            mem = self._mem_of[w]
+            cap_mem = self._cap_mem[n]
             shared = self.shared[n]
-            if gpu is not None:
+            if gpu == NEW_GPU:
+                if self.node_free[n] == 0:
+                    return Short("gpu_share", n, wk.gpu_milli, 0, "milli-GPU") if detail else "gpu_share"
+                new_gpu = True
+            elif gpu is not None:
                 sh = shared.get(gpu)
                 if sh is None and gpu not in self.whole[n] and 0 <= gpu < node.gpu_count:
                     j, new_gpu = gpu, True
-                elif sh is not None and sh.milli + wk.gpu_milli > FULL_MILLI:
-                    return Short("gpu_share", n, wk.gpu_milli, FULL_MILLI - sh.milli, "milli-GPU")
-                elif sh is not None and sh.mem_milli_gib + mem > cap_mem:
+                elif sh is None:
+                    return Short("gpu_share", n, wk.gpu_milli, 0, "milli-GPU") if detail else "gpu_share"
+                elif sh.milli + wk.gpu_milli > FULL_MILLI:
+                    left = FULL_MILLI - sh.milli
+                    return Short("gpu_share", n, wk.gpu_milli, left, "milli-GPU") if detail else "gpu_share"
+                elif sh.mem_milli_gib + mem > cap_mem:
+                    if not detail:
+                        return "gpu_memory"
                     left = cap_mem - sh.mem_milli_gib
                     return Short("gpu_memory", n, mem / MILLI_GIB_PER_GIB, left / MILLI_GIB_PER_GIB, "GiB")
-                elif sh is not None:
-                    j = gpu
                 else:
-                    return Short("gpu_share", n, wk.gpu_milli, 0, "milli-GPU")
+                    j = gpu
             else:
                 # a shared GPU already holding this workload, then any shared GPU, then a new one
-                for k, sh in sorted(shared.items(), key=lambda kv: (-kv[1].tenants[w], kv[0])):
-                    if sh.milli + wk.gpu_milli <= FULL_MILLI and sh.mem_milli_gib + mem <= cap_mem:
-                        j = k
-                        break
+                if shared:
+                    for k, sh in sorted(shared.items(), key=lambda kv: (-kv[1].tenants[w], kv[0])):
+                        if sh.milli + wk.gpu_milli <= FULL_MILLI and sh.mem_milli_gib + mem <= cap_mem:
+                            j = k
+                            break
                 if j < 0:
                     if self.node_free[n] == 0:
+                        if not detail:
+                            return "gpu_share"  # (or gpu_memory: the reason's numbers tell which)
                         milli_ok = [sh for sh in shared.values() if sh.milli + wk.gpu_milli <= FULL_MILLI]
                         if milli_ok:  # memory in GiB, exact to the milli-GiB every rule compares
                             most = max(cap_mem - sh.mem_milli_gib for sh in milli_ok)
@@ -214,12 +240,14 @@ class FleetState:
                             )
                         left = max((FULL_MILLI - sh.milli for sh in shared.values()), default=0)
                         return Short("gpu_share", n, wk.gpu_milli, left, "milli-GPU")
-                    free = self.free_gpus(n)
-                    j = preferred[0] if preferred and preferred[0] in free else free[0]
                     new_gpu = True
         if node.cpu_milli > 0 and self.cpu[n] + wk.cpu_milli > node.cpu_milli:
+            if not detail:
+                return "host_resources"
             return Short("host_resources", n, wk.cpu_milli, node.cpu_milli - self.cpu[n], "mCPU")
         if node.host_memory_mib > 0 and self.hmem[n] + wk.host_memory_mib > node.host_memory_mib:
+            if not detail:
+                return "host_resources"
             return Short("host_resources", n, wk.host_memory_mib, node.host_memory_mib - self.hmem[n], "MiB")
         on_w = 0 if self.replicas[n] else info.on_power_w
         dkey, site = info.domain_key, info.site.name
@@ -229,19 +257,26 @@ class FleetState:
         if frac:
             need = on_w + (info.shared_gpu_delta_w if new_gpu else 0)
             if need <= room:
+                if j < 0:  # a free GPU: the preferred one, else the first
+                    free = self.free_gpus(n)
+                    j = preferred[0] if preferred and preferred[0] in free else free[0]
                 return Fit(n, -1, (j,), need)
         else:
-            free = self.free_gpus(n)
-            idx = tuple(preferred) if preferred and set(preferred) <= set(free) else tuple(free[: wk.gpus])
             idle = info.gpu.idle_power_w
             for li in reversed(levels):
                 delta = wk.gpus * (info.gpu.power_levels[li].power_cap_w - idle)
                 if on_w + delta <= room:
+                    free = self.free_gpus(n)
+                    idx = (
+                        tuple(preferred)
+                        if preferred and set(preferred) <= set(free)
+                        else tuple(free[: wk.gpus])
+                    )
                     return Fit(n, li, idx, on_w + delta)
             need = on_w + (wk.gpus * (info.gpu.power_levels[levels[0]].power_cap_w - idle) if levels else 0)
         if need > dom_room:
-            return Short("domain_power", n, need, dom_room, "W")
-        return Short("site_power", n, need, site_room, "W")
+            return Short("domain_power", n, need, dom_room, "W") if detail else "domain_power"
+        return Short("site_power", n, need, site_room, "W") if detail else "site_power"
 
     def level_fits(self, i: int, level: int) -> bool:
         """Rule 7 for whole-GPU placement ``i`` at power level ``level`` instead of its own."""
