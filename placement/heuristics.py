@@ -1,20 +1,20 @@
-"""Constructive heuristics: one placement loop over the placement state, with three scoring policies.
+"""Constructive heuristics: one placement loop over the placement state, scored by a policy.
 
 The baselines the engine must beat (and may warm-start from). One loop (``Packing``) places
-the workloads replica by replica on a ``placement.state.FleetState``; a *policy* scores
-where the next replica goes:
+workloads replica by replica on a ``placement.state.FleetState``; a policy
+(``placement.policies``) scores where the next replica goes:
 
-* ``FirstFit`` (``first_fit_decreasing``): the first node (site order, then rack order)
+* ``first_fit_decreasing``: ``FirstFit``, the first node (site order, then rack order)
   that takes it;
-* ``BestFit`` (``best_fit``): the Kubernetes default style (``NodeResourcesFit`` with the
+* ``best_fit``: ``BestFit``, the Kubernetes default style (``NodeResourcesFit`` with the
   ``MostAllocated`` strategy): the node whose GPUs are the most allocated after placing;
-* ``Fragmentation`` (``fgd``): fragmentation gradient descent in the style of Weng et al.,
+* ``fgd``: ``Fragmentation``, fragmentation gradient descent in the style of Weng et al.,
   "Beware of Fragmentation" (USENIX ATC'23): the node (and GPU) where the expected
-  fragmentation of the fleet grows least. A node's fragmentation for a task class is the
-  GPU capacity it has left that the class cannot use (partly used GPUs for whole-GPU
-  tasks, all of the free GPUs when fewer than the class needs are free; for a fractional
-  task, shared GPUs with less free than it asks); the expectation weighs the classes by
-  their share of the requested replicas that may run on the node's GPU type.
+  fragmentation of the fleet grows least, the task classes weighed by their share of the
+  requested replicas that may run on the node's GPU type (``Measure.of_replicas``).
+
+``placement.fgd`` runs the same loop with the same policy and the paper's task mix (one
+batch, online batches, a repack).
 
 The loop (every rule is the state's rule kernel's, ``FleetState.assess`` and
 ``workload_short``, or the candidate filter's, so every result passes ``placement.verify``):
@@ -28,9 +28,10 @@ The loop (every rule is the state's rule kernel's, ``FleetState.assess`` and
 3. For each replica: the (site, GPU type) groups the workload may use (the filter's site
    and GPU type rules: latency, backup, allowed types, GPU memory, a power level not below
    its floor; and a node of the type with enough GPUs) are resolved once per workload;
-   inside a group, nodes are indexed by their *signature* (GPU count, free whole GPUs, and
-   the free milli and memory of each partly used GPU), so the policy scores a group once
-   per distinct signature, not once per node. The chosen signature is then resolved, rack
+   inside a group, nodes are indexed by their *signature* (GPU count, free whole GPUs, the
+   free milli and memory of each partly used GPU, and the free host resources where the
+   policy reads them), so the policy scores a group once per distinct signature, not once
+   per node. The chosen signature is then resolved, rack
    by rack, to a node where the kernel places the replica (at the highest allowed power
    level that fits). While a spread rule still lacks distinct entities, used ones are
    skipped; with a site-survival rule, sites holding fewer of the workload's replicas come
@@ -46,12 +47,12 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from placement.assemble import plan_of
 from placement.budgets import FULL_GPU_MILLI
-from placement.candidates import Prepared, filter_candidates, gpu_types_for, site_admits
+from placement.candidates import Prepared, filter_candidates, gpu_types_for, site_admits, spread_entity
 from placement.domain import (
     NodeState,
     Plan,
@@ -64,100 +65,23 @@ from placement.domain import (
     memory_milli_gib,
 )
 from placement.errors import PlanRejected
-from placement.state import NEW_GPU, Fit, FleetState
+from placement.policies import (
+    NEW_GPU,
+    UNTRACKED,
+    BestFit,
+    FirstFit,
+    Fragmentation,
+    Measure,
+    Option,
+    Policy,
+    Sig,
+)
+from placement.state import Fit, FleetState
 
 log = logging.getLogger(__name__)
 
-# (GPU count, free whole GPUs, sorted (free milli, free milli-GiB) of each partly used GPU)
-Sig = tuple[int, int, tuple[tuple[int, int], ...]]
 GroupKey = tuple[str, str]  # (site, GPU type)
 DomainKey = tuple[str, str]  # (site, power domain)
-# where on a signature a replica goes: an index into sig[2] (a partly used GPU), NEW_GPU (a
-# fractional replica on a free GPU) or None (a whole-GPU replica on free GPUs)
-Option = int | None
-
-
-# --------------------------------------------------------------------------- policies
-
-
-class Policy:
-    """How a heuristic scores where one more replica goes; lower is better.
-
-    ``score(tname, before, after, option, free_milli)``: the replica moves a node of GPU
-    type ``tname`` from signature ``before`` to ``after`` through ``option``
-    (``free_milli``: what the partly used GPU had free, for a shared option). With
-    ``first_fit`` the loop takes the first option that resolves, in fleet order, and looks
-    at one partly used GPU per signature at most.
-    """
-
-    name = ""
-    first_fit = False
-
-    def prepare(self, packing: Packing) -> None:
-        """Read what the policy needs of the problem before the first replica."""
-
-    def score(self, tname: str, before: Sig, after: Sig, option: Option, free_milli: int) -> float:
-        raise NotImplementedError
-
-
-class FirstFit(Policy):
-    name = "first_fit"
-    first_fit = True
-
-    def score(self, tname: str, before: Sig, after: Sig, option: Option, free_milli: int) -> float:
-        return 1.0 if option == NEW_GPU else 0.0
-
-
-class BestFit(Policy):
-    """The node whose GPUs are the most allocated afterwards; among shared GPUs the one with
-    the least left, then a partly used GPU before a free one."""
-
-    name = "best_fit"
-
-    def score(self, tname: str, before: Sig, after: Sig, option: Option, free_milli: int) -> float:
-        count, free, partial = after
-        used_after = (count - free) * FULL_GPU_MILLI - sum(p[0] for p in partial)
-        if option is None:
-            return -(used_after / count)
-        return -(used_after / count) + (1e-3 if option == NEW_GPU else free_milli * 1e-6)
-
-
-class Fragmentation(Policy):
-    """FGD's measure: the expected GPU capacity left that the task classes cannot use."""
-
-    name = "fgd"
-
-    def __init__(self) -> None:
-        self.popularity: dict[str, list[tuple[tuple[str, int], float]]] = {}
-        self._cache: dict[tuple[str, Sig], float] = {}
-
-    def prepare(self, packing: Packing) -> None:
-        counts: dict[str, Counter[tuple[str, int]]] = defaultdict(Counter)
-        for w in packing.problem.workloads:
-            cls = ("f", w.gpu_milli) if w.is_fractional else ("w", w.gpus)
-            for t in packing.types_for(w):
-                counts[t][cls] += w.max_replicas
-        for t, c in counts.items():
-            total = sum(c.values())
-            self.popularity[t] = [(cls, n / total) for cls, n in sorted(c.items())]
-
-    def frag(self, tname: str, sig: Sig) -> float:
-        key = (tname, sig)
-        got = self._cache.get(key)
-        if got is None:
-            _, free, partial = sig
-            partial_free = sum(p[0] for p in partial)
-            got = 0.0
-            for (kind, size), weight in self.popularity.get(tname, ()):
-                if kind == "f":
-                    got += weight * sum(p[0] for p in partial if p[0] < size)
-                else:
-                    got += weight * (partial_free + (free * FULL_GPU_MILLI if free < size else 0))
-            self._cache[key] = got
-        return got
-
-    def score(self, tname: str, before: Sig, after: Sig, option: Option, free_milli: int) -> float:
-        return self.frag(tname, after) - self.frag(tname, before)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -172,20 +96,36 @@ class _Attempt:
     node_set: set[int] = field(default_factory=set)
     per_site: Counter[str] = field(default_factory=Counter)
     domains: set[DomainKey] = field(default_factory=set)
+    entities: set[str] = field(default_factory=set)  # of the workload's spread level
 
 
 class Packing:
-    """The heuristics' loop: a ``FleetState`` with its READY nodes indexed by signature."""
+    """The heuristics' loop: a ``FleetState`` with its READY nodes indexed by signature.
 
-    def __init__(self, problem: Problem, policy: Policy, prepared: Prepared | None = None) -> None:
+    ``state``: go on from a state (of ``problem``'s workloads) instead of an empty fleet.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        policy: Policy,
+        prepared: Prepared | None = None,
+        state: FleetState | None = None,
+    ) -> None:
         self.problem = problem
         self.policy = policy
-        self.p = prepared if prepared is not None else filter_candidates(problem, workloads=())
-        self.st = FleetState(self.p)
+        if state is not None:
+            self.st = state
+            self.p = state.p
+        else:
+            self.p = prepared if prepared is not None else filter_candidates(problem, workloads=())
+            self.st = FleetState(self.p)
         fleet = problem.fleet
         self.types = {g.name: g for g in fleet.gpu_types}
         self.ready = [info.node.state is NodeState.READY for info in self.p.nodes]
         self.gmem_cap = [memory_milli_gib(info.gpu.memory_gib) for info in self.p.nodes]
+        self.type_gmem = {t: memory_milli_gib(g.memory_gib) for t, g in self.types.items()}
+        self._need_gmem = 0  # the GPU memory of the workload being placed, milli-GiB
         max_count: dict[str, int] = defaultdict(int)
         for info, ok in zip(self.p.nodes, self.ready, strict=True):
             if ok:
@@ -197,22 +137,74 @@ class Packing:
             (info.site.name, info.gpu.name) for info, ok in zip(self.p.nodes, self.ready, strict=True) if ok
         }
         self.group_order: list[GroupKey] = sorted(keys, key=lambda k: (site_rank.get(k[0], 0), k[1]))
-        self.index: dict[GroupKey, dict[Sig, dict[DomainKey, dict[int, None]]]] = {
-            k: {} for k in self.group_order
-        }
         # per workload attempt: (group, signature) options that found no rack with the power
         # (headroom only shrinks within an attempt; a node entering the signature clears it)
         # and the options of each (GPU type, signature), which depend on nothing else
         self.dead: dict[tuple[GroupKey, Sig], set[Option]] = {}
-        self.option_cache: dict[tuple[str, Sig], list[tuple[float, Option]]] = {}
-        self.sig: list[Sig | None] = [None] * len(self.p.nodes)
-        for n in range(len(self.p.nodes)):
-            self.reindex(n)
+        self.option_cache: dict[tuple[str, Sig], list[tuple[tuple[float, ...], Option]]] = {}
         self._sites: dict[tuple[str, float, float], frozenset[str]] = {}
         self._types: dict[tuple[object, ...], dict[str, tuple[int, ...]]] = {}
         self._groups: dict[tuple[object, ...], tuple[GroupKey, ...]] = {}
         self.workload_index = {w.name: i for i, w in enumerate(problem.workloads)}
-        policy.prepare(self)
+        self._index_all()
+
+    def _index_all(self) -> None:
+        self.index: dict[GroupKey, dict[Sig, dict[DomainKey, dict[int, None]]]] = {
+            k: {} for k in self.group_order
+        }
+        self.sig: list[Sig | None] = [None] * len(self.p.nodes)
+        for n in range(len(self.p.nodes)):
+            self.reindex(n)
+
+    def set_policy(self, policy: Policy) -> None:
+        """Score with ``policy`` from now on (the index is rebuilt where it reads other fields)."""
+        host = policy.reads_host != self.policy.reads_host
+        self.policy = policy
+        self.option_cache = {}
+        if host:
+            self._index_all()
+
+    def admit(self, workloads: Iterable[Workload]) -> None:
+        """Make ``workloads`` known to the loop and its state, after those it knows (online use)."""
+        new = [w for w in workloads if w.name not in self.workload_index]
+        if not new:
+            return
+        base = len(self.problem.workloads)
+        self.problem = replace(self.problem, workloads=self.problem.workloads + tuple(new))
+        self.st.admit(self.problem)
+        self.p = self.st.p
+        for k, w in enumerate(new):
+            self.workload_index[w.name] = base + k
+
+    # ------------------------------------------------------------------ trying and taking back
+
+    def mark(self) -> int:
+        """Start journaling the state's changes (``FleetState.mark``)."""
+        return self.st.mark()
+
+    def undo(self, mark: int) -> None:
+        """Take every change since ``mark`` back, the index kept right."""
+        touched = dict.fromkeys(row[1] for _kind, _i, row in self.st.journal_since(mark))
+        self.st.undo(mark)
+        for n in touched:
+            self.reindex(n)
+
+    def forget(self) -> None:
+        self.st.forget()
+
+    def signatures(self) -> Iterable[tuple[str, Sig]]:
+        """(GPU type, signature) of every READY node."""
+        for n, info in enumerate(self.p.nodes):
+            if self.ready[n]:
+                yield info.gpu.name, self.signature(n)
+
+    def placements(self) -> tuple[ReplicaPlacement, ...]:
+        """The state's replicas by workload (in the order they first came), numbered in their order."""
+        rows: dict[int, list[tuple[int, int, tuple[int, ...], int, int]]] = {}
+        for row in self.st.placements:
+            rows.setdefault(row[0], []).append(row)
+        wl = self.problem.workloads
+        return tuple(self._replica(wl[w], r, row) for w, lst in rows.items() for r, row in enumerate(lst))
 
     # ------------------------------------------------------------------ index
 
@@ -225,7 +217,12 @@ class Packing:
                 if sh.milli < FULL_GPU_MILLI
             )
         )
-        return (self.p.nodes[n].node.gpu_count, self.st.node_free[n], partial)
+        node = self.p.nodes[n].node
+        if not self.policy.reads_host:
+            return (node.gpu_count, self.st.node_free[n], partial, 0, 0)
+        cpu = node.cpu_milli - self.st.cpu[n] if node.cpu_milli > 0 else UNTRACKED
+        mem = node.host_memory_mib - self.st.hmem[n] if node.host_memory_mib > 0 else UNTRACKED
+        return (node.gpu_count, self.st.node_free[n], partial, cpu, mem)
 
     def reindex(self, n: int) -> None:
         if not self.ready[n]:
@@ -245,7 +242,7 @@ class Packing:
                 del doms[info.domain_key]
                 if not doms:
                     del groups[old]
-        if new[1] == 0 and not new[2]:  # full
+        if new[1] == 0 and not new[2]:  # no GPU room
             self.sig[n] = None
             return
         groups.setdefault(new, {}).setdefault(info.domain_key, {})[n] = None
@@ -317,29 +314,32 @@ class Packing:
         info = self.p.nodes[n]
         return ReplicaPlacement(w.name, r, info.site.name, info.domain.name, info.node.name, idx, milli, cap)
 
-    def _options(self, w: Workload, tname: str, sig: Sig) -> list[tuple[float, Option]]:
-        """(score, option) for one signature that has the GPUs; lower score is better."""
-        count, free, partial = sig
+    def _options(self, w: Workload, tname: str, sig: Sig) -> list[tuple[tuple[float, ...], Option]]:
+        """(score, option) for one signature that has the GPUs; the least score is best."""
+        count, free, partial, cpu, mem = sig
         policy = self.policy
-        out: list[tuple[float, Option]] = []
+        if policy.reads_host:
+            cpu = cpu if cpu == UNTRACKED else cpu - w.cpu_milli
+            mem = mem if mem == UNTRACKED else mem - w.host_memory_mib
+        out: list[tuple[tuple[float, ...], Option]] = []
         if w.is_fractional:
-            need_gmem = memory_milli_gib(w.memory_gib)
+            need_gmem = self._need_gmem
             for j, (pm, pgmem) in enumerate(partial):
                 if pm >= w.gpu_milli and pgmem >= need_gmem:
                     left = pm - w.gpu_milli
                     rest = partial[:j] + partial[j + 1 :]
                     after_p = tuple(sorted((*rest, (left, pgmem - need_gmem)))) if left > 0 else rest
-                    out.append((policy.score(tname, sig, (count, free, after_p), j, pm), j))
+                    out.append((policy.score(tname, sig, (count, free, after_p, cpu, mem), j, pm), j))
                     if policy.first_fit:
                         return out
-            gmem = memory_milli_gib(self.types[tname].memory_gib)
+            gmem = self.type_gmem[tname]
             if free > 0 and need_gmem <= gmem:
                 new_p = (FULL_GPU_MILLI - w.gpu_milli, gmem - need_gmem)
-                after = (count, free - 1, tuple(sorted((*partial, new_p))))
+                after = (count, free - 1, tuple(sorted((*partial, new_p))), cpu, mem)
                 out.append((policy.score(tname, sig, after, NEW_GPU, 0), NEW_GPU))
             return out
         if free >= w.gpus:
-            out.append((policy.score(tname, sig, (count, free - w.gpus, partial), None, 0), None))
+            out.append((policy.score(tname, sig, (count, free - w.gpus, partial, cpu, mem), None, 0), None))
         return out
 
     def _resolve(
@@ -396,18 +396,9 @@ class Packing:
         w = self.problem.workloads[wi]
         st = self.st
         spread = w.spread
-        distinct_phase = False
-        level = None
-        if spread is not None:
-            level = spread.level
-            have = (
-                len(a.per_site)
-                if level is SpreadLevel.SITE
-                else len(a.domains)
-                if level is SpreadLevel.POWER_DOMAIN
-                else len(a.node_set)
-            )
-            distinct_phase = have < spread.min_distinct
+        level = spread.level if spread is not None else None
+        # while the spread lacks distinct entities, the replicas go to new ones
+        distinct_phase = spread is not None and len(a.entities) < spread.min_distinct
         skip_sites = distinct_phase and level is SpreadLevel.SITE
         skip_domains = distinct_phase and level is SpreadLevel.POWER_DOMAIN
         skip_nodes = distinct_phase and level is SpreadLevel.NODE
@@ -415,6 +406,8 @@ class Packing:
         first = self.policy.first_fit and not survival
         record_dead = not distinct_phase
         types = self.types_for(w)
+        frac, gpus, milli = w.is_fractional, w.gpus, w.gpu_milli
+        host, cpu, mem = self.policy.reads_host, w.cpu_milli, w.host_memory_mib
         cands: list[tuple[tuple[float, ...], GroupKey, Sig, Option, tuple[int, ...]]] = []
         order = 0
         for gkey in groups:
@@ -433,6 +426,15 @@ class Packing:
             if levels and site_room < w.gpus * (gpu.power_levels[levels[0]].power_cap_w - gpu.idle_power_w):
                 continue
             for sig in list(sigs):
+                # signatures without the GPUs (or, where they carry them, the host resources) for
+                # one more replica offer nothing: skipped unscored
+                if frac:
+                    if sig[1] == 0 and sig[2][-1][0] < milli:  # (partial: ascending; not empty here)
+                        continue
+                elif sig[1] < gpus:
+                    continue
+                if host and (sig[3] < cpu or sig[4] < mem):
+                    continue
                 okey = (tname, sig)
                 options = self.option_cache.get(okey)
                 if options is None:
@@ -449,7 +451,7 @@ class Packing:
                             self.dead.setdefault((gkey, sig), set()).add(option)
                         continue
                     order += 1
-                    key = (float(a.per_site[site]) if survival else 0.0, score, float(order))
+                    key = (float(a.per_site[site]) if survival else 0.0, *score, float(order))
                     cands.append((key, gkey, sig, option, levels))
         cands.sort(key=lambda c: c[0])
         for _, gkey, sig, option, levels in cands:
@@ -468,6 +470,7 @@ class Packing:
         wi = self.workload_index[w.name]
         st = self.st
         a = _Attempt(len(st.placements))
+        self._need_gmem = memory_milli_gib(w.memory_gib)
         self.dead = {}
         self.option_cache = {}
         for _ in range(w.max_replicas):
@@ -481,6 +484,8 @@ class Packing:
             a.node_set.add(fit.node)
             a.per_site[info.site.name] += 1
             a.domains.add(info.domain_key)
+            if w.spread is not None:
+                a.entities.add(spread_entity(info, w.spread.level))
         if a.nodes and st.workload_short(wi, a.nodes) is None:
             return [self._replica(w, r, row) for r, row in enumerate(st.placements[a.start :])]
         st.pop(len(a.nodes))
@@ -497,10 +502,13 @@ def workload_order(problem: Problem) -> list[Workload]:
     )
 
 
-def run(problem: Problem, policy: Policy, prepared: Prepared | None = None) -> tuple[ReplicaPlacement, ...]:
-    """The placements of ``policy`` (pinned workloads first, then ``workload_order``)."""
+def run(
+    problem: Problem, policy: Callable[[Packing], Policy], prepared: Prepared | None = None
+) -> tuple[ReplicaPlacement, ...]:
+    """The placements of ``policy(packing)`` (pinned workloads first, then ``workload_order``)."""
     t0 = time.perf_counter()
-    packing = Packing(problem, policy, prepared)
+    packing = Packing(problem, FirstFit(), prepared)
+    packing.set_policy(policy(packing))
     out: list[ReplicaPlacement] = []
     for w in problem.workloads:
         if w.pinned:
@@ -515,7 +523,7 @@ def run(problem: Problem, policy: Policy, prepared: Prepared | None = None) -> t
             out.extend(got)
     log.info(
         "%s: %d of %d workloads, %d replicas in %.2f s",
-        policy.name,
+        packing.policy.name,
         placed,
         len(problem.workloads),
         len(out),
@@ -526,17 +534,22 @@ def run(problem: Problem, policy: Policy, prepared: Prepared | None = None) -> t
 
 def first_fit_decreasing(problem: Problem, prepared: Prepared | None = None) -> tuple[ReplicaPlacement, ...]:
     """Each replica on the first node, in site and rack order, that takes it."""
-    return run(problem, FirstFit(), prepared)
+    return run(problem, lambda _packing: FirstFit(), prepared)
 
 
 def best_fit(problem: Problem, prepared: Prepared | None = None) -> tuple[ReplicaPlacement, ...]:
     """Each replica on the node whose GPUs are the most allocated afterwards (Kubernetes MostAllocated)."""
-    return run(problem, BestFit(), prepared)
+    return run(problem, lambda _packing: BestFit(), prepared)
 
 
 def fgd(problem: Problem, prepared: Prepared | None = None) -> tuple[ReplicaPlacement, ...]:
-    """Each replica where the expected GPU fragmentation of the fleet grows least (FGD, ATC'23)."""
-    return run(problem, Fragmentation(), prepared)
+    """Each replica where the expected GPU fragmentation of the fleet grows least (FGD, ATC'23), the
+    task mix being the requested replicas by GPUs or share (``Measure.of_replicas``)."""
+    return run(
+        problem,
+        lambda packing: Fragmentation(Measure.of_replicas(problem.workloads, packing.types_for)),
+        prepared,
+    )
 
 
 HEURISTICS: dict[str, Callable[[Problem], tuple[ReplicaPlacement, ...]]] = {

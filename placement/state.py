@@ -36,11 +36,11 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from placement.candidates import Candidate, Prepared, spread_entity
-from placement.domain import MILLI_GIB_PER_GIB, GpuType, ReplicaPlacement, Workload, memory_milli_gib
+from placement.domain import MILLI_GIB_PER_GIB, GpuType, Problem, ReplicaPlacement, Workload, memory_milli_gib
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,16 @@ class FleetState:
         self._nodes = prepared.nodes
         self._mem_of = [memory_milli_gib(wk.memory_gib) for wk in self._workloads]
         self._cap_mem = [memory_milli_gib(info.gpu.memory_gib) for info in prepared.nodes]
+
+    def admit(self, problem: Problem) -> None:
+        """Take ``problem`` as the state's own: the same fleet, the workloads known so far first,
+        new ones after (an online placer adds the workloads of each batch as they arrive)."""
+        known = len(self._workloads)
+        if problem.workloads[:known] != self._workloads:
+            raise ValueError("admit: the known workloads must come first, unchanged")
+        self.p = replace(self.p, problem=problem, _cache={})
+        self._workloads = problem.workloads
+        self._mem_of.extend(memory_milli_gib(w.memory_gib) for w in problem.workloads[known:])
 
     # ----------------------------------------------------------------- questions
     def node_w(self, n: int) -> int:
@@ -330,10 +340,10 @@ class FleetState:
 
     def set_level(self, i: int, level: int) -> None:
         """Put whole-GPU placement ``i`` at power level ``level`` (``level_fits`` checked it)."""
-        cap = self.placements[i][4]
-        self._relevel(i, self.p.nodes[self.placements[i][1]].gpu.power_levels[level].power_cap_w)
+        old = self.placements[i]
+        self._relevel(i, self.p.nodes[old[1]].gpu.power_levels[level].power_cap_w)
         if self._journal is not None:
-            self._journal.append(("level", i, (0, 0, (), 0, cap)))
+            self._journal.append(("level", i, old))
 
     def remove(self, i: int) -> None:
         """Take placement ``i`` back; the last placement takes its index."""
@@ -369,6 +379,10 @@ class FleetState:
                 self._swap(i, len(self.placements) - 1)
             else:
                 self._relevel(i, row[4])
+
+    def journal_since(self, mark: int) -> list[tuple[str, int, Row]]:
+        """The changes since ``mark``: (kind, placement index, row; a level change's row as it was)."""
+        return list(self._journal[mark:]) if self._journal is not None else []
 
     def forget(self) -> None:
         """Keep the changes made since the first ``mark`` and stop journaling."""

@@ -300,3 +300,14 @@ def test_undo_restores_every_counter_and_the_placements_in_order() -> None:
     st.forget()
     st.pop(1)  # no journal any more: nothing to keep
     assert st._journal is None
+
+
+def test_admit_takes_new_workloads_after_the_known_ones_only() -> None:
+    st = state((WHOLE,))
+    st.add_at(0, 0, (0,), 700)
+    later = replace(st.p.problem, workloads=(WHOLE, TWO))
+    st.admit(later)
+    assert st.assess(1, 1, LEVELS) == Fit(1, 1, (0, 1), ON_W + 2 * AT_700)  # the new one, by its index
+    assert st.to_placements()[0].workload == "w"
+    with pytest.raises(ValueError, match="known workloads"):
+        st.admit(replace(later, workloads=(TWO, WHOLE)))
