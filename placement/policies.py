@@ -170,19 +170,27 @@ class Measure:
     def node(self, tname: str, sig: Sig) -> float:
         """``F_n`` (F2) of a node of GPU type ``tname`` with signature ``sig``."""
         _count, free, partial, cpu, mem = sig
-        millis = tuple(p[0] for p in partial)
-        cr = bisect_right(self._cpu_th, cpu) if self.reads_host else 0
-        mr = bisect_right(self._mem_th, mem) if self.reads_host else 0
-        key = (tname, free, millis, cr, mr)
+        millis = tuple([p[0] for p in partial])  # ascending
+        if self.reads_host:  # F reads host resources through the classes' thresholds only
+            key: tuple[object, ...] = (
+                tname,
+                free,
+                millis,
+                bisect_right(self._cpu_th, cpu),
+                bisect_right(self._mem_th, mem),
+            )
+        else:
+            key = (tname, free, millis)
         got = self._cache.get(key)
         if got is None:
-            s = free * FULL_GPU_MILLI + sum(millis)
-            top = FULL_GPU_MILLI if free else max(millis, default=0)
+            part = sum(millis)
+            s = free * FULL_GPU_MILLI + part
+            top = FULL_GPU_MILLI if free else (millis[-1] if millis else 0)
             got = 0.0
             for c in self.classes.get(tname, ()):
                 if c.gpus:
                     runs = s >= c.gpus * FULL_GPU_MILLI if self.by_total else free >= c.gpus
-                    value = sum(millis) if runs else s
+                    value = part if runs else s
                 else:
                     runs = top >= c.milli
                     value = sum(r for r in millis if r < c.milli) if runs else s
@@ -207,11 +215,16 @@ class Fragmentation(Policy):
         self.lean = lean
         self.fuller_first = fuller_first
         self.reads_host = measure.reads_host
+        self._before: tuple[str, Sig] | None = None
+        self._f_before = 0.0
 
     def score(
         self, tname: str, before: Sig, after: Sig, option: Option, free_milli: int
     ) -> tuple[float, ...]:
-        delta = self.measure.node(tname, after) - self.measure.node(tname, before)
+        key = (tname, before)
+        if key != self._before:  # the loop scores every option of one node in a row
+            self._before, self._f_before = key, self.measure.node(tname, before)
+        delta = self.measure.node(tname, after) - self._f_before
         if not self.fuller_first:
             return (delta,)
         s_after = s_free(after)
