@@ -22,7 +22,8 @@ Record fields (``DIR/results.json`` is a list of them)
 * ``instance``, ``seed``, ``method``, ``gpus`` (GPUs in the fleet), ``ready_gpus``,
   ``nodes``, ``replicas_max`` (sum of ``max_replicas``), ``status``, ``error``;
 * ``wall_s``: the method's call until it returns a verified plan (a heuristic: placing
-  plus ``plan_from``'s budgets, reasons and verification, as the engine does); instance
+  plus ``plan_from``'s budgets, reasons within what is left of the time limit, and
+  verification, as the engine does); instance
   generation and process start are not counted. ``place_s``: a heuristic's placing alone;
 * ``peak_rss_mib``: peak resident memory of the child process (the instance included);
 * ``placed_gpus``: GPUs the plan holds, a fractional replica counting ``gpu_milli / 1000``;
@@ -139,11 +140,15 @@ def _child(spec: dict[str, Any]) -> int:
 
             placements = HEURISTICS[method](problem)
             meta["place_s"] = time.perf_counter() - t0
+            # reasons for unplaced work within what is left of the time limit, as the engine's
+            until = time.monotonic() + max(0.0, spec["time_limit_s"] - meta["place_s"])
             try:  # verified here too, as the engine verifies its plan before returning it
-                plan = plan_from(problem, placements, method, wall_s=meta["place_s"])
+                plan = plan_from(problem, placements, method, wall_s=meta["place_s"], explain_until=until)
             except PlanRejected as e:
                 meta["error"] = str(e)[:500]
-                plan = plan_from(problem, placements, method, wall_s=meta["place_s"], checked=False)
+                plan = plan_from(
+                    problem, placements, method, wall_s=meta["place_s"], checked=False, explain_until=until
+                )
         elif method == "pair_mip":
             from fleetplace.pairmip import solve_pairs
             from placement.heuristics import plan_from

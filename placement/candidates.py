@@ -690,7 +690,7 @@ def filter_candidates(
         tkey = (w.allowed_gpu_types, w.is_fractional, w.memory_per_gpu_gib, w.min_power_cap_pct)
         types_ok = type_cache.get(tkey)
         if types_ok is None:
-            types_ok = type_cache[tkey] = _types_ok(w, fleet.gpu_types)
+            types_ok = type_cache[tkey] = gpu_types_for(w, fleet.gpu_types)
         opts: list[CellOption] = []
         for tname, levels in types_ok:
             gpu = gpus_by_name[tname]
@@ -767,7 +767,7 @@ def _fit_nodes(fits: tuple[GroupFit, ...], groups: Sequence[NodeGroup], memo: di
     return got
 
 
-def _types_ok(w: Workload, gpu_types: Sequence[GpuType]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+def gpu_types_for(w: Workload, gpu_types: Sequence[GpuType]) -> tuple[tuple[str, tuple[int, ...]], ...]:
     """GPU types (rules 2, 3, 6) where ``w`` may run, with its allowed power levels (whole GPU)."""
     out = []
     for gpu in gpu_types:

@@ -6,8 +6,9 @@ Two sources:
   which nodes on an empty fleet, with requested and available numbers; summarised per
   rule ("needs 120 GiB per GPU; largest GPU within 25 ms of eu-west has 80 GiB");
 * for a workload whose candidates exist but which a plan left out, the plan as it stands
-  (``placement.decode.FleetState``). Each candidate node that cannot take one more
-  replica is charged to the first of these rules that binds there:
+  (``placement.state.FleetState``). Each candidate node that cannot take one more
+  replica is charged to the first of these rules that binds there, as the rule kernel
+  (``FleetState.assess``) finds it:
 
       gpu_count       whole-GPU replica: fewer free GPUs than it needs
       gpu_share       fractional: no free GPU, no shared GPU with its milli-GPU left
@@ -27,7 +28,13 @@ Two sources:
   replica needs), ``available`` (what is left), ``unit`` and ``where`` (the node, power
   domain "site/domain" or site that ``available`` belongs to). Where some candidates do
   have room, the reason is what the room falls short of (replicas, spread, site
-  survival), found by placing replicas one by one at their lowest allowed power level.
+  survival: ``state.workload_short``), found by placing replicas one by one at their
+  lowest allowed power level.
+
+  Nodes of one node group in the same use get one answer (``Alike``), and workloads alike
+  in what the rules read and in their candidate cells are worked out once (``PlanView``),
+  so explaining a plan costs about one rule check per (workload shape, group, use), not
+  per (workload, node).
 """
 
 from __future__ import annotations
@@ -36,7 +43,6 @@ import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from typing import NamedTuple
 
 from placement.candidates import (
     RULES,
@@ -46,9 +52,7 @@ from placement.candidates import (
     filter_candidates,
     spread_entity,
 )
-from placement.decode import FULL_MILLI, FleetState
 from placement.domain import (
-    MILLI_GIB_PER_GIB,
     Plan,
     Problem,
     Reason,
@@ -57,6 +61,7 @@ from placement.domain import (
     memory_milli_gib,
 )
 from placement.errors import FieldError, InputError
+from placement.state import Fit, FleetState, Short
 from placement.verify import verify
 
 # plan reasons, nearest to fitting first
@@ -197,20 +202,6 @@ def _summary(p: Prepared, w: Workload, rule: str, rs: list[Rejection], total: in
 # ------------------------------------------------------------------- the plan's reasons
 
 
-class Short(NamedTuple):
-    """What keeps one more replica off one candidate node in the plan as it stands."""
-
-    rule: str  # one of PLAN_RULES
-    cand: Candidate
-    requested: float
-    available: float
-    unit: str
-
-    @property
-    def node(self) -> int:
-        return self.cand.node
-
-
 def _where(p: Prepared, s: Short) -> str:
     """The entity ``s.available`` belongs to: the node, its power domain or its site."""
     if s.rule == "domain_power":
@@ -227,6 +218,7 @@ class Holders:
         self.by_node: dict[int, Counter[int]] = defaultdict(Counter)
         self.by_domain: dict[tuple[str, str], Counter[int]] = defaultdict(Counter)
         self.by_site: dict[str, Counter[int]] = defaultdict(Counter)
+        self._texts: dict[tuple[int, tuple[int, ...]], tuple[tuple[Counter[int], ...], str]] = {}
         for w, n, _idx, _m, _c in st.placements:
             info = st.p.nodes[n]
             self.by_node[n][w] += 1
@@ -234,7 +226,19 @@ class Holders:
             self.by_site[info.site.name][w] += 1
 
     def text(self, p: Prepared, w: int, counters: Iterable[Counter[int]]) -> str:
-        """The suffix naming the work of equal or higher priority in ``counters`` (top 3), or ""."""
+        """The suffix naming the work of equal or higher priority in ``counters`` (top 3), or "".
+
+        ``w`` is unplaced, so holds none of it: the answer depends on its priority and the
+        counters only, and is kept for counters seen before (the same objects)."""
+        wl = p.problem.workloads
+        counters = tuple(counters)
+        key = (wl[w].priority, tuple(map(id, counters)))
+        got = self._texts.get(key)
+        if got is None:  # (the counters are kept with the text: their ids stay theirs)
+            got = self._texts[key] = (counters, self._text(p, w, counters))
+        return got[1]
+
+    def _text(self, p: Prepared, w: int, counters: Iterable[Counter[int]]) -> str:
         wl = p.problem.workloads
         got: Counter[str] = Counter()
         for c in counters:
@@ -245,6 +249,115 @@ class Holders:
             return ""
         top = sorted(got.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         return "; work of equal or higher priority holds it: " + ", ".join(f"{k} ({v})" for k, v in top)
+
+
+class Alike:
+    """Candidate nodes of one node group whose usage is the same (free GPUs, shared GPUs' use, host
+    resources, powered or not): ``FleetState.assess`` gives them one answer, so it is asked once."""
+
+    __slots__ = ("_held", "answers", "nodes")
+
+    def __init__(self, nodes: list[int]) -> None:
+        self.nodes = nodes  # ascending
+        self._held: Counter[int] | None = None
+        # assess's answer on nodes[0] by what it reads of a workload (``PlanView.shape``) and levels
+        self.answers: dict[tuple[object, ...], Fit | Short] = {}
+
+    def held(self, holders: Holders) -> Counter[int]:
+        """The replicas these nodes hold, per workload."""
+        if self._held is None:
+            self._held = Counter()
+            for n in self.nodes:
+                self._held.update(holders.by_node.get(n, {}))
+        return self._held
+
+
+def alike_nodes(st: FleetState) -> dict[int, list[Alike]]:
+    """Per node group, its nodes split by usage (``Alike``); valid while ``st`` is as it was."""
+    out: dict[int, list[Alike]] = {}
+    for g in st.p.groups:
+        by_use: dict[tuple[object, ...], list[int]] = {}
+        for n in g.nodes:
+            shared = tuple(sorted((sh.milli, sh.mem_milli_gib) for sh in st.shared[n].values()))
+            key = (st.node_free[n], shared, st.cpu[n], st.hmem[n], st.replicas[n] > 0)
+            by_use.setdefault(key, []).append(n)
+        out[g.index] = [Alike(nodes) for nodes in by_use.values()]
+    return out
+
+
+# the candidate nodes of a workload as the plan leaves them: those that cannot take one more replica
+# (one per Alike: its first node, what binds there, the Alike), those that can (Alike, levels,
+# per_gpu), and how many candidates there are
+Found = tuple[list[tuple[Candidate, Short, Alike]], list[tuple[Alike, tuple[int, ...], int]], int]
+
+
+class PlanView:
+    """A plan (``FleetState``) as the explanations read it: who holds what (``holders``), the
+    alike nodes of each group (``alike``), and answers kept for workloads that read the same.
+
+    Workloads alike in what the rules read (``shape``) and in their candidate groups get the
+    same answers from the plan, so they are worked out once. Valid while the plan is as it was.
+    """
+
+    def __init__(self, st: FleetState) -> None:
+        self.st = st
+        self.holders = Holders(st)
+        self.alike = alike_nodes(st)
+        nodes = st.p.nodes
+        self._cpu = any(info.node.cpu_milli > 0 for info in nodes)
+        self._mem = any(info.node.host_memory_mib > 0 for info in nodes)
+        self._found: dict[tuple[object, ...], Found] = {}
+        self._reasons: dict[tuple[object, ...], list[Reason]] = {}
+
+    def shape(self, wk: Workload) -> tuple[int, ...]:
+        """What ``FleetState.assess`` reads of a workload: GPUs or share and its memory, host resources."""
+        return (
+            wk.gpus,
+            wk.gpu_milli,
+            memory_milli_gib(wk.memory_gib) if wk.is_fractional else 0,
+            wk.cpu_milli if self._cpu else 0,
+            wk.host_memory_mib if self._mem else 0,
+        )
+
+    def found(self, w: int) -> tuple[tuple[object, ...], Found]:
+        """``Found`` for workload ``w``, with the key it is kept under."""
+        p, st = self.st.p, self.st
+        wk = p.problem.workloads[w]
+        shape = self.shape(wk)
+        # the filter's groups and levels of a cell follow from the shape and the power floor
+        key = (shape, wk.min_power_cap_pct, tuple((o.cell, o.per_gpu) for o in p.options[w]))
+        got = self._found.get(key)
+        if got is None:
+            shorts: list[tuple[Candidate, Short, Alike]] = []
+            room: list[tuple[Alike, tuple[int, ...], int]] = []
+            total = 0
+            for opt in p.options[w]:
+                for f in opt.fits:
+                    for a in self.alike[f.group]:
+                        total += len(a.nodes)
+                        akey = (shape, f.levels)
+                        ans = a.answers.get(akey)
+                        if ans is None:
+                            ans = a.answers[akey] = st.assess(w, a.nodes[0], f.levels)
+                        if isinstance(ans, Short):
+                            shorts.append((Candidate(w, a.nodes[0], f.levels, (), opt.per_gpu, 0), ans, a))
+                        else:
+                            room.append((a, f.levels, opt.per_gpu))
+            got = self._found[key] = (shorts, room, total)
+        return key, got
+
+    def shortage_reasons(self, w: int) -> tuple[list[Reason], list[Candidate]]:
+        """``shortage_reasons`` of ``w`` and its candidate nodes with room."""
+        key, (shorts, room, total) = self.found(w)
+        rkey = (key, self.st.p.problem.workloads[w].priority)
+        reasons = self._reasons.get(rkey)
+        if reasons is None:
+            reasons = self._reasons[rkey] = shortage_reasons(
+                self.st.p, self.st, w, shorts, total, self.holders
+            )
+        return reasons, [
+            Candidate(w, n, levels, (), per_gpu, 0) for a, levels, per_gpu in room for n in a.nodes
+        ]
 
 
 def _replica_w(p: Prepared, st: FleetState, c: Candidate) -> tuple[int, str]:
@@ -264,74 +377,35 @@ def _replica_w(p: Prepared, st: FleetState, c: Candidate) -> tuple[int, str]:
     return on + delta, what
 
 
-def binding(p: Prepared, st: FleetState, c: Candidate) -> Short | None:
-    """The first rule that keeps one more replica of ``c.workload`` off ``c.node``; None when it fits.
-
-    Agrees with ``FleetState.fit``: None exactly when ``fit`` finds a place.
-    """
-    n = c.node
-    info = p.nodes[n]
-    node = info.node
-    wk = p.problem.workloads[c.workload]
-    shared_room = False
-    if c.per_gpu == 0:
-        free = st.node_free[n]
-        if free < wk.gpus:
-            return Short("gpu_count", c, wk.gpus, free, "GPUs")
-    else:
-        mem = memory_milli_gib(wk.memory_gib)
-        cap = memory_milli_gib(info.gpu.memory_gib)
-        shared = list(st.shared[n].values())
-        shared_room = any(
-            sh.milli + wk.gpu_milli <= FULL_MILLI and sh.mem_milli_gib + mem <= cap for sh in shared
-        )
-        if not shared_room and st.node_free[n] == 0:
-            milli_ok = [sh for sh in shared if sh.milli + wk.gpu_milli <= FULL_MILLI]
-            if milli_ok:  # memory in GiB, exact to the milli-GiB every rule compares
-                most = max(cap - sh.mem_milli_gib for sh in milli_ok)
-                return Short("gpu_memory", c, mem / MILLI_GIB_PER_GIB, most / MILLI_GIB_PER_GIB, "GiB")
-            left = max((FULL_MILLI - sh.milli for sh in shared), default=0)
-            return Short("gpu_share", c, wk.gpu_milli, left, "milli-GPU")
-    if node.cpu_milli > 0 and st.cpu[n] + wk.cpu_milli > node.cpu_milli:
-        return Short("host_resources", c, wk.cpu_milli, node.cpu_milli - st.cpu[n], "mCPU")
-    if node.host_memory_mib > 0 and st.hmem[n] + wk.host_memory_mib > node.host_memory_mib:
-        return Short("host_resources", c, wk.host_memory_mib, node.host_memory_mib - st.hmem[n], "MiB")
-    if shared_room:
-        return None  # a shared GPU with room: the node is on and the GPU already draws its maximum
-    on = 0 if st.replicas[n] else info.on_power_w
-    if c.per_gpu:
-        need = on + info.shared_gpu_delta_w
-    else:
-        need = on + wk.gpus * (info.gpu.power_levels[c.levels[0]].power_cap_w - info.gpu.idle_power_w)
-    dom_room = st.domain_usable_w[info.domain_key] - st.domain_w[info.domain_key]
-    if need > dom_room:
-        return Short("domain_power", c, need, dom_room, "W")
-    site_room = st.site_headroom_w(info.site.name)
-    if need > site_room:
-        return Short("site_power", c, need, site_room, "W")
-    return None
-
-
 def shortage_reasons(
-    p: Prepared, st: FleetState, w: int, shorts: list[Short], total: int, holders: Holders
+    p: Prepared,
+    st: FleetState,
+    w: int,
+    shorts: list[tuple[Candidate, Short, Alike]],
+    total: int,
+    holders: Holders,
 ) -> list[Reason]:
-    """One reason per rule of ``shorts`` (candidate nodes that cannot take one more replica of ``w``)."""
+    """One reason per rule of ``shorts``: candidate nodes that cannot take one more replica of
+    ``w``, as ``Alike`` nodes, each with the first of them and what ``FleetState.assess``
+    found there (the same on all of them)."""
     wk = p.problem.workloads[w]
-    by_rule: dict[tuple[str, str], list[Short]] = defaultdict(list)
-    for s in shorts:
-        by_rule[(s.rule, s.unit)].append(s)
+    cand_at = {s.node: c for c, s, _a in shorts}
+    by_rule: dict[tuple[str, str], list[tuple[Short, Alike]]] = defaultdict(list)
+    for _c, s, a in shorts:
+        by_rule[(s.rule, s.unit)].append((s, a))
     out: list[Reason] = []
     for rule in PLAN_RULES:
-        for (r, unit), group in sorted(by_rule.items()):
+        for (r, unit), found in sorted(by_rule.items()):
             if r != rule:
                 continue
-            k = len(group)
+            group = [sa[0] for sa in found]
+            k = sum(len(a.nodes) for _s, a in found)
             scope = f"every candidate node ({total})" if k == total else f"{k} of the {total} candidate nodes"
             if rule in ("domain_power", "site_power"):
                 s = min(group, key=lambda s: (s.requested - s.available, s.node))
                 where = _where(p, s)
                 name = p.nodes[s.node].node.name
-                _need, detail = _replica_w(p, st, s.cand)
+                _need, detail = _replica_w(p, st, cand_at[s.node])
                 if rule == "domain_power":
                     keys = {p.nodes[x.node].domain_key for x in group}
                     held = holders.text(p, w, (holders.by_domain[d] for d in keys))
@@ -354,7 +428,7 @@ def shortage_reasons(
             else:
                 s = max(group, key=lambda s: (s.available, -s.node))
                 where = _where(p, s)
-                held = holders.text(p, w, (holders.by_node[x.node] for x in group))
+                held = holders.text(p, w, (a.held(holders) for _s, a in found))
                 if rule == "gpu_count" and s.available == 0:
                     msg = f"on {scope}, every GPU is taken"
                 elif rule == "gpu_count":
@@ -382,39 +456,32 @@ def shortage_reasons(
     return out
 
 
-def capacity_reasons(p: Prepared, st: FleetState, w: int, holders: Holders | None = None) -> list[Reason]:
-    """What keeps a workload whose candidates exist out of the plan ``st`` as it stands."""
+def capacity_reasons(p: Prepared, st: FleetState, w: int, view: PlanView | None = None) -> list[Reason]:
+    """What keeps a workload whose candidates exist out of the plan ``st`` as it stands.
+
+    ``view``: ``st`` as the explanations read it (``PlanView(st)``); given, it is reused.
+    """
     wk = p.problem.workloads[w]
-    cands = p.by_workload[w]
-    holders = holders if holders is not None else Holders(st)
-    found = [(c, binding(p, st, c)) for c in cands]
-    shorts = [s for _c, s in found if s is not None]
-    room = [c for c, s in found if s is None]
-    short_reasons = shortage_reasons(p, st, w, shorts, len(cands), holders)
+    view = view if view is not None else PlanView(st)
+    short_reasons, room = view.shortage_reasons(w)
     if not room:
         return short_reasons
     # some room: place replicas one by one, each at its lowest allowed level, spreading, until
     # the workload's needs are met (or no candidate takes one more)
-    added = 0
+    added: list[int] = []  # the nodes of the replicas added
     per_site: Counter[str] = Counter()
     per_ent: Counter[str] = Counter()
-    used_nodes: set[str] = set()
     alive = list(room)
     level = wk.spread.level if wk.spread is not None else None
     site_of = {c.node: p.nodes[c.node].site.name for c in alive}
     ent_of = {c.node: spread_entity(p.nodes[c.node], level) for c in alive} if level is not None else {}
-    distinct = wk.spread.min_distinct if wk.spread is not None else 0
     survivors = wk.survivors_required
 
     def order(c: Candidate) -> tuple[int, int, int]:
         return (per_ent[ent_of[c.node]] if ent_of else 0, per_site[site_of[c.node]], c.node)
 
-    while added < wk.max_replicas and alive:
-        if (
-            added >= wk.min_replicas
-            and len(per_ent) >= distinct
-            and added - max(per_site.values(), default=0) >= survivors
-        ):
+    while len(added) < wk.max_replicas and alive:
+        if added and st.workload_short(w, added) is None:
             break  # enough room for what it needs
         alive.sort(key=order)
         chosen = None
@@ -428,28 +495,28 @@ def capacity_reasons(p: Prepared, st: FleetState, w: int, holders: Holders | Non
         if chosen is None:
             break
         st.add(w, chosen)
-        added += 1
+        added.append(chosen.node)
         per_site[site_of[chosen.node]] += 1
-        used_nodes.add(p.nodes[chosen.node].node.name)
         if ent_of:
             per_ent[ent_of[chosen.node]] += 1
-    st.pop(added)
-    where = _names(sorted(used_nodes))
+    st.pop(len(added))
+    where = _names(sorted({p.nodes[n].node.name for n in added}))
     others = "; what binds on the other candidate nodes follows" if short_reasons else ""
-    if added < wk.min_replicas:
+    short = st.workload_short(w, added) if added else "replicas"
+    if short == "replicas":
         return [
             Reason(
                 "replicas",
-                f"room beside the placed work for only {added} of the {wk.min_replicas} replicas it needs, "
+                f"room beside the placed work for only {len(added)} of the {wk.min_replicas} replicas it needs, "
                 f"even at its lowest allowed power level (on {where}){others}",
                 0,
                 wk.min_replicas,
-                added,
+                len(added),
                 "replicas",
             ),
             *short_reasons,
         ]
-    if wk.spread is not None and len(per_ent) < wk.spread.min_distinct:
+    if short == "spread" and wk.spread is not None:
         lvl = wk.spread.level.value.lower().replace("_", " ")
         return [
             Reason(
@@ -463,16 +530,16 @@ def capacity_reasons(p: Prepared, st: FleetState, w: int, holders: Holders | Non
             ),
             *short_reasons,
         ]
-    if survivors > 0 and added - max(per_site.values()) < survivors:
+    if short == "site_survival":
         top_site = max(per_site, key=lambda s: (per_site[s], s))
         return [
             Reason(
                 "site_survival",
                 f"needs {survivors} replicas outside any one site, room outside the fullest site "
-                f"({top_site}) for {added - per_site[top_site]}{others}",
+                f"({top_site}) for {len(added) - per_site[top_site]}{others}",
                 0,
                 survivors,
-                added - per_site[top_site],
+                len(added) - per_site[top_site],
                 "replicas",
                 top_site,
             ),
@@ -481,11 +548,11 @@ def capacity_reasons(p: Prepared, st: FleetState, w: int, holders: Holders | Non
     return [
         Reason(
             "time_limit",
-            f"room remains beside the placed work for at least {added} replicas (needs {wk.min_replicas}): the "
-            "search stopped before placing it; a longer time limit may place it",
+            f"room remains beside the placed work for at least {len(added)} replicas (needs {wk.min_replicas}): "
+            "the search stopped before placing it; a longer time limit may place it",
             0,
             wk.min_replicas,
-            added,
+            len(added),
             "replicas",
         )
     ]
@@ -508,14 +575,14 @@ def unplaced_reasons(
     todo = [w for w in range(len(wl)) if w not in placed]
     got: dict[int, list[Reason]] = {}
     wrej = {r.workload: r for r in prepared.workload_rejections}
-    holders = Holders(plan_state)
+    view = PlanView(plan_state)
     for w in sorted(todo, key=lambda w: (-wl[w].priority * wl[w].work_milli, w)):
         if deadline is not None and time.monotonic() > deadline:
             break
         if wl[w].pinned:
             got[w] = [PINNED_REASON]
         elif w in prepared.by_workload:
-            got[w] = capacity_reasons(prepared, plan_state, w, holders)
+            got[w] = capacity_reasons(prepared, plan_state, w, view)
         else:
             got[w] = filter_reasons(prepared, w)
     out = []

@@ -28,9 +28,9 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from placement.candidates import CellOption, GroupFit, Prepared, spread_entity
-from placement.decode import FULL_MILLI, Fit, FleetState, level_at
 from placement.domain import SpreadLevel, Workload, memory_milli_gib
 from placement.energy import replica_work
+from placement.state import FULL_MILLI, Fit, FleetState, level_at, rules_hold
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +323,7 @@ def place_workload(
     live = dict.fromkeys(site_lists, 0)
     pos = 0
     placed = len(existing)
+    held = list(existing)  # the nodes of the workload's replicas
     for n in existing:
         per_site[p.nodes[n].site.name] += 1
         if level is not None:
@@ -354,14 +355,11 @@ def place_workload(
         if guide is not None:
             guide.take(w, st.group_of[chosen.node], chosen.level)
         placed += 1
+        held.append(chosen.node)
         per_site[p.nodes[chosen.node].site.name] += 1
         if level is not None:
             ents.add(entity(chosen.node))
-    ok = placed >= wk.min_replicas
-    if ok and wk.spread is not None:
-        ok = len(ents) >= wk.spread.min_distinct
-    if ok and survive:
-        ok = placed - max(per_site.values()) >= wk.survivors_required
+    ok = placed > 0 and st.workload_short(w, held) is None
     if not ok:
         st.pop(placed - len(existing))
         if guide is not None:
@@ -402,28 +400,12 @@ def raise_levels(st: FleetState) -> int:
         push(i)
     steps = 0
     while heap:
-        _, i, level, dw = heapq.heappop(heap)
-        if st.headroom_w(st.placements[i][1]) >= dw:  # headroom only shrinks: a step that fails is dropped
+        _, i, level, _dw = heapq.heappop(heap)
+        if st.level_fits(i, level):  # headroom only shrinks: a step that fails is dropped
             st.set_level(i, level)
             steps += 1
             push(i)
     return steps
-
-
-def rules_hold(st: FleetState, wk: Workload, nodes: list[int]) -> bool:
-    """Spread and site survival of a workload whose replicas are on ``nodes``."""
-    p = st.p
-    spread = wk.spread
-    if (
-        spread is not None
-        and len({spread_entity(p.nodes[n], spread.level) for n in nodes}) < spread.min_distinct
-    ):
-        return False
-    if wk.survivors_required > 0:
-        per_site = Counter(p.nodes[n].site.name for n in nodes)
-        if len(nodes) - max(per_site.values()) < wk.survivors_required:
-            return False
-    return True
 
 
 def relocate(st: FleetState, deadline: float | None = None) -> int:
@@ -533,7 +515,7 @@ def moved_fit(
         return None
     after = list(nodes)
     after[after.index(n)] = m
-    return got if rules_hold(st, st.p.problem.workloads[w], after) else None
+    return got if rules_hold(st.p, st.p.problem.workloads[w], after) else None
 
 
 def _roomy_groups(st: FleetState) -> set[int]:
@@ -642,14 +624,14 @@ def _swap_one(
             ):
                 continue
             wk2 = wl[w2]
-            at_n = host_after(st, n, [wk], [wk2], host)
-            at_n2 = host_after(st, n2, [wk2], [wk], host)
+            at_n = st.host_after(n, [wk], [wk2], host)
+            at_n2 = st.host_after(n2, [wk2], [wk], host)
             if n != n2 and (at_n is None or at_n2 is None):
                 continue
             mine, theirs = list(nodes_of[w]), list(nodes_of[w2])
             mine[mine.index(n)] = n2
             theirs[theirs.index(n2)] = n
-            if not (rules_hold(st, wk, mine) and rules_hold(st, wk2, theirs)):
+            if not (rules_hold(st.p, wk, mine) and rules_hold(st.p, wk2, theirs)):
                 continue
             nodes_of[w], nodes_of[w2] = mine, theirs
             if n != n2 and at_n is not None and at_n2 is not None:
@@ -658,22 +640,6 @@ def _swap_one(
             swaps.append((i, i2))
             return True
     return False
-
-
-def host_after(
-    st: FleetState, n: int, leaving: list[Workload], coming: list[Workload], added: dict[int, tuple[int, int]]
-) -> tuple[int, int] | None:
-    """Host CPU and memory node ``n`` gains (beyond ``st``) with ``coming`` in place of ``leaving``
-    after the changes so far (``added``); None where they do not fit."""
-    node = st.p.nodes[n].node
-    cpu0, mem0 = added.get(n, (0, 0))
-    cpu = cpu0 + sum(x.cpu_milli for x in coming) - sum(x.cpu_milli for x in leaving)
-    mem = mem0 + sum(x.host_memory_mib for x in coming) - sum(x.host_memory_mib for x in leaving)
-    if node.cpu_milli > 0 and st.cpu[n] + cpu > node.cpu_milli:
-        return None
-    if node.host_memory_mib > 0 and st.hmem[n] + mem > node.host_memory_mib:
-        return None
-    return cpu, mem
 
 
 def rebuild(st: FleetState, rows: list[tuple[int, int, tuple[int, ...], int, int]]) -> None:

@@ -61,7 +61,6 @@ from collections.abc import Callable
 
 from placement.bound import GroupKey, GroupLP, Prices, Residual
 from placement.candidates import CellOption, Prepared
-from placement.decode import FleetState
 from placement.domain import NodeState, Workload
 from placement.energy import allowed_levels
 from placement.greedy import (
@@ -73,6 +72,7 @@ from placement.greedy import (
     raise_levels,
     swap_tiers,
 )
+from placement.state import FleetState
 
 log = logging.getLogger(__name__)
 

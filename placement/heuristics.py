@@ -1,42 +1,44 @@
-"""Fast placement heuristics, the baselines the engine must beat (and may warm-start from).
+"""Constructive heuristics: one placement loop over the placement state, scored by a policy.
 
-Three node-selection policies share one placement loop:
+The baselines the engine must beat (and may warm-start from). One loop (``Packing``) places
+workloads replica by replica on a ``placement.state.FleetState``; a policy
+(``placement.policies``) scores where the next replica goes:
 
-* ``first_fit_decreasing``: the first node (site order, then rack order) that fits;
-* ``best_fit``: the Kubernetes default style (``NodeResourcesFit`` with the
+* ``first_fit_decreasing``: ``FirstFit``, the first node (site order, then rack order)
+  that takes it;
+* ``best_fit``: ``BestFit``, the Kubernetes default style (``NodeResourcesFit`` with the
   ``MostAllocated`` strategy): the node whose GPUs are the most allocated after placing;
-* ``fgd``: fragmentation gradient descent in the style of Weng et al., "Beware of
-  Fragmentation" (USENIX ATC'23): the node (and GPU) where the expected fragmentation of
-  the fleet grows least. A node's fragmentation for a task class is the GPU capacity it
-  has left that the class cannot use (partly used GPUs for whole-GPU tasks, all of the
-  free GPUs when fewer than the class needs are free; for a fractional task, shared GPUs
-  with less free than it asks); the expectation weighs the classes by their share of the
-  requested replicas that may run on the node's GPU type.
+* ``fgd``: ``Fragmentation``, fragmentation gradient descent in the style of Weng et al.,
+  "Beware of Fragmentation" (USENIX ATC'23): the node (and GPU) where the expected
+  fragmentation of the fleet grows least, the task classes weighed by their share of the
+  requested replicas that may run on the node's GPU type (``Measure.of_replicas``).
 
-Shared loop (every hard rule of docs/ARCHITECTURE.md is checked before a replica is
-placed, so every result passes ``placement.verify``):
+``placement.fgd`` runs the same loop with the same policy and the paper's task mix (one
+batch, online batches, a repack).
+
+The loop (every rule is the state's rule kernel's, ``FleetState.assess`` and
+``workload_short``, or the candidate filter's, so every result passes ``placement.verify``):
 
 1. Pinned workloads first, exactly on their current GPUs, uncapped.
 2. The other workloads in decreasing order of ``priority * work_milli`` per replica
    (then total requested work, then name), all or nothing: replicas are added one at a
    time up to ``max_replicas``; a workload that ends with fewer than ``min_replicas``,
    too few distinct spread entities or a site whose loss leaves too few survivors is
-   rolled back (its nodes, racks and sites restored).
-3. For each replica: the (site, GPU type) groups the workload may use (latency,
-   backup, allowed types, GPU memory, GPU count, a power level not below its floor) are
-   resolved once per workload; inside a group, nodes are indexed by their *signature*
-   (GPU count, free whole GPUs, and the free milli and memory of each partly used GPU),
-   so a group is scored once per distinct signature, not once per node. The chosen
-   signature is then resolved to a rack whose headroom (and the site's) takes the
-   replica at the highest allowed power level that fits, and to a node of that rack.
-   While a spread rule still lacks distinct entities, used ones are skipped; with a
-   site-survival rule, sites holding fewer of the workload's replicas come first.
+   taken back whole.
+3. For each replica: the (site, GPU type) groups the workload may use (the filter's site
+   and GPU type rules: latency, backup, allowed types, GPU memory, a power level not below
+   its floor; and a node of the type with enough GPUs) are resolved once per workload;
+   inside a group, nodes are indexed by their *signature* (GPU count, free whole GPUs, the
+   free milli and memory of each partly used GPU, and the free host resources where the
+   policy reads them), so the policy scores a group once per distinct signature, not once
+   per node. The chosen signature is then resolved, rack
+   by rack, to a node where the kernel places the replica (at the highest allowed power
+   level that fits). While a spread rule still lacks distinct entities, used ones are
+   skipped; with a site-survival rule, sites holding fewer of the workload's replicas come
+   first.
 
-GPU memory is compared in whole milli-GiB (``domain.memory_milli_gib``, as the model and
-the verifier do), so a heuristic plan is also a valid warm start of the model.
-
-``plan_from(problem, placements, method)`` turns placements into a verified ``Plan`` with
-budgets, objective, plain-language reasons for every unplaced workload and a SolveInfo.
+``plan_from(problem, placements, method)`` turns placements into a verified ``Plan``, assembled
+as the engine assembles its own (``placement.assemble``).
 """
 
 from __future__ import annotations
@@ -45,221 +47,233 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from placement.budgets import FULL_GPU_MILLI, compute_budgets
-from placement.candidates import site_admits
+from placement.assemble import plan_of
+from placement.budgets import FULL_GPU_MILLI
+from placement.candidates import Prepared, filter_candidates, gpu_types_for, site_admits, spread_entity
 from placement.domain import (
-    GpuType,
-    Node,
     NodeState,
     Plan,
-    PowerBudgets,
     Problem,
-    Reason,
     ReplicaPlacement,
     SolveInfo,
     SolveStatus,
     SpreadLevel,
-    UnplacedWorkload,
     Workload,
     memory_milli_gib,
 )
-from placement.energy import allowed_levels
-from placement.network import latency_table
-from placement.objective import evaluate
-from placement.verify import check
+from placement.errors import PlanRejected
+from placement.policies import (
+    NEW_GPU,
+    UNTRACKED,
+    BestFit,
+    FirstFit,
+    Fragmentation,
+    Measure,
+    Option,
+    Policy,
+    Sig,
+)
+from placement.state import Fit, FleetState
 
 log = logging.getLogger(__name__)
 
-_EPS = 1e-9
-
-# (GPU count, free whole GPUs, sorted (free milli, free milli-GiB) of each partly used GPU)
-Sig = tuple[int, int, tuple[tuple[int, int], ...]]
 GroupKey = tuple[str, str]  # (site, GPU type)
+DomainKey = tuple[str, str]  # (site, power domain)
 
 
-class _Node:
-    """Mutable state of one node while a heuristic runs."""
-
-    __slots__ = (
-        "count",
-        "cpu_cap",
-        "cpu_used",
-        "domain",
-        "extra_w",
-        "free",
-        "gkey",
-        "gmem_cap",
-        "gpu",
-        "host_w",
-        "i",
-        "mem_cap",
-        "mem_used",
-        "name",
-        "on_w",
-        "shared",
-        "sig",
-        "site",
-    )
-
-    def __init__(self, i: int, node: Node, gpu: GpuType) -> None:
-        self.i = i
-        self.name = node.name
-        self.site = node.site
-        self.domain = node.power_domain
-        self.gpu = gpu
-        self.count = node.gpu_count
-        self.host_w = node.host_power_w
-        self.on_w = node.host_power_w + node.gpu_count * gpu.idle_power_w
-        self.gmem_cap = memory_milli_gib(gpu.memory_gib)
-        self.free: list[int] = list(range(node.gpu_count))
-        self.shared: dict[int, list[int]] = {}  # GPU index -> [milli used, milli-GiB used]
-        self.extra_w = 0  # sum over whole-GPU replicas of gpus * (cap - idle)
-        self.cpu_cap = node.cpu_milli
-        self.mem_cap = node.host_memory_mib
-        self.cpu_used = 0
-        self.mem_used = 0
-        self.gkey: GroupKey = (node.site, node.gpu_type)
-        self.sig: Sig | None = None
-
-    def draw_w(self) -> int:
-        if len(self.free) == self.count:
-            return 0
-        return self.on_w + self.extra_w + len(self.shared) * (self.gpu.max_power_w - self.gpu.idle_power_w)
-
-    def signature(self) -> Sig:
-        partial = tuple(
-            sorted((FULL_GPU_MILLI - u[0], self.gmem_cap - u[1]) for u in self.shared.values() if u[0] < 1000)
-        )
-        return (self.count, len(self.free), partial)
-
-    def host_fits(self, w: Workload) -> bool:
-        if self.cpu_cap > 0 and self.cpu_used + w.cpu_milli > self.cpu_cap:
-            return False
-        return not (self.mem_cap > 0 and self.mem_used + w.host_memory_mib > self.mem_cap)
+# --------------------------------------------------------------------------- the loop
 
 
 @dataclass
 class _Attempt:
-    """One workload being placed: its replicas so far and what to restore on rollback."""
+    """One workload being placed: the nodes of its replicas so far, by site and entity."""
 
-    nodes: dict[int, tuple[list[int], dict[int, list[int]], int, int, int]] = field(default_factory=dict)
-    domain_head: dict[str, int] = field(default_factory=dict)
-    site_head: dict[str, int] = field(default_factory=dict)
-    placements: list[ReplicaPlacement] = field(default_factory=list)
+    start: int  # its first row in the state's placements
+    nodes: list[int] = field(default_factory=list)
+    node_set: set[int] = field(default_factory=set)
     per_site: Counter[str] = field(default_factory=Counter)
-    domains: set[str] = field(default_factory=set)
-    node_names: set[str] = field(default_factory=set)
+    domains: set[DomainKey] = field(default_factory=set)
+    entities: set[str] = field(default_factory=set)  # of the workload's spread level
 
 
-@dataclass(frozen=True)
-class _Choice:
-    node: _Node
-    cap_w: int  # per-GPU power cap (max_power_w for a fractional replica)
-    gpu_index: int | None  # fractional: the shared GPU chosen (None: take a free GPU)
+class Packing:
+    """The heuristics' loop: a ``FleetState`` with its READY nodes indexed by signature.
 
+    ``state``: go on from a state (of ``problem``'s workloads) instead of an empty fleet.
+    """
 
-def _levels_desc(w: Workload, gpu: GpuType) -> tuple[int, ...]:
-    """Allowed power caps of a whole-GPU replica, highest first."""
-    return tuple(gpu.power_levels[i].power_cap_w for i in reversed(allowed_levels(w, gpu)))
-
-
-class _Packer:
-    def __init__(self, problem: Problem, policy: str) -> None:
+    def __init__(
+        self,
+        problem: Problem,
+        policy: Policy,
+        prepared: Prepared | None = None,
+        state: FleetState | None = None,
+    ) -> None:
         self.problem = problem
         self.policy = policy
+        if state is not None:
+            self.st = state
+            self.p = state.p
+        else:
+            self.p = prepared if prepared is not None else filter_candidates(problem, workloads=())
+            self.st = FleetState(self.p)
         fleet = problem.fleet
         self.types = {g.name: g for g in fleet.gpu_types}
-        self.site_head = {s.name: s.usable_power_w for s in fleet.sites}
-        self.domain_head = {d.name: d.usable_power_w for d in fleet.power_domains}
-        self.nodes: list[_Node] = []
-        self.by_name: dict[str, _Node] = {}
-        self.ready: list[bool] = []
+        self.ready = [info.node.state is NodeState.READY for info in self.p.nodes]
+        self.gmem_cap = [memory_milli_gib(info.gpu.memory_gib) for info in self.p.nodes]
+        self.type_gmem = {t: memory_milli_gib(g.memory_gib) for t, g in self.types.items()}
+        self._need_gmem = 0  # the GPU memory of the workload being placed, milli-GiB
+        max_count: dict[str, int] = defaultdict(int)
+        for info, ok in zip(self.p.nodes, self.ready, strict=True):
+            if ok:
+                max_count[info.gpu.name] = max(max_count[info.gpu.name], info.node.gpu_count)
+        self.max_count = dict(max_count)
+        # (site, type) groups in site order, then type order: the "first" of first fit
+        site_rank = {s.name: i for i, s in enumerate(fleet.sites)}
+        keys = {
+            (info.site.name, info.gpu.name) for info, ok in zip(self.p.nodes, self.ready, strict=True) if ok
+        }
+        self.group_order: list[GroupKey] = sorted(keys, key=lambda k: (site_rank.get(k[0], 0), k[1]))
         # per workload attempt: (group, signature) options that found no rack with the power
         # (headroom only shrinks within an attempt; a node entering the signature clears it)
         # and the options of each (GPU type, signature), which depend on nothing else
-        self.dead: dict[tuple[GroupKey, Sig], set[int | None]] = {}
-        self.option_cache: dict[tuple[str, Sig], list[tuple[float, int | None]]] = {}
-        site_rank = {s.name: i for i, s in enumerate(fleet.sites)}
-        max_count: dict[str, int] = defaultdict(int)
-        for i, n in enumerate(fleet.nodes):
-            st = _Node(i, n, self.types[n.gpu_type])
-            self.nodes.append(st)
-            self.by_name[n.name] = st
-            self.ready.append(n.state is NodeState.READY)
-            if n.state is NodeState.READY:
-                max_count[n.gpu_type] = max(max_count[n.gpu_type], n.gpu_count)
-        self.max_count = dict(max_count)
-        # (site, type) groups in site order, then type order: the "first" of first fit
-        keys = {st.gkey for st, ok in zip(self.nodes, self.ready, strict=True) if ok}
-        self.group_order: list[GroupKey] = sorted(keys, key=lambda k: (site_rank.get(k[0], 0), k[1]))
-        self.index: dict[GroupKey, dict[Sig, dict[str, dict[int, None]]]] = {k: {} for k in self.group_order}
-        for st in self.nodes:
-            self.reindex(st)
-        self._latency: dict[tuple[str, str], float] | None = None
-        self._site_cache: dict[tuple[str, float, float], frozenset[str]] = {}
-        self._group_cache: dict[tuple[object, ...], tuple[GroupKey, ...]] = {}
-        self._frag_cache: dict[tuple[str, Sig], float] = {}
-        self.popularity: dict[str, list[tuple[tuple[str, int], float]]] = {}
-        if policy == "fgd":
-            self._popularity()
+        self.dead: dict[tuple[GroupKey, Sig], set[Option]] = {}
+        self.option_cache: dict[tuple[str, Sig], list[tuple[tuple[float, ...], Option]]] = {}
+        self._sites: dict[tuple[str, float, float], frozenset[str]] = {}
+        self._types: dict[tuple[object, ...], dict[str, tuple[int, ...]]] = {}
+        self._groups: dict[tuple[object, ...], tuple[GroupKey, ...]] = {}
+        self.workload_index = {w.name: i for i, w in enumerate(problem.workloads)}
+        self._index_all()
+
+    def _index_all(self) -> None:
+        self.index: dict[GroupKey, dict[Sig, dict[DomainKey, dict[int, None]]]] = {
+            k: {} for k in self.group_order
+        }
+        self.sig: list[Sig | None] = [None] * len(self.p.nodes)
+        for n in range(len(self.p.nodes)):
+            self.reindex(n)
+
+    def set_policy(self, policy: Policy) -> None:
+        """Score with ``policy`` from now on (the index is rebuilt where it reads other fields)."""
+        host = policy.reads_host != self.policy.reads_host
+        self.policy = policy
+        self.option_cache = {}
+        if host:
+            self._index_all()
+
+    def admit(self, workloads: Iterable[Workload]) -> None:
+        """Make ``workloads`` known to the loop and its state, after those it knows (online use)."""
+        new = [w for w in workloads if w.name not in self.workload_index]
+        if not new:
+            return
+        base = len(self.problem.workloads)
+        self.problem = replace(self.problem, workloads=self.problem.workloads + tuple(new))
+        self.st.admit(self.problem)
+        self.p = self.st.p
+        for k, w in enumerate(new):
+            self.workload_index[w.name] = base + k
+
+    # ------------------------------------------------------------------ trying and taking back
+
+    def mark(self) -> int:
+        """Start journaling the state's changes (``FleetState.mark``)."""
+        return self.st.mark()
+
+    def undo(self, mark: int) -> None:
+        """Take every change since ``mark`` back, the index kept right."""
+        touched = dict.fromkeys(row[1] for _kind, _i, row in self.st.journal_since(mark))
+        self.st.undo(mark)
+        for n in touched:
+            self.reindex(n)
+
+    def forget(self) -> None:
+        self.st.forget()
+
+    def signatures(self) -> Iterable[tuple[str, Sig]]:
+        """(GPU type, signature) of every READY node."""
+        for n, info in enumerate(self.p.nodes):
+            if self.ready[n]:
+                yield info.gpu.name, self.signature(n)
+
+    def placements(self) -> tuple[ReplicaPlacement, ...]:
+        """The state's replicas by workload (in the order they first came), numbered in their order."""
+        rows: dict[int, list[tuple[int, int, tuple[int, ...], int, int]]] = {}
+        for row in self.st.placements:
+            rows.setdefault(row[0], []).append(row)
+        wl = self.problem.workloads
+        return tuple(self._replica(wl[w], r, row) for w, lst in rows.items() for r, row in enumerate(lst))
 
     # ------------------------------------------------------------------ index
 
-    def reindex(self, st: _Node) -> None:
-        if not self.ready[st.i]:
+    def signature(self, n: int) -> Sig:
+        cap = self.gmem_cap[n]
+        partial = tuple(
+            sorted(
+                (FULL_GPU_MILLI - sh.milli, cap - sh.mem_milli_gib)
+                for sh in self.st.shared[n].values()
+                if sh.milli < FULL_GPU_MILLI
+            )
+        )
+        node = self.p.nodes[n].node
+        if not self.policy.reads_host:
+            return (node.gpu_count, self.st.node_free[n], partial, 0, 0)
+        cpu = node.cpu_milli - self.st.cpu[n] if node.cpu_milli > 0 else UNTRACKED
+        mem = node.host_memory_mib - self.st.hmem[n] if node.host_memory_mib > 0 else UNTRACKED
+        return (node.gpu_count, self.st.node_free[n], partial, cpu, mem)
+
+    def reindex(self, n: int) -> None:
+        if not self.ready[n]:
             return
-        new = st.signature()
-        old = st.sig
+        new = self.signature(n)
+        old = self.sig[n]
         if old == new:
             return
-        groups = self.index[st.gkey]
+        info = self.p.nodes[n]
+        gkey = (info.site.name, info.gpu.name)
+        groups = self.index[gkey]
         if old is not None:
             doms = groups[old]
-            members = doms[st.domain]
-            del members[st.i]
+            members = doms[info.domain_key]
+            del members[n]
             if not members:
-                del doms[st.domain]
+                del doms[info.domain_key]
                 if not doms:
                     del groups[old]
-        full = new[1] == 0 and not new[2]
-        if full:
-            st.sig = None
+        if new[1] == 0 and not new[2]:  # no GPU room
+            self.sig[n] = None
             return
-        groups.setdefault(new, {}).setdefault(st.domain, {})[st.i] = None
-        st.sig = new
+        groups.setdefault(new, {}).setdefault(info.domain_key, {})[n] = None
+        self.sig[n] = new
         if self.dead:
-            self.dead.pop((st.gkey, new), None)
+            self.dead.pop((gkey, new), None)
 
-    # ------------------------------------------------------------ eligibility
-
-    def latency(self) -> dict[tuple[str, str], float]:
-        if self._latency is None:
-            self._latency = latency_table(self.problem.fleet)
-        return self._latency
+    # ------------------------------------------------------------ eligibility (the filter's rules)
 
     def sites_for(self, w: Workload) -> frozenset[str]:
         key = (w.user_region if w.max_latency_ms > 0 else "", w.max_latency_ms, w.backup_minutes)
-        got = self._site_cache.get(key)
+        got = self._sites.get(key)
         if got is None:
-            lat = self.latency() if w.max_latency_ms > 0 else {}
-            got = self._site_cache[key] = frozenset(
+            lat = self.p.latency_ms
+            got = self._sites[key] = frozenset(
                 s.name for s in self.problem.fleet.sites if site_admits(w, s, lat)
             )
         return got
 
-    def type_ok(self, w: Workload, gpu: GpuType) -> bool:
-        if w.allowed_gpu_types and gpu.name not in w.allowed_gpu_types:
-            return False
-        if w.is_fractional:
-            return gpu.shareable and memory_milli_gib(w.memory_gib) <= memory_milli_gib(gpu.memory_gib)
-        if self.max_count.get(gpu.name, 0) < w.gpus:
-            return False
-        if memory_milli_gib(w.memory_per_gpu_gib) > memory_milli_gib(gpu.memory_gib):
-            return False
-        return bool(allowed_levels(w, gpu))
+    def types_for(self, w: Workload) -> dict[str, tuple[int, ...]]:
+        """The GPU types ``w`` may run on, with its allowed levels (ascending; empty for a share),
+        of which some READY node has the GPUs for one replica."""
+        key = (w.allowed_gpu_types, w.is_fractional, w.memory_per_gpu_gib, w.min_power_cap_pct, w.gpus)
+        got = self._types.get(key)
+        if got is None:
+            got = self._types[key] = {
+                t: levels
+                for t, levels in gpu_types_for(w, self.problem.fleet.gpu_types)
+                if w.is_fractional or self.max_count.get(t, 0) >= w.gpus
+            }
+        return got
 
     def groups_for(self, w: Workload) -> tuple[GroupKey, ...]:
         key = (
@@ -272,290 +286,155 @@ class _Packer:
             memory_milli_gib(w.memory_per_gpu_gib),
             w.min_power_cap_pct,
         )
-        got = self._group_cache.get(key)
+        got = self._groups.get(key)
         if got is None:
             sites = self.sites_for(w)
-            types = {t for t, g in self.types.items() if self.type_ok(w, g)}
-            got = tuple(k for k in self.group_order if k[0] in sites and k[1] in types)
-            self._group_cache[key] = got
-        return got
-
-    # ------------------------------------------------------------------- FGD
-
-    def _popularity(self) -> None:
-        counts: dict[str, Counter[tuple[str, int]]] = defaultdict(Counter)
-        for w in self.problem.workloads:
-            cls = ("f", w.gpu_milli) if w.is_fractional else ("w", w.gpus)
-            for t, g in self.types.items():
-                if self.type_ok(w, g):
-                    counts[t][cls] += w.max_replicas
-        for t, c in counts.items():
-            total = sum(c.values())
-            self.popularity[t] = [(cls, n / total) for cls, n in sorted(c.items())]
-
-    def frag(self, tname: str, sig: Sig) -> float:
-        key = (tname, sig)
-        got = self._frag_cache.get(key)
-        if got is None:
-            _, free, partial = sig
-            partial_free = sum(p[0] for p in partial)
-            got = 0.0
-            for (kind, size), weight in self.popularity.get(tname, ()):
-                if kind == "f":
-                    got += weight * sum(p[0] for p in partial if p[0] < size)
-                else:
-                    got += weight * (partial_free + (free * FULL_GPU_MILLI if free < size else 0))
-            self._frag_cache[key] = got
+            types = self.types_for(w)
+            got = self._groups[key] = tuple(k for k in self.group_order if k[0] in sites and k[1] in types)
         return got
 
     # ------------------------------------------------------------ placement
 
-    def _touch(self, a: _Attempt, st: _Node) -> None:
-        if st.i not in a.nodes:
-            a.nodes[st.i] = (
-                list(st.free),
-                {k: list(v) for k, v in st.shared.items()},
-                st.extra_w,
-                st.cpu_used,
-                st.mem_used,
-            )
-        a.domain_head.setdefault(st.domain, self.domain_head[st.domain])
-        a.site_head.setdefault(st.site, self.site_head[st.site])
-
-    def rollback(self, a: _Attempt) -> None:
-        for i, (free, shared, extra, cpu, mem) in a.nodes.items():
-            st = self.nodes[i]
-            st.free, st.shared, st.extra_w, st.cpu_used, st.mem_used = free, shared, extra, cpu, mem
-            self.reindex(st)
-        self.domain_head.update(a.domain_head)
-        self.site_head.update(a.site_head)
-
-    def apply(
-        self, a: _Attempt | None, w: Workload, st: _Node, cap_w: int, gpu_index: int | None
-    ) -> ReplicaPlacement:
-        if a is not None:
-            self._touch(a, st)
-        before = st.draw_w()
-        if w.is_fractional:
-            if gpu_index is None:
-                gpu_index = st.free.pop(0)
-                st.shared[gpu_index] = [0, 0]
-            use = st.shared[gpu_index]
-            use[0] += w.gpu_milli
-            use[1] += memory_milli_gib(w.memory_gib)
-            indices: tuple[int, ...] = (gpu_index,)
-            milli = w.gpu_milli
-        else:
-            indices = tuple(st.free[: w.gpus])
-            del st.free[: w.gpus]
-            st.extra_w += w.gpus * (cap_w - st.gpu.idle_power_w)
-            milli = FULL_GPU_MILLI
-        self._charge(st, w, before)
-        return ReplicaPlacement(
-            workload=w.name,
-            replica=0,
-            site=st.site,
-            power_domain=st.domain,
-            node=st.name,
-            gpu_indices=indices,
-            gpu_milli=milli,
-            power_cap_w=cap_w,
-        )
-
-    def _charge(self, st: _Node, w: Workload, before: int) -> None:
-        """One more replica of ``w`` on ``st`` (GPUs already taken): its host resources, and the
-        node's new draw against the rack and the site."""
-        st.cpu_used += w.cpu_milli
-        st.mem_used += w.host_memory_mib
-        delta = st.draw_w() - before
-        self.domain_head[st.domain] -= delta
-        self.site_head[st.site] -= delta
-        self.reindex(st)
-
     def pin(self, w: Workload) -> list[ReplicaPlacement]:
+        """A pinned workload's current replicas, uncapped, on their current GPUs."""
+        wi = self.workload_index[w.name]
         out = []
         for k, c in enumerate(w.current):
-            st = self.by_name[c.node]
-            before = st.draw_w()
-            if w.is_fractional:
-                idx = c.gpu_indices[0]
-                if idx in st.free:
-                    st.free.remove(idx)
-                    st.shared[idx] = [0, 0]
-                use = st.shared.setdefault(idx, [0, 0])
-                use[0] += w.gpu_milli
-                use[1] += memory_milli_gib(w.memory_gib)
-                milli = w.gpu_milli
-            else:
-                for idx in c.gpu_indices:
-                    if idx in st.free:
-                        st.free.remove(idx)
-                st.extra_w += len(c.gpu_indices) * (st.gpu.max_power_w - st.gpu.idle_power_w)
-                milli = FULL_GPU_MILLI
-            self._charge(st, w, before)
-            out.append(
-                ReplicaPlacement(
-                    workload=w.name,
-                    replica=k,
-                    site=st.site,
-                    power_domain=st.domain,
-                    node=st.name,
-                    gpu_indices=tuple(c.gpu_indices),
-                    gpu_milli=milli,
-                    power_cap_w=st.gpu.max_power_w,
-                )
-            )
+            n = self.p.node_index[c.node]
+            info = self.p.nodes[n]
+            self.st.add_at(wi, n, tuple(c.gpu_indices), info.gpu.max_power_w)
+            self.reindex(n)
+            out.append(self._replica(w, k, self.st.placements[-1]))
         return out
 
-    # --------------------------------------------------------------- choice
+    def _replica(
+        self, w: Workload, r: int, row: tuple[int, int, tuple[int, ...], int, int]
+    ) -> ReplicaPlacement:
+        _wi, n, idx, milli, cap = row
+        info = self.p.nodes[n]
+        return ReplicaPlacement(w.name, r, info.site.name, info.domain.name, info.node.name, idx, milli, cap)
 
-    def _options(self, w: Workload, tname: str, sig: Sig) -> list[tuple[float, int | None]]:
-        """(score, shared GPU option) for one signature that has the GPUs; lower score is better.
-
-        The shared GPU option is the index into ``sig[2]`` (fractional, existing shared
-        GPU), -1 for a free GPU, or ``None`` for a whole-GPU replica.
-        """
-        count, free, partial = sig
-        gpu = self.types[tname]
+    def _options(self, w: Workload, tname: str, sig: Sig) -> list[tuple[tuple[float, ...], Option]]:
+        """(score, option) for one signature that has the GPUs; the least score is best."""
+        count, free, partial, cpu, mem = sig
         policy = self.policy
-        out: list[tuple[float, int | None]] = []
+        if policy.reads_host:
+            cpu = cpu if cpu == UNTRACKED else cpu - w.cpu_milli
+            mem = mem if mem == UNTRACKED else mem - w.host_memory_mib
+        out: list[tuple[tuple[float, ...], Option]] = []
         if w.is_fractional:
-            need_gmem = memory_milli_gib(w.memory_gib)
-            used_before = (count - free) * FULL_GPU_MILLI - sum(p[0] for p in partial)
+            need_gmem = self._need_gmem
             for j, (pm, pgmem) in enumerate(partial):
                 if pm >= w.gpu_milli and pgmem >= need_gmem:
-                    if policy == "fgd":
-                        left = pm - w.gpu_milli
-                        rest = partial[:j] + partial[j + 1 :]
-                        after_p = tuple(sorted((*rest, (left, pgmem - need_gmem)))) if left > 0 else rest
-                        score = self.frag(tname, (count, free, after_p)) - self.frag(tname, sig)
-                    elif policy == "best_fit":
-                        score = -((used_before + w.gpu_milli) / count) + pm * 1e-6
-                    else:
-                        score = 0.0
-                    out.append((score, j))
-                    if policy == "first_fit":
+                    left = pm - w.gpu_milli
+                    rest = partial[:j] + partial[j + 1 :]
+                    after_p = tuple(sorted((*rest, (left, pgmem - need_gmem)))) if left > 0 else rest
+                    out.append((policy.score(tname, sig, (count, free, after_p, cpu, mem), j, pm), j))
+                    if policy.first_fit:
                         return out
-            if free > 0 and need_gmem <= memory_milli_gib(gpu.memory_gib):
-                if policy == "fgd":
-                    new_p = (FULL_GPU_MILLI - w.gpu_milli, memory_milli_gib(gpu.memory_gib) - need_gmem)
-                    after = (count, free - 1, tuple(sorted((*partial, new_p))))
-                    score = self.frag(tname, after) - self.frag(tname, sig)
-                elif policy == "best_fit":
-                    score = -((used_before + w.gpu_milli) / count) + 1e-3
-                else:
-                    score = 1.0
-                out.append((score, -1))
+            gmem = self.type_gmem[tname]
+            if free > 0 and need_gmem <= gmem:
+                new_p = (FULL_GPU_MILLI - w.gpu_milli, gmem - need_gmem)
+                after = (count, free - 1, tuple(sorted((*partial, new_p))), cpu, mem)
+                out.append((policy.score(tname, sig, after, NEW_GPU, 0), NEW_GPU))
             return out
-        if free < w.gpus:
-            return out
-        if policy == "fgd":
-            score = self.frag(tname, (count, free - w.gpus, partial)) - self.frag(tname, sig)
-        elif policy == "best_fit":
-            used_after = (count - free + w.gpus) * FULL_GPU_MILLI - sum(p[0] for p in partial)
-            score = -(used_after / count)
-        else:
-            score = 0.0
-        out.append((score, None))
+        if free >= w.gpus:
+            out.append((policy.score(tname, sig, (count, free - w.gpus, partial, cpu, mem), None, 0), None))
         return out
 
     def _resolve(
         self,
-        w: Workload,
+        wi: int,
         a: _Attempt,
         gkey: GroupKey,
         sig: Sig,
-        option: int | None,
-        caps: tuple[int, ...],
+        option: Option,
+        levels: tuple[int, ...],
         skip_domains: bool,
         skip_nodes: bool,
-    ) -> _Choice | None:
-        """A rack and a node of signature ``sig`` in group ``gkey`` with the power for the replica."""
-        site = gkey[0]
-        sh = self.site_head[site]
+    ) -> Fit | None:
+        """A rack and a node of signature ``sig`` in group ``gkey`` where the kernel places the replica."""
         doms = self.index[gkey].get(sig)
         if not doms:
             return None
-        count, free, partial = sig
-        off = free == count
+        st = self.st
+        w = self.problem.workloads[wi]
         gpu = self.types[gkey[1]]
-        idle = gpu.idle_power_w
-        existing = w.is_fractional and option is not None and option >= 0
+        site_room = st.site_headroom_w(gkey[0])
+        # the least the replica adds, the node's power aside: racks with less are skipped
         if w.is_fractional:
-            steps: tuple[tuple[int, int], ...] = (
-                (gpu.max_power_w, 0 if existing else gpu.max_power_w - idle),
-            )
+            least = 0 if option is not None and option >= 0 else gpu.max_power_w - gpu.idle_power_w
         else:
-            steps = tuple((cap, w.gpus * (cap - idle)) for cap in caps)
-        least = steps[-1][1]
-        for dname, members in doms.items():
-            if skip_domains and dname in a.domains:
+            least = w.gpus * (gpu.power_levels[levels[0]].power_cap_w - gpu.idle_power_w)
+        frac = w.is_fractional
+        want = sig[2][option] if frac and option is not None and option >= 0 else None
+        check = st.check
+        for dkey, members in doms.items():
+            if skip_domains and dkey in a.domains:
                 continue
-            lim = min(self.domain_head[dname], sh)
-            if lim < least:
+            if min(st.domain_usable_w[dkey] - st.domain_w[dkey], site_room) < least:
                 continue
-            for i in members:
-                st = self.nodes[i]
-                if skip_nodes and st.name in a.node_names:
+            for n in members:
+                if skip_nodes and n in a.node_set:
                     continue
-                base = st.on_w if off else 0
-                cap_w = 0
-                for cap, inc in steps:
-                    if base + inc <= lim:
-                        cap_w = cap
-                        break
-                if not cap_w:
+                j: int | None = NEW_GPU if frac else None
+                if want is not None:  # the partly used GPU the option names
+                    cap = self.gmem_cap[n]
+                    j = next(
+                        k
+                        for k, sh in st.shared[n].items()
+                        if (FULL_GPU_MILLI - sh.milli, cap - sh.mem_milli_gib) == want
+                    )
+                got = check(wi, n, levels, j)
+                if type(got) is Fit:
+                    return got
+                if got in ("domain_power", "site_power"):
                     break  # the rack cannot power it; its other nodes of this signature alike
-                if not st.host_fits(w):
-                    continue
-                if existing:
-                    want = partial[option]  # type: ignore[index]
-                    for idx, use in st.shared.items():
-                        if (FULL_GPU_MILLI - use[0], st.gmem_cap - use[1]) == want:
-                            return _Choice(st, cap_w, idx)
-                    continue
-                return _Choice(st, cap_w, None)
         return None
 
-    def choose(self, w: Workload, a: _Attempt, groups: tuple[GroupKey, ...]) -> _Choice | None:
+    def choose(self, wi: int, a: _Attempt, groups: tuple[GroupKey, ...]) -> Fit | None:
+        w = self.problem.workloads[wi]
+        st = self.st
         spread = w.spread
-        distinct_phase = False
-        level = None
-        if spread is not None:
-            level = spread.level
-            have = (
-                len(a.per_site)
-                if level is SpreadLevel.SITE
-                else len(a.domains)
-                if level is SpreadLevel.POWER_DOMAIN
-                else len(a.node_names)
-            )
-            distinct_phase = have < spread.min_distinct
+        level = spread.level if spread is not None else None
+        # while the spread lacks distinct entities, the replicas go to new ones
+        distinct_phase = spread is not None and len(a.entities) < spread.min_distinct
         skip_sites = distinct_phase and level is SpreadLevel.SITE
         skip_domains = distinct_phase and level is SpreadLevel.POWER_DOMAIN
         skip_nodes = distinct_phase and level is SpreadLevel.NODE
         survival = w.survivors_required > 0
-        first = self.policy == "first_fit" and not survival
+        first = self.policy.first_fit and not survival
         record_dead = not distinct_phase
-        caps_by_type: dict[str, tuple[int, ...]] = {}
-        cands: list[tuple[tuple[float, ...], GroupKey, Sig, int | None, tuple[int, ...]]] = []
+        types = self.types_for(w)
+        frac, gpus, milli = w.is_fractional, w.gpus, w.gpu_milli
+        host, cpu, mem = self.policy.reads_host, w.cpu_milli, w.host_memory_mib
+        cands: list[tuple[tuple[float, ...], GroupKey, Sig, Option, tuple[int, ...]]] = []
         order = 0
         for gkey in groups:
             site = gkey[0]
             if skip_sites and site in a.per_site:
                 continue
-            if self.site_head[site] < 0:
+            site_room = st.site_headroom_w(site)
+            if site_room < 0:
                 continue
             sigs = self.index[gkey]
             if not sigs:
                 continue
             tname = gkey[1]
-            caps = caps_by_type.get(tname)
-            if caps is None:
-                caps = caps_by_type[tname] = () if w.is_fractional else _levels_desc(w, self.types[tname])
-            if caps and self.site_head[site] < w.gpus * (caps[-1] - self.types[tname].idle_power_w):
+            levels = types[tname]
+            gpu = self.types[tname]
+            if levels and site_room < w.gpus * (gpu.power_levels[levels[0]].power_cap_w - gpu.idle_power_w):
                 continue
             for sig in list(sigs):
+                # signatures without the GPUs (or, where they carry them, the host resources) for
+                # one more replica offer nothing: skipped unscored
+                if frac:
+                    if sig[1] == 0 and sig[2][-1][0] < milli:  # (partial: ascending; not empty here)
+                        continue
+                elif sig[1] < gpus:
+                    continue
+                if host and (sig[3] < cpu or sig[4] < mem):
+                    continue
                 okey = (tname, sig)
                 options = self.option_cache.get(okey)
                 if options is None:
@@ -565,18 +444,18 @@ class _Packer:
                     if dead is not None and option in dead:
                         continue
                     if first:
-                        got = self._resolve(w, a, gkey, sig, option, caps, skip_domains, skip_nodes)
+                        got = self._resolve(wi, a, gkey, sig, option, levels, skip_domains, skip_nodes)
                         if got is not None:
                             return got
                         if record_dead:
                             self.dead.setdefault((gkey, sig), set()).add(option)
                         continue
                     order += 1
-                    key = (float(a.per_site[site]) if survival else 0.0, score, float(order))
-                    cands.append((key, gkey, sig, option, caps))
+                    key = (float(a.per_site[site]) if survival else 0.0, *score, float(order))
+                    cands.append((key, gkey, sig, option, levels))
         cands.sort(key=lambda c: c[0])
-        for _, gkey, sig, option, caps in cands:
-            got = self._resolve(w, a, gkey, sig, option, caps, skip_domains, skip_nodes)
+        for _, gkey, sig, option, levels in cands:
+            got = self._resolve(wi, a, gkey, sig, option, levels, skip_domains, skip_nodes)
             if got is not None:
                 return got
             if record_dead:
@@ -584,55 +463,35 @@ class _Packer:
         return None
 
     def place(self, w: Workload) -> list[ReplicaPlacement]:
+        """All or nothing: up to ``max_replicas`` replicas of ``w``, kept when the kernel's workload rules hold."""
         groups = self.groups_for(w)
         if not groups:
             return []
-        a = _Attempt()
+        wi = self.workload_index[w.name]
+        st = self.st
+        a = _Attempt(len(st.placements))
+        self._need_gmem = memory_milli_gib(w.memory_gib)
         self.dead = {}
         self.option_cache = {}
-        for r in range(w.max_replicas):
-            c = self.choose(w, a, groups)
-            if c is None:
+        for _ in range(w.max_replicas):
+            fit = self.choose(wi, a, groups)
+            if fit is None:
                 break
-            p = self.apply(a, w, c.node, c.cap_w, c.gpu_index)
-            a.placements.append(
-                ReplicaPlacement(
-                    workload=p.workload,
-                    replica=r,
-                    site=p.site,
-                    power_domain=p.power_domain,
-                    node=p.node,
-                    gpu_indices=p.gpu_indices,
-                    gpu_milli=p.gpu_milli,
-                    power_cap_w=p.power_cap_w,
-                )
-            )
-            a.per_site[c.node.site] += 1
-            a.domains.add(c.node.domain)
-            a.node_names.add(c.node.name)
-        if _acceptable(w, a):
-            return a.placements
-        self.rollback(a)
+            st.add(wi, fit)
+            self.reindex(fit.node)
+            info = self.p.nodes[fit.node]
+            a.nodes.append(fit.node)
+            a.node_set.add(fit.node)
+            a.per_site[info.site.name] += 1
+            a.domains.add(info.domain_key)
+            if w.spread is not None:
+                a.entities.add(spread_entity(info, w.spread.level))
+        if a.nodes and st.workload_short(wi, a.nodes) is None:
+            return [self._replica(w, r, row) for r, row in enumerate(st.placements[a.start :])]
+        st.pop(len(a.nodes))
+        for n in dict.fromkeys(a.nodes):  # in the order they were first used
+            self.reindex(n)
         return []
-
-
-def _acceptable(w: Workload, a: _Attempt) -> bool:
-    r = len(a.placements)
-    if r < w.min_replicas or r == 0:
-        return False
-    if w.spread is not None:
-        level = w.spread.level
-        have = (
-            len(a.per_site)
-            if level is SpreadLevel.SITE
-            else len(a.domains)
-            if level is SpreadLevel.POWER_DOMAIN
-            else len(a.node_names)
-        )
-        if have < w.spread.min_distinct:
-            return False
-    need = w.survivors_required
-    return not (need > 0 and (r < need or any(r - n < need for n in a.per_site.values())))
 
 
 def workload_order(problem: Problem) -> list[Workload]:
@@ -643,24 +502,28 @@ def workload_order(problem: Problem) -> list[Workload]:
     )
 
 
-def _run(problem: Problem, policy: str) -> tuple[ReplicaPlacement, ...]:
+def run(
+    problem: Problem, policy: Callable[[Packing], Policy], prepared: Prepared | None = None
+) -> tuple[ReplicaPlacement, ...]:
+    """The placements of ``policy(packing)`` (pinned workloads first, then ``workload_order``)."""
     t0 = time.perf_counter()
-    packer = _Packer(problem, policy)
+    packing = Packing(problem, FirstFit(), prepared)
+    packing.set_policy(policy(packing))
     out: list[ReplicaPlacement] = []
     for w in problem.workloads:
         if w.pinned:
-            out.extend(packer.pin(w))
+            out.extend(packing.pin(w))
     placed = 0
     for w in workload_order(problem):
         if w.pinned:
             continue
-        got = packer.place(w)
+        got = packing.place(w)
         if got:
             placed += 1
             out.extend(got)
     log.info(
         "%s: %d of %d workloads, %d replicas in %.2f s",
-        policy,
+        packing.policy.name,
         placed,
         len(problem.workloads),
         len(out),
@@ -669,19 +532,24 @@ def _run(problem: Problem, policy: str) -> tuple[ReplicaPlacement, ...]:
     return tuple(out)
 
 
-def first_fit_decreasing(problem: Problem) -> tuple[ReplicaPlacement, ...]:
+def first_fit_decreasing(problem: Problem, prepared: Prepared | None = None) -> tuple[ReplicaPlacement, ...]:
     """Each replica on the first node, in site and rack order, that takes it."""
-    return _run(problem, "first_fit")
+    return run(problem, lambda _packing: FirstFit(), prepared)
 
 
-def best_fit(problem: Problem) -> tuple[ReplicaPlacement, ...]:
+def best_fit(problem: Problem, prepared: Prepared | None = None) -> tuple[ReplicaPlacement, ...]:
     """Each replica on the node whose GPUs are the most allocated afterwards (Kubernetes MostAllocated)."""
-    return _run(problem, "best_fit")
+    return run(problem, lambda _packing: BestFit(), prepared)
 
 
-def fgd(problem: Problem) -> tuple[ReplicaPlacement, ...]:
-    """Each replica where the expected GPU fragmentation of the fleet grows least (FGD, ATC'23)."""
-    return _run(problem, "fgd")
+def fgd(problem: Problem, prepared: Prepared | None = None) -> tuple[ReplicaPlacement, ...]:
+    """Each replica where the expected GPU fragmentation of the fleet grows least (FGD, ATC'23), the
+    task mix being the requested replicas by GPUs or share (``Measure.of_replicas``)."""
+    return run(
+        problem,
+        lambda packing: Fragmentation(Measure.of_replicas(problem.workloads, packing.types_for)),
+        prepared,
+    )
 
 
 HEURISTICS: dict[str, Callable[[Problem], tuple[ReplicaPlacement, ...]]] = {
@@ -694,239 +562,32 @@ HEURISTICS: dict[str, Callable[[Problem], tuple[ReplicaPlacement, ...]]] = {
 # --------------------------------------------------------------------------- plans
 
 
-_Folded = dict[GroupKey, tuple[int, list[tuple[tuple[str, str, int, int, tuple[tuple[int, int], ...]], int]]]]
-
-
-def _unplaced_reasons(
-    problem: Problem, placements: Iterable[ReplicaPlacement], budgets: PowerBudgets
-) -> tuple[UnplacedWorkload, ...]:
-    """At least one plain-language reason for every workload without a replica.
-
-    Static rules (latency, backup, GPU type, memory, count) are checked per (site, GPU
-    type) group; otherwise the capacity the plan leaves on the eligible nodes is
-    summarised: nodes with GPU room for a replica (free GPUs; for a share, room in milli
-    and memory on a shared GPU), and whether their racks and sites still have the power
-    for one more replica at the workload's lowest allowed cap.
-    """
-    placements = tuple(placements)
-    placed = {p.workload for p in placements}
-    missing = [w for w in problem.workloads if w.name not in placed]
-    if not missing:
-        return ()
-    gmem_of = {w.name: memory_milli_gib(w.memory_gib) for w in problem.workloads}
-    packer = _Packer(problem, "first_fit")
-    for p in placements:
-        st = packer.by_name.get(p.node)
-        if st is None:
-            continue
-        for idx in p.gpu_indices:
-            if idx in st.free:
-                st.free.remove(idx)
-            if p.gpu_milli < FULL_GPU_MILLI:
-                use = st.shared.setdefault(idx, [0, 0])
-                use[0] += p.gpu_milli
-                use[1] += gmem_of.get(p.workload, 0)
-    dom_head = {b.name: round((b.usable_kw - b.it_kw) * 1000) for b in budgets.power_domains}
-    site_head = {b.name: round((b.usable_kw - b.it_kw) * 1000) for b in budgets.sites}
-    # nodes with room, per group, folded by what the reasons read of them
-    folded: dict[GroupKey, Counter[tuple[str, str, int, int, tuple[tuple[int, int], ...]]]] = defaultdict(
-        Counter
-    )
-    node_count: Counter[GroupKey] = Counter()
-    for st, ok in zip(packer.nodes, packer.ready, strict=True):
-        if not ok:
-            continue
-        node_count[st.gkey] += 1
-        shared_free = tuple(
-            sorted(
-                (FULL_GPU_MILLI - u[0], st.gmem_cap - u[1])
-                for u in st.shared.values()
-                if u[0] < FULL_GPU_MILLI
-            )
-        )
-        if st.free or shared_free:
-            off_w = st.on_w if len(st.free) == st.count else 0
-            folded[st.gkey][(st.domain, st.site, len(st.free), off_w, shared_free)] += 1
-    by_group: _Folded = {k: (node_count[k], list(folded[k].items())) for k in node_count}
-    out = []
-    for w in missing:
-        reasons = _static_reasons(packer, w) or _capacity_reasons(packer, w, by_group, dom_head, site_head)
-        out.append(UnplacedWorkload(w.name, tuple(reasons)))
-    return tuple(out)
-
-
-def _static_reasons(packer: _Packer, w: Workload) -> list[Reason]:
-    if packer.groups_for(w):
-        return []
-    fleet = packer.problem.fleet
-    sites = packer.sites_for(w)
-    types_ok = [t for t, g in packer.types.items() if packer.type_ok(w, g) and t in packer.max_count]
-    if not sites:
-        if w.max_latency_ms > 0:
-            lat = packer.latency()
-            near = min(
-                (lat.get((w.user_region, s.name), float("inf")) for s in fleet.sites), default=float("inf")
-            )
-            return [
-                Reason(
-                    "latency",
-                    f"no site with {w.backup_minutes:g} backup minutes is within {w.max_latency_ms:g} ms of "
-                    f"{w.user_region} (the nearest site is {near:.1f} ms away)",
-                    len(fleet.nodes),
-                )
-            ]
-        return [
-            Reason(
-                "backup", f"no site rides through {w.backup_minutes:g} minutes of outage", len(fleet.nodes)
-            )
-        ]
-    if not types_ok:
-        if w.is_fractional:
-            what = f"a shareable GPU with {w.memory_gib:g} GiB free for a {w.gpu_milli}-milli share"
-            rule = "gpu_type"
-        else:
-            what = f"{w.gpus} GPUs of {w.memory_per_gpu_gib:g} GiB each on one node at a cap of at least {w.min_power_cap_pct}%"
-            rule = "gpu_memory"
-        allowed = ", ".join(w.allowed_gpu_types) or "any"
-        return [Reason(rule, f"no READY node offers {what} (allowed types: {allowed})", len(fleet.nodes))]
-    return [
-        Reason(
-            "latency",
-            f"the sites within reach ({len(sites)}) host none of the GPU types it can use "
-            f"({', '.join(sorted(types_ok))})",
-            len(fleet.nodes),
-        )
-    ]
-
-
-def _capacity_reasons(
-    packer: _Packer,
-    w: Workload,
-    by_group: _Folded,
-    dom_head: dict[str, int],
-    site_head: dict[str, int],
-) -> list[Reason]:
-    nodes = 0  # eligible READY nodes
-    gpu_nodes = 0  # of them, with GPU room for one more replica
-    short_domain = 0  # ... whose rack lacks the power for it
-    short_site = 0  # ... whose site lacks it (rack fine)
-    power_nodes = 0  # ... that could take one more replica now
-    need_gmem = memory_milli_gib(w.memory_gib)
-    for gkey in packer.groups_for(w):
-        gpu = packer.types[gkey[1]]
-        n_nodes, entries = by_group.get(gkey, (0, []))
-        nodes += n_nodes
-        if w.is_fractional:
-            new_gpu_w = gpu.max_power_w - gpu.idle_power_w
-        else:
-            new_gpu_w = w.gpus * (_levels_desc(w, gpu)[-1] - gpu.idle_power_w)
-        for (domain, site, free, off_w, shared_free), times in entries:
-            if w.is_fractional and any(m >= w.gpu_milli and gmem >= need_gmem for m, gmem in shared_free):
-                gpu_nodes += times  # an existing shared GPU takes it: no more power needed
-                power_nodes += times
-                continue
-            if free < max(1, w.gpus):
-                continue
-            gpu_nodes += times
-            need = new_gpu_w + off_w
-            if dom_head.get(domain, 0) < need:
-                short_domain += times
-            elif site_head.get(site, 0) < need:
-                short_site += times
-            else:
-                power_nodes += times
-    unit = (
-        f"{w.gpu_milli}-milli share of {w.memory_gib:g} GiB" if w.is_fractional else f"{w.gpus}-GPU replica"
-    )
-    reasons = []
-    if short_domain:
-        reasons.append(
-            Reason(
-                "domain_power",
-                f"{short_domain} of the {gpu_nodes} eligible nodes with GPU room for a {unit} sit in racks "
-                "without the headroom to power one more at its lowest allowed cap",
-                short_domain,
-            )
-        )
-    if short_site:
-        reasons.append(
-            Reason(
-                "site_power",
-                f"{short_site} of the {gpu_nodes} eligible nodes with GPU room for a {unit} sit in sites "
-                "without the headroom to power one more at its lowest allowed cap",
-                short_site,
-            )
-        )
-    if gpu_nodes == 0:
-        reasons.append(
-            Reason(
-                "replicas",
-                f"none of the {nodes} eligible READY nodes has GPU room left for a {unit} "
-                "after the work placed before it",
-                nodes,
-            )
-        )
-    elif power_nodes == 0:
-        reasons.append(
-            Reason(
-                "replicas",
-                f"{w.name} needs {w.min_replicas} replica{'s' if w.min_replicas != 1 else ''}; no eligible node "
-                "has both the GPUs and the power "
-                "for one more after the work placed before it",
-                nodes,
-            )
-        )
-    elif w.spread is not None or w.survivors_required > 0:
-        rule = "spread" if w.spread is not None else "site_survival"
-        reasons.append(
-            Reason(
-                rule,
-                f"{power_nodes} eligible nodes could each take one more replica, but not {w.min_replicas} "
-                f"spread as {w.name} requires (distinct entities or site-loss survivors) with the power left",
-                nodes - power_nodes,
-            )
-        )
-    else:
-        reasons.append(
-            Reason(
-                "replicas",
-                f"{power_nodes} eligible nodes could each take one more replica, but the GPUs and power "
-                f"left do not hold all {w.min_replicas} replicas {w.name} needs together",
-                nodes - power_nodes,
-            )
-        )
-    return reasons
-
-
 def plan_from(
     problem: Problem,
     placements: Iterable[ReplicaPlacement],
     method: str,
     wall_s: float = 0.0,
     checked: bool = True,
+    explain_until: float | None = None,
 ) -> Plan:
-    """A verified ``Plan`` from placements: budgets, objective, unplaced reasons and a SolveInfo.
+    """A verified ``Plan`` from placements, assembled as the engine assembles its own
+    (``placement.assemble``): budgets, objective, the reasons for unplaced work, a SolveInfo.
 
     Raises ``PlanRejected`` when the placements break a hard rule (unless ``checked`` is
-    False: then the caller verifies, as the benchmark does in another process).
+    False: then the caller verifies, as the benchmark does in another process). Unplaced
+    work is explained most valuable first until ``explain_until`` (monotonic seconds; None:
+    all of it), as the engine explains within its time limit.
     """
-    placements = tuple(placements)
-    budgets = compute_budgets(problem, placements)
-    plan = Plan(
-        placements=placements,
-        budgets=budgets,
-        unplaced=_unplaced_reasons(problem, placements, budgets),
-        objective=evaluate(problem, placements),
-        info=SolveInfo(
-            status=SolveStatus.FEASIBLE,
-            backend=f"heuristic:{method}",
-            seed=problem.options.seed,
-            wall_s=wall_s,
-            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        ),
+    info = SolveInfo(
+        status=SolveStatus.FEASIBLE,
+        backend=f"heuristic:{method}",
+        seed=problem.options.seed,
+        wall_s=wall_s,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    if checked:
-        check(problem, plan)
+    plan, bad = plan_of(problem, placements, info, explain_until)
+    if checked and bad:
+        raise PlanRejected(bad)
     return plan
 
 
@@ -937,5 +598,5 @@ def eligible_groups(problem: Problem) -> dict[str, tuple[GroupKey, ...]]:
     (whole milli-GiB), a node of the type with enough GPUs, a power level not below the floor.
     Power headroom and host resources are left to the placement.
     """
-    packer = _Packer(problem, "first_fit")
-    return {w.name: packer.groups_for(w) for w in problem.workloads}
+    packing = Packing(problem, FirstFit())
+    return {w.name: packing.groups_for(w) for w in problem.workloads}

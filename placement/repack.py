@@ -71,13 +71,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from placement.candidates import CellOption, Prepared
-from placement.decode import FULL_MILLI, Fit, FleetState, level_at
 from placement.domain import NodeState, SpreadLevel, Workload
 from placement.energy import replica_work
 from placement.greedy import (
     Key,
     fill,
-    host_after,
     levels_by_group,
     moved_fit,
     positions,
@@ -85,10 +83,10 @@ from placement.greedy import (
     raise_levels,
     rebuild,
     relocate,
-    rules_hold,
     swap_tiers,
     take,
 )
+from placement.state import FULL_MILLI, Fit, FleetState, level_at, rules_hold
 
 log = logging.getLogger(__name__)
 
@@ -183,11 +181,7 @@ def consolidate(st: FleetState, deadline: float | None = None) -> list[str]:
         nodes_of[w].append(n)
 
     def tight(n: int) -> bool:
-        info = p.nodes[n]
-        return (
-            st.site_usable_w[info.site.name] - st.site_w[info.site.name] < CONSOLIDATE_SLACK_W
-            or st.domain_usable_w[info.domain_key] - st.domain_w[info.domain_key] < CONSOLIDATE_SLACK_W
-        )
+        return st.headroom_w(n) < CONSOLIDATE_SLACK_W
 
     todo = sorted(
         (p.nodes[n].node.gpu_count - st.node_free[n], n)
@@ -387,15 +381,15 @@ def _swap_set(
         gain += sum(work(rows[j][0], a, cap_a) - work(rows[j][0], b, cap_b) for j in take)
         if gain <= 0:
             continue
-        at_a = host_after(st, a, [wk], [wl[rows[j][0]] for j in take], host)
-        at_b = host_after(st, b, [wl[rows[j][0]] for j in take], [wk], host)
+        at_a = st.host_after(a, [wk], [wl[rows[j][0]] for j in take], host)
+        at_b = st.host_after(b, [wl[rows[j][0]] for j in take], [wk], host)
         if at_a is None or at_b is None:
             continue
         moved = {w: _moved(nodes_of[w], {a: 1}, {b: 1})}
         for j in take:
             other = rows[j][0]
             moved[other] = _moved(moved.get(other, nodes_of[other]), {b: 1}, {a: 1})
-        if not all(rules_hold(st, wl[x], ns) for x, ns in moved.items()):
+        if not all(rules_hold(st.p, wl[x], ns) for x, ns in moved.items()):
             continue
         nodes_of.update(moved)
         host[a], host[b] = at_a, at_b
@@ -608,15 +602,6 @@ def _needs_other_domains(wk: Workload) -> bool:
     return wk.survivors_required > 0 or (wk.spread is not None and wk.spread.level is not SpreadLevel.NODE)
 
 
-def _rules_ok(st: FleetState, w: int, nodes: Counter[int]) -> bool:
-    """Replica counts, spread and site survival of workload ``w`` on ``nodes`` (replicas per node)."""
-    wk = st.p.problem.workloads[w]
-    placed = list(nodes.elements())
-    if not placed:
-        return True
-    return wk.min_replicas <= len(placed) <= wk.max_replicas and rules_hold(st, wk, placed)
-
-
 def _work(st: FleetState, w: int, n: int, cap_w: int) -> int:
     gpu = st.p.nodes[n].gpu
     return replica_work(
@@ -771,10 +756,8 @@ def _repack_one(
     old_levels = [((w, n, idx), level_at(p.nodes[n].gpu, cap)) for _i, w, n, idx, cap in fixed]
     _apply(st, d, index, [r[0] for r in free_rows], relevel, chosen)
     touched = set(in_d) | {w for w, _n, _li in chosen}
-    if (
-        st.domain_w[d] <= st.domain_usable_w[d]
-        and st.site_w[site] <= st.site_usable_w[site]
-        and all(_rules_ok(st, w, index.nodes[w]) for w in touched)
+    if st.within_power(nodes[0]) and all(
+        st.workload_short(w, list(index.nodes[w].elements())) is None for w in touched
     ):
         return after - before
     # a rule the program does not see failed: put the domain back as it was

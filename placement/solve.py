@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from placement import fgd
+from placement.assemble import assemble
 from placement.backends.base import Progress, ProgressCallback, SolverBackend, TierResult
 from placement.candidates import Prepared, filter_candidates
 from placement.decode import FleetState, decode, encode
@@ -108,40 +109,7 @@ def enabled_tiers(options: SolveOptions) -> list[str]:
 # ------------------------------------------------------------------------- plan
 
 
-def _plan(
-    prepared: Prepared,
-    placements: tuple[ReplicaPlacement, ...],
-    info: SolveInfo,
-    explain_until: float | None = None,
-    timing: dict[str, float] | None = None,
-) -> tuple[Plan, list[object]]:
-    """Assemble and verify a plan; returns it with the verifier's findings.
-
-    ``timing["assemble_s"]`` receives the seconds spent outside the (deadline-bound) explanations.
-    """
-    from placement.budgets import compute_budgets
-    from placement.explain import unplaced_reasons
-    from placement.objective import evaluate
-    from placement.verify import verify
-
-    problem = prepared.problem
-    t0 = time.monotonic()
-    state = FleetState.from_placements(prepared, placements)
-    budgets = compute_budgets(problem, placements)
-    t1 = time.monotonic()
-    unplaced = tuple(unplaced_reasons(prepared, state, explain_until))
-    t2 = time.monotonic()
-    plan = Plan(
-        placements=placements,
-        budgets=budgets,
-        unplaced=unplaced,
-        objective=evaluate(problem, placements),
-        info=info,
-    )
-    bad: list[object] = list(verify(problem, plan))
-    if timing is not None:
-        timing["assemble_s"] = time.monotonic() - t0 - (t2 - t1)
-    return plan, bad
+_plan = assemble  # the one plan assembly (placement.assemble)
 
 
 def claim(

@@ -21,7 +21,6 @@ from fleetplace.files import load_problem, write_json_atomic
 from placement import solve
 from placement.budgets import compute_budgets
 from placement.candidates import filter_candidates
-from placement.decode import FleetState
 from placement.domain import (
     Fleet,
     GpuType,
@@ -43,6 +42,7 @@ from placement.domain import (
 from placement.explain import PLAN_RULES, explain, unplaced_reasons
 from placement.heuristics import HEURISTICS
 from placement.objective import evaluate
+from placement.state import FleetState
 from placement.verify import verify
 from server import convert
 from server.client import PlacementClient

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from placement.domain import (
@@ -147,6 +149,31 @@ def test_power_cap_boundaries(method: str, where: str, usable_w: int, cap_w: int
         assert {r.rule for r in u.reasons} & {"domain_power", "site_power"}
     else:
         assert caps == [cap_w]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    ("rack_w", "placed_on"),
+    [
+        pytest.param(HOST_W + 8 * 70 + 400 - 70, "lean", id="rack-exactly-at-the-lean-nodes-draw"),
+        pytest.param(HOST_W + 8 * 70 + 400 - 70 - 1, None, id="rack-1W-short"),
+    ],
+)
+def test_a_node_short_of_cpu_does_not_hide_its_rack_neighbour(
+    method: str, rack_w: int, placed_on: str | None
+) -> None:
+    """One rack, two empty nodes alike but for host power and CPU: the first draws 2,000 W more
+    when on and lacks the CPU; the second takes the replica where the rack has its watts. The
+    rule kernel checks host resources before power, node by node (the old loop gave up on the
+    rack at the first node whose power did not fit)."""
+    base = fleet(rack_w=rack_w)
+    nodes = (
+        Node("heavy", "s0", "s0-r0", "G", 8, HOST_W + 2000, cpu_milli=1000),
+        Node("lean", "s0", "s0-r0", "G", 8, HOST_W, cpu_milli=8000),
+    )
+    problem = Problem(replace(base, nodes=nodes), (Workload("w", gpus=1, cpu_milli=4000),))
+    _, plan = run(method, problem)
+    assert [p.node for p in plan.placements] == ([placed_on] if placed_on else [])
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -8,13 +8,13 @@ from dataclasses import replace
 import pytest
 
 from placement.candidates import filter_candidates
-from placement.decode import Fit, FleetState
 from placement.domain import Problem, Spread, SpreadLevel
 from placement.generator import generate
 from placement.greedy import greedy, placed_work
 from placement.objective import evaluate
 from placement.portfolio import Portfolio
 from placement.repack import consolidate, polish, repack_domains, swap_sets
+from placement.state import Fit, FleetState
 from tests.test_bound import CAPPED, FULL, ONE_GPU, one_node
 from tests.test_guided import two_domains, verified
 
