@@ -45,7 +45,11 @@ def knapsack(capacity: float = 10.0) -> LinearProgram:
 
 def test_an_lp_reports_its_optimum_values_and_duals() -> None:
     got = solve(small_lp(), LinearSolver.GLOP)
-    assert (got.status, got.stop_reason, got.solver) == (SolveStatus.OPTIMAL, StopReason.NONE, LinearSolver.GLOP)
+    assert (got.status, got.stop_reason, got.solver) == (
+        SolveStatus.OPTIMAL,
+        StopReason.NONE,
+        LinearSolver.GLOP,
+    )
     assert got.objective == pytest.approx(11.0)
     assert got.bound == got.objective  # an LP solved to optimality bounds itself
     assert got.values == pytest.approx([3.0, 1.0])
