@@ -79,7 +79,16 @@ from typing import Any
 from placement.backends.linear import LinearProgram, LinearSolver
 from placement.backends.linear import solve as solve_linear
 from placement.candidates import Prepared, site_admits
-from placement.domain import Node, NodeState, Problem, SolveStatus, SpreadLevel, Workload, memory_milli_gib
+from placement.domain import (
+    Node,
+    NodeState,
+    Problem,
+    SolveStatus,
+    SpreadLevel,
+    StopReason,
+    Workload,
+    memory_milli_gib,
+)
 from placement.energy import allowed_levels
 from placement.network import latency_table
 
@@ -587,8 +596,9 @@ def _solve_lp(lp: LinearProgram, deadline: float | None) -> tuple[float, list[fl
     or None (deadline, not optimal)."""
     limit_s = None if deadline is None else deadline - time.monotonic()
     got = solve_linear(lp, LinearSolver.GLOP, time_limit_s=limit_s)
-    if got.status is not SolveStatus.OPTIMAL:
-        log.warning("group LP: %s (%s); no bound", got.status.value, got.stop_reason.value)
+    if got.status is not SolveStatus.OPTIMAL:  # at its deadline (expected under short limits), or failed
+        level = logging.INFO if got.stop_reason is StopReason.TIME_LIMIT else logging.WARNING
+        log.log(level, "group LP: %s (%s); no bound", got.status.value, got.stop_reason.value)
         return None
     if got.objective is None or got.values is None or got.duals is None:
         return None

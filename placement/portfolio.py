@@ -59,6 +59,7 @@ _HEADER = struct.Struct("!QB")  # size, kind
 _OFFER, _BOUND, _ERROR, _LOG = range(4)
 POLISH_MIN_S = 2.0  # a plan is polished only with at least this long to go
 POLISH_MARGIN_S = 2.0  # the polishing child stops this long before the parent stops waiting
+DRAIN_S = 0.2  # at close, what the children already sent is read for at most this long
 
 
 @dataclass(frozen=True)
@@ -285,11 +286,11 @@ class Portfolio:
         self.done = True
 
     def _drain(self) -> None:
-        """What the children have written and not been read, without waiting for more."""
+        """What the children have written and not been read, without waiting for more (and for
+        at most ``DRAIN_S``: a child that keeps writing is not followed)."""
+        until = CLOCK() + DRAIN_S
         for fd, kid in self._kids.items():
-            if not kid.pid:
-                continue
-            while select.select([fd], [], [], 0)[0]:
+            while kid.pid and CLOCK() < until and select.select([fd], [], [], 0)[0]:
                 chunk = os.read(fd, 1 << 20)
                 if not chunk:
                     self._reap(fd)

@@ -217,7 +217,13 @@ def solve(
             stop = StopReason.WORK_LIMIT
         elif time_limit_s is not None:
             stop = StopReason.TIME_LIMIT
-        if code not in (pb.MPSOLVER_FEASIBLE, pb.MPSOLVER_NOT_SOLVED):
+        stopped = code in (
+            pb.MPSOLVER_FEASIBLE,
+            pb.MPSOLVER_NOT_SOLVED,
+            pb.MPSOLVER_CANCELLED_BY_USER,
+            pb.MPSOLVER_UNKNOWN_STATUS,  # HiGHS at its time limit, however good its incumbent
+        )
+        if not (stopped and stop is not StopReason.NONE):  # not a limit: the solver failed
             log.warning(
                 "%s: %s %s",
                 solver.value,
