@@ -148,6 +148,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from placement.backends.linear import versions
 from placement.bound import SiteIndex, SiteType, candidate_pairs, relaxation_bound, site_index
 from placement.budgets import compute_budgets
 from placement.domain import (
@@ -763,18 +764,22 @@ def solve_partitioned_stats(
         if StopReason.TIME_LIMIT in stops
         else StopReason.NONE
     )
-    first = next((r for r in by_group.values() if isinstance(r, Plan)), None)
+    solved = [r for r in by_group.values() if isinstance(r, Plan)]
+    models = ",".join(sorted({r.info.backend for r in solved if r.info.backend}))  # where a model ran
+    solvers = tuple(dict.fromkeys(s for r in solved for s in r.info.solvers))
     info = SolveInfo(
         status=SolveStatus.OPTIMAL if optimal else SolveStatus.FEASIBLE,
         stop_reason=stop,
         bound=bound,
         gap=gap,
-        backend=(first.info.backend if first else problem.options.backend.value) + f"+partition[{executor}]",
-        solver_version=first.info.solver_version if first else "",
+        backend=f"{models}+partition[{executor}]",
+        solver_version=versions(solvers),
         seed=problem.options.seed,
         wall_s=time.monotonic() - t0,
         code_revision=code_revision(),
         started_at=started_at,
+        method=f"partition[{executor}]({', '.join(dict.fromkeys(r.info.method for r in solved))})",
+        solvers=solvers,
     )
     plan = replace(plan, info=info)
     check(problem, plan)

@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from placement.backends.base import Progress, ProgressCallback, SolverBackend, TierResult
+from placement.backends.linear import versions
 from placement.candidates import Prepared, filter_candidates
 from placement.decode import FleetState, decode, encode
 from placement.domain import (
@@ -188,6 +189,7 @@ class _Run:
         self.stop = stop
         self.budget = TimeBudget.start(problem.options.time_limit_s)
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.model: SolverBackend | None = None  # the per-node model's backend, once it ran
 
     def elapsed(self) -> float:
         return self.budget.elapsed()
@@ -248,8 +250,6 @@ def solve(
     backend = get_backend(opts.backend)
     base = SolveInfo(
         status=SolveStatus.FEASIBLE,
-        backend=backend.name,
-        solver_version=backend.version(),
         seed=opts.seed,
         code_revision=code_revision(),
         started_at=run.started_at,
@@ -370,7 +370,9 @@ def _solve_deterministic(
             got = decode(container, container.extract(values))
             got_obj = evaluate(run.problem, got)
             if _key(got_obj, tiers) >= _key(best.objective, tiers):
-                placements, made_by = got, "model"
+                # warm-started from the best plan: the model carries on from its methods
+                placements, made_by = got, chain([made_by, "model"]) if hint is not None else "model"
+                solvers = solvers if hint is not None else ()
                 model = {o.name: o.value(values) for o in container.program.objectives}
                 if model != dict(zip(TIERS, got_obj.key_values(), strict=True)):
                     log.warning("model objective %s differs from the evaluated plan %s", model, got_obj)
@@ -395,7 +397,7 @@ def _solve_deterministic(
     status, bound = claim(status, [bound, portfolio.bound], pw, tiers)
     gap = None if bound is None else (max(0.0, (bound - pw) / bound) if bound > 0 else 0.0)
     info = replace(base, status=status, stop_reason=stop_reason, bound=bound, gap=gap, wall_s=run.elapsed())
-    return _done(_InHand(replace(plan, info=info), placements, made_by, solvers))
+    return _done(run, _InHand(replace(plan, info=info), placements, made_by, solvers))
 
 
 # ------------------------------------------------------------------- default mode
@@ -425,7 +427,9 @@ def _solve(
         )
 
     def done(hand: _InHand, status: SolveStatus, stop_reason: StopReason, bound: float | None) -> Plan:
-        return _done(replace(hand, plan=replace(hand.plan, info=info(status, stop_reason, bound, hand.work))))
+        return _done(
+            run, replace(hand, plan=replace(hand.plan, info=info(status, stop_reason, bound, hand.work)))
+        )
 
     # 1. greedy: a verified plan before any solver runs (itself time-boxed: a partial greedy
     # plan is valid, every workload being all or nothing)
@@ -526,7 +530,15 @@ def _solve(
     if model != got:
         log.warning("model objective %s differs from the evaluated plan %s", model, got)
         status = SolveStatus.FEASIBLE  # what the solver proved is not this plan's objective
-    return done(_InHand(plan, placements, "model"), status, stop_reason, bound)
+    if hint is None:
+        return done(_InHand(plan, placements, "model"), status, stop_reason, bound)
+    # warm-started from the plan in hand: the model carries on from the methods that made it
+    return done(
+        _InHand(plan, placements, chain([hinted.made_by, "model"]), hinted.solvers),
+        status,
+        stop_reason,
+        bound,
+    )
 
 
 def _best_heuristic(
@@ -609,17 +621,32 @@ def _finished(
     return _InHand(new, found.placements, chain([hand.made_by, name]), (*hand.solvers, *found.solvers))
 
 
-def _done(hand: _InHand) -> Plan:
-    plan = hand.plan
-    log.info(
-        "solve: %s %s, objective %s, %.2f s, made by %s",
-        plan.info.status.value,
-        plan.info.stop_reason.value,
-        plan.objective,
-        plan.info.wall_s,
-        hand.made_by,
+def _done(run: _Run, hand: _InHand) -> Plan:
+    """The plan in hand, stamped with what made it: its methods and their solvers, and the
+    per-node model's backend and solver when the model ran (from this plan, or after a better one)."""
+    solvers = hand.solvers
+    backend = ""
+    if run.model is not None:
+        backend = run.model.name
+        solvers = (*solvers, run.model.solver)
+    solvers = tuple(dict.fromkeys(solvers))
+    info = replace(
+        hand.plan.info,
+        method=hand.made_by,
+        solvers=solvers,
+        backend=backend,
+        solver_version=versions(solvers),
     )
-    return plan
+    log.info(
+        "solve: %s %s, objective %s, %.2f s, by %s (%s)",
+        info.status.value,
+        info.stop_reason.value,
+        hand.plan.objective,
+        info.wall_s,
+        info.method,
+        ", ".join(solvers) or "no LP or MIP solver",
+    )
+    return replace(hand.plan, info=info)
 
 
 # a stop reason outranks the ones below it: a tier the clock cut makes the whole run clock-bound
@@ -658,6 +685,7 @@ def _optimise(
     work_left = work or 0.0
     opts = run.problem.options
     session = backend.load(ip, opts.seed, opts.workers)
+    run.model = backend
     for i, tier in enumerate(tiers):
         if run.stopped():
             stop_reason = StopReason.INTERRUPTED
