@@ -69,6 +69,15 @@ def run_children(prepared: Prepared, children: list[tuple[str, ...]]) -> Portfol
     return port
 
 
+def exited(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie nobody reaped yet counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
 def messages(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == level]
 
@@ -134,7 +143,10 @@ def test_close_reads_what_a_child_sent_before_killing_it(
     """The parent never polls: at ``close`` the error already in the pipe is still logged."""
     monkeypatch.setitem(methods.METHODS, "misbehaving", Misbehaving("misbehaving", "raise"))
     port = Portfolio(prepared, TimeBudget.start(30), [("misbehaving",)])
-    time.sleep(3)  # the child fails at once; its pipe holds the error
+    (pid,) = [kid.pid for kid in port._kids.values()]
+    until = time.monotonic() + 30
+    while not exited(pid) and time.monotonic() < until:  # it fails at once; its pipe holds the error
+        time.sleep(0.05)
     port.close()
     assert [e for e in messages(caplog, logging.ERROR) if "misbehaving failed" in e and "Traceback" in e]
 
@@ -150,7 +162,7 @@ def test_a_solve_whose_heuristic_raises_still_returns_a_verified_plan_and_says_w
     monkeypatch.setitem(heuristics.HEURISTICS, "fgd", broken)
     caplog.set_level(logging.INFO)
     p = generate(300, 2)
-    p = replace(p, options=replace(p.options, time_limit_s=8))
+    p = replace(p, options=replace(p.options, time_limit_s=4))
     plan = solve(p)
     assert verify(p, plan) == []
     (text,) = [e for e in messages(caplog, logging.ERROR) if "fgd failed" in e]
