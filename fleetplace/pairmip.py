@@ -34,12 +34,21 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 
+from placement.backends import get_backend
 from placement.budgets import FULL_GPU_MILLI
-from placement.domain import NodeState, Problem, ReplicaPlacement, SpreadLevel, memory_milli_gib
+from placement.domain import (
+    Backend,
+    NodeState,
+    Problem,
+    ReplicaPlacement,
+    SolveStatus,
+    SpreadLevel,
+    memory_milli_gib,
+)
 from placement.energy import allowed_levels
 from placement.heuristics import eligible_groups
+from placement.model.ir import Direction, IntegerProgram, Sense
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +68,8 @@ class PairResult:
 
 
 def solve_pairs(problem: Problem, time_limit_s: float, workers: int = 2) -> PairResult:
-    from ortools.sat.python import cp_model
-
+    """The pair model of ``problem`` solved by CP-SAT through the per-node model's backend seam
+    (``placement.backends``: an ``IntegerProgram`` loaded into a ``Session``)."""
     t0 = time.monotonic()
     fleet = problem.fleet
     types = {g.name: g for g in fleet.gpu_types}
@@ -109,16 +118,16 @@ def solve_pairs(problem: Problem, time_limit_s: float, workers: int = 2) -> Pair
         log.info("pair model: %s", note)
         return PairResult("NO_SOLUTION", (), None, estimate, time.monotonic() - t0, note)
 
-    m = cp_model.CpModel()
-    obj: list[tuple[Any, int]] = []
-    # per node: lists of (var, coefficient)
-    gpus_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
-    milli_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
-    gmem_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
-    cpu_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
-    mem_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
-    watts_on: dict[int, list[tuple[Any, int]]] = defaultdict(list)
-    xs: dict[tuple[int, int], list[tuple[Any, int, int]]] = {}  # (w, r) -> (var, node, cap)
+    m = IntegerProgram()
+    obj: list[tuple[int, int]] = []
+    # per node: lists of (variable, coefficient)
+    gpus_on: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    milli_on: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    gmem_on: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    cpu_on: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    mem_on: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    watts_on: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    xs: dict[tuple[int, int], list[tuple[int, int, int]]] = {}  # (w, r) -> (variable, node, cap)
     booleans = 0
     for wi, w in enumerate(free_work):
         if time.monotonic() - t0 > time_limit_s:
@@ -128,12 +137,12 @@ def solve_pairs(problem: Problem, time_limit_s: float, workers: int = 2) -> Pair
         cands = [i for g in groups[w.name] for i in by_group[g]]
         if not cands:
             continue
-        u = m.new_bool_var(f"u{wi}")
-        zs: list[Any] = []
-        per_site: dict[str, list[Any]] = defaultdict(list)
-        per_entity: dict[str, list[Any]] = defaultdict(list)
+        u = m.new_bool(f"u[{wi}]")
+        zs: list[int] = []
+        per_site: dict[str, list[int]] = defaultdict(list)
+        per_entity: dict[str, list[int]] = defaultdict(list)
         for r in range(w.max_replicas):
-            row: list[tuple[Any, int, int]] = []
+            row: list[tuple[int, int, int]] = []
             for i in cands:
                 n = fleet.nodes[i]
                 gpu = types[n.gpu_type]
@@ -145,7 +154,7 @@ def solve_pairs(problem: Problem, time_limit_s: float, workers: int = 2) -> Pair
                         for k in allowed_levels(w, gpu)
                     ]
                 for cap, pct in levels:
-                    x = m.new_bool_var("")
+                    x = m.new_bool(f"x[{wi},{r},{i},{cap}]")
                     booleans += 1
                     row.append((x, i, cap))
                     obj.append((x, w.priority * w.work_milli * pct))
@@ -169,86 +178,83 @@ def solve_pairs(problem: Problem, time_limit_s: float, workers: int = 2) -> Pair
                             else n.name
                         )
                         per_entity[e].append(x)
-            z = m.new_bool_var("")
-            m.add(sum(v for v, _, _ in row) == z)
-            m.add_implication(z, u)
+            z = m.new_bool(f"z[{wi},{r}]")
+            m.add("replica", [*((v, 1) for v, _, _ in row), (z, -1)], Sense.EQ, 0)
+            m.add("implies placed", [(z, 1), (u, -1)], Sense.LE, 0)
             if zs:
-                m.add(zs[-1] >= z)
+                m.add("replicas in order", [(zs[-1], 1), (z, -1)], Sense.GE, 0)
             zs.append(z)
             xs[(wi, r)] = row
-        m.add(sum(zs) >= w.min_replicas * u)
+        m.add("C10 min replicas", [*((z, 1) for z in zs), (u, -w.min_replicas)], Sense.GE, 0)
         if w.spread is not None:
             ys = []
             for vs in per_entity.values():
-                y = m.new_bool_var("")
-                m.add(y <= sum(vs))
+                y = m.new_bool("")
+                m.add("C11 spread entity", [(y, 1), *((v, -1) for v in vs)], Sense.LE, 0)
                 ys.append(y)
-            m.add(sum(ys) >= w.spread.min_distinct * u)
+            m.add("C11 spread", [*((y, 1) for y in ys), (u, -w.spread.min_distinct)], Sense.GE, 0)
         need = w.survivors_required
         if need > 0:
             for vs in per_site.values():
-                m.add(sum(zs) - sum(vs) >= need * u)
+                terms = [*((z, 1) for z in zs), *((v, -1) for v in vs), (u, -need)]
+                m.add("C12 site survival", terms, Sense.GE, 0)
 
-    site_w: dict[str, list[Any]] = defaultdict(list)
-    domain_w: dict[str, list[Any]] = defaultdict(list)
+    site_w: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    domain_w: dict[str, list[tuple[int, int]]] = defaultdict(list)
     fixed_site_w: dict[str, int] = defaultdict(int)
     fixed_domain_w: dict[str, int] = defaultdict(int)
-    on: dict[int, Any] = {}
-    shared: dict[int, Any] = {}
+    shared: dict[int, int] = {}
     touched = set(gpus_on) | set(milli_on) | set(pinned_whole) | set(pinned_shared)
     for i in sorted(touched):
         n = fleet.nodes[i]
         gpu = types[n.gpu_type]
-        o = m.new_bool_var("")
-        s = m.new_int_var(0, n.gpu_count, "")
-        on[i], shared[i] = o, s
+        o = m.new_bool(f"on[{i}]")
+        s = m.new_var(f"shared[{i}]", 0, n.gpu_count)
+        shared[i] = s
         pinned = len(pinned_whole[i]) + len(pinned_shared[i])
         if pinned:
-            m.add(o == 1)
-        m.add(sum(v * c for v, c in gpus_on[i]) + s + pinned <= n.gpu_count * o)
+            m.add("pinned on", [(o, 1)], Sense.EQ, 1)
+        m.add("C4 gpus", [*gpus_on[i], (s, 1), (o, -n.gpu_count)], Sense.LE, -pinned)
         if milli_on[i]:
-            m.add(sum(v * c for v, c in milli_on[i]) <= FULL_GPU_MILLI * s)
-            m.add(sum(v * c for v, c in gmem_on[i]) <= memory_milli_gib(gpu.memory_gib) * s)
+            m.add("C4 shares", [*milli_on[i], (s, -FULL_GPU_MILLI)], Sense.LE, 0)
+            m.add("C3 shared memory", [*gmem_on[i], (s, -memory_milli_gib(gpu.memory_gib))], Sense.LE, 0)
         else:
-            m.add(s == 0)
+            m.add("C4 no shares", [(s, 1)], Sense.EQ, 0)
         if n.cpu_milli and cpu_on[i]:
-            m.add(sum(v * c for v, c in cpu_on[i]) <= n.cpu_milli - pinned_cpu[i])
+            m.add("C5 cpu", cpu_on[i], Sense.LE, n.cpu_milli - pinned_cpu[i])
         if n.host_memory_mib and mem_on[i]:
-            m.add(sum(v * c for v, c in mem_on[i]) <= n.host_memory_mib - pinned_mem[i])
+            m.add("C5 host memory", mem_on[i], Sense.LE, n.host_memory_mib - pinned_mem[i])
         on_w = n.host_power_w + n.gpu_count * gpu.idle_power_w
         delta = gpu.max_power_w - gpu.idle_power_w
-        draw = on_w * o + sum(v * c for v, c in watts_on[i]) + delta * s
+        draw = [(o, on_w), *watts_on[i], (s, delta)]
         fixed_w = (len(pinned_whole[i]) + len(pinned_shared[i])) * delta
-        site_w[n.site].append(draw)
-        domain_w[n.power_domain].append(draw)
+        site_w[n.site].extend(draw)
+        domain_w[n.power_domain].extend(draw)
         fixed_site_w[n.site] += fixed_w
         fixed_domain_w[n.power_domain] += fixed_w
     for d in fleet.power_domains:
         if domain_w[d.name]:
-            m.add(sum(domain_w[d.name]) + fixed_domain_w[d.name] <= d.usable_power_w)
+            m.add("C7 domain power", domain_w[d.name], Sense.LE, d.usable_power_w - fixed_domain_w[d.name])
     for st in fleet.sites:
         if site_w[st.name]:
-            m.add(sum(site_w[st.name]) + fixed_site_w[st.name] <= st.usable_power_w)
-    m.maximize(sum(v * c for v, c in obj))
+            m.add("C7 site power", site_w[st.name], Sense.LE, st.usable_power_w - fixed_site_w[st.name])
+    objective = m.add_objective("placed_work", Direction.MAXIMIZE, obj)
+    session = get_backend(Backend.ORTOOLS).load(m, problem.options.seed, workers)
     build_s = time.monotonic() - t0
     log.info("pair model: %d booleans built in %.1f s", booleans, build_s)
 
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.1, time_limit_s - build_s)
-    solver.parameters.num_workers = workers
-    solver.parameters.random_seed = problem.options.seed
-    status = solver.solve(m)
-    bound = solver.best_objective_bound
-    solved = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
-    bound_v = float(bound) if bound == bound and abs(bound) < 1e18 and (solved or bound > 0) else None
-    if not solved:
-        return PairResult("NO_SOLUTION", tuple(fixed), bound_v, booleans, build_s, "no solution in the limit")
+    res = session.solve(objective, max(0.1, time_limit_s - build_s), None, None, None)
+    if res.values is None:
+        return PairResult(
+            "NO_SOLUTION", tuple(fixed), res.bound, booleans, build_s, "no solution in the limit"
+        )
+    value = res.values
 
     # decode: whole GPUs by index, shares packed first-fit into the node's shared GPUs
     chosen: dict[int, list[tuple[int, int, int]]] = defaultdict(list)  # node -> (wi, r, cap)
     for (wi, r), row in xs.items():
         for v, i, cap in row:
-            if solver.value(v):
+            if value[v]:
                 chosen[i].append((wi, r, cap))
     dropped: set[int] = set()
     out: list[ReplicaPlacement] = []
@@ -257,7 +263,7 @@ def solve_pairs(problem: Problem, time_limit_s: float, workers: int = 2) -> Pair
         gpu = types[n.gpu_type]
         taken = pinned_whole[i] | pinned_shared[i]
         free = [k for k in range(n.gpu_count) if k not in taken]
-        n_shared = int(solver.value(shared[i]))
+        n_shared = value[shared[i]]
         bins = [[k, 0, 0] for k in free[:n_shared]]
         free = free[n_shared:]
         gmem_cap = memory_milli_gib(gpu.memory_gib)
@@ -303,5 +309,5 @@ def solve_pairs(problem: Problem, time_limit_s: float, workers: int = 2) -> Pair
             )
         )
         seen[p.workload] += 1
-    label = "OPTIMAL" if status == cp_model.OPTIMAL and not names else "FEASIBLE"
-    return PairResult(label, (*fixed, *renumbered), bound_v, booleans, build_s)
+    label = "OPTIMAL" if res.status is SolveStatus.OPTIMAL and not names else "FEASIBLE"
+    return PairResult(label, (*fixed, *renumbered), res.bound, booleans, build_s)

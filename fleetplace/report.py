@@ -75,7 +75,13 @@ def status_line(plan: Plan) -> str:
         parts.append(f"gap {info.gap * 100:.2f}%")
     if info.bound is not None:
         parts.append(f"bound {info.bound:,.0f} placed work")
-    parts.append(f"backend {info.backend} {info.solver_version}".rstrip())
+    if info.method:  # what made the plan, and the solvers that ran for it
+        used = ", ".join(info.solvers)
+        if used and info.solver_version:
+            used = f"{used}: {info.solver_version}"
+        parts.append(f"by {info.method}" + (f" ({used})" if used else ""))
+    if info.backend:  # the per-node model's, when it ran
+        parts.append(f"backend {info.backend}")
     parts.append(f"seed {info.seed}")
     parts.append(f"{info.wall_s:.1f} s")
     return ", ".join(parts)

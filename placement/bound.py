@@ -43,7 +43,7 @@ classes, 750,768 columns, 10 workloads never placeable) 7,971,657,000 against
 ``partition.relaxation_bound`` 8,143,642,664 (2.1% lower), in about 12 s on this 2-core
 machine (6 s building through pywraplp's objects, 6 s GLOP primal). With them: 1,197
 classes, 1,172,820 columns (levels below the top dropped where power cannot bind), 88,000
-rows, 4.2M coefficients, 7,971,647,284; built in lists and one MPModelProto (``_Builder``)
+rows, 4.2M coefficients, 7,971,647,284; built in lists and one MPModelProto (``LinearProgram``)
 in 7 s (4.5 s since the column loop binds its appends and works out a column's levels once
 per GPU type, power floor and binding: the same LP, byte for byte) and solved by GLOP in
 17-28 s while other jobs kept the load average at 5-6 (dual simplex: 570 s). Slower than the
@@ -76,8 +76,19 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from placement.backends.linear import LinearProgram, LinearSolver
+from placement.backends.linear import solve as solve_linear
 from placement.candidates import Prepared, site_admits
-from placement.domain import Node, NodeState, Problem, SpreadLevel, Workload, memory_milli_gib
+from placement.domain import (
+    Node,
+    NodeState,
+    Problem,
+    SolveStatus,
+    SpreadLevel,
+    StopReason,
+    Workload,
+    memory_milli_gib,
+)
 from placement.energy import allowed_levels
 from placement.network import latency_table
 
@@ -89,6 +100,7 @@ _EPS = 1e-9
 MAX_COLUMNS = 2_000_000
 
 GroupKey = tuple[str, str, str, int, int]  # site, power domain, GPU type, gpu_count, host_power_w
+SiteType = tuple[str, str]  # (site, GPU type)
 
 
 def _per_node_replicas(w: Workload, n: Node, gpu_memory_gib: float) -> int:
@@ -207,7 +219,7 @@ def group_lp(
     # nodes of a group differ only in cpu/host memory; the filter is read per distinct host shape
     shape_counts = [Counter((n.cpu_milli, n.host_memory_mib) for n in members[k]) for k in keys]
 
-    lp = _Builder()
+    lp = LinearProgram(maximize=True)
     inf = math.inf
     n_gpus = {k: k[3] * len(members[k]) for k in keys}
     dom_w = {d: dom.usable_power_w for d, dom in domains.items()}
@@ -386,7 +398,7 @@ def group_lp(
     if n_vars == 0:
         return GroupLP(0.0, (), ())
     t_build = time.monotonic()
-    got = lp.solve(deadline)
+    got = _solve_lp(lp, deadline)
     log.info("group LP: built in %.2f s, solved in %.2f s", t_build - t_start, time.monotonic() - t_build)
     if got is None:
         return None
@@ -414,7 +426,7 @@ INTEGER_MS_PER_DOMAIN = 200  # HiGHS per power domain; past it the MIP's own bou
 class _DomainRows:
     """What ``integer_bound`` needs of a solved group LP: its rows, duals and columns."""
 
-    lp: _Builder
+    lp: LinearProgram
     duals: list[float]
     meta: tuple[array[int], array[int], array[int], array[int]]
     pack_rows: list[tuple[int, int]]
@@ -448,8 +460,6 @@ def integer_bound(
     result depends on the machine's speed); None solves each to optimality, which gives the
     same bound on any machine.
     """
-    from ortools.linear_solver import pywraplp
-
     d_rows = got.domain_rows
     if d_rows is None:  # nothing placeable (a bound of 0), or an LP over a residual (no bound)
         return got.bound if not got.classes and got.bound == 0 else None
@@ -488,7 +498,7 @@ def integer_bound(
         if finite and not (d in d_rows.dom_rows and duals[d_rows.dom_rows[d]] > _EPS):
             total += cert[d]
             continue
-        got_d = _domain_mip(d_rows, d, xs, reduced, pywraplp, per_domain_ms)
+        got_d = _domain_mip(d_rows, d, xs, reduced, per_domain_ms)
         if got_d is None:  # no answer from the MIP: the domain's LP bound, where there is one
             if not finite:
                 return None
@@ -499,7 +509,7 @@ def integer_bound(
     return min(got.bound, math.floor(total * (1 + 1e-6) + 1.0))
 
 
-def _price_row(lp: _Builder, r: int, dual: float, values: array[float]) -> float:
+def _price_row(lp: LinearProgram, r: int, dual: float, values: array[float]) -> float:
     """Take row ``r`` at price ``max(0, dual)`` out of the columns' ``values``; returns price x
     right-hand side (0 for a row without coefficients)."""
     pi = max(0.0, dual)
@@ -515,37 +525,29 @@ def _domain_mip(
     d: tuple[str, str],
     xs: list[int],
     reduced: array[float],
-    pywraplp: Any,
     limit_ms: int | None,
 ) -> float | None:
     """The most domain ``d`` earns at ``reduced`` values as an integer program (its MIP bound)."""
     lp, keys = d_rows.lp, d_rows.keys
     m_group, m_level, m_work, m_gpus = d_rows.meta
-    solver = pywraplp.Solver.CreateSolver("HIGHS")
-    if solver is None:
-        return None
-    if limit_ms is not None:
-        solver.SetTimeLimit(limit_ms)
-    solver.SetSolverSpecificParametersAsString("output_flag=false")  # else a banner on stdout each solve
-    inf = solver.infinity()
-    obj = solver.Objective()
-    obj.SetMaximization()
-    power = solver.Constraint(-inf, float(d_rows.domains[d].usable_power_w))
-    gpu_ct: dict[int, Any] = {}
-    shared_ct: dict[int, Any] = {}
+    mip = LinearProgram(maximize=True)
+    inf = math.inf
+    power = mip.row(-inf, float(d_rows.domains[d].usable_power_w))
+    gpu_ct: dict[int, int] = {}
+    shared_ct: dict[int, int] = {}
     for gi in sorted({m_group[x] for x in xs}):
         k = keys[gi]
         g = d_rows.gpus[k[2]]
         per_node, nodes = d_rows.sizes[k]
-        on = solver.IntVar(0, nodes, "")  # nodes powered: host and every GPU's idle power each
-        power.SetCoefficient(on, float(k[4] + per_node * g.idle_power_w))
-        shared = solver.IntVar(0, per_node * nodes, "")  # shared GPUs in use
-        power.SetCoefficient(shared, float(g.max_power_w - g.idle_power_w))
-        gpu_ct[gi] = solver.Constraint(-inf, 0.0)
-        gpu_ct[gi].SetCoefficient(on, -float(per_node))
-        gpu_ct[gi].SetCoefficient(shared, 1.0)
-        shared_ct[gi] = solver.Constraint(-inf, 0.0)
-        shared_ct[gi].SetCoefficient(shared, -1000.0)
+        on = mip.int_col(nodes)  # nodes powered: host and every GPU's idle power each
+        mip.add(power, on, float(k[4] + per_node * g.idle_power_w))
+        shared = mip.int_col(per_node * nodes)  # shared GPUs in use
+        mip.add(power, shared, float(g.max_power_w - g.idle_power_w))
+        gpu_ct[gi] = mip.row(-inf, 0.0)
+        mip.add(gpu_ct[gi], on, -float(per_node))
+        mip.add(gpu_ct[gi], shared, 1.0)
+        shared_ct[gi] = mip.row(-inf, 0.0)
+        mip.add(shared_ct[gi], shared, -1000.0)
     alike: dict[tuple[int, int, int], list[int]] = defaultdict(list)
     shared_xs: list[int] = []
     for x in xs:
@@ -562,14 +564,13 @@ def _domain_mip(
         for x in group_xs:
             ub = lp.col_ub[x]
             most = math.floor(ub / m_work[x] + 1e-9) if ub < math.inf else room
-            v = solver.IntVar(0, min(most, room), "")
-            obj.SetCoefficient(v, reduced[x] * m_work[x])
-            gpu_ct[gi].SetCoefficient(v, float(gp))
-            power.SetCoefficient(v, draw)
+            v = mip.int_col(min(most, room), obj=reduced[x] * m_work[x])
+            mip.add(gpu_ct[gi], v, float(gp))
+            mip.add(power, v, draw)
             room -= most
             if room <= 0:
                 break
-    packs: dict[int, Any] = {}
+    packs: dict[int, int] = {}
     pack_of: dict[int, list[int]] = defaultdict(list)
     for r, gi in d_rows.pack_rows:
         if (keys[gi][0], keys[gi][1]) == d:
@@ -577,85 +578,196 @@ def _domain_mip(
                 pack_of[c].append(r)
     for x in shared_xs:
         ub = lp.col_ub[x]
-        v = solver.NumVar(0, ub if ub < math.inf else inf, "")
-        obj.SetCoefficient(v, reduced[x])
-        shared_ct[m_group[x]].SetCoefficient(v, 1.0)
+        v = mip.col(obj=reduced[x], ub=ub)
+        mip.add(shared_ct[m_group[x]], v, 1.0)
         for r in pack_of.get(x, ()):
             ct = packs.get(r)
             if ct is None:
-                ct = packs[r] = solver.Constraint(-inf, lp.ub[r])
-            ct.SetCoefficient(v, 1.0)
-    params = pywraplp.MPSolverParameters()
-    params.SetDoubleParam(params.RELATIVE_MIP_GAP, 0.0)
-    status = solver.Solve(params)
-    if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+                ct = packs[r] = mip.row(-inf, lp.ub[r])
+            mip.add(ct, v, 1.0)
+    got = solve_linear(mip, LinearSolver.HIGHS, time_limit_s=None if limit_ms is None else limit_ms / 1000.0)
+    if not got.has_solution:
         return None
-    return float(obj.BestBound())
+    return got.bound
 
 
-class _Builder:
-    """A sparse LP (maximise, columns >= 0) collected in lists and solved by GLOP through its proto.
+def _solve_lp(lp: LinearProgram, deadline: float | None) -> tuple[float, list[float], list[float]] | None:
+    """(optimum, column values, row duals (0 for a row without coefficients)) of ``lp`` by GLOP,
+    or None (deadline, not optimal)."""
+    limit_s = None if deadline is None else deadline - time.monotonic()
+    got = solve_linear(lp, LinearSolver.GLOP, time_limit_s=limit_s)
+    if got.status is not SolveStatus.OPTIMAL:  # at its deadline (expected under short limits), or failed
+        level = logging.INFO if got.stop_reason is StopReason.TIME_LIMIT else logging.WARNING
+        log.log(level, "group LP: %s (%s); no bound", got.status.value, got.stop_reason.value)
+        return None
+    if got.objective is None or got.values is None or got.duals is None:
+        return None
+    return got.objective, got.values, got.duals
 
-    Building through pywraplp's objects cost about 3 us a coefficient (20 s at L on a loaded
-    machine); lists and one MPModelProto cost a fraction of that.
+
+# ------------------------------------------------ the site-level relaxation of the filter
+
+
+@dataclass
+class SiteIndex:
+    """What the site-level relaxation of the filter needs, per site and GPU type (also what
+    ``placement.partition`` splits a fleet by)."""
+
+    ready_gpus: dict[str, int]
+    by_type: dict[SiteType, list[Node]]  # READY nodes
+    counts: dict[SiteType, list[int]]  # sorted gpu counts of READY nodes
+    domain_max: dict[SiteType, list[int]]  # sorted, per power domain: its largest READY node of the type
+    capacity_milli: dict[SiteType, float]  # GPU thousandths, scaled by rack and site power caps
+    types_at: dict[str, list[str]]
+
+
+def site_index(problem: Problem) -> SiteIndex:
+    fleet = problem.fleet
+    gpus = {g.name: g for g in fleet.gpu_types}
+    domains = {(d.site, d.name): d for d in fleet.power_domains}
+    by_type: dict[SiteType, list[Node]] = defaultdict(list)
+    ready_gpus: dict[str, int] = defaultdict(int)
+    nameplate_dom: dict[tuple[str, str], int] = defaultdict(int)
+    nameplate_site: dict[str, int] = defaultdict(int)
+    for n in fleet.nodes:
+        if n.state is not NodeState.READY:
+            continue
+        by_type[(n.site, n.gpu_type)].append(n)
+        ready_gpus[n.site] += n.gpu_count
+        np_w = n.host_power_w + n.gpu_count * gpus[n.gpu_type].max_power_w
+        nameplate_dom[(n.site, n.power_domain)] += np_w
+        nameplate_site[n.site] += np_w
+    site_factor = {
+        s.name: min(1.0, s.usable_power_w / nameplate_site[s.name]) if nameplate_site[s.name] else 0.0
+        for s in fleet.sites
+    }
+    dom_factor = {k: min(1.0, domains[k].usable_power_w / w) if w else 0.0 for k, w in nameplate_dom.items()}
+    capacity: dict[SiteType, float] = defaultdict(float)
+    counts: dict[SiteType, list[int]] = {}
+    domain_max: dict[SiteType, list[int]] = {}
+    types_at: dict[str, list[str]] = defaultdict(list)
+    for key, nodes in by_type.items():
+        site = key[0]
+        types_at[site].append(key[1])
+        per_dom: dict[str, int] = defaultdict(int)
+        for n in nodes:
+            capacity[key] += 1000.0 * n.gpu_count * dom_factor[(site, n.power_domain)] * site_factor[site]
+            per_dom[n.power_domain] = max(per_dom[n.power_domain], n.gpu_count)
+        counts[key] = sorted(n.gpu_count for n in nodes)
+        domain_max[key] = sorted(per_dom.values())
+    return SiteIndex(dict(ready_gpus), dict(by_type), counts, domain_max, dict(capacity), dict(types_at))
+
+
+def candidate_pairs(
+    problem: Problem, ix: SiteIndex, latency: dict[tuple[str, str], float]
+) -> list[list[SiteType]]:
+    """Per workload, the (site, type) pairs the site-level relaxation of the filter allows."""
+    gpus = {g.name: g for g in problem.fleet.gpu_types}
+    sites = {s.name: s for s in problem.fleet.sites}
+    out: list[list[SiteType]] = []
+    for w in problem.workloads:
+        pairs: list[SiteType] = []
+        allowed = set(w.allowed_gpu_types)
+        for site_name, types in ix.types_at.items():
+            if not site_admits(w, sites[site_name], latency):
+                continue
+            for t in types:
+                g = gpus[t]
+                if allowed and t not in allowed:
+                    continue
+                if w.is_fractional and not g.shareable:
+                    continue
+                if memory_milli_gib(w.memory_per_gpu_gib) > memory_milli_gib(g.memory_gib):
+                    continue
+                if not w.is_fractional and ix.counts[(site_name, t)][-1] < w.gpus:
+                    continue
+                pairs.append((site_name, t))
+        out.append(sorted(pairs))
+    return out
+
+
+def relaxation_bound(problem: Problem) -> float | None:
+    """An upper bound on tier 1 from a linear relaxation at (site, GPU type) level, or None.
+
+    Per (site, GPU type) the GPU thousandths of READY nodes, per (site, GPU type) the usable
+    power of the power domains holding that type, per site its usable power, per workload its
+    work at ``max_replicas``, on the candidate (site, type) pairs (``candidate_pairs``) and the
+    power levels the workload accepts. The GPU thousandths of a (site, type) are also capped,
+    power domain by power domain, by what the domain's usable power feeds at the type's lowest
+    cap (a rack with GPUs but no power left cannot lend its GPUs to a rack with power but no
+    GPUs left); each GPU thousandth at a level draws at least ``(cap + host / gpu_count) /
+    1000`` W (a powered node's host draw spread over its GPUs, the smallest over the type's
+    nodes in the site; a shared GPU runs uncapped). Integrality, min replicas, spread and
+    survival are dropped, so every valid plan is a feasible point and the LP optimum (plus a
+    small tolerance) bounds tier 1. Under a second at 40,000 GPUs; ``group_lp`` is tighter.
     """
-
-    def __init__(self) -> None:
-        self.obj = array("d")
-        self.col_ub = array("d")
-        self.lb: list[float] = []
-        self.ub: list[float] = []
-        self.cols: list[array[int]] = []  # typed arrays: a fifth of a list's memory
-        self.coefs: list[array[float]] = []
-
-    def row(self, lb: float, ub: float) -> int:
-        self.lb.append(lb)
-        self.ub.append(ub)
-        self.cols.append(array("i"))
-        self.coefs.append(array("d"))
-        return len(self.lb) - 1
-
-    def col(self, obj: float, ub: float = math.inf) -> int:
-        self.obj.append(obj)
-        self.col_ub.append(ub)
-        return len(self.obj) - 1
-
-    def add(self, row: int, col: int, coef: float) -> None:
-        self.cols[row].append(col)
-        self.coefs[row].append(coef)
-
-    def solve(self, deadline: float | None) -> tuple[float, list[float], list[float]] | None:
-        """(optimum, column values, row duals (0 for a row without coefficients)), or None
-        (deadline, not optimal)."""
-        from ortools.linear_solver import linear_solver_pb2 as pb
-        from ortools.linear_solver import pywraplp
-
-        model = pb.MPModelProto(maximize=True)
-        add_var = model.variable.add
-        for c, ub in zip(self.obj, self.col_ub, strict=True):
-            add_var(lower_bound=0.0, upper_bound=ub, objective_coefficient=c)
-        written: list[int] = []
-        for i, (lb, ub, cols, coefs) in enumerate(zip(self.lb, self.ub, self.cols, self.coefs, strict=True)):
-            if cols:
-                written.append(i)
-                ct = model.constraint.add(lower_bound=lb, upper_bound=ub)
-                ct.var_index.extend(cols)
-                ct.coefficient.extend(coefs)
-        request = pb.MPModelRequest(model=model, solver_type=pb.MPModelRequest.GLOP_LINEAR_PROGRAMMING)
-        if deadline is not None:
-            left_s = deadline - time.monotonic()
-            if left_s <= 0:
-                return None
-            request.solver_time_limit_seconds = left_s
-        response = pb.MPSolutionResponse()
-        pywraplp.Solver.SolveWithProto(request, response)
-        if response.status != pb.MPSOLVER_OPTIMAL:
-            log.warning("group LP: status %s; no bound", pb.MPSolverResponseStatus.Name(response.status))
-            return None
-        duals = [0.0] * len(self.lb)
-        for i, d in zip(written, response.dual_value, strict=False):
-            duals[i] = d
-        return response.objective_value, list(response.variable_value), duals
+    fleet = problem.fleet
+    ix = site_index(problem)
+    latency = latency_table(fleet) if fleet.regions else {}
+    pairs_of = candidate_pairs(problem, ix, latency)
+    gpus = {g.name: g for g in fleet.gpu_types}
+    domains = {(d.site, d.name): d for d in fleet.power_domains}
+    lp = LinearProgram(maximize=True)
+    inf = math.inf
+    # host draw per GPU, the least over the type's READY nodes in the site
+    host_per_gpu = {p: min(n.host_power_w / n.gpu_count for n in nodes) for p, nodes in ix.by_type.items()}
+    type_power_w: dict[SiteType, int] = {}
+    for p, nodes in ix.by_type.items():
+        doms = {(n.site, n.power_domain) for n in nodes}
+        type_power_w[p] = sum(domains[d].usable_power_w for d in doms)
+    # GPU thousandths a (site, type) can run: per power domain, its GPUs of the type, and no more
+    # than its usable power feeds at the type's lowest draw per GPU (lowest cap + least host share)
+    powered_milli: dict[SiteType, float] = {}
+    for p, nodes in ix.by_type.items():
+        g = gpus[p[1]]
+        per_dom: dict[tuple[str, str], list[Node]] = defaultdict(list)
+        for n in nodes:
+            per_dom[(n.site, n.power_domain)].append(n)
+        total = 0.0
+        for d, dn in per_dom.items():
+            least_w = g.power_levels[0].power_cap_w + min(n.host_power_w / n.gpu_count for n in dn)
+            total += min(1000.0 * sum(n.gpu_count for n in dn), 1000.0 * domains[d].usable_power_w / least_w)
+        powered_milli[p] = total
+    gpu_rows: dict[SiteType, int] = {}
+    pow_rows: dict[SiteType, int] = {}
+    site_rows: dict[str, int] = {}
+    for p in ix.by_type:
+        gpu_rows[p] = lp.row(-inf, powered_milli[p])
+        pow_rows[p] = lp.row(-inf, float(type_power_w[p]))
+    for s in fleet.sites:
+        site_rows[s.name] = lp.row(-inf, float(s.usable_power_w))
+    # workloads alike in what the relaxation reads share their columns: one row holds their work
+    classes: dict[tuple[tuple[SiteType, ...], int, bool, int], int] = defaultdict(int)
+    for wi, w in enumerate(problem.workloads):
+        if pairs_of[wi]:
+            key = (tuple(pairs_of[wi]), w.priority, w.is_fractional, w.min_power_cap_pct)
+            classes[key] += w.work_milli * w.max_replicas
+    for (pairs, priority, fractional, floor_pct), work in sorted(classes.items(), key=lambda kv: repr(kv[0])):
+        row = lp.row(0.0, float(work))
+        probe = Workload(name="", min_power_cap_pct=floor_pct)
+        for p in pairs:
+            g = gpus[p[1]]
+            if fractional:
+                options = [(g.power_levels[-1].relative_throughput_pct, float(g.max_power_w))]
+            else:
+                options = [
+                    (g.power_levels[i].relative_throughput_pct, float(g.power_levels[i].power_cap_w))
+                    for i in allowed_levels(probe, g)
+                ]
+            for thr, cap_w in options:
+                x = lp.col(obj=float(priority * thr))
+                lp.add(row, x, 1.0)
+                lp.add(gpu_rows[p], x, 1.0)
+                draw = (cap_w + host_per_gpu[p]) / 1000.0
+                lp.add(pow_rows[p], x, draw)
+                lp.add(site_rows[p[0]], x, draw)
+    if lp.num_cols == 0:
+        return 0.0
+    got = solve_linear(lp, LinearSolver.GLOP)
+    if got.status is not SolveStatus.OPTIMAL or got.objective is None:
+        log.warning("relaxation bound: %s; no bound", got.status.value)
+        return None
+    return math.floor(got.objective * (1 + 1e-6) + 1.0)  # above the LP optimum despite solver tolerances
 
 
 def _spread_kind(w: Workload) -> tuple[bool, str]:

@@ -423,13 +423,15 @@ class SolveInfo:
     stop_reason: StopReason = StopReason.NONE
     bound: float | None = None  # upper bound on placed_work, when the solver proved one
     gap: float | None = None  # (bound - placed_work) / bound, only with a real bound
-    backend: str = ""
-    solver_version: str = ""
+    backend: str = ""  # the per-node model's backend, when the model ran (else empty)
+    solver_version: str = ""  # the libraries behind ``solvers``, with versions
     seed: int = 0
     wall_s: float = 0.0
     code_revision: str = ""
     started_at: str = ""  # ISO 8601 UTC
     deterministic: bool = False  # solved in the deterministic mode
+    method: str = ""  # the methods that made the plan, first to last, e.g. "lp_guided+polish", "model"
+    solvers: tuple[str, ...] = ()  # the LP/MIP solvers that ran for it, e.g. ("glop", "cp-sat")
 
 
 @dataclass(frozen=True)

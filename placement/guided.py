@@ -38,7 +38,7 @@ The failures and the top-ups by the LP's prices (``_Priced``) instead of first f
 1,950 of profile L seed 0's 9,300 replicas go that way, and first fit put them where the
 LP meant other classes to be, at the top level where watts were dear. With the prices
 (no re-solve) L seeds 0/1/2 1.54 / 1.47 / 1.48% against 1.84 / 1.63 / 1.57% (first variant of
-``portfolio.GUIDED_VARIANTS``), M 1.52-1.73% against 1.70-1.80%; with the prices the re-solved
+``methods.GUIDED_VARIANTS``), M 1.52-1.73% against 1.70-1.80%; with the prices the re-solved
 last tier no longer helps on average. Tried and not kept: every workload by the prices alone,
 no budgets (L 3.50%); a failure's replicas at the top level first (no change); the
 re-solve's own prices for the last tier, and the re-solve counting free GPUs per node (both

@@ -60,17 +60,9 @@ partitioning chose. ``SolveInfo.bound`` of the combined plan is the minimum of:
    and ``W_span`` the most the spanning workloads can earn (``priority * work_milli *
    max_replicas *`` the best throughput of any level). This also bounds what partitioning
    can cost: ``OPT_whole - sum_g OPT_g <= W_span``.
-2. a linear relaxation of the whole problem (``relaxation_bound``): per (site, GPU
-   type) the GPU thousandths of READY nodes, per (site, GPU type) the usable power of the
-   power domains holding that type, per site its usable power, per workload its work at
-   ``max_replicas``, on the candidate (site, type) pairs and the power levels the workload
-   accepts; the GPU thousandths of a (site, type) are also capped, power domain by power
-   domain, by what the domain's usable power feeds at the type's lowest cap (a rack with
-   GPUs but no power left cannot lend its GPUs to a rack with power but no GPUs left); each GPU thousandth at a level draws at least ``(cap + host / gpu_count) /
-   1000`` W (a powered node's host draw spread over its GPUs, the smallest over the
-   type's nodes in the site; a shared GPU runs uncapped). Integrality, min replicas,
-   spread and survival are dropped, so every plan of the whole problem is a feasible
-   point and the LP optimum (plus a small tolerance) bounds tier 1.
+2. the (site, GPU type) linear relaxation of the whole problem
+   (``placement.bound.relaxation_bound``), whose candidate (site, type) pairs are the ones
+   the split reads (``placement.bound.candidate_pairs``).
 3. ``whole_bound``, when the caller has one (the single-process solve's proven bound).
 
 So ``gap = (bound - placed_work) / bound`` covers the solver's gap in each part *and* what
@@ -156,13 +148,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from placement.backends.linear import versions
+from placement.bound import SiteIndex, SiteType, candidate_pairs, relaxation_bound, site_index
 from placement.budgets import compute_budgets
-from placement.candidates import site_admits
 from placement.domain import (
     Fleet,
     Link,
-    Node,
-    NodeState,
     Plan,
     Problem,
     Reason,
@@ -173,9 +164,7 @@ from placement.domain import (
     StopReason,
     UnplacedWorkload,
     Workload,
-    memory_milli_gib,
 )
-from placement.energy import allowed_levels
 from placement.network import latency_table
 from placement.objective import evaluate
 
@@ -187,8 +176,6 @@ MARGIN_S = 0.5
 RAY_CONNECT_TIMEOUT_S = 30.0  # ray.init on an address that answers but is no Ray head can hang
 PARTITIONING = "partitioning"
 _EPS = 1e-6
-
-SiteType = tuple[str, str]  # (site, GPU type)
 
 
 # --------------------------------------------------------------------------- data
@@ -241,91 +228,11 @@ class PartitionStats:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-# ---------------------------------------------------------------------- the fleet index
-
-
-@dataclass
-class _SiteIndex:
-    """What the site-level relaxation of the filter needs, per site and GPU type."""
-
-    ready_gpus: dict[str, int]
-    by_type: dict[SiteType, list[Node]]  # READY nodes
-    counts: dict[SiteType, list[int]]  # sorted gpu counts of READY nodes
-    domain_max: dict[SiteType, list[int]]  # sorted, per power domain: its largest READY node of the type
-    capacity_milli: dict[SiteType, float]  # GPU thousandths, scaled by rack and site power caps
-    types_at: dict[str, list[str]]
-
-
-def _index(problem: Problem) -> _SiteIndex:
-    fleet = problem.fleet
-    gpus = {g.name: g for g in fleet.gpu_types}
-    domains = {(d.site, d.name): d for d in fleet.power_domains}
-    by_type: dict[SiteType, list[Node]] = defaultdict(list)
-    ready_gpus: dict[str, int] = defaultdict(int)
-    nameplate_dom: dict[tuple[str, str], int] = defaultdict(int)
-    nameplate_site: dict[str, int] = defaultdict(int)
-    for n in fleet.nodes:
-        if n.state is not NodeState.READY:
-            continue
-        by_type[(n.site, n.gpu_type)].append(n)
-        ready_gpus[n.site] += n.gpu_count
-        np_w = n.host_power_w + n.gpu_count * gpus[n.gpu_type].max_power_w
-        nameplate_dom[(n.site, n.power_domain)] += np_w
-        nameplate_site[n.site] += np_w
-    site_factor = {
-        s.name: min(1.0, s.usable_power_w / nameplate_site[s.name]) if nameplate_site[s.name] else 0.0
-        for s in fleet.sites
-    }
-    dom_factor = {k: min(1.0, domains[k].usable_power_w / w) if w else 0.0 for k, w in nameplate_dom.items()}
-    capacity: dict[SiteType, float] = defaultdict(float)
-    counts: dict[SiteType, list[int]] = {}
-    domain_max: dict[SiteType, list[int]] = {}
-    types_at: dict[str, list[str]] = defaultdict(list)
-    for key, nodes in by_type.items():
-        site = key[0]
-        types_at[site].append(key[1])
-        per_dom: dict[str, int] = defaultdict(int)
-        for n in nodes:
-            capacity[key] += 1000.0 * n.gpu_count * dom_factor[(site, n.power_domain)] * site_factor[site]
-            per_dom[n.power_domain] = max(per_dom[n.power_domain], n.gpu_count)
-        counts[key] = sorted(n.gpu_count for n in nodes)
-        domain_max[key] = sorted(per_dom.values())
-    return _SiteIndex(dict(ready_gpus), dict(by_type), counts, domain_max, dict(capacity), dict(types_at))
-
-
-def _candidate_pairs(
-    problem: Problem, ix: _SiteIndex, latency: dict[tuple[str, str], float]
-) -> list[list[SiteType]]:
-    """Per workload, the (site, type) pairs the site-level relaxation of the filter allows."""
-    gpus = {g.name: g for g in problem.fleet.gpu_types}
-    sites = {s.name: s for s in problem.fleet.sites}
-    out: list[list[SiteType]] = []
-    for w in problem.workloads:
-        pairs: list[SiteType] = []
-        allowed = set(w.allowed_gpu_types)
-        for site_name, types in ix.types_at.items():
-            if not site_admits(w, sites[site_name], latency):
-                continue
-            for t in types:
-                g = gpus[t]
-                if allowed and t not in allowed:
-                    continue
-                if w.is_fractional and not g.shareable:
-                    continue
-                if memory_milli_gib(w.memory_per_gpu_gib) > memory_milli_gib(g.memory_gib):
-                    continue
-                if not w.is_fractional and ix.counts[(site_name, t)][-1] < w.gpus:
-                    continue
-                pairs.append((site_name, t))
-        out.append(sorted(pairs))
-    return out
-
-
 def _count_at_least(sorted_counts: list[int], k: int) -> int:
     return len(sorted_counts) - bisect.bisect_left(sorted_counts, k)
 
 
-def _can_hold(w: Workload, pairs: Sequence[SiteType], ix: _SiteIndex) -> bool:
+def _can_hold(w: Workload, pairs: Sequence[SiteType], ix: SiteIndex) -> bool:
     """Can these candidate pairs alone satisfy the workload's spread and site-loss survival (relaxed)?"""
     if not pairs:
         return False
@@ -384,7 +291,7 @@ def _imbalance(groups: list[list[str]], weight: dict[str, tuple[float, float]], 
 def site_groups(problem: Problem, groups: int) -> list[list[str]]:
     """Whole sites in ``groups`` groups (fewer when there are fewer sites), balanced on GPUs and power."""
     fleet = problem.fleet
-    ix = _index(problem)
+    ix = site_index(problem)
     k = max(1, min(groups, len(fleet.sites)))
     if k < groups:
         log.warning("only %d sites: %d groups instead of %d", len(fleet.sites), k, groups)
@@ -434,8 +341,8 @@ def split(problem: Problem, groups: int) -> Partition:
     site_group = {s: g for g, ss in enumerate(group_sites) for s in ss}
     node_site = {n.name: n.site for n in fleet.nodes}
     latency = latency_table(fleet) if fleet.regions else {}
-    ix = _index(problem)
-    pairs_of = _candidate_pairs(problem, ix, latency)
+    ix = site_index(problem)
+    pairs_of = candidate_pairs(problem, ix, latency)
     pct = _max_pct(problem)
     free = dict(ix.capacity_milli)
 
@@ -587,92 +494,6 @@ def _explain_whole(problem: Problem, indices: list[int]) -> dict[str, tuple[Reas
 def partition(problem: Problem, groups: int) -> list[Problem]:
     """Split the fleet into ``groups`` groups of whole sites, one sub-problem per group."""
     return list(split(problem, groups).problems)
-
-
-# ---------------------------------------------------------------------------- the bound
-
-
-def relaxation_bound(problem: Problem) -> float | None:
-    """A linear relaxation of tier 1 of the whole problem (see the module docstring), or None."""
-    try:
-        from ortools.linear_solver import pywraplp
-    except ImportError:  # pragma: no cover - ortools is a hard dependency
-        return None
-    fleet = problem.fleet
-    ix = _index(problem)
-    latency = latency_table(fleet) if fleet.regions else {}
-    pairs_of = _candidate_pairs(problem, ix, latency)
-    gpus = {g.name: g for g in fleet.gpu_types}
-    domains = {(d.site, d.name): d for d in fleet.power_domains}
-    solver = pywraplp.Solver.CreateSolver("GLOP")
-    if solver is None:
-        return None
-    inf = solver.infinity()
-    # host draw per GPU, the least over the type's READY nodes in the site
-    host_per_gpu = {p: min(n.host_power_w / n.gpu_count for n in nodes) for p, nodes in ix.by_type.items()}
-    type_power_w: dict[SiteType, int] = {}
-    for p, nodes in ix.by_type.items():
-        doms = {(n.site, n.power_domain) for n in nodes}
-        type_power_w[p] = sum(domains[d].usable_power_w for d in doms)
-    # GPU thousandths a (site, type) can run: per power domain, its GPUs of the type, and no more
-    # than its usable power feeds at the type's lowest draw per GPU (lowest cap + least host share)
-    powered_milli: dict[SiteType, float] = {}
-    for p, nodes in ix.by_type.items():
-        g = gpus[p[1]]
-        per_dom: dict[tuple[str, str], list[Node]] = defaultdict(list)
-        for n in nodes:
-            per_dom[(n.site, n.power_domain)].append(n)
-        total = 0.0
-        for d, dn in per_dom.items():
-            least_w = g.power_levels[0].power_cap_w + min(n.host_power_w / n.gpu_count for n in dn)
-            total += min(1000.0 * sum(n.gpu_count for n in dn), 1000.0 * domains[d].usable_power_w / least_w)
-        powered_milli[p] = total
-    gpu_rows: dict[SiteType, Any] = {}
-    pow_rows: dict[SiteType, Any] = {}
-    site_rows: dict[str, Any] = {}
-    for p in ix.by_type:
-        gpu_rows[p] = solver.Constraint(-inf, powered_milli[p])
-        pow_rows[p] = solver.Constraint(-inf, float(type_power_w[p]))
-    for s in fleet.sites:
-        site_rows[s.name] = solver.Constraint(-inf, float(s.usable_power_w))
-    objective = solver.Objective()
-    objective.SetMaximization()
-    n_vars = 0
-    # workloads alike in what the relaxation reads share their columns: one row holds their work
-    classes: dict[tuple[tuple[SiteType, ...], int, bool, int], int] = defaultdict(int)
-    for wi, w in enumerate(problem.workloads):
-        if pairs_of[wi]:
-            key = (tuple(pairs_of[wi]), w.priority, w.is_fractional, w.min_power_cap_pct)
-            classes[key] += w.work_milli * w.max_replicas
-    for (pairs, priority, fractional, floor_pct), work in sorted(classes.items(), key=lambda kv: repr(kv[0])):
-        row = solver.Constraint(0.0, float(work))
-        probe = Workload(name="", min_power_cap_pct=floor_pct)
-        for p in pairs:
-            g = gpus[p[1]]
-            if fractional:
-                options = [(g.power_levels[-1].relative_throughput_pct, float(g.max_power_w))]
-            else:
-                options = [
-                    (g.power_levels[i].relative_throughput_pct, float(g.power_levels[i].power_cap_w))
-                    for i in allowed_levels(probe, g)
-                ]
-            for thr, cap_w in options:
-                x = solver.NumVar(0.0, inf, "")
-                n_vars += 1
-                row.SetCoefficient(x, 1.0)
-                gpu_rows[p].SetCoefficient(x, 1.0)
-                draw = (cap_w + host_per_gpu[p]) / 1000.0
-                pow_rows[p].SetCoefficient(x, draw)
-                site_rows[p[0]].SetCoefficient(x, draw)
-                objective.SetCoefficient(x, float(priority * thr))
-    if n_vars == 0:
-        return 0.0
-    status = solver.Solve()
-    if status != pywraplp.Solver.OPTIMAL:
-        log.warning("relaxation bound: LP status %s; no bound", status)
-        return None
-    value = objective.Value()
-    return math.floor(value * (1 + 1e-6) + 1.0)  # above the LP optimum despite solver tolerances
 
 
 # ---------------------------------------------------------------------------- solving
@@ -943,18 +764,22 @@ def solve_partitioned_stats(
         if StopReason.TIME_LIMIT in stops
         else StopReason.NONE
     )
-    first = next((r for r in by_group.values() if isinstance(r, Plan)), None)
+    solved = [r for r in by_group.values() if isinstance(r, Plan)]
+    models = ",".join(sorted({r.info.backend for r in solved if r.info.backend}))  # where a model ran
+    solvers = tuple(dict.fromkeys(s for r in solved for s in r.info.solvers))
     info = SolveInfo(
         status=SolveStatus.OPTIMAL if optimal else SolveStatus.FEASIBLE,
         stop_reason=stop,
         bound=bound,
         gap=gap,
-        backend=(first.info.backend if first else problem.options.backend.value) + f"+partition[{executor}]",
-        solver_version=first.info.solver_version if first else "",
+        backend=f"{models}+partition[{executor}]",
+        solver_version=versions(solvers),
         seed=problem.options.seed,
         wall_s=time.monotonic() - t0,
         code_revision=code_revision(),
         started_at=started_at,
+        method=f"partition[{executor}]({', '.join(dict.fromkeys(r.info.method for r in solved))})",
+        solvers=solvers,
     )
     plan = replace(plan, info=info)
     check(problem, plan)

@@ -44,8 +44,8 @@ at a time and solves again what the lowest tier holds there, every other domain 
 * GPUs and host resources per node, the domain's and the site's watts (a node powered pays
   its host and idle power), replica counts (``min_replicas`` to ``max_replicas``, all or
   nothing for a workload placed nowhere else) and node spread are rows of a small integer
-  program (CP-SAT through ``pywraplp``, at most ``MS_PER_DOMAIN`` each, its best solution
-  taken when time runs out).
+  program (CP-SAT through ``placement.backends.linear``, at most ``MS_PER_DOMAIN`` each, its
+  best solution taken when time runs out).
 
 The lowest tier's workloads alike in value (GPUs, groups, levels, host resources, rules)
 are interchangeable, so only the few whose room covers the domain's GPUs get variables.
@@ -70,6 +70,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from placement.backends.linear import LinearProgram, LinearSolver
+from placement.backends.linear import solve as solve_linear
 from placement.candidates import CellOption, Prepared
 from placement.domain import NodeState, SpreadLevel, Workload
 from placement.energy import replica_work
@@ -91,7 +93,7 @@ from placement.state import FULL_MILLI, Fit, FleetState, level_at, rules_hold
 log = logging.getLogger(__name__)
 
 MS_PER_DOMAIN = 60  # CP-SAT per domain (30-150 ms within the noise at L)
-CP_SAT_PARAMS = "num_workers:1 cp_model_presolve:false catch_sigint_signal:false"  # presolve: 0.016% less placed at L in 19 s
+# CP-SAT runs with one worker and without its presolve (with it: 0.016% less placed at L in 19 s)
 SWAP_SETS_S = 1.0  # kept for swap_sets after repacking (0.3-0.4 s a round at L)
 SWAP_SETS_ROUNDS = 3
 PASSES = 6  # rounds of consolidate, repack and swap sets while they gain and time is left
@@ -510,8 +512,6 @@ def repack_domains(
     module docstring); returns the placed work gained. Each domain's program gets
     ``MS_PER_DOMAIN`` of wall time, or with ``det_s`` that much of CP-SAT's deterministic time
     (and the wall time to ``deadline`` as the safety net)."""
-    from ortools.linear_solver import pywraplp
-
     p = st.p
     wl = p.problem.workloads
     if not p.options:
@@ -540,17 +540,17 @@ def repack_domains(
         options = lookup.options(groups_of[d])
         if options:
             limit = _domain_limit(deadline, det_s)
-            gained += _repack_one(st, d, lowest, options, nodes_of[d], lookup, index, pywraplp, limit)
+            gained += _repack_one(st, d, lowest, options, nodes_of[d], lookup, index, limit)
     log.info("repack: %d domains, placed work +%d", len(todo), gained)
     return gained
 
 
-def _domain_limit(deadline: float | None, det_s: float | None) -> tuple[int, str]:
-    """One domain's limits: (wall milliseconds, CP-SAT parameters)."""
+def _domain_limit(deadline: float | None, det_s: float | None) -> tuple[int, float | None]:
+    """One domain's limits: (wall milliseconds, CP-SAT's deterministic seconds or None)."""
     if det_s is None:
-        return MS_PER_DOMAIN, CP_SAT_PARAMS
+        return MS_PER_DOMAIN, None
     left_ms = 3_600_000 if deadline is None else max(1, int(1000 * (deadline - time.monotonic())))
-    return left_ms, f"{CP_SAT_PARAMS} max_deterministic_time:{det_s}"
+    return left_ms, det_s
 
 
 def _pruned(
@@ -617,11 +617,11 @@ def _repack_one(
     nodes: list[int],
     levels: _Lookup,
     index: _Index,
-    pywraplp: Any,
-    limit: tuple[int, str] = (MS_PER_DOMAIN, CP_SAT_PARAMS),
+    limit: tuple[int, float | None] = (MS_PER_DOMAIN, None),
 ) -> int:
     """Repack domain ``d`` (see the module docstring); returns the placed work gained (0: unchanged).
-    ``limit``: the program's wall milliseconds and CP-SAT parameters (``_domain_limit``)."""
+    ``limit``: the program's wall milliseconds and deterministic seconds (``_domain_limit``); it is
+    solved by CP-SAT (one worker, no presolve) through ``placement.backends.linear``."""
     p = st.p
     wl = p.problem.workloads
     site = p.nodes[nodes[0]].site.name
@@ -647,21 +647,14 @@ def _repack_one(
     for _i, _w, n, idx, cap in (*free_rows, *fixed):
         out_w[n] += len(idx) * (cap - p.nodes[n].gpu.idle_power_w)
 
-    solver = pywraplp.Solver.CreateSolver("CP_SAT")
-    if solver is None:
-        return 0
-    wall_ms, params_text = limit
-    solver.SetTimeLimit(wall_ms)
-    solver.SetSolverSpecificParametersAsString(params_text)
-    inf = solver.infinity()
-    obj = solver.Objective()
-    obj.SetMaximization()
+    prog = LinearProgram(maximize=True)
+    inf = math.inf
     room_w = min(st.domain_usable_w[d], st.site_usable_w[site] - st.site_w[site] + st.domain_w[d])
     const_w = 0  # the draw the program does not choose
-    power = solver.Constraint(-inf, inf)
-    gpu_ct: dict[int, Any] = {}
-    cpu_ct: dict[int, Any] = {}
-    mem_ct: dict[int, Any] = {}
+    power = prog.row(-inf, inf)
+    gpu_ct: dict[int, int] = {}
+    cpu_ct: dict[int, int] = {}
+    mem_ct: dict[int, int] = {}
     for n in nodes:
         info = p.nodes[n]
         node = info.node
@@ -669,89 +662,90 @@ def _repack_one(
         const_w += st.gpu_w[n] - out_w[n]
         if st.replicas[n] > left[n]:  # stays powered
             const_w += info.on_power_w
-            gpu_ct[n] = solver.Constraint(-inf, float(free_n))
+            gpu_ct[n] = prog.row(-inf, float(free_n))
         else:
-            on = solver.BoolVar("")
-            power.SetCoefficient(on, float(info.on_power_w))
-            gpu_ct[n] = solver.Constraint(-inf, 0.0)
-            gpu_ct[n].SetCoefficient(on, -float(free_n))
+            on = prog.int_col(1)
+            prog.add(power, on, float(info.on_power_w))
+            gpu_ct[n] = prog.row(-inf, 0.0)
+            prog.add(gpu_ct[n], on, -float(free_n))
         if node.cpu_milli > 0:
-            cpu_ct[n] = solver.Constraint(-inf, float(node.cpu_milli - st.cpu[n] + out_cpu[n]))
+            cpu_ct[n] = prog.row(-inf, float(node.cpu_milli - st.cpu[n] + out_cpu[n]))
         if node.host_memory_mib > 0:
-            mem_ct[n] = solver.Constraint(-inf, float(node.host_memory_mib - st.hmem[n] + out_mem[n]))
-    power.SetUb(float(room_w - const_w))
+            mem_ct[n] = prog.row(-inf, float(node.host_memory_mib - st.hmem[n] + out_mem[n]))
+    prog.set_bounds(power, ub=float(room_w - const_w))
 
-    def column(v: Any, w: int, n: int, li: int, count_rows: bool) -> None:
+    def column(most: int, w: int, n: int, li: int, count_rows: bool) -> int:
         g = p.nodes[n].gpu
         wk = wl[w]
-        obj.SetCoefficient(v, float(replica_work(wk, g.power_levels[li].relative_throughput_pct)))
-        power.SetCoefficient(v, float(wk.gpus * (g.power_levels[li].power_cap_w - g.idle_power_w)))
+        v = prog.int_col(most, obj=float(replica_work(wk, g.power_levels[li].relative_throughput_pct)))
+        prog.add(power, v, float(wk.gpus * (g.power_levels[li].power_cap_w - g.idle_power_w)))
         if count_rows:
-            gpu_ct[n].SetCoefficient(v, float(wk.gpus))
+            prog.add(gpu_ct[n], v, float(wk.gpus))
             if n in cpu_ct and wk.cpu_milli:
-                cpu_ct[n].SetCoefficient(v, float(wk.cpu_milli))
+                prog.add(cpu_ct[n], v, float(wk.cpu_milli))
             if n in mem_ct and wk.host_memory_mib:
-                mem_ct[n].SetCoefficient(v, float(wk.host_memory_mib))
+                prog.add(mem_ct[n], v, float(wk.host_memory_mib))
+        return v
 
-    level_vars: list[tuple[tuple[int, int, tuple[int, ...]], list[tuple[int, Any]]]] = []
+    level_vars: list[tuple[tuple[int, int, tuple[int, ...]], list[tuple[int, int]]]] = []
     for _i, w, n, idx, cap in fixed:
-        one = solver.Constraint(1.0, 1.0)
-        choice: list[tuple[int, Any]] = []
+        one = prog.row(1.0, 1.0)
+        choice: list[tuple[int, int]] = []
         for li in levels.get((w, st.group_of[n]), ()) or (level_at(p.nodes[n].gpu, cap),):
-            v = solver.BoolVar("")
-            one.SetCoefficient(v, 1.0)
-            column(v, w, n, li, count_rows=False)
+            v = column(1, w, n, li, count_rows=False)
+            prog.add(one, v, 1.0)
             choice.append((li, v))
         level_vars.append(((w, n, idx), choice))
-    xs: dict[int, list[tuple[int, int, Any]]] = defaultdict(list)  # workload -> (node, level, count)
+    xs: dict[int, list[tuple[int, int, int]]] = defaultdict(list)  # workload -> (node, level, column)
     node_set = set(nodes)
     for o in _pruned(st, options, in_d, index.count, nodes):
         gpus = wl[o.w].gpus
         for n in p.groups[o.group].nodes:
             most = (st.node_free[n] + out_gpus[n]) // gpus if n in node_set else 0
             for li in o.levels if most > 0 else ():
-                v = solver.IntVar(0, most, "")
-                column(v, o.w, n, li, count_rows=True)
-                xs[o.w].append((n, li, v))
+                xs[o.w].append((n, li, column(most, o.w, n, li, count_rows=True)))
     if any(w not in xs for w in in_d):  # a workload held here has no option left: leave the domain
         return 0
     for w, vs in xs.items():
         wk = wl[w]
         elsewhere = index.count[w] - in_d[w]
-        total = solver.Constraint(-inf, float(wk.max_replicas - elsewhere))
+        total = prog.row(-inf, float(wk.max_replicas - elsewhere))
         for _n, _li, v in vs:
-            total.SetCoefficient(v, 1.0)
+            prog.add(total, v, 1.0)
         if elsewhere > 0:
-            total.SetLb(float(max(0, wk.min_replicas - elsewhere)))
+            prog.set_bounds(total, lb=float(max(0, wk.min_replicas - elsewhere)))
             continue
         # placed nowhere else: none, or min_replicas to max_replicas here (u: placed or not)
-        u = solver.BoolVar("")
-        total.SetUb(0.0)
-        total.SetCoefficient(u, -float(wk.max_replicas))
-        least = solver.Constraint(0.0, inf)
+        u = prog.int_col(1)
+        prog.set_bounds(total, ub=0.0)
+        prog.add(total, u, -float(wk.max_replicas))
+        least = prog.row(0.0, inf)
         for _n, _li, v in vs:
-            least.SetCoefficient(v, 1.0)
-        least.SetCoefficient(u, -float(wk.min_replicas))
+            prog.add(least, v, 1.0)
+        prog.add(least, u, -float(wk.min_replicas))
         if wk.spread is not None:  # node spread: no node holds them all (its_node <= total - u)
-            per_node: dict[int, list[Any]] = defaultdict(list)
+            per_node: dict[int, list[int]] = defaultdict(list)
             for n, _li, v in vs:
                 per_node[n].append(v)
             for mine in per_node.values():
-                ct = solver.Constraint(-inf, 0.0)
-                mine_set = set(map(id, mine))
+                ct = prog.row(-inf, 0.0)
+                mine_set = set(mine)
                 for _n, _li, v in vs:
-                    if id(v) not in mine_set:
-                        ct.SetCoefficient(v, -1.0)
-                ct.SetCoefficient(u, 1.0)
-    params = pywraplp.MPSolverParameters()
-    params.SetDoubleParam(params.RELATIVE_MIP_GAP, 1e-4)
-    if solver.Solve(params) not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+                    if v not in mine_set:
+                        prog.add(ct, v, -1.0)
+                prog.add(ct, u, 1.0)
+    wall_ms, det_s = limit
+    got = solve_linear(
+        prog, LinearSolver.CP_SAT, time_limit_s=wall_ms / 1000.0, work_s=det_s, workers=1, presolve=False
+    )
+    if not got.has_solution or got.objective is None or got.values is None:
         return 0
-    after = round(obj.Value())
+    after = round(got.objective)
     if after <= before:
         return 0
-    chosen = [(w, n, li) for w, vs in xs.items() for n, li, v in vs for _ in range(round(v.solution_value()))]
-    relevel = [(key, next(li for li, v in choice if v.solution_value() > 0.5)) for key, choice in level_vars]
+    value = got.values
+    chosen = [(w, n, li) for w, vs in xs.items() for n, li, v in vs for _ in range(round(value[v]))]
+    relevel = [(key, next(li for li, v in choice if value[v] > 0.5)) for key, choice in level_vars]
     old_free = [(w, n, idx, cap) for _i, w, n, idx, cap in free_rows]
     old_levels = [((w, n, idx), level_at(p.nodes[n].gpu, cap)) for _i, w, n, idx, cap in fixed]
     _apply(st, d, index, [r[0] for r in free_rows], relevel, chosen)

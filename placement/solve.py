@@ -1,26 +1,27 @@
 """The solve pipeline, time-boxed as a whole (model building included).
 
-    validate -> filter (groups) -> pinned checks -> portfolio children (LP bounds, heuristics,
-    LP-guided plans, the best plan polished: ``placement.repack``) -> greedy (verified) -> best
-    portfolio plan, polished if it was not (verified) -> model if
-    it fits: tiers, lexicographic -> decode -> budgets, objective, unplaced reasons -> verify
-    -> Plan; where no model is built and the fleet has no spread or survival rules, the best
-    plan last goes through ``placement.fgd.improve`` (FGD's plan and this one, each with
-    its unused GPU shares refilled by a knapsack) in the last ``REPACK_SHARE`` of the limit
+    validate -> filter (groups) -> pinned checks -> portfolio children (``placement.portfolio``:
+    the methods' lists: bounds, heuristics, LP-guided plans, the best plan polished) -> greedy
+    (verified) -> best portfolio plan, lightly polished if it was not (verified) -> model if it
+    fits: tiers, lexicographic -> decode -> budgets, objective, unplaced reasons -> verify
+    -> Plan; where no model is built, the finishing methods (``methods.FINISHING``: on fleets
+    without spread or survival rules ``fgd_improve``) run last on the best plan, in the last
+    ``methods.FINISHING_SHARE`` of the limit.
 
-Time: ``deadline = start + options.time_limit_s``. The greedy stops at half the limit
-(or, when no model follows, at what the plan's assembly leaves); assembling and
-verifying a plan is measured on the greedy plan and kept in reserve. Tier 1
-(placed_work) gets 70% of what is left after building when later tiers are optimised,
-each later tier an equal share of what remains (unused time passes on). After each tier
-the session holds it at the value reached and the next tier starts from those values.
+Time: one ``placement.timebudget.TimeBudget`` from ``options.time_limit_s``, on one clock;
+every step's end is one of its named shares. The greedy stops at half the limit (or, when no
+model follows, at what the plan's assembly leaves); assembling and verifying a plan is
+measured on the greedy plan and kept in reserve. Tier 1 (placed_work) gets 70% of what is
+left after building when later tiers are optimised, each later tier an equal share of what
+remains (unused time passes on). After each tier the session holds it at the value reached
+and the next tier starts from those values.
 
 The greedy (``placement.greedy``: first-fit decreasing by priority then replica size,
 all or nothing per workload, every hard rule checked through ``FleetState``) and the
-heuristics (``placement.portfolio``) guarantee a verified plan early: a stop or a time
-limit returns the best verified plan so far, and the result is never worse than the
-best of them that arrived in time. The per-node model is built only when it is small
-enough (``MODEL_MAX_VARS``) and its estimated build time fits.
+portfolio's methods guarantee a verified plan early: a stop or a time limit returns the best
+verified plan so far, and the result is never worse than the best of them that arrived in
+time. The per-node model is built only when it is small enough (``MODEL_MAX_VARS``) and its
+estimated build time fits.
 """
 
 from __future__ import annotations
@@ -30,16 +31,15 @@ import logging
 import math
 import subprocess
 import threading
-import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from placement import fgd
 from placement.assemble import assemble
 from placement.backends.base import Progress, ProgressCallback, SolverBackend, TierResult
+from placement.backends.linear import versions
 from placement.candidates import Prepared, filter_candidates
-from placement.decode import FleetState, decode, encode
+from placement.decode import decode, encode
 from placement.domain import (
     Backend,
     ObjectiveTiers,
@@ -51,33 +51,29 @@ from placement.domain import (
     SolveStatus,
     StopReason,
 )
-from placement.effort import Effort, plan_effort
+from placement.effort import plan_effort
 from placement.errors import InputError, PlanRejected
-from placement.greedy import greedy
+from placement.methods import FINISHING, FINISHING_SHARE, Greedy, chain, last_plan, method, preference
 from placement.model import Container, build
 from placement.model.ir import Direction, Objective
 from placement.model.registry import TIERS
 from placement.objective import evaluate
 from placement.pinned import pinned_errors
-from placement.portfolio import METHODS, Candidate, Portfolio
-from placement.repack import polish
+from placement.portfolio import Offer, Portfolio, default_children
+from placement.timebudget import (
+    CLOCK,
+    GREEDY_SHARE,
+    POLL_S,
+    PORTFOLIO_WAIT_SHARE,
+    TIER1_SHARE,
+    TimeBudget,
+)
 
 log = logging.getLogger(__name__)
 
-TIER1_SHARE = 0.7
-RESERVE_FRACTION = 0.05
-RESERVE_MAX_S = 1.0
 MODEL_S_PER_VAR = 3e-5
+MODEL_MARGIN = 1.5  # the model is built only with this many times its estimated cost left
 MODEL_MAX_VARS = 200_000  # beyond this the per-node model is not built (CP-SAT overruns its limit)
-GREEDY_SHARE = 0.5  # of the time limit, at most, for the greedy
-REPACK_SHARE = 0.2  # of the time limit kept for placement.fgd.improve where no model is built
-POLL_S = 0.2  # a plan the portfolio sends is polished at most this long after it arrives
-PORTFOLIO_WAIT_SHARE = 0.1  # of the time limit, at most, waiting for the portfolio before the model
-EXPLAIN_SHARE = 0.05  # of the time limit for explaining an interim plan's unplaced work
-EXPLAIN_MIN_S = 0.05
-ASSEMBLE_S_PER_REPLICA = 2e-5
-ASSEMBLE_S_PER_NODE = 2.5e-4
-EXPLAIN_MARGIN_S = 0.1
 
 
 @functools.lru_cache(maxsize=1)
@@ -180,7 +176,7 @@ class _Reporter:
             if old == (objective, bound):
                 return
             self._best[tier] = (objective, bound)
-            self._elapsed = max(self._elapsed, time.monotonic() - self._t0)
+            self._elapsed = max(self._elapsed, CLOCK() - self._t0)
             event = Progress(tier, objective, bound, self._elapsed, source)
             self._callback(event)  # under the lock: events leave in the order they were made
 
@@ -194,23 +190,36 @@ class _Reporter:
 
 
 class _Run:
+    """One solve: its request, its budget (replaced as it learns), how it reports and stops."""
+
     def __init__(self, problem: Problem, progress: ProgressCallback | None, stop: threading.Event | None):
         self.problem = problem
-        self.t0 = time.monotonic()
-        self.progress = None if progress is None else _Reporter(progress, self.t0)
+        self.budget = TimeBudget.start(problem.options.time_limit_s)
+        self.progress = None if progress is None else _Reporter(progress, self.budget.begin)
         self.stop = stop
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
-        opts = problem.options
-        self.deadline = self.t0 + opts.time_limit_s
-        self.reserve = min(RESERVE_MAX_S, RESERVE_FRACTION * opts.time_limit_s)
-        self.assemble_s = 0.0  # budgets + verification of one plan, measured on the greedy plan
-        self.filter_s = 0.0
+        self.model: SolverBackend | None = None  # the per-node model's backend, once it ran
 
     def elapsed(self) -> float:
-        return time.monotonic() - self.t0
+        return self.budget.elapsed()
 
     def stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()
+
+
+@dataclass(frozen=True)
+class _InHand:
+    """The best verified plan so far and what made it: the methods, first to last (``+``),
+    and the LP/MIP solvers that ran for it."""
+
+    plan: Plan
+    placements: tuple[ReplicaPlacement, ...]
+    made_by: str
+    solvers: tuple[str, ...] = ()
+
+    @property
+    def work(self) -> int:
+        return self.plan.objective.placed_work
 
 
 def _model_vars(prepared: Prepared) -> int:
@@ -245,13 +254,11 @@ def solve(
     errors = pinned_errors(problem, prepared.latency_ms)
     if errors:
         raise InputError(errors)
-    run.filter_s = run.elapsed()
-    log.info("filter: %s (%.2f s)", prepared.size(), run.filter_s)
+    filter_s = run.elapsed()
+    log.info("filter: %s (%.2f s)", prepared.size(), filter_s)
     backend = get_backend(opts.backend)
     base = SolveInfo(
         status=SolveStatus.FEASIBLE,
-        backend=backend.name,
-        solver_version=backend.version(),
         seed=opts.seed,
         code_revision=code_revision(),
         started_at=run.started_at,
@@ -271,17 +278,21 @@ def solve(
         )
         log.info("deterministic effort: %s", effort)
         base = replace(base, deterministic=True)
-        search_until = _search_deadline(run, prepared)
-        portfolio = Portfolio(problem, bool(prepared.options), prepared, effort=effort, deadline=search_until)
+        wl = problem.workloads
+        replicas = sum(wl[w].max_replicas for w in prepared.options)
+        run.budget = replace(run.budget, effort=effort).estimated(len(prepared.nodes), replicas)
+        search = run.budget.part(run.budget.search_end())  # the safety net of every step
+        children = [c for c in default_children(prepared) if effort.lp or "lp_guided" not in c]
+        portfolio = Portfolio(prepared, search, children)
         try:
             return _honest(
-                _solve_deterministic(run, prepared, backend, base, portfolio, effort, search_until), prepared
+                _solve_deterministic(run, prepared, backend, base, portfolio, search.deadline), prepared
             )
         finally:
             portfolio.close()
-    portfolio = Portfolio(problem, with_heuristics=bool(prepared.options), prepared=prepared)
+    portfolio = Portfolio(prepared, run.budget)
     try:
-        return _honest(_solve(run, prepared, backend, base, portfolio), prepared)
+        return _honest(_solve(run, prepared, backend, base, portfolio, filter_s), prepared)
     finally:
         portfolio.close()
 
@@ -299,22 +310,10 @@ def _honest(plan: Plan, prepared: Prepared) -> Plan:
 # ------------------------------------------------------------- deterministic mode
 
 
-def _search_deadline(run: _Run, prepared: Prepared) -> float:
-    """The deterministic mode's safety net for the search: the time limit less what the final
-    plan's assembly and explanations are estimated to need, from sizes only."""
-    limit_s = max(0.0, run.problem.options.time_limit_s)
-    wl = run.problem.workloads
-    replicas = sum(wl[w].max_replicas for w in prepared.options)
-    assemble_s = ASSEMBLE_S_PER_NODE * len(prepared.nodes) + ASSEMBLE_S_PER_REPLICA * replicas
-    return run.deadline - run.reserve - 1.5 * assemble_s - EXPLAIN_SHARE * limit_s
-
-
-def _rank(c: Candidate, tiers: list[str]) -> tuple[object, ...]:
-    """The deterministic mode's order of plans: better tiers first, then a fixed method order
-    (never which child happened to send first)."""
-    order = ("greedy", *METHODS)
-    method = order.index(c.method) if c.method in order else len(order)
-    return (_key(c.objective, tiers), c.polished, -method)
+def _rank(c: Offer, tiers: list[str]) -> tuple[object, ...]:
+    """The deterministic mode's order of plans: better tiers first, then the registry's order
+    of methods (``methods.preference``; never which child happened to send first)."""
+    return (_key(c.objective, tiers), c.polished, -preference(c.method))
 
 
 def _solve_deterministic(
@@ -323,16 +322,15 @@ def _solve_deterministic(
     backend: SolverBackend,
     base: SolveInfo,
     portfolio: Portfolio,
-    effort: Effort,
     search_until: float,
 ) -> Plan:
     """The deterministic mode (``placement.effort``): the same steps as the default mode, each
-    with its work fixed in advance, one after the other:
+    with its work fixed in advance (``run.budget.effort``), one after the other:
 
     1. the greedy (``effort.greedy_orders`` orders), beside the portfolio's children (the
        heuristics; the LP, its bounds and ``effort.guided_variants`` roundings where
        ``effort.lp``), which run to their end;
-    2. the best plan of all (``_rank``: tiers, then a fixed method order) polished for
+    2. the best plan of all (``_rank``: tiers, then the registry's order) polished for
        ``effort.polish_rounds`` rounds;
     3. where ``effort.model``, the per-node model from that plan, with ``effort.model_det_s``
        of deterministic time over its tiers (70% to tier 1 when later tiers follow);
@@ -342,21 +340,21 @@ def _solve_deterministic(
     from run to run, and the plan says so (stop reason TIME_LIMIT). A stop returns the best
     verified plan in hand (INTERRUPTED).
     """
-    progress, opts = run.progress, run.problem.options
+    progress, opts, budget = run.progress, run.problem.options, run.budget
+    effort = budget.effort
+    assert effort is not None  # the deterministic mode has its work plan
     tiers = enabled_tiers(opts)
-    g_state = greedy(
-        prepared, deadline=search_until, stop=run.stop, passes=effort.greedy_orders, deterministic=True
-    )
-    g_placements = g_state.to_placements()
-    best = Candidate("greedy", g_placements, evaluate(run.problem, g_placements), run.elapsed())
+    found = last_plan(method("greedy").run(prepared, budget.part(search_until), run.stop))
+    g_placements = found.placements if found is not None else ()
+    best = Offer("greedy", g_placements, evaluate(run.problem, g_placements), run.elapsed())
     log.info("greedy: %d replicas (%.2f s)", len(g_placements), run.elapsed())
     if progress is not None:
         progress.report("greedy", "placed_work", float(best.objective.placed_work), None)
 
     def wait() -> None:  # for every child to finish (or the safety net, or a stop)
         shown = (float(best.objective.placed_work), portfolio.bound)
-        while not portfolio.done and time.monotonic() < search_until and not run.stopped():
-            portfolio.poll(min(search_until, time.monotonic() + POLL_S))
+        while not portfolio.done and CLOCK() < search_until and not run.stopped():
+            portfolio.poll(min(search_until, CLOCK() + POLL_S))
             now = (
                 max([shown[0]] + [float(c.objective.placed_work) for c in portfolio.plans]),
                 portfolio.bound,
@@ -369,20 +367,20 @@ def _solve_deterministic(
     if not run.stopped() and prepared.options:
         best = max([best, *portfolio.plans], key=lambda c: _rank(c, tiers))
         if effort.polish_rounds and not best.polished:
-            portfolio.polish_now(best, search_until, effort.polish_rounds, effort.repack_det_s)
+            portfolio.polish_now(best, search_until)
             wait()
     best = max([best, *portfolio.plans], key=lambda c: _rank(c, tiers))
-    log.info("deterministic: the %s plan is the best so far: %s", best.method, best.objective)
+    log.info("deterministic: the %s plan is the best so far: %s", best.made_by, best.objective)
 
     status, stop_reason, bound = SolveStatus.FEASIBLE, StopReason.WORK_LIMIT, None
-    placements = best.placements
+    placements, made_by, solvers = best.placements, best.made_by, best.solvers
     if not prepared.options:  # nothing can run anywhere: the pinned replicas alone are optimal
         status, stop_reason, bound = SolveStatus.OPTIMAL, StopReason.NONE, float(best.objective.placed_work)
-    elif effort.model and not run.stopped() and time.monotonic() < search_until:
+    elif effort.model and not run.stopped() and CLOCK() < search_until:
         container = build(prepared)
         hint = encode(container, placements)
         if hint is not None and container.program.is_feasible(hint):
-            log.warning("the %s plan breaks the model; solving without its hint", best.method)
+            log.warning("the %s plan breaks the model; solving without its hint", best.made_by)
             hint = None
         values, statuses, stop_reason, bound = _optimise(
             run, container, backend, hint, tiers, work=effort.model_det_s, until=search_until
@@ -393,7 +391,9 @@ def _solve_deterministic(
             got = decode(container, container.extract(values))
             got_obj = evaluate(run.problem, got)
             if _key(got_obj, tiers) >= _key(best.objective, tiers):
-                placements = got
+                # warm-started from the best plan: the model carries on from its methods
+                placements, made_by = got, chain([made_by, "model"]) if hint is not None else "model"
+                solvers = solvers if hint is not None else ()
                 model = {o.name: o.value(values) for o in container.program.objectives}
                 if model != dict(zip(TIERS, got_obj.key_values(), strict=True)):
                     log.warning("model objective %s differs from the evaluated plan %s", model, got_obj)
@@ -404,32 +404,42 @@ def _solve_deterministic(
         stop_reason = StopReason.INTERRUPTED
         if not placements and prepared.options:
             status = SolveStatus.NO_SOLUTION
-    elif time.monotonic() > search_until:
+    elif CLOCK() > search_until:
         log.warning("deterministic mode: the time limit cut the search; this plan may not repeat")
         status, stop_reason = SolveStatus.FEASIBLE, StopReason.TIME_LIMIT
     # stopped: the plan is wanted now, its reasons get the least time (as in the default mode)
-    explain_until = time.monotonic() + EXPLAIN_MIN_S if run.stopped() else run.deadline - EXPLAIN_MARGIN_S
+    explain_until = budget.explain_until(final=True, stopped=True) if run.stopped() else budget.explain_end()
     plan, bad = _plan(prepared, placements, base, explain_until)
-    if time.monotonic() > explain_until and stop_reason is not StopReason.INTERRUPTED:
+    if CLOCK() > explain_until and stop_reason is not StopReason.INTERRUPTED:
         stop_reason = StopReason.TIME_LIMIT  # some reasons were cut short
     if bad:
         raise PlanRejected(bad)
-    portfolio.poll(time.monotonic())
+    portfolio.poll(CLOCK())
     pw = plan.objective.placed_work
     status, bound = claim(status, [bound, portfolio.bound], pw, tiers)
     gap = None if bound is None else (max(0.0, (bound - pw) / bound) if bound > 0 else 0.0)
     info = replace(base, status=status, stop_reason=stop_reason, bound=bound, gap=gap, wall_s=run.elapsed())
-    return _done(replace(plan, info=info))
+    return _done(run, _InHand(replace(plan, info=info), placements, made_by, solvers))
+
+
+# ------------------------------------------------------------------- default mode
 
 
 def _solve(
-    run: _Run, prepared: Prepared, backend: SolverBackend, base: SolveInfo, portfolio: Portfolio
+    run: _Run,
+    prepared: Prepared,
+    backend: SolverBackend,
+    base: SolveInfo,
+    portfolio: Portfolio,
+    filter_s: float,
 ) -> Plan:
+    """The default mode: every step works until its share of the one deadline
+    (``placement.timebudget``), and the best verified plan in hand is returned."""
     progress, opts = run.progress, run.problem.options
     tiers = enabled_tiers(opts)
 
     def info(status: SolveStatus, stop_reason: StopReason, bound: float | None, pw: int) -> SolveInfo:
-        portfolio.poll(time.monotonic())
+        portfolio.poll(CLOCK())
         status, bound = claim(status, [bound, portfolio.bound], pw, tiers)
         gap = None
         if bound is not None:
@@ -438,58 +448,56 @@ def _solve(
             base, status=status, stop_reason=stop_reason, bound=bound, gap=gap, wall_s=run.elapsed()
         )
 
+    def done(hand: _InHand, status: SolveStatus, stop_reason: StopReason, bound: float | None) -> Plan:
+        return _done(
+            run, replace(hand, plan=replace(hand.plan, info=info(status, stop_reason, bound, hand.work)))
+        )
+
     # 1. greedy: a verified plan before any solver runs (itself time-boxed: a partial greedy
     # plan is valid, every workload being all or nothing)
-    limit_s = max(0.0, opts.time_limit_s)
     too_big = _model_vars(prepared) > MODEL_MAX_VARS
-    # budgets and verification cost about this much (measured: ~2 s on 8,000 nodes, loaded machine)
-    # the filter's time tells how fast this machine is right now (it is shared): assembling
-    # measured about as long as the filter at 40,000 GPUs, loaded or not
-    run.assemble_s = max(ASSEMBLE_S_PER_NODE * len(prepared.nodes), run.filter_s * len(prepared.nodes) / 8000)
-    g_deadline = run.t0 + GREEDY_SHARE * limit_s
+    run.budget = run.budget.guessed(len(prepared.nodes), filter_s)
+    g_deadline = run.budget.at(GREEDY_SHARE)
     if too_big:  # no model follows: the greedy may use what the plan's assembly leaves
-        g_deadline = max(g_deadline, run.deadline - 1.5 * run.assemble_s - EXPLAIN_SHARE * limit_s)
+        g_deadline = max(g_deadline, run.budget.last_plan_by())
     # beside a running portfolio, one pass: its children (the LP-guided plan above all) need the cores
-    g_state = greedy(prepared, deadline=g_deadline, stop=run.stop, passes=0 if portfolio.done else 1)
-    g_placements = g_state.to_placements()
+    first = Greedy(passes=0 if portfolio.done else 1)
+    found = last_plan(first.run(prepared, run.budget.part(g_deadline), run.stop))
+    g_placements = found.placements if found is not None else ()
     log.info("greedy: %d replicas (%.2f s)", len(g_placements), run.elapsed())
     timing: dict[str, float] = {}
-    run.assemble_s += ASSEMBLE_S_PER_REPLICA * len(g_placements)
     # explained with a share only: a heuristic's or the model's plan may replace it
-    g_plan, g_bad = _plan(prepared, g_placements, base, _explain_until(run, final=False), timing)
+    explain = run.budget.explain_until(final=False, stopped=run.stopped())
+    g_plan, g_bad = _plan(prepared, g_placements, base, explain, timing)
     if g_bad:
         raise PlanRejected(g_bad)
-    run.assemble_s = timing["assemble_s"]
-    log.info("greedy plan verified (%.2f s; assembling took %.2f s)", run.elapsed(), run.assemble_s)
+    run.budget = run.budget.measured(timing["assemble_s"])
+    log.info("greedy plan verified (%.2f s; assembling took %.2f s)", run.elapsed(), timing["assemble_s"])
     if progress is not None:  # the first verified plan: an operator sees it at once
         progress.report("greedy", "placed_work", float(g_plan.objective.placed_work), None)
-    run.reserve = max(run.reserve, 1.5 * run.assemble_s + EXPLAIN_SHARE * limit_s)
+    hand = _InHand(g_plan, g_placements, "greedy")
     # 1b. the heuristics (beside us in the portfolio's child): the best verified plan is the base
     # the model starts from the best plan in hand: wait a little for the portfolio's (on small
     # fleets its LP-guided plan comes within a second and is a better start than the greedy's)
-    wait_until = time.monotonic() + PORTFOLIO_WAIT_SHARE * limit_s
-    repack = too_big and not fgd.unsupported(run.problem)
+    wait_until = run.budget.after(PORTFOLIO_WAIT_SHARE)
+    finishing = [m for m in FINISHING if too_big and method(m).applies(prepared)]
     if too_big:  # nothing else to do with the time: wait for them, leaving room to verify their plan
-        wait_until = run.deadline - run.reserve - 1.5 * run.assemble_s
-        if repack:  # and room for the FGD repack of the best plan
-            wait_until -= REPACK_SHARE * limit_s
-    g_plan, g_placements = _best_heuristic(
-        run, prepared, portfolio, g_plan, g_placements, tiers, wait_until, base
-    )
-    g_work = g_plan.objective.placed_work
+        wait_until = run.budget.search_end()
+        if finishing:  # and room for the finishing methods on the best plan
+            wait_until -= run.budget.share(FINISHING_SHARE)
+    hand = _best_heuristic(run, prepared, portfolio, hand, tiers, wait_until, base)
     if progress is not None:  # a heuristic's plan may have replaced the greedy's
-        progress.report("portfolio", "placed_work", float(g_work), None)
+        progress.report("portfolio", "placed_work", float(hand.work), None)
     if not prepared.options:  # nothing can run anywhere: the pinned replicas alone are optimal
-        return _done(replace(g_plan, info=info(SolveStatus.OPTIMAL, StopReason.NONE, g_work, g_work)))
+        return done(hand, SolveStatus.OPTIMAL, StopReason.NONE, hand.work)
     if run.stopped():  # before any plan was complete, nothing placed is no solution
-        st = SolveStatus.FEASIBLE if g_plan.placements else SolveStatus.NO_SOLUTION
-        return _done(replace(g_plan, info=info(st, StopReason.INTERRUPTED, None, g_work)))
-    if too_big or run.deadline - run.reserve - time.monotonic() < 1.5 * _model_cost_s(prepared) + 0.1:
+        st = SolveStatus.FEASIBLE if hand.placements else SolveStatus.NO_SOLUTION
+        return done(hand, st, StopReason.INTERRUPTED, None)
+    if too_big or run.budget.model_end() - CLOCK() < MODEL_MARGIN * _model_cost_s(prepared) + 0.1:
         log.info("model not built (too big or no time left); returning the best verified plan in hand")
-        if repack:
-            g_plan, g_placements = _repacked(run, prepared, g_plan, g_placements, tiers, base)
-            g_work = g_plan.objective.placed_work
-        return _done(replace(g_plan, info=info(SolveStatus.FEASIBLE, StopReason.TIME_LIMIT, None, g_work)))
+        for name in finishing:
+            hand = _finished(run, prepared, name, hand, tiers, base)
+        return done(hand, SolveStatus.FEASIBLE, StopReason.TIME_LIMIT, None)
 
     # 2. the model, warm-started from the greedy plan
     container = build(prepared)
@@ -501,13 +509,13 @@ def _solve(
         len(ip.constraints),
         run.elapsed(),
     )
-    hint = encode(container, g_placements)
+    hint = encode(container, hand.placements)
     if hint is not None:
         broken = ip.is_feasible(hint)
         if broken:
             log.warning("greedy plan breaks the model (%s); solving without its hint", broken[:5])
             hint = None
-    elif g_placements:
+    elif hand.placements:
         log.warning("greedy plan does not fit the model's variables; solving without its hint")
 
     # 3. tiers, lexicographic
@@ -519,96 +527,81 @@ def _solve(
     )
     # a heuristic that finished meanwhile may still be better (the portfolio is done by now on
     # instances the model can take; wait for it while the time box allows)
-    hinted = g_plan
-    g_plan, g_placements = _best_heuristic(
-        run,
-        prepared,
-        portfolio,
-        g_plan,
-        g_placements,
-        tiers,
-        run.deadline - run.reserve - run.assemble_s,
-        base,
-    )
-    g_work = g_plan.objective.placed_work
+    hinted = hand
+    hand = _best_heuristic(run, prepared, portfolio, hand, tiers, run.budget.search_end(), base)
     if best is None or (hint is not None and best == container.tighten(hint)):
-        if g_plan is not hinted:  # a heuristic beat the solver's answer: it was not the optimum
+        if hand is not hinted:  # a heuristic beat the solver's answer: it was not the optimum
             status = SolveStatus.FEASIBLE
         # the solver added nothing: the greedy (or heuristic) plan stands (already verified)
-        return _done(replace(g_plan, info=info(status, stop_reason, bound, g_work)))
+        return done(hand, status, stop_reason, bound)
 
     # 4. decode, re-evaluate and verify
     placements = decode(container, container.extract(best))
-    plan, bad = _plan(prepared, placements, base, _explain_until(run, final=True))
-    if _key(plan.objective, tiers) < _key(g_plan.objective, tiers):
+    explain = run.budget.explain_until(final=True, stopped=run.stopped())
+    plan, bad = _plan(prepared, placements, base, explain)
+    if _key(plan.objective, tiers) < _key(hand.plan.objective, tiers):
         if status is SolveStatus.OPTIMAL:  # the model's optimum is not the problem's
             log.warning("a heuristic plan beats the model's proven optimum: not claimed OPTIMAL")
             status = SolveStatus.FEASIBLE
         log.info("solver plan is worse than the greedy plan; returning the greedy plan")
-        return _done(replace(g_plan, info=info(status, stop_reason, bound, g_work)))
+        return done(hand, status, stop_reason, bound)
     if bad:
         raise PlanRejected(bad)
     model = {o.name: o.value(best) for o in ip.objectives}
-    got = dict(
-        zip(
-            TIERS,
-            (
-                plan.objective.placed_work,
-                plan.objective.energy,
-                plan.objective.moves,
-                plan.objective.fragmentation,
-            ),
-            strict=True,
-        )
-    )
+    got = dict(zip(TIERS, plan.objective.key_values(), strict=True))
     if model != got:
         log.warning("model objective %s differs from the evaluated plan %s", model, got)
         status = SolveStatus.FEASIBLE  # what the solver proved is not this plan's objective
-    return _done(replace(plan, info=info(status, stop_reason, bound, plan.objective.placed_work)))
+    if hint is None:
+        return done(_InHand(plan, placements, "model"), status, stop_reason, bound)
+    # warm-started from the plan in hand: the model carries on from the methods that made it
+    return done(
+        _InHand(plan, placements, chain([hinted.made_by, "model"]), hinted.solvers),
+        status,
+        stop_reason,
+        bound,
+    )
 
 
 def _best_heuristic(
     run: _Run,
     prepared: Prepared,
     portfolio: Portfolio,
-    plan: Plan,
-    placements: tuple[ReplicaPlacement, ...],
+    hand: _InHand,
     tiers: list[str],
     wait_until: float,
     base: SolveInfo,
-) -> tuple[Plan, tuple[ReplicaPlacement, ...]]:
-    """The better of ``plan`` and the heuristics' plans received by ``wait_until``, verified."""
-    _wait(run, portfolio, Candidate("greedy", placements, plan.objective, run.elapsed()), wait_until, tiers)
+) -> _InHand:
+    """The better of the plan in hand and the portfolio's plans received by ``wait_until``, verified."""
+    mine = Offer(hand.made_by, hand.placements, hand.plan.objective, run.elapsed(), solvers=hand.solvers)
+    _wait(run, portfolio, mine, wait_until, tiers)
     best = max(portfolio.plans, key=lambda c: _key(c.objective, tiers), default=None)
-    if best is None or _key(best.objective, tiers) <= _key(plan.objective, tiers):
-        return plan, placements
-    if run.deadline - time.monotonic() < 1.5 * run.assemble_s:
-        log.info("no time left to verify the %s plan; keeping the plan in hand", best.method)
-        return plan, placements
+    if best is None or _key(best.objective, tiers) <= _key(hand.plan.objective, tiers):
+        return hand
+    if not run.budget.can_assemble():
+        log.info("no time left to verify the %s plan; keeping the plan in hand", best.made_by)
+        return hand
     portfolio.plans.remove(best)
-    chosen = best.placements
+    chosen, made_by = best.placements, best.made_by
     # not polished in the portfolio: fill what the heuristic left (about a greedy pass over the
     # unplaced workloads), move replicas capped for want of watts to where they run higher and
     # spend the watts they leave, swap tiers; the domains are repacked only in the portfolio's
     # child, which has the parent's wait for it (seconds at L)
-    fill_until = run.deadline - run.reserve - 1.5 * run.assemble_s
-    if not best.polished and fill_until > time.monotonic() and not run.stopped():
-        st = FleetState.from_placements(prepared, chosen)
-        added, moved, _ = polish(st, fill_until, repack=False)
-        if added or moved:
-            log.info(
-                "filled %d more workloads into the %s plan, moved %d replicas up", added, best.method, moved
-            )
-            chosen = st.to_placements()
-    got, bad = _plan(prepared, chosen, base, _explain_until(run, final=True))
+    fill_until = run.budget.search_end()
+    if not best.polished and fill_until > CLOCK() and not run.stopped():
+        light = last_plan(method("light_polish").run(prepared, run.budget.part(fill_until), run.stop, chosen))
+        if light is not None and light.changed:
+            chosen, made_by = light.placements, chain([made_by, "light_polish"])
+    explain = run.budget.explain_until(final=True, stopped=run.stopped())
+    got, bad = _plan(prepared, chosen, base, explain)
     if bad:
-        log.warning("the %s plan fails verification (%s); keeping the plan in hand", best.method, bad[:3])
-        return plan, placements
-    log.info("the %s plan is the best so far: placed_work %d", best.method, got.objective.placed_work)
-    return got, chosen
+        log.warning("the %s plan fails verification (%s); keeping the plan in hand", made_by, bad[:3])
+        return hand
+    log.info("the %s plan is the best so far: placed_work %d", made_by, got.objective.placed_work)
+    return _InHand(got, chosen, made_by, best.solvers)
 
 
-def _wait(run: _Run, portfolio: Portfolio, in_hand: Candidate, until: float, tiers: list[str]) -> None:
+def _wait(run: _Run, portfolio: Portfolio, in_hand: Offer, until: float, tiers: list[str]) -> None:
     """Take what the portfolio sends until ``until``, having the best plan (``in_hand`` or the
     portfolio's) polished meanwhile (``Portfolio.polish``); report each better plan or bound as
     it comes (at 40,000 GPUs this wait is most of the solve)."""
@@ -616,7 +609,7 @@ def _wait(run: _Run, portfolio: Portfolio, in_hand: Candidate, until: float, tie
     shown: tuple[float, float | None] = (float(work), portfolio.bound)
     while True:
         # stopped: take what has arrived, without waiting (the plan is wanted now)
-        portfolio.poll(time.monotonic() if run.stopped() else min(until, time.monotonic() + POLL_S))
+        portfolio.poll(CLOCK() if run.stopped() else min(until, CLOCK() + POLL_S))
         if not run.stopped():
             portfolio.polish(until, lambda c: _key(c.objective, tiers), in_hand)
         if run.progress is not None:
@@ -625,59 +618,58 @@ def _wait(run: _Run, portfolio: Portfolio, in_hand: Candidate, until: float, tie
             if now != shown:
                 run.progress.report("portfolio", "placed_work", best, portfolio.bound)
                 shown = now
-        if portfolio.done or time.monotonic() >= until or run.stopped():
+        if portfolio.done or CLOCK() >= until or run.stopped():
             return
 
 
-def _repacked(
-    run: _Run,
-    prepared: Prepared,
-    plan: Plan,
-    placements: tuple[ReplicaPlacement, ...],
-    tiers: list[str],
-    base: SolveInfo,
-) -> tuple[Plan, tuple[ReplicaPlacement, ...]]:
-    """``placement.fgd.improve`` on the plan in hand (fleets without spread or survival rules):
-    FGD's plan and this one, each with its unused GPU shares refilled by a knapsack; the
-    better one if it verifies and is better on the enabled tiers."""
-    until = run.deadline - run.reserve - 1.5 * run.assemble_s
-    if until - time.monotonic() < 0.1 or run.stopped():
-        return plan, placements
-    got = fgd.improve(run.problem, placements, deadline=time.perf_counter() + (until - time.monotonic()))
-    if got == placements:
-        return plan, placements
-    new, bad = _plan(prepared, tuple(got), base, _explain_until(run, final=True))
+def _finished(
+    run: _Run, prepared: Prepared, name: str, hand: _InHand, tiers: list[str], base: SolveInfo
+) -> _InHand:
+    """The finishing method ``name`` (``methods.FINISHING``) on the plan in hand; its plan if it
+    verifies and is better on the enabled tiers."""
+    until = run.budget.search_end()
+    if until - CLOCK() < 0.1 or run.stopped():
+        return hand
+    found = last_plan(method(name).run(prepared, run.budget.part(until), run.stop, hand.placements))
+    if found is None or not found.changed:
+        return hand
+    explain = run.budget.explain_until(final=True, stopped=run.stopped())
+    new, bad = _plan(prepared, found.placements, base, explain)
     if bad:
-        log.warning("the repacked plan fails verification (%s); keeping the plan in hand", bad[:3])
-        return plan, placements
-    if _key(new.objective, tiers) <= _key(plan.objective, tiers):
-        return plan, placements
-    log.info("repacked: placed_work %d -> %d", plan.objective.placed_work, new.objective.placed_work)
-    return new, tuple(got)
+        log.warning("the %s plan fails verification (%s); keeping the plan in hand", name, bad[:3])
+        return hand
+    if _key(new.objective, tiers) <= _key(hand.plan.objective, tiers):
+        return hand
+    log.info("%s: placed_work %d -> %d", name, hand.work, new.objective.placed_work)
+    return _InHand(new, found.placements, chain([hand.made_by, name]), (*hand.solvers, *found.solvers))
 
 
-def _explain_until(run: _Run, final: bool) -> float:
-    """Until when unplaced work is explained: the final plan gets what is left, an interim one a share."""
-    now = time.monotonic()
-    if run.stopped():  # interrupted: the plan is wanted now
-        return now + EXPLAIN_MIN_S
-    limit_s = max(0.0, run.problem.options.time_limit_s)
-    share = max(EXPLAIN_MIN_S, EXPLAIN_SHARE * limit_s)
-    if final:
-        last = run.deadline - EXPLAIN_MARGIN_S - 1.5 * run.assemble_s
-        return max(now + EXPLAIN_MIN_S, min(last, now + 2 * share))
-    return now + share
-
-
-def _done(plan: Plan) -> Plan:
-    log.info(
-        "solve: %s %s, objective %s, %.2f s",
-        plan.info.status.value,
-        plan.info.stop_reason.value,
-        plan.objective,
-        plan.info.wall_s,
+def _done(run: _Run, hand: _InHand) -> Plan:
+    """The plan in hand, stamped with what made it: its methods and their solvers, and the
+    per-node model's backend and solver when the model ran (from this plan, or after a better one)."""
+    solvers = hand.solvers
+    backend = ""
+    if run.model is not None:
+        backend = run.model.name
+        solvers = (*solvers, run.model.solver)
+    solvers = tuple(dict.fromkeys(solvers))
+    info = replace(
+        hand.plan.info,
+        method=hand.made_by,
+        solvers=solvers,
+        backend=backend,
+        solver_version=versions(solvers),
     )
-    return plan
+    log.info(
+        "solve: %s %s, objective %s, %.2f s, by %s (%s)",
+        info.status.value,
+        info.stop_reason.value,
+        hand.plan.objective,
+        info.wall_s,
+        info.method,
+        ", ".join(solvers) or "no LP or MIP solver",
+    )
+    return replace(hand.plan, info=info)
 
 
 # a stop reason outranks the ones below it: a tier the clock cut makes the whole run clock-bound
@@ -709,18 +701,19 @@ def _optimise(
     best = c.tighten(hint) if hint is not None else None
     if run.stopped():
         return best, statuses, StopReason.INTERRUPTED, None
-    end = run.deadline - run.reserve if until is None else until
-    if end - time.monotonic() <= 0.01:
+    end = run.budget.model_end() if until is None else until
+    if end - CLOCK() <= 0.01:
         return best, statuses, StopReason.TIME_LIMIT, None
     objectives = {o.name: o for o in ip.objectives}
     work_left = work or 0.0
     opts = run.problem.options
     session = backend.load(ip, opts.seed, opts.workers)
+    run.model = backend
     for i, tier in enumerate(tiers):
         if run.stopped():
             stop_reason = StopReason.INTERRUPTED
             break
-        remaining = end - time.monotonic()
+        remaining = end - CLOCK()
         if remaining <= 0.01:
             stop_reason = StopReason.TIME_LIMIT
             break

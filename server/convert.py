@@ -476,6 +476,8 @@ def _info_pb(x: d.SolveInfo) -> pb.SolveInfo:
         code_revision=x.code_revision,
         started_at=x.started_at,
         deterministic=x.deterministic,
+        method=x.method,
+        solvers=list(x.solvers),
     )
     if x.bound is not None:
         m.bound = x.bound
@@ -581,6 +583,8 @@ def plan_from_proto(msg: pb.Plan) -> d.Plan:
         code_revision=i.code_revision,
         started_at=i.started_at,
         deterministic=bool(i.deterministic),
+        method=i.method,
+        solvers=tuple(i.solvers),
     )
     o = msg.objective
     plan = d.Plan(

@@ -185,6 +185,8 @@ def sample_plan(bound: float | None = 123456.0, gap: float | None = 0.01) -> d.P
             wall_s=1.5,
             code_revision="abc123",
             started_at="2026-01-01T00:00:00Z",
+            method="lp_guided+polish+model",
+            solvers=("glop", "cp-sat"),
         ),
     )
 

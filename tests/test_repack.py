@@ -100,7 +100,7 @@ def test_the_portfolio_polishes_its_best_plan_and_drops_the_source() -> None:
     verifies and places at least as much as every other plan received."""
     problem = generate(400, 1, binding_rack_share=0.9, demand_ratio=1.5)
     prepared = filter_candidates(problem)
-    portfolio = Portfolio(problem, prepared=prepared)
+    portfolio = Portfolio(prepared)
     until = time.monotonic() + 60
     try:
         while not portfolio.done and time.monotonic() < until:
@@ -189,15 +189,16 @@ def test_an_lp_over_its_column_cap_is_given_up_at_once_and_the_polish_takes_the_
 ) -> None:
     """Where the estimated columns pass the cap (XL; here a cap of 0), the LP child sends no
     bound and no plan, and the plan polished is the caller's own."""
-    import placement.portfolio as portfolio_mod
+    import placement.methods as methods_mod
+    from placement.portfolio import Offer
 
     if too_big:
-        monkeypatch.setattr(portfolio_mod, "LP_TOO_BIG", 0)
+        monkeypatch.setattr(methods_mod, "LP_TOO_BIG", 0)
     problem = generate(400, 2, binding_rack_share=0.9, demand_ratio=1.5)
     prepared = filter_candidates(problem)
     mine = greedy(prepared).to_placements()
-    in_hand = portfolio_mod.Candidate("greedy", mine, evaluate(problem, mine), 0.0)
-    portfolio = Portfolio(problem, prepared=prepared)
+    in_hand = Offer("greedy", mine, evaluate(problem, mine), 0.0)
+    portfolio = Portfolio(prepared)
     until = time.monotonic() + 60
     try:
         while not portfolio.done and time.monotonic() < until:

@@ -24,7 +24,7 @@ from placement.domain import (
 )
 from placement.errors import InputError
 from placement.generator import generate
-from placement.solve import greedy
+from placement.greedy import greedy
 from tests.test_candidates import fleet, node, site
 from tests.test_guided import verified
 
@@ -255,13 +255,14 @@ def test_pinned_replica_breaking_a_hard_rule_is_an_input_error(
 def test_portfolio_sends_the_heuristics_and_a_bound_and_is_killed_on_close() -> None:
     import time
 
-    from placement.portfolio import METHODS, Portfolio
+    from placement.methods import HEURISTICS
+    from placement.portfolio import Portfolio
 
     p = generate(300, 2)
-    port = Portfolio(p)
+    port = Portfolio(filter_candidates(p))
     port.poll(time.monotonic() + 60)
     assert port.done
-    assert {c.method for c in port.plans} == set(METHODS)
+    assert {c.method for c in port.plans} == {*HEURISTICS, "lp_guided"}
     guided = [c.objective.placed_work for c in port.plans if c.method == "lp_guided"]
     assert guided == sorted(set(guided))  # a variant is sent only when it is better
     assert port.bound is not None
@@ -275,7 +276,7 @@ def test_portfolio_sends_the_heuristics_and_a_bound_and_is_killed_on_close() -> 
     assert plan.info.bound is not None and plan.info.bound >= plan.objective.placed_work
     assert plan.objective.placed_work >= max(c.objective.placed_work for c in port.plans)
     port.close()
-    slow = Portfolio(generate(40000, 1))  # its heuristics take far longer than this test
+    slow = Portfolio(filter_candidates(generate(8000, 1)))  # its methods take far longer than this test
     slow.close()
     assert slow.done and not slow.plans
 
@@ -295,7 +296,7 @@ def test_portfolio_bound_is_the_integer_bound_where_racks_bind() -> None:
     from placement.portfolio import Portfolio
 
     p = profile("S", 0)
-    port = Portfolio(p)
+    port = Portfolio(filter_candidates(p))
     try:
         port.poll(time.monotonic() + 120)
         lp = group_lp(p, solution=True)
@@ -349,8 +350,8 @@ def test_portfolio_children_die_with_the_process_that_started_them(tmp_path: obj
     if pid == 0:  # the worker: starts a portfolio that runs for long, reports its children, waits
         try:
             os.close(r)
-            port = Portfolio(generate(40000, 1))
-            os.write(w, (",".join(str(p) for p, _ in port._kids.values()) + "\n").encode())
+            port = Portfolio(filter_candidates(generate(8000, 1)))
+            os.write(w, (",".join(str(kid.pid) for kid in port._kids.values()) + "\n").encode())
             time.sleep(60)
         finally:
             os._exit(0)

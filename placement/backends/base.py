@@ -65,7 +65,8 @@ class Session(Protocol):
 
 
 class SolverBackend(Protocol):
-    name: str
+    name: str  # the Backend's value, e.g. "ortools"
+    solver: str  # the solver behind it, as SolveInfo.solvers names it, e.g. "cp-sat"
 
     def version(self) -> str: ...
 

@@ -216,6 +216,7 @@ def _watch(solver: cp_model.CpSolver, stop: threading.Event, done: threading.Eve
 
 class CpSatBackend:
     name = Backend.ORTOOLS.value
+    solver = "cp-sat"
 
     def version(self) -> str:
         return f"ortools {_dist_version('ortools')} (CP-SAT)"

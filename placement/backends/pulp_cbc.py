@@ -369,6 +369,7 @@ class PulpCbcSession:
 
 class PulpCbcBackend:
     name = Backend.PULP.value
+    solver = "cbc"
 
     def version(self) -> str:
         return f"pulp {pulp.__version__}, CBC {cbc_version()}"

@@ -436,7 +436,7 @@ class ObjectiveTiers(_message.Message):
     def __init__(self, placed_work: _Optional[int] = ..., energy: _Optional[int] = ..., moves: _Optional[int] = ..., fragmentation: _Optional[int] = ...) -> None: ...
 
 class SolveInfo(_message.Message):
-    __slots__ = ("status", "stop_reason", "bound", "gap", "backend", "solver_version", "seed", "wall_s", "code_revision", "started_at", "deterministic")
+    __slots__ = ("status", "stop_reason", "bound", "gap", "backend", "solver_version", "seed", "wall_s", "code_revision", "started_at", "deterministic", "method", "solvers")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STOP_REASON_FIELD_NUMBER: _ClassVar[int]
     BOUND_FIELD_NUMBER: _ClassVar[int]
@@ -448,6 +448,8 @@ class SolveInfo(_message.Message):
     CODE_REVISION_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     DETERMINISTIC_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    SOLVERS_FIELD_NUMBER: _ClassVar[int]
     status: SolveStatus
     stop_reason: StopReason
     bound: float
@@ -459,7 +461,9 @@ class SolveInfo(_message.Message):
     code_revision: str
     started_at: str
     deterministic: bool
-    def __init__(self, status: _Optional[_Union[SolveStatus, str]] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., bound: _Optional[float] = ..., gap: _Optional[float] = ..., backend: _Optional[str] = ..., solver_version: _Optional[str] = ..., seed: _Optional[int] = ..., wall_s: _Optional[float] = ..., code_revision: _Optional[str] = ..., started_at: _Optional[str] = ..., deterministic: _Optional[bool] = ...) -> None: ...
+    method: str
+    solvers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, status: _Optional[_Union[SolveStatus, str]] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., bound: _Optional[float] = ..., gap: _Optional[float] = ..., backend: _Optional[str] = ..., solver_version: _Optional[str] = ..., seed: _Optional[int] = ..., wall_s: _Optional[float] = ..., code_revision: _Optional[str] = ..., started_at: _Optional[str] = ..., deterministic: _Optional[bool] = ..., method: _Optional[str] = ..., solvers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Plan(_message.Message):
     __slots__ = ("placements", "budgets", "unplaced", "objective", "info")
