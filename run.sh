@@ -23,7 +23,7 @@ case "${1:-demo}" in
   test)
     shift || true
     "$VENV/bin/ruff" check .
-    "$VENV/bin/mypy" placement fleetplace server
+    "$VENV/bin/mypy" placement wire server fleetplace importers benchmarks
     exec "$PY" -m pytest "$@"
     ;;
   *)

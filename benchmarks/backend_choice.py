@@ -7,8 +7,8 @@ the summed power of their jobs, and the objective maximises the placed value
 (priority x size x a per-agent throughput factor), all integers.
 
 Solvers, each at the same time limit:
-  cpsat   placement.backends CP-SAT session (2 workers)
-  cbc     placement.backends CBC via PuLP (2 threads)
+  cpsat   placement.exact.backends CP-SAT session (2 workers)
+  cbc     placement.exact.backends CBC via PuLP (2 threads)
   highs   OR-Tools MathOpt with HiGHS (single thread: MathOpt refuses threads for HiGHS)
   scip    OR-Tools MathOpt with SCIP (single thread)
 
@@ -34,9 +34,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from placement.backends import get_backend
-from placement.domain import Backend, SolveStatus
-from placement.model.ir import Direction, IntegerProgram, Sense
+from placement.core.domain import Backend, SolveStatus
+from placement.exact.backends import get_backend
+from placement.exact.model.ir import Direction, IntegerProgram, Sense
 
 SIZES = [(60, 12), (200, 40), (600, 100)]  # (jobs, agents)
 

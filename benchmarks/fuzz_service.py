@@ -37,6 +37,7 @@ import time
 import urllib.request
 from concurrent import futures
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -44,14 +45,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fleetplace.files import load_request  # noqa: E402
-from placement.domain import StopReason  # noqa: E402
-from placement.verify import verify  # noqa: E402
-from server import convert  # noqa: E402
+from placement.core.domain import StopReason  # noqa: E402
+from placement.core.verify import verify  # noqa: E402
+from server.answers import no_solution_plan  # noqa: E402
 from server.client import from_server  # noqa: E402
-from server.gen.placement.v1 import placement_pb2 as pb  # noqa: E402
-from server.gen.placement.v1 import placement_pb2_grpc as pb_grpc  # noqa: E402
-from server.service import no_solution_plan  # noqa: E402
+from wire import convert  # noqa: E402
+from wire.files import load_request  # noqa: E402
+from wire.gen.placement.v1 import placement_pb2 as pb  # noqa: E402
+from wire.gen.placement.v1 import placement_pb2_grpc as pb_grpc  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:
@@ -115,7 +116,8 @@ def mutate(rng: random.Random, base: pb.PlaceRequest) -> pb.PlaceRequest:
             continue  # protobuf deprecates bools in number fields
         with contextlib.suppress(TypeError, ValueError):
             setattr(target, name, value)
-    for repeated in (r.workloads, r.fleet.nodes, r.fleet.sites, r.fleet.power_domains, r.fleet.links):
+    lists: tuple[Any, ...] = (r.workloads, r.fleet.nodes, r.fleet.sites, r.fleet.power_domains, r.fleet.links)
+    for repeated in lists:
         if repeated and rng.random() < 0.15:
             del repeated[rng.randrange(len(repeated))]
         if repeated and rng.random() < 0.1:
@@ -201,7 +203,11 @@ def main() -> None:
     codes: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     unverified: list[str] = []
     lock = threading.Lock()
-    by_method = {"Place": pb.PlaceRequest, "Verify": pb.VerifyRequest, "Explain": pb.ExplainRequest}
+    by_method: dict[str, Any] = {
+        "Place": pb.PlaceRequest,
+        "Verify": pb.VerifyRequest,
+        "Explain": pb.ExplainRequest,
+    }
 
     def fuzz(call: tuple[str, bytes]) -> None:
         method, data = call

@@ -25,13 +25,13 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from fleetplace.files import load_request
 from placement.generator import generate
-from server import convert
 from server.app import create_server
 from server.config import ServerConfig
-from server.gen.placement.v1 import placement_pb2 as pb
-from server.gen.placement.v1 import placement_pb2_grpc as pb_grpc
+from wire import convert
+from wire.files import load_request
+from wire.gen.placement.v1 import placement_pb2 as pb
+from wire.gen.placement.v1 import placement_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,7 +80,7 @@ def main() -> None:
     with futures.ThreadPoolExecutor(2) as ex:
         solves = [ex.submit(stub.Place, big, timeout=12) for _ in range(2)]
         time.sleep(0.3)
-        lat = []
+        lat: list[float] = []
         while not all(f.done() for f in solves) and len(lat) < 400:
             t = time.monotonic()
             health.Check(health_pb2.HealthCheckRequest(), timeout=1)
@@ -177,7 +177,7 @@ def main() -> None:
             bad_codes[e.code().name] += 1  # type: ignore[attr-defined]
     print(f"malformed: {args.malformed} in {time.monotonic() - t0:.1f} s: {dict(bad_codes)}")
     stop_sampling.set()
-    kids = [w.process.pid for w in server.pool._all]
+    kids = [w.process.pid for w in server.pool._all if w.process.pid is not None]
     print(f"server RSS: start {rss['start']:.0f} MiB, before load {rss_before_load:.0f} MiB, peak {rss['peak']:.0f} MiB, "
           f"end {rss_mib(me):.0f} MiB; solver processes {', '.join(f'{rss_mib(k):.0f}' for k in kids)} MiB")  # fmt: skip
     channel.close()

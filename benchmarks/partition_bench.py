@@ -41,9 +41,9 @@ sys.path.insert(0, str(REPO))
 def run_one(size: str, seed: int, method: str, groups: int, time_limit_s: float, address: str | None) -> dict:
     """One solve in this process; the record the table reads."""
     from placement import solve
+    from placement.core.verify import verify
     from placement.generator import profile
-    from placement.partition import solve_partitioned_stats
-    from placement.verify import verify
+    from placement.run.partition import solve_partitioned_stats
 
     problem = profile(size, seed)
     problem = replace(problem, options=replace(problem.options, time_limit_s=time_limit_s))

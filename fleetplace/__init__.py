@@ -1,5 +1,5 @@
 """fleetplace: the command line, text reports, dataset importers and input files.
 
-``fleetplace.files`` reads requests and plans from JSON/YAML files in the ``placement.v1``
+``wire.files`` reads requests and plans from JSON/YAML files in the ``placement.v1``
 JSON mapping and writes messages back atomically.
 """

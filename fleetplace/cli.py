@@ -17,8 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from placement.domain import Backend, Plan, Problem, SolveOptions, SolveStatus, StopReason
-from placement.errors import FieldError, InputError
+from placement.core.domain import Backend, Plan, Problem, SolveOptions, SolveStatus, StopReason
+from placement.core.errors import FieldError, InputError
 
 EXIT_OK = 0
 EXIT_INVALID_PLAN = 1
@@ -107,7 +107,7 @@ def _options(args: argparse.Namespace, base: SolveOptions) -> SolveOptions:
 
 def _check_options(args: argparse.Namespace) -> None:
     errors = []
-    from placement.errors import FieldError
+    from placement.core.errors import FieldError
 
     if args.time_limit is not None and not (args.time_limit > 0):
         errors.append(
@@ -160,8 +160,8 @@ def _executor_errors(args: argparse.Namespace) -> list[FieldError]:
 
 
 def _solve_partitioned(problem: Problem, args: argparse.Namespace) -> Plan:
-    """Site groups solved apart (``placement.partition``); an unreachable Ray cluster is an OSError."""
-    from placement.partition import solve_partitioned
+    """Site groups solved apart (``placement.run.partition``); an unreachable Ray cluster is an OSError."""
+    from placement.run.partition import solve_partitioned
 
     if not args.quiet:
         where = f"Ray at {args.ray_address}" if args.ray_address else args.executor
@@ -238,7 +238,7 @@ def _client(args: argparse.Namespace, timeout_s: float) -> object:
 
     token = os.environ.get(args.token_env) if args.token_env else None
     if args.token_env and not token:
-        from placement.errors import FieldError
+        from placement.core.errors import FieldError
 
         raise InputError([FieldError("--token-env", f"${args.token_env} is not set")])
     return PlacementClient(
@@ -307,8 +307,8 @@ def _remote_call(fn: object) -> object:
 
 def _solve_remote(problem: Problem, args: argparse.Namespace) -> Plan:
     """Solve on ``--server`` through the stream: the same progress lines, then the plan."""
-    from server.convert import plan_from_proto, request_from_problem
-    from server.gen.placement.v1 import placement_pb2 as pb
+    from wire.convert import plan_from_proto, request_from_problem
+    from wire.gen.placement.v1 import placement_pb2 as pb
 
     request = request_from_problem(problem)
     timeout_s = problem.options.time_limit_s + 10 + sum(n.gpu_count for n in problem.fleet.nodes) * 1e-3
@@ -320,7 +320,7 @@ def _solve_remote(problem: Problem, args: argparse.Namespace) -> Plan:
             if isinstance(event, pb.Plan):
                 final = event
             elif progress is not None:
-                from placement.backends.base import Progress
+                from placement.exact.backends.base import Progress
 
                 bound = event.bound if event.HasField("bound") else None
                 progress(Progress(event.tier, event.objective, bound, event.elapsed_s, event.source))  # type: ignore[operator]
@@ -340,9 +340,9 @@ def _solve_remote(problem: Problem, args: argparse.Namespace) -> Plan:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from fleetplace.files import load_problem, to_json, write_json_atomic
     from fleetplace.report import render
-    from server.convert import plan_to_proto
+    from wire.convert import plan_to_proto
+    from wire.files import load_problem, to_json, write_json_atomic
 
     _check_options(args)
     problem = load_problem(Path(args.input))
@@ -383,14 +383,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from fleetplace.files import load_plan, load_problem, to_json
-    from placement.verify import verify
-    from server.convert import plan_from_proto
+    from placement.core.verify import verify
+    from wire.convert import plan_from_proto
+    from wire.files import load_plan, load_problem, to_json
 
     problem = load_problem(Path(args.input))
     plan = plan_from_proto(load_plan(Path(args.plan)))
     if args.server:
-        from server.convert import plan_to_proto, request_from_problem
+        from wire.convert import plan_to_proto, request_from_problem
 
         client = _client(args, 60.0)
         try:
@@ -401,8 +401,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         violations = verify(problem, plan)  # type: ignore[assignment]
     if args.format == "json":
-        from server.convert import violation_to_proto
-        from server.gen.placement.v1 import placement_pb2 as pb
+        from wire.convert import violation_to_proto
+        from wire.gen.placement.v1 import placement_pb2 as pb
 
         answer_pb = pb.VerifyResponse(
             violations=[violation_to_proto(v) for v in violations], valid=not violations
@@ -418,14 +418,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    """Why a workload is not placed: the twin of the Explain RPC (``placement.explain.explain``)."""
+    """Why a workload is not placed: the twin of the Explain RPC (``placement.core.explain.explain``)."""
     from google.protobuf import json_format
 
-    from fleetplace.files import load_plan, load_problem
     from fleetplace.report import render_explanation
-    from placement.explain import explain
-    from server.convert import plan_from_proto, reason_to_proto
-    from server.gen.placement.v1 import placement_pb2 as pb
+    from placement.core.explain import explain
+    from wire.convert import plan_from_proto, reason_to_proto
+    from wire.files import load_plan, load_problem
+    from wire.gen.placement.v1 import placement_pb2 as pb
 
     problem = load_problem(Path(args.input))
     plan = None
@@ -450,7 +450,7 @@ def version_line() -> str:
     """``fleetplace --version``: the package, the code revision and the solver libraries, one line."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from placement.solve import code_revision
+    from placement.run.solve import code_revision
 
     def of(dist: str) -> str:
         try:
@@ -547,9 +547,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from fleetplace.files import write_json_atomic
     from placement.generator import generate
-    from server.convert import request_from_problem
+    from wire.convert import request_from_problem
+    from wire.files import write_json_atomic
 
     _check_generate(args)
     errors = _out_errors(args.out)
@@ -566,7 +566,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _check_generate(args: argparse.Namespace) -> None:
-    from placement.errors import FieldError
+    from placement.core.errors import FieldError
 
     if args.gpus < 1:
         raise InputError([FieldError("--gpus", f"must be at least 1, got {args.gpus}")])
@@ -574,8 +574,8 @@ def _check_generate(args: argparse.Namespace) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Every method on the chosen instances, each in a fresh process; results.json, a table, plots."""
-    from fleetplace import bench
-    from placement.errors import FieldError
+    from benchmarks import bench
+    from placement.core.errors import FieldError
 
     errors = []
     try:

@@ -3,10 +3,10 @@
 ``python -m fleetplace.datasets [--out DIR]`` rewrites every file (default: the repo's
 ``datasets/``). The files are the protobuf JSON mapping of ``placement.v1`` messages
 (``PlaceRequest`` for the fleets, ``Fleet`` with only ``gpuTypes`` for the catalog), written
-through ``server.convert.request_from_problem`` so that they always match the schema; a test
+through ``wire.convert.request_from_problem`` so that they always match the schema; a test
 checks that the committed files equal what this module writes.
 
-* ``catalog.json``: the GPU catalog (``placement.catalog.CATALOG``).
+* ``catalog.json``: the GPU catalog (``placement.core.catalog.CATALOG``).
 * ``tiny/``: a hand-solvable fleet whose optimum ``tiny/README.md`` works out by hand.
 * ``mixed/``: a realistic mixed fleet (4 data centres, 5 edge sites, 4 regions, 328 GPUs,
   34 inference services).
@@ -24,8 +24,8 @@ from pathlib import Path
 
 from google.protobuf.message import Message
 
-from placement import catalog
-from placement.domain import (
+from placement.core import catalog
+from placement.core.domain import (
     CurrentReplica,
     Fleet,
     GpuType,
@@ -669,7 +669,7 @@ BUILDERS: dict[str, Callable[[], Problem]] = {
 
 def catalog_message() -> Message:
     """The catalog as a ``Fleet`` message holding only ``gpu_types``."""
-    from server.convert import request_from_problem
+    from wire.convert import request_from_problem
 
     empty = Fleet(gpu_types=catalog.CATALOG, sites=(), power_domains=(), nodes=())
     fleet_msg: Message = request_from_problem(Problem(fleet=empty, workloads=())).fleet
@@ -678,7 +678,7 @@ def catalog_message() -> Message:
 
 def messages() -> dict[str, Message]:
     """Every bundled JSON file: path relative to ``datasets/`` -> the message it holds."""
-    from server.convert import request_from_problem
+    from wire.convert import request_from_problem
 
     out: dict[str, Message] = {"catalog.json": catalog_message()}
     for name, build in BUILDERS.items():
@@ -688,7 +688,7 @@ def messages() -> dict[str, Message]:
 
 def write_all(out_dir: Path = DATASETS_DIR) -> list[Path]:
     """Write every bundled JSON file under ``out_dir`` (atomically, one by one)."""
-    from fleetplace.files import write_json_atomic
+    from wire.files import write_json_atomic
 
     written: list[Path] = []
     for rel, msg in messages().items():

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
-from placement.domain import EnergyMetric, Plan, PowerBudget, Problem, Reason
+from placement.core.domain import EnergyMetric, Plan, PowerBudget, Problem, Reason
 
 # tier 1 counts priority x GPU thousandths x throughput percent: one GPU at full throughput
 # and priority 1 is 1000 x 100

@@ -15,9 +15,9 @@ only when ``solve`` runs).
 
 from __future__ import annotations
 
-from placement.explain import explain
-from placement.solve import solve
-from placement.validate import validate
-from placement.verify import verify
+from placement.core.explain import explain
+from placement.core.validate import validate
+from placement.core.verify import verify
+from placement.run.solve import solve
 
 __all__ = ["explain", "solve", "validate", "verify"]

@@ -49,8 +49,8 @@ import math
 import random
 from dataclasses import dataclass, fields
 
-from placement import catalog
-from placement.domain import (
+from placement.core import catalog
+from placement.core.domain import (
     CurrentReplica,
     Fleet,
     GpuType,

@@ -40,11 +40,11 @@ from grpc_reflection.v1alpha import reflection
 from server.auth import AuthInterceptor, load_tokens
 from server.config import ServerConfig
 from server.errors import ErrorInterceptor
-from server.gen.placement.v1 import placement_pb2 as pb
-from server.gen.placement.v1 import placement_pb2_grpc as pb_grpc
 from server.metrics import Metrics, ObservabilityInterceptor, current_request_id
 from server.pool import SolvePool
 from server.service import PlacementServicer, margins_s
+from wire.gen.placement.v1 import placement_pb2 as pb
+from wire.gen.placement.v1 import placement_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 

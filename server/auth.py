@@ -23,7 +23,7 @@ from typing import Any
 
 import grpc
 
-from placement.errors import FieldError, InputError
+from placement.core.errors import FieldError, InputError
 from server.errors import Unauthenticated
 
 log = logging.getLogger(__name__)

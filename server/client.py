@@ -27,8 +27,8 @@ from typing import TypeVar
 
 import grpc
 
-from server.gen.placement.v1 import placement_pb2 as pb
-from server.gen.placement.v1 import placement_pb2_grpc as pb_grpc
+from wire.gen.placement.v1 import placement_pb2 as pb
+from wire.gen.placement.v1 import placement_pb2_grpc as pb_grpc
 
 T = TypeVar("T")
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from placement.errors import FieldError, InputError
-from placement.validate import MAX_NODES, MAX_TOTAL_GPUS, MAX_TOTAL_REPLICAS, MAX_WORKLOADS
+from placement.core.errors import FieldError, InputError
+from placement.core.validate import MAX_NODES, MAX_TOTAL_GPUS, MAX_TOTAL_REPLICAS, MAX_WORKLOADS
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Handlers raise; they never call ``context.abort``. ``ErrorInterceptor`` turns
 
-* ``placement.errors.InputError`` and ``InvalidArgument`` into INVALID_ARGUMENT with a
+* ``placement.core.errors.InputError`` and ``InvalidArgument`` into INVALID_ARGUMENT with a
   ``google.rpc.BadRequest`` detail: one field violation per problem, each with its proto
   JSON path, the first ``MAX_DETAIL_VIOLATIONS`` problems at most (and at most
   ``MAX_DETAIL_BYTES`` of them), and a ``google.rpc.ErrorInfo`` with how many there are
@@ -35,7 +35,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from placement.errors import FieldError, InputError, PlacementError
+from placement.core.errors import FieldError, InputError, PlacementError
 
 log = logging.getLogger(__name__)
 

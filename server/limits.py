@@ -20,10 +20,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from placement.domain import SolveOptions
-from placement.errors import FieldError
+from placement.core.domain import SolveOptions
+from placement.core.errors import FieldError
 from server.config import ServerConfig
-from server.gen.placement.v1 import placement_pb2 as pb
+from wire.gen.placement.v1 import placement_pb2 as pb
 
 
 @dataclass(frozen=True)

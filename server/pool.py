@@ -47,8 +47,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
-from placement.backends.base import Progress
-from placement.errors import InputError
+from placement.core.errors import InputError
+from placement.exact.backends.base import Progress
 from server.errors import (
     Cancelled,
     DeadlineExceeded,
@@ -80,10 +80,10 @@ def _parent_logging() -> tuple[int, bool] | None:
 def _solve_job(payload: Any, progress: Any, stop: threading.Event, cause: list[str]) -> tuple[Any, ...]:
     """Read (when given as bytes) and solve a request; the plan as bytes, its wall time and gap."""
     from placement import solve
-    from placement.domain import Problem, StopReason
-    from server.convert import plan_to_proto
-    from server.gen.placement.v1 import placement_pb2 as pb
-    from server.service import problem_of
+    from placement.core.domain import Problem, StopReason
+    from server.answers import problem_of
+    from wire.convert import plan_to_proto
+    from wire.gen.placement.v1 import placement_pb2 as pb
 
     source, limit_s = payload
     problem = source if isinstance(source, Problem) else problem_of(pb.PlaceRequest.FromString(source))
@@ -95,8 +95,8 @@ def _solve_job(payload: Any, progress: Any, stop: threading.Event, cause: list[s
 
 
 def _check_job(kind: str, payload: bytes) -> bytes:
-    from server.gen.placement.v1 import placement_pb2 as pb
-    from server.service import explain_response, verify_response
+    from server.answers import explain_response, verify_response
+    from wire.gen.placement.v1 import placement_pb2 as pb
 
     if kind == "verify":
         return verify_response(pb.VerifyRequest.FromString(payload)).SerializeToString()
@@ -120,8 +120,8 @@ def _worker_main(
     with contextlib.suppress(OSError):
         os.nice(nice)
     if solver:
-        from placement.backends import get_backend
-        from placement.domain import Backend
+        from placement.core.domain import Backend
+        from placement.exact.backends import get_backend
 
         with contextlib.suppress(Exception):  # warm the default backend's imports
             get_backend(Backend.ORTOOLS).version()

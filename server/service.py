@@ -1,7 +1,7 @@
 """The ``placement.v1.PlacementService`` servicer: thin.
 
 Each RPC first counts the request (``server.limits``: fleet limits, INVALID_ARGUMENT beyond
-them, before any other work), then converts at the edge (``server.convert``), checks the
+them, before any other work), then converts at the edge (``wire.convert``), checks the
 input (every problem at once, raised as ``InvalidArgument``; ``server.errors`` maps it) and
 calls the library. Solves go to the solver pool (``server.pool``), which bounds them and
 frees a worker on cancel or deadline. A large request is read, checked and verified in a
@@ -45,29 +45,18 @@ from dataclasses import dataclass
 
 import grpc
 
-from placement.budgets import compute_budgets
-from placement.domain import (
-    Plan,
-    Problem,
-    Reason,
-    SolveInfo,
-    SolveStatus,
+from placement.core.domain import (
     StopReason,
-    UnplacedWorkload,
 )
-from placement.errors import FieldError, InputError
-from placement.explain import explain
-from placement.objective import evaluate
-from placement.validate import validate_request
-from placement.verify import verify
-from server import convert
+from server.answers import explain_response, no_solution_plan, problem_of, verify_response
 from server.config import ServerConfig
 from server.errors import Cancelled, DeadlineExceeded, InvalidArgument, ShuttingDown
-from server.gen.placement.v1 import placement_pb2 as pb
-from server.gen.placement.v1 import placement_pb2_grpc as pb_grpc
 from server.limits import RequestSize, requested_time_limit_s, size_errors, size_of
 from server.metrics import Metrics, answering
 from server.pool import Done, SolvePool
+from wire import convert
+from wire.gen.placement.v1 import placement_pb2 as pb
+from wire.gen.placement.v1 import placement_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
@@ -118,75 +107,6 @@ def time_box(
     finish_by = now + remaining_s - send_margin
     stop_at = finish_by - stop_grace
     return TimeBox(max(MIN_TIME_LIMIT_S, min(requested, stop_at - now)), stop_at, finish_by)
-
-
-def _prefixed(errors: list[FieldError] | tuple[FieldError, ...], prefix: str) -> list[FieldError]:
-    return [FieldError(prefix + e.path, e.message) for e in errors]
-
-
-def problem_of(request: pb.PlaceRequest, prefix: str = "") -> Problem:
-    """The valid domain instance of a request, or ``InvalidArgument`` with every problem (paths under ``prefix``)."""
-    problem, errors = convert.problem_and_errors_from_request(request)
-    errors += validate_request(problem)
-    if errors:
-        raise InvalidArgument(_prefixed(errors, prefix))
-    return problem
-
-
-def no_solution_plan(problem: Problem, why: str, stop_reason: StopReason) -> Plan:
-    """A plan that places nothing, every workload unplaced with ``why``: the answer when no plan came in time."""
-    reason = Reason("no_solution", why, 0)
-    return Plan(
-        placements=(),
-        budgets=compute_budgets(problem, ()),
-        unplaced=tuple(UnplacedWorkload(w.name, (reason,)) for w in problem.workloads),
-        objective=evaluate(problem, ()),
-        info=SolveInfo(
-            status=SolveStatus.NO_SOLUTION,
-            stop_reason=stop_reason,
-            backend=problem.options.backend.value,
-            seed=problem.options.seed,
-        ),
-    )
-
-
-def verify_response(request: pb.VerifyRequest) -> pb.VerifyResponse:
-    """``Verify``'s answer (in the serving thread or a checker process)."""
-    problem = problem_of(request.request, "request.")
-    try:
-        plan = convert.plan_from_proto(request.plan)
-    except InputError as e:
-        raise InvalidArgument(_prefixed(e.errors, "plan.")) from None
-    violations = verify(problem, plan)
-    return pb.VerifyResponse(
-        violations=[convert.violation_to_proto(v) for v in violations], valid=not violations
-    )
-
-
-def explain_response(request: pb.ExplainRequest) -> pb.ExplainResponse:
-    """``Explain``'s answer (in the serving thread or a checker process)."""
-    problem = problem_of(request.request, "request.")
-    errors: list[FieldError] = []
-    names = {w.name for w in problem.workloads}
-    if not request.workload:
-        errors.append(FieldError("workload", "is required: the name of a workload of the request"))
-    elif request.workload not in names:
-        errors.append(FieldError("workload", f"unknown workload {request.workload!r}"))
-    if request.site and request.site not in {s.name for s in problem.fleet.sites}:
-        errors.append(FieldError("site", f"unknown site {request.site!r}"))
-    plan = None
-    if request.HasField("plan"):
-        try:
-            plan = convert.plan_from_proto(request.plan)
-        except InputError as e:
-            errors += _prefixed(e.errors, "plan.")
-    if errors:
-        raise InvalidArgument(errors)
-    # with a plan: the filter's reasons and what keeps the workload out of that plan as it stands
-    found = explain(problem, request.workload, request.site or None, plan)
-    reasons = [convert.reason_to_proto(r) for r in found]
-    placed = plan is not None and any(p.workload == request.workload for p in plan.placements)
-    return pb.ExplainResponse(reasons=reasons, placed=placed)
 
 
 @functools.cache

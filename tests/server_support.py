@@ -8,11 +8,11 @@ from pathlib import Path
 
 import grpc
 
-from fleetplace.files import load_request
 from server.app import Server, create_server
 from server.config import ServerConfig
-from server.gen.placement.v1 import placement_pb2 as pb
-from server.gen.placement.v1 import placement_pb2_grpc as pb_grpc
+from wire.files import load_request
+from wire.gen.placement.v1 import placement_pb2 as pb
+from wire.gen.placement.v1 import placement_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 

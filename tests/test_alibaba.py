@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fleetplace import alibaba
-from placement.domain import Problem, SiteKind
-from placement.validate import validate
+from importers import alibaba
+from placement.core.domain import Problem, SiteKind
+from placement.core.validate import validate
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 import pytest
 
-from fleetplace import alibaba, alibaba_bench, bench
-from fleetplace.alibaba_bench import Run, Stream
-from placement.domain import Problem, ReplicaPlacement, SolveInfo, Workload
-from placement.verify import verify
+from benchmarks import alibaba_bench, bench
+from benchmarks.alibaba_bench import Run, Stream
+from importers import alibaba
+from placement.core.domain import Problem, ReplicaPlacement, SolveInfo, Workload
+from placement.core.verify import verify
 
 SLICE_TASKS = 150
 SLICE_NODES = 30
@@ -275,7 +276,7 @@ def test_online_engine_keeps_its_fleet_pins_and_verifies_every_step(small: Strea
 
 def test_records_name_what_the_engine_ran(small: Stream) -> None:
     run = alibaba_bench.run_online(small, "best_fit", first_fit_placer, 1.0)
-    assert alibaba_bench.record([run], 1.0)["method_detail"] == "placement.heuristics.best_fit"
+    assert alibaba_bench.record([run], 1.0)["method_detail"] == "placement.construct.heuristics.best_fit"
     assert "OnlinePlacer" in alibaba_bench.ENGINE_ONLINE and "improve" in alibaba_bench.ENGINE_BATCH
 
 

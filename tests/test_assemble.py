@@ -6,15 +6,15 @@ from dataclasses import replace
 
 import pytest
 
-from placement.assemble import UNREAD, assemble, plan_of
-from placement.candidates import filter_candidates
-from placement.domain import Problem, SolveInfo, SolveStatus
-from placement.errors import PlanRejected
-from placement.explain import PlanView, capacity_reasons
+from placement.construct.heuristics import HEURISTICS, plan_from
+from placement.core.assemble import UNREAD, assemble, plan_of
+from placement.core.candidates import filter_candidates
+from placement.core.domain import Problem, SolveInfo, SolveStatus
+from placement.core.errors import PlanRejected
+from placement.core.explain import PlanView, capacity_reasons
+from placement.core.state import FleetState
+from placement.core.verify import verify
 from placement.generator import generate
-from placement.heuristics import HEURISTICS, plan_from
-from placement.state import FleetState
-from placement.verify import verify
 
 INFO = SolveInfo(SolveStatus.FEASIBLE)
 

@@ -25,12 +25,12 @@ from collections.abc import Callable
 
 import pytest
 
-from placement.backends import get_backend
-from placement.backends.base import Progress, ProgressCallback, SolverBackend, TierResult
-from placement.backends.cpsat import ModelInvalidError
-from placement.backends.pulp_cbc import integral_bound, parse_bound
-from placement.domain import Backend, SolveStatus, StopReason
-from placement.model.ir import Direction, IntegerProgram, Objective, Sense
+from placement.core.domain import Backend, SolveStatus, StopReason
+from placement.exact.backends import get_backend
+from placement.exact.backends.base import Progress, ProgressCallback, SolverBackend, TierResult
+from placement.exact.backends.cpsat import ModelInvalidError
+from placement.exact.backends.pulp_cbc import integral_bound, parse_bound
+from placement.exact.model.ir import Direction, IntegerProgram, Objective, Sense
 
 BACKENDS = [pytest.param(Backend.ORTOOLS, id="cpsat"), pytest.param(Backend.PULP, id="cbc")]
 

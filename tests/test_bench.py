@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from fleetplace import bench, pairmip
+from benchmarks import bench, pairmip
 from fleetplace.cli import main
-from placement.domain import (
+from placement.construct.heuristics import first_fit_decreasing, plan_from
+from placement.core.domain import (
     Fleet,
     GpuType,
     Node,
@@ -22,7 +23,6 @@ from placement.domain import (
     Workload,
 )
 from placement.generator import PROFILES, generate, profile
-from placement.heuristics import first_fit_decreasing, plan_from
 
 
 def test_tiny_bench_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from placement.bound import group_lp, group_lp_bound, integer_bound
-from placement.domain import (
+from placement.bounds.bound import group_lp, group_lp_bound, integer_bound
+from placement.core.domain import (
     Fleet,
     GpuType,
     Node,
@@ -232,14 +232,14 @@ def test_survival_row_binds_where_the_second_site_is_big_enough() -> None:
     ],
 )
 def test_entity_caps(case: str, workload: Workload, caps: tuple[int, int]) -> None:
-    from placement.bound import _entity_caps
+    from placement.bounds.bound import _entity_caps
 
     assert _entity_caps(workload) == caps, case
 
 
 def test_an_lp_over_the_column_cap_is_not_built(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past MAX_COLUMNS (memory), no bound rather than gigabytes; at the cap it is built."""
-    import placement.bound as bound_mod
+    import placement.bounds.bound as bound_mod
 
     problem = one_node(10_000, replace(ONE_GPU, max_replicas=4), gpu_count=4)  # 1 group x 2 levels
     monkeypatch.setattr(bound_mod, "MAX_COLUMNS", 3)  # the estimate counts 3 levels a whole-GPU class

@@ -1,4 +1,4 @@
-"""Power budgets (placement.budgets) against numbers computed by hand.
+"""Power budgets (placement.core.budgets) against numbers computed by hand.
 
 The fleet: site dc1 (TWO_N, 100 kW, PUE 1.25, 0.10 $/kWh, 400 g/kWh) with power domains
 rackA (N_PLUS_1, 4 modules, 8 kW) and rackB (TWO_N, 6 kW); site edge1 (N, 2 kW, PUE 1.5,
@@ -23,8 +23,8 @@ import random
 
 import pytest
 
-from placement.budgets import compute_budgets
-from placement.domain import (
+from placement.core.budgets import compute_budgets
+from placement.core.domain import (
     EnergyMetric,
     Fleet,
     GpuType,
@@ -40,7 +40,7 @@ from placement.domain import (
     SolveOptions,
     Workload,
 )
-from placement.objective import evaluate
+from placement.core.objective import evaluate
 
 H100 = GpuType(
     name="h100",

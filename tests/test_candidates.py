@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 
 from placement import explain
-from placement.candidates import filter_candidates
-from placement.domain import (
+from placement.core.candidates import filter_candidates
+from placement.core.domain import (
     Fleet,
     GpuType,
     Link,
@@ -24,7 +24,7 @@ from placement.domain import (
     SpreadLevel,
     Workload,
 )
-from placement.errors import InputError
+from placement.core.errors import InputError
 
 # One GPU type for every micro case: idle 50 W, levels 250 W (80%) and 400 W (100%).
 GPU = GpuType(
@@ -299,7 +299,7 @@ def test_filter_sizes_the_model() -> None:
 def test_group_filter_equals_the_rules_node_by_node(seed: int) -> None:
     # the filter checks alike nodes once per group and site/type rules once per cell; node by
     # node, every rule must give the same answer (candidates with levels and bounds, or a rejection)
-    from placement.candidates import Candidate, _check
+    from placement.core.candidates import Candidate, _check
     from placement.generator import generate
 
     p = generate(300, seed)

@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 from google.protobuf import json_format
 
-from placement import domain as d
-from placement.backends.base import Progress
-from placement.errors import InputError
-from server.convert import (
+from placement.core import domain as d
+from placement.core.errors import InputError
+from placement.exact.backends.base import Progress
+from wire.convert import (
     plan_from_proto,
     plan_to_proto,
     problem_and_errors_from_request,
@@ -20,7 +20,7 @@ from server.convert import (
     request_from_problem,
     violation_to_proto,
 )
-from server.gen.placement.v1 import placement_pb2 as pb
+from wire.gen.placement.v1 import placement_pb2 as pb
 
 
 def sample_problem() -> d.Problem:

@@ -9,11 +9,12 @@ import pytest
 from google.protobuf import json_format
 
 from fleetplace import datasets
-from fleetplace.files import load_problem
-from placement import catalog, solve
-from placement.domain import Backend, NodeState, ObjectiveTiers, Problem, SiteKind, SolveStatus
-from server.convert import problem_from_request
-from server.gen.placement.v1 import placement_pb2 as pb
+from placement import solve
+from placement.core import catalog
+from placement.core.domain import Backend, NodeState, ObjectiveTiers, Problem, SiteKind, SolveStatus
+from wire.convert import problem_from_request
+from wire.files import load_problem
+from wire.gen.placement.v1 import placement_pb2 as pb
 
 DATASETS = datasets.DATASETS_DIR
 

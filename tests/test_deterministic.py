@@ -18,17 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from fleetplace.files import load_problem
-from placement import effort as effort_mod
 from placement import solve
-from placement.bound import columns_estimate
-from placement.candidates import filter_candidates
-from placement.domain import Backend, Plan, Problem, StopReason
-from placement.effort import plan_effort
+from placement.bounds.bound import columns_estimate
+from placement.core.candidates import filter_candidates
+from placement.core.domain import Backend, Plan, Problem, StopReason
+from placement.core.verify import verify
 from placement.generator import generate
-from placement.solve import _model_vars
-from placement.verify import verify
+from placement.run import effort as effort_mod
+from placement.run.effort import plan_effort
+from placement.run.solve import _model_vars
 from tests.server_support import running_server
+from wire.files import load_problem
 
 REPO = Path(__file__).resolve().parent.parent
 MIXED = REPO / "datasets" / "mixed"

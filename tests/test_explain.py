@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from fleetplace.files import load_problem, write_json_atomic
 from placement import solve
-from placement.budgets import compute_budgets
-from placement.candidates import filter_candidates
-from placement.domain import (
+from placement.construct.heuristics import HEURISTICS
+from placement.core.budgets import compute_budgets
+from placement.core.candidates import filter_candidates
+from placement.core.domain import (
     Fleet,
     GpuType,
     Node,
@@ -39,14 +39,14 @@ from placement.domain import (
     Workload,
     memory_milli_gib,
 )
-from placement.explain import PLAN_RULES, explain, unplaced_reasons
-from placement.heuristics import HEURISTICS
-from placement.objective import evaluate
-from placement.state import FleetState
-from placement.verify import verify
-from server import convert
+from placement.core.explain import PLAN_RULES, explain, unplaced_reasons
+from placement.core.objective import evaluate
+from placement.core.state import FleetState
+from placement.core.verify import verify
 from server.client import PlacementClient
 from tests.server_support import running_server
+from wire import convert
+from wire.files import load_problem, write_json_atomic
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -658,7 +658,7 @@ def test_explain_rpc_and_command_are_twins(case_files: tuple[Path, Path, Problem
     assert cli.returncode == 0, cli.stderr
     from google.protobuf import json_format
 
-    from fleetplace.files import load_plan
+    from wire.files import load_plan
 
     with running_server() as (_server, address), PlacementClient(address, timeout_s=30) as client:
         answer = client.explain(convert.request_from_problem(problem), "w", plan=load_plan(plan_path))

@@ -11,9 +11,11 @@ from dataclasses import replace
 
 import pytest
 
-from fleetplace import alibaba_bench
-from placement import fgd
-from placement.domain import (
+from benchmarks import alibaba_bench
+from placement.construct import fgd
+from placement.construct.heuristics import Packing, first_fit_decreasing
+from placement.construct.policies import UNTRACKED, ClassKey, FirstFit, Measure, Sig
+from placement.core.domain import (
     CurrentReplica,
     Fleet,
     Node,
@@ -26,11 +28,9 @@ from placement.domain import (
     SpreadLevel,
     Workload,
 )
+from placement.core.objective import evaluate
+from placement.core.verify import verify
 from placement.generator import generate
-from placement.heuristics import Packing, first_fit_decreasing
-from placement.objective import evaluate
-from placement.policies import UNTRACKED, ClassKey, FirstFit, Measure, Sig
-from placement.verify import verify
 from tests.test_heuristics import GPU, HOST_W  # the same 700 W GPU type and 1 kW hosts
 
 

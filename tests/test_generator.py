@@ -6,10 +6,10 @@ from collections import defaultdict
 
 import pytest
 
-from placement import catalog
-from placement.domain import NodeState, Problem, Redundancy, SiteKind
+from placement.core import catalog
+from placement.core.domain import NodeState, Problem, Redundancy, SiteKind
+from placement.core.validate import validate
 from placement.generator import generate
-from placement.validate import validate
 
 
 def _nameplate_by(problem: Problem, key: str) -> dict[str, int]:

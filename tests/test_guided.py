@@ -6,17 +6,17 @@ from dataclasses import replace
 
 import pytest
 
-from placement.bound import GroupLP, Prices, Residual, group_lp
-from placement.budgets import compute_budgets
-from placement.candidates import filter_candidates
-from placement.domain import Plan, Problem, ReplicaPlacement, SolveInfo, SolveStatus, Spread, SpreadLevel
-from placement.explain import unplaced_reasons
+from placement.bounds.bound import GroupLP, Prices, Residual, group_lp
+from placement.construct.greedy import greedy, placed_work, raise_levels, relocate, swap_tiers
+from placement.construct.guided import _Budgets, _Priced, guided
+from placement.core.budgets import compute_budgets
+from placement.core.candidates import filter_candidates
+from placement.core.domain import Plan, Problem, ReplicaPlacement, SolveInfo, SolveStatus, Spread, SpreadLevel
+from placement.core.explain import unplaced_reasons
+from placement.core.objective import evaluate
+from placement.core.state import Fit, FleetState
+from placement.core.verify import verify
 from placement.generator import generate
-from placement.greedy import greedy, placed_work, raise_levels, relocate, swap_tiers
-from placement.guided import _Budgets, _Priced, guided
-from placement.objective import evaluate
-from placement.state import Fit, FleetState
-from placement.verify import verify
 from tests.test_bound import CAPPED, FULL, ONE_GPU, one_node, two_sites
 
 

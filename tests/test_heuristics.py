@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from placement.domain import (
+from placement.construct.heuristics import HEURISTICS, best_fit, fgd, first_fit_decreasing, plan_from
+from placement.core.domain import (
     CurrentReplica,
     Fleet,
     GpuType,
@@ -22,10 +23,9 @@ from placement.domain import (
     SpreadLevel,
     Workload,
 )
+from placement.core.validate import validate
+from placement.core.verify import verify
 from placement.generator import generate
-from placement.heuristics import HEURISTICS, best_fit, fgd, first_fit_decreasing, plan_from
-from placement.validate import validate
-from placement.verify import verify
 
 GPU = GpuType(
     name="G",

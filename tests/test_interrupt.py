@@ -106,10 +106,10 @@ def _check_outcome(code: int, out: str, err: str, plan_path: Path, source: Path)
 # (name, backend, time limit, the log line after which the signal is sent)
 MOMENTS = [
     ("greedy done, portfolio running", "ortools", 60, "greedy plan verified"),
-    ("model built, CP-SAT running", "ortools", 60, "placement.solve: model:"),
+    ("model built, CP-SAT running", "ortools", 60, "placement.run.solve: model:"),
     ("first tier solved, CP-SAT on the next", "ortools", 30, "tier placed_work:"),
     ("greedy done, portfolio running", "pulp", 60, "greedy plan verified"),
-    ("model built, CBC running", "pulp", 60, "placement.solve: model:"),
+    ("model built, CBC running", "pulp", 60, "placement.run.solve: model:"),
     ("first tier solved, CBC on the next", "pulp", 30, "tier placed_work:"),
 ]
 
@@ -147,7 +147,7 @@ def large(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ("name", "marker", "delay_s"),
     [
         ("loading or filtering", None, 1.0),
-        ("greedy running", "placement.solve: filter:", 0.0),
+        ("greedy running", "placement.run.solve: filter:", 0.0),
         ("portfolio running, greedy plan in hand", "greedy plan verified", 1.0),
     ],
 )
@@ -171,7 +171,7 @@ def test_sigint_early_on_a_large_fleet_never_tears(
 def test_sigterm_stops_like_sigint(tmp_path: Path) -> None:
     plan_path = tmp_path / "plan.json"
     run = Run(["--debug", "plan", str(MIXED), "--out", str(plan_path), "--time-limit", "60"])
-    run.wait_for("placement.solve: model:")
+    run.wait_for("placement.run.solve: model:")
     run.signal_group(signal.SIGTERM)
     code, out, err = run.finish()
     assert _check_outcome(code, out, err, plan_path, MIXED) == "plan"
@@ -181,7 +181,7 @@ def test_sigterm_stops_like_sigint(tmp_path: Path) -> None:
 def test_a_second_sigint_gives_up_at_once(tmp_path: Path) -> None:
     plan_path = tmp_path / "plan.json"
     run = Run(["--debug", "plan", str(MIXED), "--out", str(plan_path), "--time-limit", "60"])
-    run.wait_for("placement.solve: model:")
+    run.wait_for("placement.run.solve: model:")
     run.signal_group(signal.SIGINT)
     run.wait_for("SIGINT: stopping the solver")
     run.signal_group(signal.SIGINT)

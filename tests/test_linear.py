@@ -1,4 +1,4 @@
-"""The LP/MIP seam (``placement.backends.linear``) on small programs with hand-computed optima.
+"""The LP/MIP seam (``placement.exact.backends.linear``) on small programs with hand-computed optima.
 
 LP: max 3x + 2y, x + y <= 4 (r0), x + 3y <= 9 (r1), 0 <= x <= 3. At x = 3 (its bound) y = 1
     fills r0: 11. r0 binds with dual 2 (one more unit of r0 buys one more y); r1 is slack
@@ -14,8 +14,8 @@ import random
 
 import pytest
 
-from placement.backends.linear import LinearProgram, LinearSolver, solve, to_proto, versions
-from placement.domain import SolveStatus, StopReason
+from placement.core.domain import SolveStatus, StopReason
+from placement.exact.backends.linear import LinearProgram, LinearSolver, solve, to_proto, versions
 
 MIP_SOLVERS = [LinearSolver.HIGHS, LinearSolver.CP_SAT]
 

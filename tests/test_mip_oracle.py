@@ -1,4 +1,4 @@
-"""An exact oracle, written apart from ``placement.model``, on 120 seeded small fleets.
+"""An exact oracle, written apart from ``placement.exact.model``, on 120 seeded small fleets.
 
 The oracle is a CP-SAT program over explicit assignments, one boolean per (replica slot,
 node, power level) and per (replica slot, node, GPU index), written from the rules of
@@ -30,9 +30,9 @@ import pytest
 from ortools.sat.python import cp_model
 
 from placement import solve
-from placement.bound import group_lp, integer_bound
-from placement.candidates import filter_candidates
-from placement.domain import (
+from placement.bounds.bound import group_lp, integer_bound
+from placement.core.candidates import filter_candidates
+from placement.core.domain import (
     Backend,
     CurrentReplica,
     Fleet,
@@ -53,10 +53,10 @@ from placement.domain import (
     SpreadLevel,
     Workload,
 )
-from placement.partition import relaxation_bound
-from placement.pinned import pinned_errors
-from placement.validate import validate
-from placement.verify import verify
+from placement.core.pinned import pinned_errors
+from placement.core.validate import validate
+from placement.core.verify import verify
+from placement.run.partition import relaxation_bound
 
 FLEETS = 120
 
@@ -274,7 +274,7 @@ def _latencies(fleet: Fleet) -> dict[tuple[str, str], float]:
 
 
 def _energy_coefficient(site: Site, metric: str) -> int:
-    """docs/ARCHITECTURE.md and ``placement.energy``'s docstring: whole units per IT watt."""
+    """docs/ARCHITECTURE.md and ``placement.core.energy``'s docstring: whole units per IT watt."""
     if metric == "CARBON":
         return round(site.carbon_g_per_kwh * site.pue * 1e3)
     return round(site.energy_price_per_kwh * site.pue * 1e6)

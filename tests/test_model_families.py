@@ -11,9 +11,8 @@ from dataclasses import replace
 
 import pytest
 
-from placement.candidates import filter_candidates
-from placement.decode import decode, encode
-from placement.domain import (
+from placement.core.candidates import filter_candidates
+from placement.core.domain import (
     CurrentReplica,
     EnergyMetric,
     PowerDomain,
@@ -24,8 +23,9 @@ from placement.domain import (
     SpreadLevel,
     Workload,
 )
-from placement.model import Container, build
-from placement.objective import evaluate
+from placement.core.objective import evaluate
+from placement.exact.decode import decode, encode
+from placement.exact.model import Container, build
 from tests.test_candidates import fleet, node, site
 
 ONE = Workload(name="w", gpus=1, memory_gib=40.0)
@@ -288,7 +288,7 @@ def test_energy_tier_matches_evaluate(metric: EnergyMetric) -> None:
 
 
 def test_registry_order_and_tiers() -> None:
-    from placement.model.registry import FAMILIES, TIERS
+    from placement.exact.model.registry import FAMILIES, TIERS
 
     assert [f.tier for f in FAMILIES].index("soft") == sum(f.tier == "hard" for f in FAMILIES)
     c = build(filter_candidates(make(ONE)))

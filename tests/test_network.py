@@ -1,11 +1,11 @@
-"""Region -> site latency over the fleet's links (placement.network)."""
+"""Region -> site latency over the fleet's links (placement.core.network)."""
 
 from __future__ import annotations
 
 import pytest
 
-from placement.domain import Fleet, Link, Redundancy, Site, SiteKind
-from placement.network import latency_table
+from placement.core.domain import Fleet, Link, Redundancy, Site, SiteKind
+from placement.core.network import latency_table
 
 
 def _site(name: str) -> Site:

@@ -13,9 +13,9 @@ from dataclasses import replace
 import pytest
 
 from placement import solve
-from placement.bound import group_lp, integer_bound
-from placement.budgets import compute_budgets
-from placement.domain import (
+from placement.bounds.bound import group_lp, integer_bound
+from placement.core.budgets import compute_budgets
+from placement.core.domain import (
     Backend,
     CurrentReplica,
     Fleet,
@@ -33,8 +33,8 @@ from placement.domain import (
     Workload,
     memory_milli_gib,
 )
-from placement.partition import relaxation_bound
-from placement.verify import verify
+from placement.core.verify import verify
+from placement.run.partition import relaxation_bound
 
 LEVELS = (PowerLevel(400, 70), PowerLevel(550, 90), PowerLevel(700, 100))
 SHARED80 = GpuType("S80", 80.0, 700, 300, 70, LEVELS, True)
@@ -153,8 +153,8 @@ def _shared_plan_valid(gpu_memory_gib: float, memories: tuple[float, ...]) -> tu
     problem = Problem(one_site_fleet(gpu, 1), workloads, SolveOptions(time_limit_s=10))
     plan = solve(problem)
     planned = len(plan.placements) == len(workloads)
-    from placement.domain import Plan, ReplicaPlacement, SolveInfo
-    from placement.objective import evaluate
+    from placement.core.domain import Plan, ReplicaPlacement, SolveInfo
+    from placement.core.objective import evaluate
 
     all_on_gpu0 = tuple(
         ReplicaPlacement(w.name, 0, "s", "r", "n1", (0,), w.gpu_milli, gpu.max_power_w) for w in workloads
@@ -286,6 +286,6 @@ def test_claim(
     tiers: list[str],
     expected: tuple[SolveStatus, float | None],
 ) -> None:
-    from placement.solve import claim
+    from placement.run.solve import claim
 
     assert claim(status, bounds, 100_000, tiers) == expected, case

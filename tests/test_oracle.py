@@ -16,8 +16,8 @@ from dataclasses import replace
 import pytest
 
 from placement import solve
-from placement.budgets import compute_budgets
-from placement.domain import (
+from placement.core.budgets import compute_budgets
+from placement.core.domain import (
     Backend,
     CurrentReplica,
     Fleet,
@@ -41,8 +41,8 @@ from placement.domain import (
     UnplacedWorkload,
     Workload,
 )
-from placement.objective import evaluate
-from placement.verify import verify
+from placement.core.objective import evaluate
+from placement.core.verify import verify
 
 GPU = GpuType(
     name="T",

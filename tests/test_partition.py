@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from placement import catalog, solve, verify
-from placement.domain import (
+from placement import solve, verify
+from placement.core import catalog
+from placement.core.domain import (
     CurrentReplica,
     Fleet,
     Link,
@@ -24,7 +25,7 @@ from placement.domain import (
     Workload,
 )
 from placement.generator import generate
-from placement.partition import (
+from placement.run.partition import (
     PARTITIONING,
     max_work,
     partition,
@@ -137,7 +138,7 @@ def test_groups_balanced_and_regions_kept_together() -> None:
 def test_latency_in_a_group_reads_the_whole_fleets_paths() -> None:
     a, b = partition(hand_problem(), 2)
     group_a = a if {s.name for s in a.fleet.sites} == {"a1", "a2"} else b
-    from placement.network import latency_table
+    from placement.core.network import latency_table
 
     whole = latency_table(hand_fleet())
     sub = latency_table(group_a.fleet)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from placement.domain import CurrentReplica, Problem
-from placement.validate import validate
-from placement.verify import verify
+from placement.core.domain import CurrentReplica, Problem
+from placement.core.validate import validate
+from placement.core.verify import verify
 from tests.test_verify import build_plan, make_fleet, make_placements, make_workloads
 
 

@@ -1,6 +1,6 @@
 """What a portfolio child does reaches the parent: errors with their tracebacks, log records, exit status.
 
-Each case registers a method (``placement.methods.METHODS``) that misbehaves, runs it in a
+Each case registers a method (``placement.run.methods.METHODS``) that misbehaves, runs it in a
 real forked child beside a method that works, and reads the parent's log.
 """
 
@@ -16,14 +16,14 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from placement import methods
-from placement.candidates import Prepared, filter_candidates
+from placement.core.candidates import Prepared, filter_candidates
+from placement.core.verify import verify
 from placement.generator import generate
-from placement.methods import Bound, Found
-from placement.portfolio import Portfolio
-from placement.solve import solve
-from placement.timebudget import TimeBudget
-from placement.verify import verify
+from placement.run import methods
+from placement.run.methods import Bound, Found
+from placement.run.portfolio import Portfolio
+from placement.run.solve import solve
+from placement.run.timebudget import TimeBudget
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def test_close_reads_what_a_child_sent_before_killing_it(
 def test_a_solve_whose_heuristic_raises_still_returns_a_verified_plan_and_says_why(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from placement import heuristics
+    from placement.construct import heuristics
 
     def broken(problem: object) -> tuple:
         raise ValueError("fgd is broken here")

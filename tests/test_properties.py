@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from placement import solve
-from placement.domain import Backend, SolveOptions, SolveStatus
+from placement.core.domain import Backend, SolveOptions, SolveStatus
+from placement.core.verify import verify
 from placement.generator import generate
-from placement.verify import verify
-from server.convert import plan_from_proto, plan_to_proto
+from wire.convert import plan_from_proto, plan_to_proto
 
 
 @st.composite

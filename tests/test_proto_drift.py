@@ -12,20 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from placement import domain
-from placement.backends import base
-from placement.verify import Violation
-from server.convert import enum_prefix
-from server.gen.placement.v1 import placement_pb2 as pb
+from placement.core import domain
+from placement.core.verify import Violation
+from placement.exact.backends import base
+from wire.convert import enum_prefix
+from wire.gen.placement.v1 import placement_pb2 as pb
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = [
-    "server/gen/__init__.py",
-    "server/gen/placement/__init__.py",
-    "server/gen/placement/v1/__init__.py",
-    "server/gen/placement/v1/placement_pb2.py",
-    "server/gen/placement/v1/placement_pb2.pyi",
-    "server/gen/placement/v1/placement_pb2_grpc.py",
+    "wire/gen/__init__.py",
+    "wire/gen/placement/__init__.py",
+    "wire/gen/placement/v1/__init__.py",
+    "wire/gen/placement/v1/placement_pb2.py",
+    "wire/gen/placement/v1/placement_pb2.pyi",
+    "wire/gen/placement/v1/placement_pb2_grpc.py",
 ]
 
 # Domain dataclass -> proto message, where the names differ.
@@ -68,8 +68,8 @@ def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
 
 
 def test_generated_code_imports_under_server_gen() -> None:
-    text = (ROOT / "server/gen/placement/v1/placement_pb2_grpc.py").read_text()
-    assert "from server.gen.placement.v1 import placement_pb2" in text
+    text = (ROOT / "wire/gen/placement/v1/placement_pb2_grpc.py").read_text()
+    assert "from wire.gen.placement.v1 import placement_pb2" in text
     assert pb.DESCRIPTOR.package == "placement.v1"
 
 

@@ -6,9 +6,9 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from fleetplace.files import load_problem
 from placement import solve
-from placement.verify import verify
+from placement.core.verify import verify
+from wire.files import load_problem
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 
 from placement import solve
-from placement.domain import Backend, SolveOptions, SolveStatus
+from placement.core.domain import Backend, SolveOptions, SolveStatus
+from placement.core.verify import verify
 from placement.generator import generate
-from placement.verify import verify
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Repacking power domains (placement.repack): more placed work where watts bind, every rule kept."""
+"""Repacking power domains (placement.improve.repack): more placed work where watts bind, every rule kept."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from dataclasses import replace
 
 import pytest
 
-from placement.candidates import filter_candidates
-from placement.domain import Problem, Spread, SpreadLevel
+from placement.construct.greedy import greedy, placed_work
+from placement.core.candidates import filter_candidates
+from placement.core.domain import Problem, Spread, SpreadLevel
+from placement.core.objective import evaluate
+from placement.core.state import Fit, FleetState
 from placement.generator import generate
-from placement.greedy import greedy, placed_work
-from placement.objective import evaluate
-from placement.portfolio import Portfolio
-from placement.repack import consolidate, polish, repack_domains, swap_sets
-from placement.state import Fit, FleetState
+from placement.improve.repack import consolidate, polish, repack_domains, swap_sets
+from placement.run.portfolio import Portfolio
 from tests.test_bound import CAPPED, FULL, ONE_GPU, one_node
 from tests.test_guided import two_domains, verified
 
@@ -189,8 +189,8 @@ def test_an_lp_over_its_column_cap_is_given_up_at_once_and_the_polish_takes_the_
 ) -> None:
     """Where the estimated columns pass the cap (XL; here a cap of 0), the LP child sends no
     bound and no plan, and the plan polished is the caller's own."""
-    import placement.methods as methods_mod
-    from placement.portfolio import Offer
+    import placement.run.methods as methods_mod
+    from placement.run.portfolio import Offer
 
     if too_big:
         monkeypatch.setattr(methods_mod, "LP_TOO_BIG", 0)

@@ -14,10 +14,10 @@ import pytest
 
 from server.app import Server
 from server.client import from_server
-from server.gen.placement.v1 import placement_pb2 as pb
 from server.metrics import Metrics
 from server.service import margins_s, time_box
 from tests.server_support import dataset, running_server, stub
+from wire.gen.placement.v1 import placement_pb2 as pb
 
 
 @pytest.fixture(scope="module")

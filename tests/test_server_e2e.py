@@ -11,16 +11,16 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from placement.domain import SolveStatus
+from placement.core.domain import SolveStatus
+from placement.core.verify import verify
 from placement.generator import generate
-from placement.verify import verify
-from server import convert
+from server.answers import no_solution_plan
 from server.app import Server
 from server.client import PlacementClient
 from server.errors import field_violations
-from server.gen.placement.v1 import placement_pb2 as pb
-from server.service import no_solution_plan
 from tests.server_support import dataset, running_server
+from wire import convert
+from wire.gen.placement.v1 import placement_pb2 as pb
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.errors import field_violations
-from server.gen.placement.v1 import placement_pb2 as pb
-from server.gen.placement.v1 import placement_pb2_grpc as pb_grpc
 from tests.server_support import dataset, running_server
+from wire.gen.placement.v1 import placement_pb2 as pb
+from wire.gen.placement.v1 import placement_pb2_grpc as pb_grpc
 
 OK_OR_INVALID = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT}
 

@@ -14,14 +14,14 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from placement.domain import StopReason
-from server import convert
+from placement.core.domain import StopReason
+from server.answers import no_solution_plan
 from server.app import Server
 from server.client import PlacementClient
 from server.errors import MAX_DETAIL_VIOLATIONS, field_violations, violation_count
-from server.gen.placement.v1 import placement_pb2 as pb
-from server.service import no_solution_plan
 from tests.server_support import ROOT, dataset, running_server, stub
+from wire import convert
+from wire.gen.placement.v1 import placement_pb2 as pb
 
 
 def _code(fn: Callable[[], object]) -> grpc.StatusCode:

@@ -15,8 +15,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.app import Server
-from server.gen.placement.v1 import placement_pb2 as pb
 from tests.server_support import ROOT, dataset, running_server, stub
+from wire.gen.placement.v1 import placement_pb2 as pb
 
 
 def _wait(predicate, timeout_s: float = 30) -> None:  # type: ignore[no-untyped-def]

@@ -9,14 +9,14 @@ from dataclasses import replace
 
 import pytest
 
-from fleetplace.files import load_problem
 from placement import solve
-from placement.domain import SolveStatus
-from placement.model.registry import TIERS
-from placement.verify import verify
+from placement.core.domain import SolveStatus
+from placement.core.verify import verify
+from placement.exact.model.registry import TIERS
 from server.client import PlacementClient
-from server.gen.placement.v1 import placement_pb2 as pb
 from tests.server_support import ROOT, dataset, running_server
+from wire.files import load_problem
+from wire.gen.placement.v1 import placement_pb2 as pb
 
 SOURCES = {"greedy", "portfolio", "ortools", "pulp"}
 

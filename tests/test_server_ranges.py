@@ -10,9 +10,9 @@ import grpc
 import pytest
 
 from server.errors import field_violations
-from server.gen.placement.v1 import placement_pb2 as pb
-from server.gen.placement.v1 import placement_pb2_grpc as pb_grpc
 from tests.server_support import dataset, running_server, stub
+from wire.gen.placement.v1 import placement_pb2 as pb
+from wire.gen.placement.v1 import placement_pb2_grpc as pb_grpc
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.client import PlacementClient
-from server.gen.placement.v1 import placement_pb2 as pb
 from tests.server_support import dataset, running_server
+from wire.gen.placement.v1 import placement_pb2 as pb
 
 TOKEN = "s3cret-token-value-42"
 

@@ -18,10 +18,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from placement.generator import generate
-from server import convert
 from server.client import PlacementClient
-from server.gen.placement.v1 import placement_pb2 as pb
 from tests.server_support import ROOT, dataset, stub
+from wire import convert
+from wire.gen.placement.v1 import placement_pb2 as pb
 
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 

@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 
 from placement import solve, verify
-from placement.backends.base import Progress
-from placement.candidates import filter_candidates
-from placement.domain import (
+from placement.construct.greedy import greedy
+from placement.core.candidates import filter_candidates
+from placement.core.domain import (
     Backend,
     CurrentReplica,
     Node,
@@ -22,9 +22,10 @@ from placement.domain import (
     StopReason,
     Workload,
 )
-from placement.errors import InputError
+from placement.core.errors import InputError
+from placement.core.objective import evaluate
+from placement.exact.backends.base import Progress
 from placement.generator import generate
-from placement.greedy import greedy
 from tests.test_candidates import fleet, node, site
 from tests.test_guided import verified
 
@@ -147,16 +148,38 @@ def test_progress_starts_with_greedy() -> None:
 
 
 def test_stop_returns_the_verified_greedy_plan() -> None:
+    """A stop set as soon as the greedy's plan is verified (its progress event): the solve
+    returns at least that plan, verified, FEASIBLE and INTERRUPTED (a heuristic's plan that
+    had already arrived may replace it, never a worse one)."""
+    p = golden(Backend.ORTOOLS)
+    stop = threading.Event()
+
+    def on_progress(event: Progress) -> None:
+        if event.source == "greedy":
+            stop.set()
+
+    plan = solve(p, progress=on_progress, stop=stop)
+    assert plan.info.stop_reason is StopReason.INTERRUPTED
+    assert plan.info.status is SolveStatus.FEASIBLE
+    assert verify(p, plan) == []
+    greedy_work = evaluate(p, greedy(filter_candidates(p)).to_placements()).placed_work
+    assert greedy_work > 0
+    assert plan.objective.placed_work >= greedy_work
+
+
+def test_stop_before_the_start_places_nothing_it_has_not_verified() -> None:
+    """A stop set before the solve starts: whatever comes back is verified, and a plan that
+    places nothing says NO_SOLUTION, never FEASIBLE."""
     p = golden(Backend.ORTOOLS)
     stop = threading.Event()
     stop.set()
     plan = solve(p, stop=stop)
     assert plan.info.stop_reason is StopReason.INTERRUPTED
-    assert plan.info.status is SolveStatus.FEASIBLE
     assert verify(p, plan) == []
-    expected = greedy(filter_candidates(p)).to_placements()
-    assert plan.placements == expected
-    assert plan.objective.placed_work > 0
+    if plan.placements:
+        assert plan.info.status is SolveStatus.FEASIBLE
+    else:
+        assert plan.info.status is SolveStatus.NO_SOLUTION
 
 
 def test_tiers_switched_off_are_still_reported() -> None:
@@ -174,7 +197,7 @@ def test_generated_fleet_verifies_and_beats_greedy(backend: Backend, seed: int) 
     plan = solve(p)
     assert verify(p, plan) == []
     base = greedy(filter_candidates(p)).to_placements()
-    from placement.objective import evaluate
+    from placement.core.objective import evaluate
 
     assert plan.objective.placed_work >= evaluate(p, base).placed_work
     assert plan.info.wall_s < 4 + 2
@@ -255,8 +278,8 @@ def test_pinned_replica_breaking_a_hard_rule_is_an_input_error(
 def test_portfolio_sends_the_heuristics_and_a_bound_and_is_killed_on_close() -> None:
     import time
 
-    from placement.methods import HEURISTICS
-    from placement.portfolio import Portfolio
+    from placement.run.methods import HEURISTICS
+    from placement.run.portfolio import Portfolio
 
     p = generate(300, 2)
     port = Portfolio(filter_candidates(p))
@@ -267,7 +290,7 @@ def test_portfolio_sends_the_heuristics_and_a_bound_and_is_killed_on_close() -> 
     assert guided == sorted(set(guided))  # a variant is sent only when it is better
     assert port.bound is not None
     # the tightest bound sent is the LP child's integer bound (here no tighter than the LP's)
-    from placement.bound import group_lp, integer_bound
+    from placement.bounds.bound import group_lp, integer_bound
 
     lp = group_lp(p, solution=True)
     assert lp is not None
@@ -291,9 +314,9 @@ def test_portfolio_bound_is_the_integer_bound_where_racks_bind() -> None:
     """
     import time
 
-    from placement.bound import group_lp, integer_bound
+    from placement.bounds.bound import group_lp, integer_bound
     from placement.generator import profile
-    from placement.portfolio import Portfolio
+    from placement.run.portfolio import Portfolio
 
     p = profile("S", 0)
     port = Portfolio(filter_candidates(p))
@@ -310,9 +333,9 @@ def test_portfolio_bound_is_the_integer_bound_where_racks_bind() -> None:
 
 
 def test_fill_adds_left_out_workloads_to_a_plan_and_keeps_it_valid() -> None:
-    from placement.decode import FleetState
-    from placement.greedy import fill
-    from placement.objective import evaluate
+    from placement.construct.greedy import fill
+    from placement.core.objective import evaluate
+    from placement.exact.decode import FleetState
 
     p = generate(300, 4)
     prepared = filter_candidates(p)
@@ -343,7 +366,7 @@ def test_portfolio_children_die_with_the_process_that_started_them(tmp_path: obj
     import signal
     import time
 
-    from placement.portfolio import Portfolio
+    from placement.run.portfolio import Portfolio
 
     r, w = os.pipe()
     pid = os.fork()
@@ -369,13 +392,13 @@ def test_portfolio_children_die_with_the_process_that_started_them(tmp_path: obj
 
 def test_without_a_model_the_solve_ends_with_the_fgd_repack(monkeypatch: pytest.MonkeyPatch) -> None:
     """One GPU, 810 milli alone or 320 + 460 + 220 together: every greedy places the 810 first;
-    where no model is built, the solve's last step (placement.fgd.improve) fills the GPU."""
+    where no model is built, the solve's last step (placement.construct.fgd.improve) fills the GPU."""
     import importlib
 
     from tests.test_fgd import fleet as one_gpu_fleet
     from tests.test_fgd import frac
 
-    solve_mod = importlib.import_module("placement.solve")  # (the package exports the function)
+    solve_mod = importlib.import_module("placement.run.solve")
     monkeypatch.setattr(solve_mod, "MODEL_MAX_VARS", 0)
 
     class NoPortfolio:  # only the greedy's plan in hand (the LP-guided plan may find the fill too)
@@ -411,7 +434,7 @@ def test_without_a_model_progress_reports_the_portfolio_as_it_arrives(
     reported while the solve waits for them, and the last report is what the plan holds."""
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("placement.solve"), "MODEL_MAX_VARS", 0)
+    monkeypatch.setattr(importlib.import_module("placement.run.solve"), "MODEL_MAX_VARS", 0)
     p = generate(300, 2)
     events: list[Progress] = []
     plan = solve(replace(p, options=replace(p.options, time_limit_s=20)), progress=events.append)

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from fleetplace.files import load_problem
 from placement import solve
-from placement.backends.linear import versions
-from placement.domain import Backend, SolveInfo
+from placement.core.domain import Backend, SolveInfo
+from placement.core.verify import verify
+from placement.exact.backends.linear import versions
 from placement.generator import generate
-from placement.methods import METHODS
-from placement.verify import verify
+from placement.run.methods import METHODS
 from tests.test_solve import golden
+from wire.files import load_problem
 
 MIXED = Path(__file__).resolve().parent.parent / "datasets" / "mixed"
 MODEL_SOLVER = {Backend.ORTOOLS: "cp-sat", Backend.PULP: "cbc"}
@@ -74,7 +74,7 @@ def test_without_a_model_the_requested_backend_is_not_stamped(
     monkeypatch: pytest.MonkeyPatch, backend: Backend
 ) -> None:
     """As at M, L and XL: no per-node model is built, so no backend ran and none is named."""
-    monkeypatch.setattr(importlib.import_module("placement.solve"), "MODEL_MAX_VARS", 0)
+    monkeypatch.setattr(importlib.import_module("placement.run.solve"), "MODEL_MAX_VARS", 0)
     p = generate(300, 2)
     p = replace(p, options=replace(p.options, time_limit_s=8, backend=backend))
     plan = solve(p)

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from placement.candidates import filter_candidates
-from placement.domain import (
+from placement.core.candidates import filter_candidates
+from placement.core.domain import (
     Fleet,
     GpuType,
     Node,
@@ -21,8 +21,8 @@ from placement.domain import (
     SpreadLevel,
     Workload,
 )
+from placement.core.state import Fit, FleetState, Short, rules_hold, workload_short
 from placement.generator import generate
-from placement.state import Fit, FleetState, Short, rules_hold, workload_short
 
 GPU = GpuType(
     name="G",
@@ -257,7 +257,7 @@ def test_workload_rules(
 
 def test_undo_restores_every_counter_and_the_placements_in_order() -> None:
     problem = generate(200, 5, fractional_share=0.5)
-    from placement.greedy import greedy
+    from placement.construct.greedy import greedy
 
     prepared = filter_candidates(problem)
     st = greedy(prepared)

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from placement import domain as d
-from placement.errors import FieldError
-from placement.validate import validate
-from server.gen.placement.v1 import placement_pb2 as pb
+from placement.core import domain as d
+from placement.core.errors import FieldError
+from placement.core.validate import validate
 from tests.test_convert import sample_problem
+from wire.gen.placement.v1 import placement_pb2 as pb
 
 Mutation = Callable[[d.Problem], d.Problem]
 INF = math.inf

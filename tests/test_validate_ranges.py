@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from placement import domain as d
-from placement.validate import RANGES, validate, validate_request
-from server.gen.placement.v1 import placement_pb2 as pb
+from placement.core import domain as d
+from placement.core.validate import RANGES, validate, validate_request
 from tests.test_convert import sample_problem
 from tests.test_validate import Mutation, add, both, gpu, link, node, opts, pdom, site, wl
+from wire.gen.placement.v1 import placement_pb2 as pb
 
 PROTO = Path(__file__).resolve().parent.parent / "proto" / "placement" / "v1" / "placement.proto"
 NUMERIC = {

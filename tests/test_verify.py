@@ -30,8 +30,8 @@ from collections.abc import Callable
 
 import pytest
 
-from placement.budgets import compute_budgets
-from placement.domain import (
+from placement.core.budgets import compute_budgets
+from placement.core.domain import (
     CurrentReplica,
     Fleet,
     GpuType,
@@ -54,9 +54,9 @@ from placement.domain import (
     UnplacedWorkload,
     Workload,
 )
-from placement.errors import PlanRejected
-from placement.objective import evaluate, throughput_pct
-from placement.verify import RULES, Violation, check, verify
+from placement.core.errors import PlanRejected
+from placement.core.objective import evaluate, throughput_pct
+from placement.core.verify import RULES, Violation, check, verify
 
 H100 = GpuType(
     name="h100",

@@ -1,0 +1,1 @@
+"""Importers of public traces into placement problems (the Alibaba GPU cluster trace)."""

@@ -1,0 +1,443 @@
+"""Domain types of the placement engine: the instance and the plan.
+
+Every type here is a frozen dataclass with units in its field names. The library
+works on these types only; the gRPC server and the CLI convert from and to the
+``placement.v1`` protobuf messages at their edge (``wire/convert.py``).
+
+Power is kept in whole watts inside the engine (``*_w`` fields and the
+``usable_power_w`` helpers) so that the model, the budgets and the verifier agree
+to the watt; kilowatts appear only where an operator types or reads them.
+
+Redundancy model (applies to sites and power domains alike)
+-----------------------------------------------------------
+``capacity_kw`` is the installed IT capacity of all feeds together.
+
+* ``N``: one feed carries everything. Usable = capacity. A feed failure drops
+  the whole load (the budget reports ``survives_failure = False`` when any load
+  is present).
+* ``N_PLUS_1``: ``modules`` feeds (n + 1 of them), each rated capacity/modules.
+  Usable = capacity * (modules - 1) / modules, so that after losing any one
+  module the other n carry the load.
+* ``TWO_N``: two independent feeds, each rated capacity/2 and each able to carry
+  the whole load alone. Usable = capacity / 2.
+
+The usable power in watts is ``floor(capacity_kw * 1000 * factor)``; it is the
+cap used by the model and by the verifier, and the budgets report it as it is
+(``usable_kw = usable_power_w / 1000``: 3.0145 kW of capacity is 3,014 W, reported as
+3.014 kW).
+
+GPU memory is typed in GiB with decimals; every rule reads it in whole milli-GiB
+(``memory_milli_gib``: rounded to the nearest, halves up), the filter, the model and
+the heuristics as the verifier does, so that they accept exactly the same plans. Any
+value with at most three decimals (8.1, 7.8, 23.5 GiB) is exact: 8.1 + 8.1 + 7.8 GiB
+fill a 24 GiB GPU exactly.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+
+MILLI_GIB_PER_GIB = 1000
+
+
+def memory_milli_gib(gib: float) -> int:
+    """GPU memory in the whole milli-GiB every rule compares (rounded to the nearest, halves up).
+
+    The one conversion for a workload's demand and a GPU's capacity alike (rule 3): a shared
+    GPU holds its fractional replicas when the sum of their ``memory_milli_gib(memory_gib)``
+    is at most ``memory_milli_gib(gpu.memory_gib)``; a whole-GPU replica fits a GPU when
+    ``memory_milli_gib(memory_gib / gpus)`` is at most it.
+    """
+    return math.floor(gib * MILLI_GIB_PER_GIB + 0.5)
+
+
+class SiteKind(enum.Enum):
+    DATACENTER = "DATACENTER"
+    EDGE = "EDGE"
+
+
+class Redundancy(enum.Enum):
+    N = "N"
+    N_PLUS_1 = "N_PLUS_1"
+    TWO_N = "TWO_N"
+
+
+class NodeState(enum.Enum):
+    READY = "READY"  # accepts replicas
+    DRAINING = "DRAINING"  # accepts none; the plan moves its replicas away
+    DOWN = "DOWN"  # accepts none
+
+
+class SpreadLevel(enum.Enum):
+    SITE = "SITE"
+    POWER_DOMAIN = "POWER_DOMAIN"
+    NODE = "NODE"
+
+
+class EnergyMetric(enum.Enum):
+    """What tier 2 of the objective minimises."""
+
+    COST = "COST"
+    CARBON = "CARBON"
+
+
+class Backend(enum.Enum):
+    ORTOOLS = "ortools"
+    PULP = "pulp"
+
+
+class SolveStatus(enum.Enum):
+    """Our own solver outcome, whatever the backend."""
+
+    OPTIMAL = "OPTIMAL"  # proven optimal on every tier that was solved
+    FEASIBLE = "FEASIBLE"  # a verified plan, optimality not proven (see bound, gap)
+    INFEASIBLE = "INFEASIBLE"  # proven: no plan satisfies the hard rules
+    NO_SOLUTION = "NO_SOLUTION"  # stopped before any plan was found
+
+
+class StopReason(enum.Enum):
+    NONE = "NONE"  # ran to completion
+    TIME_LIMIT = "TIME_LIMIT"
+    INTERRUPTED = "INTERRUPTED"  # cancelled by the caller
+    WORK_LIMIT = "WORK_LIMIT"  # deterministic mode: the work budget ended the search, not the clock
+
+
+# --------------------------------------------------------------------------- fleet
+
+
+@dataclass(frozen=True)
+class PowerLevel:
+    """One allowed GPU power cap and the throughput it keeps (percent of uncapped)."""
+
+    power_cap_w: int
+    relative_throughput_pct: int
+
+
+@dataclass(frozen=True)
+class GpuType:
+    name: str
+    memory_gib: float
+    max_power_w: int  # maximum board power
+    min_power_cap_w: int  # lowest power cap the board accepts
+    idle_power_w: int  # draw of an unused GPU in a powered node
+    power_levels: tuple[PowerLevel, ...]  # ascending power_cap_w; the last is max_power_w
+    shareable: bool  # fractional (milli-GPU) replicas may share one GPU
+
+
+def usable_factor(redundancy: Redundancy, modules: int) -> float:
+    if redundancy is Redundancy.N:
+        return 1.0
+    if redundancy is Redundancy.TWO_N:
+        return 0.5
+    return (modules - 1) / modules
+
+
+def feed_count(redundancy: Redundancy, modules: int) -> int:
+    if redundancy is Redundancy.N:
+        return 1
+    if redundancy is Redundancy.TWO_N:
+        return 2
+    return modules
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    kind: SiteKind
+    region: str
+    capacity_kw: float  # installed IT capacity of all feeds together
+    pue: float
+    redundancy: Redundancy = Redundancy.N
+    modules: int = 2  # feeds for N_PLUS_1 (n + 1); ignored otherwise
+    battery_minutes: float = 0.0
+    has_generator: bool = False
+    energy_price_per_kwh: float = 0.0
+    carbon_g_per_kwh: float = 0.0
+
+    @property
+    def usable_power_w(self) -> int:
+        return math.floor(self.capacity_kw * 1000.0 * usable_factor(self.redundancy, self.modules) + 1e-9)
+
+    @property
+    def backup_minutes(self) -> float:
+        """Minutes the site rides through a utility outage (infinite with a generator)."""
+        return math.inf if self.has_generator else self.battery_minutes
+
+
+@dataclass(frozen=True)
+class PowerDomain:
+    """A row, rack or PDU inside a site, with its own cap."""
+
+    name: str
+    site: str
+    capacity_kw: float
+    redundancy: Redundancy = Redundancy.N
+    modules: int = 2
+
+    @property
+    def usable_power_w(self) -> int:
+        return math.floor(self.capacity_kw * 1000.0 * usable_factor(self.redundancy, self.modules) + 1e-9)
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    site: str
+    power_domain: str
+    gpu_type: str
+    gpu_count: int
+    host_power_w: int  # non-GPU draw (CPU, memory, fans, NICs) while the node is on
+    state: NodeState = NodeState.READY
+    cpu_milli: int = 0  # 0: not tracked
+    host_memory_mib: int = 0  # 0: not tracked
+
+
+@dataclass(frozen=True)
+class Link:
+    """A network link between two endpoints (user regions or sites, by name)."""
+
+    a: str
+    b: str
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class Fleet:
+    gpu_types: tuple[GpuType, ...]
+    sites: tuple[Site, ...]
+    power_domains: tuple[PowerDomain, ...]
+    nodes: tuple[Node, ...]
+    regions: tuple[str, ...] = ()  # user regions
+    links: tuple[Link, ...] = ()
+
+
+# ----------------------------------------------------------------------- workloads
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Replicas over at least ``min_distinct`` distinct entities of ``level``."""
+
+    level: SpreadLevel
+    min_distinct: int
+
+
+@dataclass(frozen=True)
+class CurrentReplica:
+    """Where one replica of a workload runs today."""
+
+    node: str
+    gpu_indices: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """An inference service.
+
+    Exactly one of ``gpus`` (whole GPUs per replica, all on one node) and
+    ``gpu_milli`` (a share of one GPU, 1..999 thousandths) is non-zero.
+    ``memory_gib`` is per replica; a whole-GPU replica spreads it evenly over its GPUs.
+    """
+
+    name: str
+    gpus: int = 1
+    gpu_milli: int = 0
+    memory_gib: float = 0.0
+    allowed_gpu_types: tuple[str, ...] = ()  # empty: any type that fits
+    min_replicas: int = 1
+    max_replicas: int = 1
+    spread: Spread | None = None
+    survive_site_loss_pct: int = 0  # of min_replicas, left after losing any one site
+    backup_minutes: float = 0.0
+    user_region: str = ""
+    max_latency_ms: float = 0.0  # 0: no latency rule
+    priority: int = 1
+    min_power_cap_pct: int = 0  # lowest acceptable cap, percent of the board maximum
+    cpu_milli: int = 0
+    host_memory_mib: int = 0
+    current: tuple[CurrentReplica, ...] = ()
+    pinned: bool = False  # the current replicas stay exactly where they are; none added or moved
+
+    @property
+    def is_fractional(self) -> bool:
+        return self.gpus == 0
+
+    @property
+    def work_milli(self) -> int:
+        """GPU thousandths one replica occupies."""
+        return self.gpu_milli if self.is_fractional else self.gpus * 1000
+
+    @property
+    def memory_per_gpu_gib(self) -> float:
+        return self.memory_gib if self.is_fractional else self.memory_gib / self.gpus
+
+    @property
+    def survivors_required(self) -> int:
+        """Replicas that must remain after losing any one site."""
+        return math.ceil(self.survive_site_loss_pct * self.min_replicas / 100 - 1e-9)
+
+
+# ------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    backend: Backend = Backend.ORTOOLS
+    time_limit_s: float = 30.0  # the whole solve, model building included
+    seed: int = 0
+    workers: int = 2
+    energy_metric: EnergyMetric = EnergyMetric.COST
+    # soft tiers that take part in the objective (tier 1 always does)
+    optimise_energy: bool = True
+    optimise_moves: bool = True
+    optimise_fragmentation: bool = True
+    # work bounded by counts and deterministic time, not the clock (``placement.run.effort``)
+    deterministic: bool = False
+
+
+@dataclass(frozen=True)
+class Problem:
+    fleet: Fleet
+    workloads: tuple[Workload, ...]
+    options: SolveOptions = field(default_factory=SolveOptions)
+
+
+# ---------------------------------------------------------------------------- plan
+
+
+@dataclass(frozen=True)
+class ReplicaPlacement:
+    workload: str
+    replica: int  # 0-based index within the workload
+    site: str
+    power_domain: str
+    node: str
+    gpu_indices: tuple[int, ...]
+    gpu_milli: int  # share of each listed GPU: 1000 for whole-GPU replicas
+    power_cap_w: int  # per GPU
+
+
+@dataclass(frozen=True)
+class GpuBudget:
+    node: str
+    index: int
+    power_cap_w: int  # budgeted draw: the cap, idle draw, or 0 when the node is off
+    used_milli: int
+    workloads: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NodeBudget:
+    node: str
+    site: str
+    power_domain: str
+    on: bool
+    host_w: int
+    gpu_w: int
+
+    @property
+    def it_w(self) -> int:
+        return self.host_w + self.gpu_w
+
+
+@dataclass(frozen=True)
+class PowerBudget:
+    """Budget of one power domain or site (kind: "power_domain" or "site")."""
+
+    kind: str
+    name: str
+    site: str
+    redundancy: Redundancy
+    feeds: int
+    capacity_kw: float
+    usable_kw: float  # the cap after redundancy: usable_power_w / 1000 (whole watts, floored)
+    it_kw: float
+    facility_kw: float  # it_kw * PUE of the site
+    headroom_kw: float  # usable_kw - it_kw
+    utilisation_pct: float  # it_kw / usable_kw * 100
+    feed_rating_kw: float
+    feed_load_kw: float  # load on each feed in normal operation
+    failure_feed_load_kw: float  # load on each surviving feed after the worst single failure
+    survives_failure: bool
+
+
+@dataclass(frozen=True)
+class PowerBudgets:
+    gpus: tuple[GpuBudget, ...]
+    nodes: tuple[NodeBudget, ...]
+    power_domains: tuple[PowerBudget, ...]
+    sites: tuple[PowerBudget, ...]
+    energy_cost_per_h: float  # facility energy cost, currency of the prices per hour
+    carbon_kg_per_h: float
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why (part of) a workload could not be placed: a rule and its numbers."""
+
+    rule: str  # a constraint name from the catalogue, e.g. "latency", "site_power"
+    message: str  # plain language with the numbers
+    candidates_excluded: int = 0  # nodes this rule ruled out
+    # the numbers of the message, where the rule has them (0 and "" where it has none)
+    requested: float = 0.0  # what one replica needs, in ``unit``
+    available: float = 0.0  # what ``where`` has left (the closest to enough), in ``unit``
+    unit: str = ""  # "W", "GPUs", "milli-GPU", "MiB", "mCPU", "GiB", "ms", "min", "replicas", ...
+    where: str = ""  # the entity ``available`` belongs to: a node, "site/power domain" or a site
+
+
+@dataclass(frozen=True)
+class UnplacedWorkload:
+    workload: str
+    reasons: tuple[Reason, ...]
+
+
+@dataclass(frozen=True)
+class ObjectiveTiers:
+    """The objective by tier, highest first; compared lexicographically.
+
+    placed_work: sum over placed replicas of priority * work_milli * throughput_pct (max)
+    energy: facility energy in integer units, n$/h (COST) or ug CO2/h (CARBON) (min)
+    moves: replicas of the current placement not kept on their node (min)
+    fragmentation: powered nodes + shared GPUs in use (min)
+    """
+
+    placed_work: int = 0
+    energy: int = 0
+    moves: int = 0
+    fragmentation: int = 0
+
+    def key(self) -> tuple[int, int, int, int]:
+        """Larger is better."""
+        return (self.placed_work, -self.energy, -self.moves, -self.fragmentation)
+
+    def key_values(self) -> tuple[int, int, int, int]:
+        """The tiers' values in tier order (placed_work, energy, moves, fragmentation)."""
+        return (self.placed_work, self.energy, self.moves, self.fragmentation)
+
+
+@dataclass(frozen=True)
+class SolveInfo:
+    status: SolveStatus
+    stop_reason: StopReason = StopReason.NONE
+    bound: float | None = None  # upper bound on placed_work, when the solver proved one
+    gap: float | None = None  # (bound - placed_work) / bound, only with a real bound
+    backend: str = ""  # the per-node model's backend, when the model ran (else empty)
+    solver_version: str = ""  # the libraries behind ``solvers``, with versions
+    seed: int = 0
+    wall_s: float = 0.0
+    code_revision: str = ""
+    started_at: str = ""  # ISO 8601 UTC
+    deterministic: bool = False  # solved in the deterministic mode
+    method: str = ""  # the methods that made the plan, first to last, e.g. "lp_guided+polish", "model"
+    solvers: tuple[str, ...] = ()  # the LP/MIP solvers that ran for it, e.g. ("glop", "cp-sat")
+
+
+@dataclass(frozen=True)
+class Plan:
+    placements: tuple[ReplicaPlacement, ...]
+    budgets: PowerBudgets
+    unplaced: tuple[UnplacedWorkload, ...]
+    objective: ObjectiveTiers
+    info: SolveInfo

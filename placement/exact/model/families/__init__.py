@@ -1,0 +1,1 @@
+"""Constraint families of the formulation, one module each (see ``placement.exact.model``)."""

@@ -1,0 +1,39 @@
+"""The ordered registry of constraint families: hard rules first, then the objective tiers."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from placement.exact.model.container import Container, ObjectiveTerms
+from placement.exact.model.families.capacity import Capacity
+from placement.exact.model.families.energy import Energy
+from placement.exact.model.families.fragmentation import Fragmentation
+from placement.exact.model.families.power import Power
+from placement.exact.model.families.replicas import Replicas
+from placement.exact.model.families.spread import Spread
+from placement.exact.model.families.stability import Stability
+from placement.exact.model.families.survival import Survival
+from placement.exact.model.families.work import PlacedWork
+
+
+class Family(Protocol):
+    name: str
+    tier: str  # "hard" or "soft"
+
+    def add(self, container: Container) -> ObjectiveTerms | None: ...
+
+
+# Soft families are listed in objective order: tier 1 first.
+FAMILIES: tuple[Family, ...] = (
+    Capacity(),
+    Power(),
+    Replicas(),
+    Spread(),
+    Survival(),
+    PlacedWork(),
+    Energy(),
+    Stability(),
+    Fragmentation(),
+)
+
+TIERS = ("placed_work", "energy", "moves", "fragmentation")

@@ -1,1 +1,0 @@
-"""Constraint families of the formulation, one module each (see ``placement.model``)."""
