@@ -4,7 +4,7 @@ Notations
 ---------
 * ``x[w, r, n, l]``: replica ``r`` of workload ``w`` runs on node ``n`` at power level ``l``
   (for a fractional workload one level: its GPU runs uncapped). Candidate nodes are the
-  READY nodes of the (site, GPU type) groups that ``heuristics.eligible_groups`` allows.
+  READY nodes of the (site, GPU type) cells that ``heuristics.eligible_cells`` allows.
 * ``z[w, r] = sum_{n, l} x[w, r, n, l] <= 1``, ``z[w, r] >= z[w, r + 1]``; ``u[w]`` placed.
 * ``o[n]`` node on; ``s[n]`` shared GPUs of node ``n`` (integer).
 
@@ -35,7 +35,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from placement.construct.heuristics import eligible_groups
+from placement.construct.heuristics import eligible_cells
 from placement.core.budgets import FULL_GPU_MILLI
 from placement.core.domain import (
     Backend,
@@ -73,7 +73,7 @@ def solve_pairs(problem: Problem, time_limit_s: float, workers: int = 2) -> Pair
     t0 = time.monotonic()
     fleet = problem.fleet
     types = {g.name: g for g in fleet.gpu_types}
-    groups = eligible_groups(problem)
+    groups = eligible_cells(problem)
     by_group: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, n in enumerate(fleet.nodes):
         if n.state is NodeState.READY:

@@ -27,8 +27,8 @@ import pytest
 
 from placement import verify
 from placement.generator import generate, profile
+from placement.run.executors import RayUnavailable
 from placement.run.partition import (
-    RayUnavailable,
     max_work,
     partition,
     solve_partitioned,
@@ -202,7 +202,7 @@ def test_an_address_that_answers_but_is_no_ray_head_times_out() -> None:
         srv.bind(("0.0.0.0", 0))
         srv.listen(8)
         port = srv.getsockname()[1]
-        code = f"from placement.run.partition import connect_ray; connect_ray('127.0.0.1:{port}', 2)"
+        code = f"from placement.run.executors import connect_ray; connect_ray('127.0.0.1:{port}', 2)"
         r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert f"RayUnavailable: no Ray cluster answered at 127.0.0.1:{port} within 2 s" in r.stderr

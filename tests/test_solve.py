@@ -335,7 +335,7 @@ def test_portfolio_bound_is_the_integer_bound_where_racks_bind() -> None:
 def test_fill_adds_left_out_workloads_to_a_plan_and_keeps_it_valid() -> None:
     from placement.construct.greedy import fill
     from placement.core.objective import evaluate
-    from placement.exact.decode import FleetState
+    from placement.core.state import FleetState
 
     p = generate(300, 4)
     prepared = filter_candidates(p)

@@ -25,7 +25,7 @@ The loop (every rule is the state's rule kernel's, ``FleetState.assess`` and
    time up to ``max_replicas``; a workload that ends with fewer than ``min_replicas``,
    too few distinct spread entities or a site whose loss leaves too few survivors is
    taken back whole.
-3. For each replica: the (site, GPU type) groups the workload may use (the filter's site
+3. For each replica: the (site, GPU type) cells the workload may use (the filter's site
    and GPU type rules: latency, backup, allowed types, GPU memory, a power level not below
    its floor; and a node of the type with enough GPUs) are resolved once per workload;
    inside a group, nodes are indexed by their *signature* (GPU count, free whole GPUs, the
@@ -80,7 +80,7 @@ from placement.core.state import Fit, FleetState
 
 log = logging.getLogger(__name__)
 
-GroupKey = tuple[str, str]  # (site, GPU type)
+CellKey = tuple[str, str]  # (site, GPU type)
 DomainKey = tuple[str, str]  # (site, power domain)
 
 
@@ -131,26 +131,26 @@ class Packing:
             if ok:
                 max_count[info.gpu.name] = max(max_count[info.gpu.name], info.node.gpu_count)
         self.max_count = dict(max_count)
-        # (site, type) groups in site order, then type order: the "first" of first fit
+        # (site, type) cells in site order, then type order: the "first" of first fit
         site_rank = {s.name: i for i, s in enumerate(fleet.sites)}
         keys = {
             (info.site.name, info.gpu.name) for info, ok in zip(self.p.nodes, self.ready, strict=True) if ok
         }
-        self.group_order: list[GroupKey] = sorted(keys, key=lambda k: (site_rank.get(k[0], 0), k[1]))
+        self.cell_order: list[CellKey] = sorted(keys, key=lambda k: (site_rank.get(k[0], 0), k[1]))
         # per workload attempt: (group, signature) options that found no rack with the power
         # (headroom only shrinks within an attempt; a node entering the signature clears it)
         # and the options of each (GPU type, signature), which depend on nothing else
-        self.dead: dict[tuple[GroupKey, Sig], set[Option]] = {}
+        self.dead: dict[tuple[CellKey, Sig], set[Option]] = {}
         self.option_cache: dict[tuple[str, Sig], list[tuple[tuple[float, ...], Option]]] = {}
         self._sites: dict[tuple[str, float, float], frozenset[str]] = {}
         self._types: dict[tuple[object, ...], dict[str, tuple[int, ...]]] = {}
-        self._groups: dict[tuple[object, ...], tuple[GroupKey, ...]] = {}
+        self._cells: dict[tuple[object, ...], tuple[CellKey, ...]] = {}
         self.workload_index = {w.name: i for i, w in enumerate(problem.workloads)}
         self._index_all()
 
     def _index_all(self) -> None:
-        self.index: dict[GroupKey, dict[Sig, dict[DomainKey, dict[int, None]]]] = {
-            k: {} for k in self.group_order
+        self.index: dict[CellKey, dict[Sig, dict[DomainKey, dict[int, None]]]] = {
+            k: {} for k in self.cell_order
         }
         self.sig: list[Sig | None] = [None] * len(self.p.nodes)
         for n in range(len(self.p.nodes)):
@@ -232,23 +232,23 @@ class Packing:
         if old == new:
             return
         info = self.p.nodes[n]
-        gkey = (info.site.name, info.gpu.name)
-        groups = self.index[gkey]
+        ckey = (info.site.name, info.gpu.name)
+        cells = self.index[ckey]
         if old is not None:
-            doms = groups[old]
+            doms = cells[old]
             members = doms[info.domain_key]
             del members[n]
             if not members:
                 del doms[info.domain_key]
                 if not doms:
-                    del groups[old]
+                    del cells[old]
         if new[1] == 0 and not new[2]:  # no GPU room
             self.sig[n] = None
             return
-        groups.setdefault(new, {}).setdefault(info.domain_key, {})[n] = None
+        cells.setdefault(new, {}).setdefault(info.domain_key, {})[n] = None
         self.sig[n] = new
         if self.dead:
-            self.dead.pop((gkey, new), None)
+            self.dead.pop((ckey, new), None)
 
     # ------------------------------------------------------------ eligibility (the filter's rules)
 
@@ -275,7 +275,7 @@ class Packing:
             }
         return got
 
-    def groups_for(self, w: Workload) -> tuple[GroupKey, ...]:
+    def cells_for(self, w: Workload) -> tuple[CellKey, ...]:
         key = (
             w.user_region if w.max_latency_ms > 0 else "",
             w.max_latency_ms,
@@ -286,11 +286,11 @@ class Packing:
             memory_milli_gib(w.memory_per_gpu_gib),
             w.min_power_cap_pct,
         )
-        got = self._groups.get(key)
+        got = self._cells.get(key)
         if got is None:
             sites = self.sites_for(w)
             types = self.types_for(w)
-            got = self._groups[key] = tuple(k for k in self.group_order if k[0] in sites and k[1] in types)
+            got = self._cells[key] = tuple(k for k in self.cell_order if k[0] in sites and k[1] in types)
         return got
 
     # ------------------------------------------------------------ placement
@@ -346,21 +346,21 @@ class Packing:
         self,
         wi: int,
         a: _Attempt,
-        gkey: GroupKey,
+        ckey: CellKey,
         sig: Sig,
         option: Option,
         levels: tuple[int, ...],
         skip_domains: bool,
         skip_nodes: bool,
     ) -> Fit | None:
-        """A rack and a node of signature ``sig`` in group ``gkey`` where the kernel places the replica."""
-        doms = self.index[gkey].get(sig)
+        """A rack and a node of signature ``sig`` in cell ``ckey`` where the kernel places the replica."""
+        doms = self.index[ckey].get(sig)
         if not doms:
             return None
         st = self.st
         w = self.problem.workloads[wi]
-        gpu = self.types[gkey[1]]
-        site_room = st.site_headroom_w(gkey[0])
+        gpu = self.types[ckey[1]]
+        site_room = st.site_headroom_w(ckey[0])
         # the least the replica adds, the node's power aside: racks with less are skipped
         if w.is_fractional:
             least = 0 if option is not None and option >= 0 else gpu.max_power_w - gpu.idle_power_w
@@ -392,7 +392,7 @@ class Packing:
                     break  # the rack cannot power it; its other nodes of this signature alike
         return None
 
-    def choose(self, wi: int, a: _Attempt, groups: tuple[GroupKey, ...]) -> Fit | None:
+    def choose(self, wi: int, a: _Attempt, cells: tuple[CellKey, ...]) -> Fit | None:
         w = self.problem.workloads[wi]
         st = self.st
         spread = w.spread
@@ -408,19 +408,19 @@ class Packing:
         types = self.types_for(w)
         frac, gpus, milli = w.is_fractional, w.gpus, w.gpu_milli
         host, cpu, mem = self.policy.reads_host, w.cpu_milli, w.host_memory_mib
-        cands: list[tuple[tuple[float, ...], GroupKey, Sig, Option, tuple[int, ...]]] = []
+        cands: list[tuple[tuple[float, ...], CellKey, Sig, Option, tuple[int, ...]]] = []
         order = 0
-        for gkey in groups:
-            site = gkey[0]
+        for ckey in cells:
+            site = ckey[0]
             if skip_sites and site in a.per_site:
                 continue
             site_room = st.site_headroom_w(site)
             if site_room < 0:
                 continue
-            sigs = self.index[gkey]
+            sigs = self.index[ckey]
             if not sigs:
                 continue
-            tname = gkey[1]
+            tname = ckey[1]
             levels = types[tname]
             gpu = self.types[tname]
             if levels and site_room < w.gpus * (gpu.power_levels[levels[0]].power_cap_w - gpu.idle_power_w):
@@ -439,33 +439,33 @@ class Packing:
                 options = self.option_cache.get(okey)
                 if options is None:
                     options = self.option_cache[okey] = self._options(w, tname, sig)
-                dead = self.dead.get((gkey, sig))
+                dead = self.dead.get((ckey, sig))
                 for score, option in options:
                     if dead is not None and option in dead:
                         continue
                     if first:
-                        got = self._resolve(wi, a, gkey, sig, option, levels, skip_domains, skip_nodes)
+                        got = self._resolve(wi, a, ckey, sig, option, levels, skip_domains, skip_nodes)
                         if got is not None:
                             return got
                         if record_dead:
-                            self.dead.setdefault((gkey, sig), set()).add(option)
+                            self.dead.setdefault((ckey, sig), set()).add(option)
                         continue
                     order += 1
                     key = (float(a.per_site[site]) if survival else 0.0, *score, float(order))
-                    cands.append((key, gkey, sig, option, levels))
+                    cands.append((key, ckey, sig, option, levels))
         cands.sort(key=lambda c: c[0])
-        for _, gkey, sig, option, levels in cands:
-            got = self._resolve(wi, a, gkey, sig, option, levels, skip_domains, skip_nodes)
+        for _, ckey, sig, option, levels in cands:
+            got = self._resolve(wi, a, ckey, sig, option, levels, skip_domains, skip_nodes)
             if got is not None:
                 return got
             if record_dead:
-                self.dead.setdefault((gkey, sig), set()).add(option)
+                self.dead.setdefault((ckey, sig), set()).add(option)
         return None
 
     def place(self, w: Workload) -> list[ReplicaPlacement]:
         """All or nothing: up to ``max_replicas`` replicas of ``w``, kept when the kernel's workload rules hold."""
-        groups = self.groups_for(w)
-        if not groups:
+        cells = self.cells_for(w)
+        if not cells:
             return []
         wi = self.workload_index[w.name]
         st = self.st
@@ -474,7 +474,7 @@ class Packing:
         self.dead = {}
         self.option_cache = {}
         for _ in range(w.max_replicas):
-            fit = self.choose(wi, a, groups)
+            fit = self.choose(wi, a, cells)
             if fit is None:
                 break
             st.add(wi, fit)
@@ -591,12 +591,12 @@ def plan_from(
     return plan
 
 
-def eligible_groups(problem: Problem) -> dict[str, tuple[GroupKey, ...]]:
-    """Per workload, the (site, GPU type) groups of READY nodes its static rules allow.
+def eligible_cells(problem: Problem) -> dict[str, tuple[CellKey, ...]]:
+    """Per workload, the (site, GPU type) cells of READY nodes its static rules allow.
 
     Static rules: latency, backup, allowed types, shareable for fractional work, GPU memory
     (whole milli-GiB), a node of the type with enough GPUs, a power level not below the floor.
     Power headroom and host resources are left to the placement.
     """
     packing = Packing(problem, FirstFit())
-    return {w.name: packing.groups_for(w) for w in problem.workloads}
+    return {w.name: packing.cells_for(w) for w in problem.workloads}

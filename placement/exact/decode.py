@@ -18,10 +18,10 @@ from collections.abc import Iterable
 
 from placement.core.candidates import Prepared, spread_entity
 from placement.core.domain import ReplicaPlacement
-from placement.core.state import FULL_MILLI, FleetState, number_rows
+from placement.core.state import FULL_MILLI, number_rows
 from placement.exact.model.container import Container, Counts
 
-__all__ = ["FleetState", "decode", "encode"]  # FleetState: for callers that still import it from here
+__all__ = ["decode", "encode"]
 
 log = logging.getLogger(__name__)
 

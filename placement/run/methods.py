@@ -269,7 +269,7 @@ class Polish:
         stop: threading.Event | None = None,
         start: Placements = (),
     ) -> Iterator[Found | Bound]:
-        from placement.exact.decode import FleetState
+        from placement.core.state import FleetState
         from placement.improve.repack import polish
 
         effort = budget.effort if self.repack else None

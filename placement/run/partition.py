@@ -69,23 +69,12 @@ So ``gap = (bound - placed_work) / bound`` covers the solver's gap in each part 
 partitioning cost; ``PartitionStats.partition_cost_bound`` is ``W_span``.
 
 Time: the parts get what is left of the time limit after splitting (and starting Ray),
-minus a margin for combining and verifying (10% + 0.5 s). Parts run in a process pool of
-``processes`` (default 2) or as Ray tasks (``num_cpus=1`` each, on
-``ray.init(address=address)``, or a local Ray when ``address`` is None; a Ray already
-initialised by the caller is used as it is and left running). When there are more parts
-than slots (processes, or the Ray cluster's CPUs) they run in waves, and with
-``fit_time_limit`` (the default) each part gets its wave's share, so that the whole
-stays within the limit; ``fit_time_limit=False`` gives every part the whole remaining
-time (a cluster with a CPU per part needs no waves either way).
-
-A cluster address goes through ``connect_ray``: a TCP connection to the head first (refused
-or unreachable fails at once, naming the address), then ``ray.init`` abandoned after
-``connect_timeout_s`` (30 s; an address that answers but is no Ray head would keep it
-retrying for minutes); both raise ``RayUnavailable``, a ``ConnectionError``, before any part
-runs. The job ships this package to the workers (``runtime_env`` ``py_modules``), so the
-cluster needs only the dependencies. ``PartStats.node`` and ``.pid`` say where each part ran.
-``tests/test_ray_cluster.py`` starts a head on loopback (``ray start --head``) and checks that
-the parts run in its workers.
+minus a margin for combining and verifying (10% + 0.5 s). The parts run on an executor of
+``placement.run.executors``: a process pool of ``processes`` (default 2) or Ray tasks, one
+CPU each. When there are more parts than slots (processes, or the Ray cluster's CPUs) they
+run in waves, and with ``fit_time_limit`` (the default) each part gets its wave's share, so
+that the whole stays within the limit; ``fit_time_limit=False`` gives every part the whole
+remaining time. ``PartStats.node`` and ``.pid`` say where each part ran.
 
 Measured with ``benchmarks/partition_bench.py`` (each solve in a fresh process, 30 s limit,
 ``profile("L")`` and ``profile("XL")``, seeds 0 and 1, engine of d148e63; medians; "cluster"
@@ -137,13 +126,11 @@ optimum.
 from __future__ import annotations
 
 import bisect
-import concurrent.futures as cf
 import logging
 import math
-import multiprocessing
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -167,13 +154,13 @@ from placement.core.domain import (
 from placement.core.network import latency_table
 from placement.core.objective import evaluate
 from placement.exact.backends.linear import versions
+from placement.run.executors import RAY_CONNECT_TIMEOUT_S, PartResult, run_local, run_ray
 
 log = logging.getLogger(__name__)
 
 BALANCE_TOLERANCE = 0.1  # a group may carry up to 10% more than 1/groups of GPUs or power
 MARGIN_FRACTION = 0.1
 MARGIN_S = 0.5
-RAY_CONNECT_TIMEOUT_S = 30.0  # ray.init on an address that answers but is no Ray head can hang
 PARTITIONING = "partitioning"
 _EPS = 1e-6
 
@@ -499,156 +486,6 @@ def partition(problem: Problem, groups: int) -> list[Problem]:
 # ---------------------------------------------------------------------------- solving
 
 
-@dataclass(frozen=True)
-class _PartResult:
-    """A part's plan and where it was solved."""
-
-    plan: Plan
-    node: str
-    pid: int
-
-
-def _solve_part(problem: Problem, on_ray: bool = False) -> _PartResult:
-    import os
-
-    from placement.run.solve import solve
-
-    node = "local"
-    if on_ray:
-        import ray
-
-        node = ray.get_runtime_context().get_node_id()
-    return _PartResult(solve(problem), node, os.getpid())
-
-
-def _solve_part_on_ray(problem: Problem) -> _PartResult:
-    return _solve_part(problem, on_ray=True)
-
-
-def _run_local(
-    prepare: Callable[[int], list[Problem]], n_parts: int, processes: int, meanwhile: Callable[[], None]
-) -> list[_PartResult | BaseException]:
-    if processes <= 1 or n_parts <= 1:
-        problems = prepare(1)
-        meanwhile()
-        out: list[_PartResult | BaseException] = []
-        for p in problems:
-            try:
-                out.append(_solve_part(p))
-            except Exception as exc:
-                log.exception("a part failed")
-                out.append(exc)
-        return out
-    ctx = multiprocessing.get_context("spawn")
-    problems = prepare(min(processes, n_parts))
-    with cf.ProcessPoolExecutor(max_workers=min(processes, n_parts), mp_context=ctx) as pool:
-        futures = [pool.submit(_solve_part, p) for p in problems]
-        meanwhile()
-        results: list[_PartResult | BaseException] = []
-        for f in futures:
-            try:
-                results.append(f.result())
-            except Exception as exc:
-                log.warning("a part failed: %r", exc)
-                results.append(exc)
-        return results
-
-
-class RayUnavailable(ConnectionError):
-    """The Ray cluster at the given address could not be reached or joined (an ``OSError``)."""
-
-
-def _host_port(address: str) -> tuple[str, int] | None:
-    """``host:port`` (or ``ray://host:port``) of a cluster address; None for ``auto`` and the like."""
-    rest = address.removeprefix("ray://")
-    host, sep, port = rest.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        return None
-    return host.strip("[]"), int(port)
-
-
-def connect_ray(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
-    """``ray.init`` on a cluster address within ``timeout_s``, or ``RayUnavailable`` naming the address.
-
-    First a TCP connection to the head's port (refused or unreachable: fails at once, without
-    Ray's own retries), then ``ray.init`` in a daemon thread, abandoned after ``timeout_s``
-    (an address that accepts connections but is no Ray head makes it wait for minutes). The
-    workers get this package through the job's runtime environment, so a cluster needs only
-    the dependencies. A cluster with token authentication needs ``RAY_AUTH_MODE=token`` and its
-    token (``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``) in the driver's environment.
-    """
-    import socket
-    import threading
-
-    import ray
-
-    import placement
-
-    hp = _host_port(address)
-    if hp is not None:
-        try:
-            socket.create_connection(hp, timeout=min(timeout_s, 5.0)).close()
-        except OSError as e:
-            raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {e}") from None
-    outcome: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            ray.init(
-                address=address,
-                runtime_env={"py_modules": [placement]},
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-            )
-            outcome.append(None)
-        except BaseException as e:  # handed to the caller's thread
-            outcome.append(e)
-
-    t = threading.Thread(target=run, name="ray-connect", daemon=True)
-    t.start()
-    t.join(timeout_s)
-    if not outcome:
-        raise RayUnavailable(f"no Ray cluster answered at {address} within {timeout_s:g} s")
-    err = outcome[0]
-    if err is not None:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise RayUnavailable(f"cannot join the Ray cluster at {address}: {first}") from err
-    log.info("connected to the Ray cluster at %s: %s", address, ray.cluster_resources())
-
-
-def _run_ray(
-    prepare: Callable[[int], list[Problem]],
-    address: str | None,
-    meanwhile: Callable[[], None],
-    connect_timeout_s: float,
-) -> list[_PartResult | BaseException]:
-    import ray
-
-    started = False
-    if not ray.is_initialized():
-        if address is None:
-            ray.init(include_dashboard=False, log_to_driver=False)
-        else:  # a cluster: ship this package to its workers
-            connect_ray(address, connect_timeout_s)
-        started = True
-    try:
-        problems = prepare(max(1, int(ray.cluster_resources().get("CPU", 1))))
-        remote = ray.remote(num_cpus=1)(_solve_part_on_ray)
-        refs = [remote.remote(p) for p in problems]
-        meanwhile()
-        out: list[_PartResult | BaseException] = []
-        for ref in refs:
-            try:
-                out.append(ray.get(ref))
-            except Exception as exc:
-                log.warning("a part failed on Ray: %r", exc)
-                out.append(exc)
-        return out
-    finally:
-        if started:
-            ray.shutdown()
-
-
 def solve_partitioned(
     problem: Problem,
     groups: int,
@@ -729,15 +566,15 @@ def solve_partitioned_stats(
         relax.append(relaxation_bound(problem) if relaxation else None)
 
     if executor == "ray":
-        results = _run_ray(prepare, address, meanwhile, connect_timeout_s)
+        results = run_ray(prepare, address, meanwhile, connect_timeout_s)
     else:
-        results = _run_local(prepare, len(todo), processes, meanwhile)
+        results = run_local(prepare, len(todo), processes, meanwhile)
     solve_s = time.monotonic() - t1
     t2 = time.monotonic()
     by_group: dict[int, Plan | BaseException] = {
-        g: r.plan if isinstance(r, _PartResult) else r for g, r in zip(todo, results, strict=True)
+        g: r.plan if isinstance(r, PartResult) else r for g, r in zip(todo, results, strict=True)
     }
-    where = {g: (r.node, r.pid) for g, r in zip(todo, results, strict=True) if isinstance(r, _PartResult)}
+    where = {g: (r.node, r.pid) for g, r in zip(todo, results, strict=True) if isinstance(r, PartResult)}
     plan, stats_parts, bound_parts, notes = _combine(problem, part, subs, by_group)
     stats_parts = [
         replace(st, node=where[st.group][0], pid=where[st.group][1]) if st.group in where else st
