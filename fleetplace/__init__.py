@@ -1,5 +1,4 @@
-"""fleetplace: the command line, text reports, dataset importers and input files.
-
-``wire.files`` reads requests and plans from JSON/YAML files in the ``placement.v1``
-JSON mapping and writes messages back atomically.
+"""fleetplace: the command line (``cli``), its plain-text reports (``report``) and the bundled
+datasets (``datasets``). Files are read and written through ``wire.files``; trace importers
+live in ``importers``, benchmarks and baselines in ``benchmarks``.
 """

@@ -1,4 +1,9 @@
-"""A finer linear relaxation of tier 1 (placed work): workloads over groups of alike nodes.
+"""Upper bounds on tier 1 (placed work): linear relaxations over groups of alike nodes.
+
+``relaxation_bound(problem)`` is the coarse one: per (site, GPU type), GPU thousandths capped
+by what each rack's power feeds at the lowest cap (``candidate_pairs`` are its candidate
+pairs, which the partitioned solve's split reads too). The rest of this docstring is the
+finer node-group LP.
 
 ``group_lp_bound(problem)`` is an upper bound on the placed work of every valid plan. Its
 columns are y[c, g, l] >= 0, GPU thousandths of workload class c on node group g at power
@@ -29,30 +34,19 @@ Each row is implied by the hard rules (docs/ARCHITECTURE.md):
   site are at most max_replicas - survivors_required; with a spread over k sites or power
   domains, at most max_replicas - (k - 1) on one (``_entity_caps``). A class sums these
   caps over its workloads (classes keep workloads with and without such rules apart);
-  a row per (class, site) or (class, domain), written only where it binds. The bound
-  barely moves (L: 7,971,657,000 -> 7,971,647,284), but the solution no longer piles a
-  class with site survival onto one site, which is what ``placement.construct.guided`` rounds.
+  a row per (class, site) or (class, domain), written only where it binds. These rows
+  barely move the bound, but they keep the solution from piling a class with site
+  survival onto one site, which is what ``placement.construct.guided`` rounds.
 - objective: priority * relative_throughput_pct per thousandth (a shared GPU at the type's
   top level), which is the tier-1 value of every placed replica.
 
 Pinned workloads are relaxed like the others (at most max(max_replicas, current) replicas
 anywhere their filter allows), which keeps the bound valid.
 
-Measured on ``generator.profile("L", 0)`` (issue 4): before the site and domain rows (835
-classes, 750,768 columns, 10 workloads never placeable) 7,971,657,000 against
-``partition.relaxation_bound`` 8,143,642,664 (2.1% lower), in about 12 s on this 2-core
-machine (6 s building through pywraplp's objects, 6 s GLOP primal). With them: 1,197
-classes, 1,172,820 columns (levels below the top dropped where power cannot bind), 88,000
-rows, 4.2M coefficients, 7,971,647,284; built in lists and one MPModelProto (``LinearProgram``)
-in 7 s (4.5 s since the column loop binds its appends and works out a column's levels once
-per GPU type, power floor and binding: the same LP, byte for byte) and solved by GLOP in
-17-28 s while other jobs kept the load average at 5-6 (dual simplex: 570 s). Slower than the
-partition bound (0.4 s), so callers give it a deadline and take min(partition bound, this).
-
-Tried and not kept: a mixed-integer rounding cut on each binding rack's power for the
-replicas that take a whole node (their count per level is an integer): the bound did not
-move on S, M or L (the LP fills a rack's last watts with smaller replicas, not with a
-fraction of a node).
+The LP has about one column per (class, group, level), levels below the top dropped where
+power cannot bind; it is built in lists as one ``LinearProgram`` (an MPModelProto, the same
+LP byte for byte whatever the build order) and solved by GLOP. It is slower than
+``relaxation_bound``, so callers give it a deadline and take the least of the two bounds.
 
 ``group_lp(problem, solution=True)`` also returns the solution's columns above zero, by
 class, and the duals of the rows every class shares (``Prices``), for ``placement.construct.guided``.
@@ -60,10 +54,7 @@ class, and the duals of the rows every class shares (``Prices``), for ``placemen
 ``integer_bound(got)`` tightens the bound (Lagrangian relaxation, see its docstring): the
 rows shared between power domains priced at the LP's duals, every power domain whose power
 binds solved as a small integer program in which a powered node pays its host and idle
-power whole. Measured (one LP each, this machine): S seeds 0-2 0.40 / 0.19 / 0.13% below
-the LP bound, M 0.20 / 0.26 / 0.29%, L seed 0 0.22% (7,971,647,284 -> 7,954,320,481; 429
-of 898 domains solved by HiGHS in 4-6 s after the LP's 25 s). On S seed 0 it is below what
-CP-SAT proved on the per-node model in 600 s (212,454,037 against 212,754,000).
+power whole.
 """
 
 from __future__ import annotations

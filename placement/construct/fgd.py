@@ -16,35 +16,18 @@ least free GPU capacity (F3).
   free GPU capacity (F4, ``spread_weight`` w, ``ONLINE_SPREAD_WEIGHT``). It keeps its
   fleet between calls: workloads pinned by the caller are checked against what it placed
   before (and the state rebuilt only when they differ), so a batch costs its new tasks
-  only, not every task placed so far. Measured on the Alibaba trace (FGD's online
-  protocol, batches of 50, seeds 0-2, a shared machine): w = 0 gives 95.39 / 95.23 /
-  95.16% allocation, w = 0.1 gives 95.69 / 95.69 / 95.63%; w = 0.03, 0.3 and 1 all land
-  between 95.52 and 95.68% (seeds 0-1); a lean the other way (w = -0.1, towards fuller
-  nodes) 95.00 / 94.84%. A plain tie-break towards emptier nodes changes nothing (95.33 /
-  95.25%): the gain comes from trading a little fragmentation for emptier nodes.
+  only, not every task placed so far. The lean trades a little fragmentation for emptier
+  nodes (figures: docs/experiments/2026-12-06-method-tuning.md).
 * Batch look-ahead (``lookahead``, optional): a batch placed in several orders (arrival,
   decreasing GPU demand) from the same state, keeping the order that places the most work,
   then (``by_frag``) the least fleet fragmentation (F2) or the first order listed.
-  Measured on the Alibaba trace (FGD's online protocol, batches of 50, seed 0): it never
-  placed more than arrival order, and choosing by F2 ended lower (94.79% against 95.39%),
-  so ``OnlinePlacer`` uses arrival order alone by default.
+  ``OnlinePlacer`` uses arrival order alone by default.
 * ``repack``: a local search for one batch. For each GPU not full, its fractional tasks go
   back to the pool of unplaced fractional tasks and a knapsack over the pool (GPU
   thousandths of the GPU, the node's free CPU and memory, the GPU's memory) refills it;
   the refill is kept when it holds more work and the rule kernel takes every task of it.
   Placed work never drops.
 * ``improve``: the better of a given plan and FGD's (in decreasing demand), each repacked.
-
-Tried on the same online protocol and not kept (allocation %; two figures are seeds 0
-and 1, three seeds 0-2; plain FGD gives 95.39 / 95.23 / 95.16): popularity weighted by GPU demand instead of task count
-95.29 / 95.14 / 95.31 (seeds 0-2); no host resources in F1 94.24 (seed 0); the mix cut to
-the classes that cover 95% of the tasks 95.20 / 94.96; the task mix of the whole stream
-given up front 95.25 (seed 0); F1 counting what stays free after as many tasks of the
-class as the node takes 95.23 / 95.32; declining a fractional task that would open an
-unused GPU and leave a hole fewer than 5% of the tasks fit, once 85% or 90% of the fleet
-is allocated, 95.19 / 95.38 (seed 0; it also refuses work that fits, which the engine does
-not do); the lean of F4 for fractional tasks only 94.91 / 94.90, for whole-GPU tasks only
-95.12 / 95.11; the lean scaled by node size (w = 0.8 per free GPU share) 95.53 / 95.44.
 
 ``unsupported(problem)`` names the workloads with spread or site-survival rules: ``repack``
 moves single-replica fractional tasks only, and ``improve`` (the engine's last step where

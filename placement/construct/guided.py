@@ -4,8 +4,7 @@
 thousandths to run on each group of alike nodes and at which power level. Where power
 caps bind, that solution runs many GPUs below their top level (more GPUs under the
 same watts: throughput grows about with the square root of the cap), which the
-greedy and the heuristics, best level first, never do. On profile L the LP runs 5,800
-GPUs below the top level, the greedy 960.
+greedy and the heuristics, best level first, never do.
 
 ``guided(prepared, lp)`` turns the solution into budgets per (class, node group, level)
 and runs the greedy's own ``place_workload`` (every hard rule through ``FleetState``,
@@ -19,35 +18,12 @@ room, and then the tier's placed workloads get replicas up to max_replicas. The 
 tier, the one the LP fills only in part, is rounded from a second LP over what the
 earlier tiers left (``resolve``).
 
-Measured on profile L seed 0 (one LP solution, the rounding alone, about 1-3 s; gap
-against the LP bound 7,971,647,284): budgets then a final fill 2.72%; the failures
-filled within their tier 2.09%; the tier's top-ups 2.03%; round-up 0.3 of a replica
-1.94%; the last tier from the re-solved LP (2-7 s more) 1.71-1.76%. Re-solving before
-every tier did not help (1.81%), nor did the tier fill at the LP's levels (2.21%) or an
-immediate unguided retry of a failed workload (4.1%: it takes budgets of others), nor, with
-the re-solved last tier, filling a tier's failures at levels up to the LP's in each group
-(2.20% against 1.76%). The
-first order of ``greedy.ORDERS`` and round-up 0.3 to 0.7 moved the result by up to 0.2%.
-Placing each workload's minimum under the budgets first (so that a class's budget reaches all
-its workloads) and its further replicas in a second pass: best of the four variants on
-profile L seeds 0/1/2 1.74/1.81/1.82% against 1.77/1.79/1.71% without; M 1.75/1.88/2.00%
-against 1.80/1.87/1.99%; S worse on every seed. Twenty random workload orders within the
-tiers (M seed 0): the best 1.70%, the median 1.92%.
-
-The failures and the top-ups by the LP's prices (``_Priced``) instead of first fit: about
-1,950 of profile L seed 0's 9,300 replicas go that way, and first fit put them where the
-LP meant other classes to be, at the top level where watts were dear. With the prices
-(no re-solve) L seeds 0/1/2 1.54 / 1.47 / 1.48% against 1.84 / 1.63 / 1.57% (first variant of
-``methods.GUIDED_VARIANTS``), M 1.52-1.73% against 1.70-1.80%; with the prices the re-solved
-last tier no longer helps on average. Tried and not kept: every workload by the prices alone,
-no budgets (L 3.50%); a failure's replicas at the top level first (no change); the
-re-solve's own prices for the last tier, and the re-solve counting free GPUs per node (both
-within 0.1% either way).
+The failures and the top-ups go by the LP's prices (``_Priced``): where the LP makes them
+cheapest, not first fit.
 
 Last, ``greedy.swap_tiers``: a higher tier's replica capped low and a lower tier's replica
 of as many GPUs (of any type) at a higher level trade places (each GPU keeps its cap, so
-no rack draws more). L seeds 0/1 1.54 -> 1.47%, 1.47 -> 1.40%; M 1.52 -> 1.40%, 1.60 ->
-1.49%, 1.73 -> 1.57% (0.02-0.3 s).
+no rack draws more).
 """
 
 from __future__ import annotations

@@ -3,34 +3,18 @@
 ``polish`` is what the solve does to the best plan the portfolio found: ``greedy.fill``
 (unplaced workloads into what is left), ``greedy.relocate`` (replicas capped for want of
 watts to racks where they run higher), ``greedy.swap_tiers``, then, where asked, rounds of
-``consolidate``, ``repack_domains`` and ``swap_sets``. Profile L seed 0, on the LP-guided
-plan (1.23% from the integer bound), with no deadline: 1.08% after the first round (13 s),
-1.00% after the second (23 s), 0.98% when the rounds stop gaining (52 s).
+``consolidate``, ``repack_domains`` and ``swap_sets``. Every change goes through the rule
+kernel (``FleetState``).
 
 ``consolidate``: where a rack's or site's watts bind, a node powered for one or two replicas
 pays its host and all its GPUs' idle power for them. Its replicas move to free GPUs of other
 powered nodes of the site (at their level or higher, every rule kept) and the node is off;
-the repack then spends those watts. Measured against the integer bound's Lagrangian
-decomposition on profile L seed 0's polished plan: of its 1.07% gap, 0.18% was the site
-power rows' price times watts the plan's own accounting (a GPU's cap and host share) left
-unused in site-bound sites, mostly such nodes; powering off 28 of them (76 kW) and repacking
-gave 0.995% (5.6 million placed work, against 0.95 million for repacking alone).
+the repack then spends those watts.
 
-In the solve's time box at L (about 18 s of polish) the first repack of every domain takes
-most of the time, so later rounds repack only the sites where nodes went off. Each domain's
-program is solved by CP-SAT (one worker, no presolve, at most 60 ms). It was HiGHS: through
-``pywraplp`` a HiGHS run that reaches its time limit returns no solution at all (status
-"unknown", however good its incumbent), and on profile L seed 1's LP-guided plan 159 of 729
-domains did, 11.3 of 20 s for 1.2 million placed work; a solution hint, which would give it
-the plan as an incumbent, crashes the process (OR-Tools 9.15, HiGHS 1.12). CP-SAT returns its
-best solution at the limit: the first repack of seed 1 took 10-11 s and gained 22-24 million
-(HiGHS: 20-22 s, 16-17 million), seed 0 6.5-8 s for 13-14 million (HiGHS: 11 s, 11.5
-million). Polished for 19 s from the LP-guided plans of L seeds 0 / 1 / 2: 1.01-1.03 / 0.81-0.90
-/ 0.91-0.93% with HiGHS, 0.94-0.95 / 0.68-0.69 / 0.84-0.85% with CP-SAT (0.96-0.97 / 0.70 /
-0.86-0.87% with its presolve; 30 to 150 ms a domain within 0.02% of each other). Tried
-and not kept: consolidating onto nodes of other sites (1.111 / 0.958 / 0.997% against 1.039 /
-0.931 / 0.988%, HiGHS: it takes other sites' watts); repacking the domains the last round
-changed first, or only those until they stop gaining (within the noise, HiGHS).
+The first repack of every domain costs most of a round, so later rounds repack only the
+sites where ``consolidate`` powered nodes off. Each domain's program is solved by CP-SAT (one
+worker, no presolve, at most ``MS_PER_DOMAIN``), which returns its best solution when its
+limit is reached (HiGHS through ``pywraplp`` returns none then).
 
 ``repack_domains``: where racks' watts bind, a rounded plan leaves each rack's last watts
 in pieces: a node powered for one replica, a replica at a level the watts left cannot
@@ -52,12 +36,7 @@ are interchangeable, so only the few whose room covers the domain's GPUs get var
 A domain's new content is kept only where it earns more placed work and the
 ``FleetState`` confirms every rule (watts, spread, site survival, replica counts); else the
 domain is put back as it was. Domains with free GPUs go first, the least watts to spare
-first. Profile L seed 0 (the LP-guided plan, HiGHS): 1.23% -> 1.12-1.14% from the integer
-bound in 18 s (735 domains, about 105 changed); a second pass adds 0.01% in as long again.
-Tried and not kept: all of a site's domains in one program (5 s a site found next to
-nothing), the higher tiers' replicas moved between a domain's nodes too (+0.01% for twice
-the time), Lagrangian multipliers improved by subgradient steps from the LP's duals for the
-integer bound (every step was worse, M seed 0).
+first.
 """
 
 from __future__ import annotations
@@ -92,7 +71,7 @@ from placement.exact.backends.linear import solve as solve_linear
 
 log = logging.getLogger(__name__)
 
-MS_PER_DOMAIN = 60  # CP-SAT per domain (30-150 ms within the noise at L)
+MS_PER_DOMAIN = 60  # CP-SAT per domain (30-150 ms gave the same plans within 0.02%)
 # CP-SAT runs with one worker and without its presolve (with it: 0.016% less placed at L in 19 s)
 SWAP_SETS_S = 1.0  # kept for swap_sets after repacking (0.3-0.4 s a round at L)
 SWAP_SETS_ROUNDS = 3
@@ -163,11 +142,6 @@ def consolidate(st: FleetState, deadline: float | None = None) -> list[str]:
     node's host and idle power go back to its rack and site for ``repack_domains`` to spend.
     Nodes with the fewest GPUs in use go first; a node whose replicas cannot all move stays as
     it was. Returns the site of each node powered off.
-
-    Where a rack's or a site's watts bind, a node powered for one or two replicas pays its host
-    and every GPU's idle power for them: on profile L seed 0's polished plan, 28 such nodes in
-    site-bound sites held 76 kW, and repacking after powering them off gained 5.6 million placed
-    work (1.069% -> 0.995% from the integer bound) against 0.95 million without.
     """
     p = st.p
     wl = p.problem.workloads

@@ -13,8 +13,8 @@ instance's size and the time limit only, never from a clock:
 * whether the per-node model is built and its budget over all tiers in CP-SAT's
   deterministic seconds (``model_det_s``; the PuLP backend turns it into CBC nodes).
 
-The choice uses estimated seconds per unit of size (``S_PER_*``), measured on this project's
-2-core reference machine with one other process running (profile L, seed 0), and fills
+The choice uses estimated seconds per unit of size (``S_PER_*``), calibrated on profile L seed 0
+(docs/experiments/2026-12-06-deterministic-mode.md, "Calibration"), and fills
 ``DET_SHARE`` of the time limit in order of value: the greedy, the LP with its first rounding, one polish
 round, the model, then more roundings and rounds. The estimates only size the work; the
 plan is the same whatever the estimates' error, as long as the wall-clock limit (kept as the

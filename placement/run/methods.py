@@ -59,10 +59,8 @@ log = logging.getLogger(__name__)
 Placements = tuple[ReplicaPlacement, ...]
 
 # the LP-guided rounding, in these variants one after the other (workload order, round-up share,
-# re-solve the LP for the last tier, the budgets' failures by the LP's prices); best first as
-# measured (profiles S, M, L seeds 0-2, one LP each): the first alone gives L 1.50% on
-# average, all four 1.49%; the plain ones (the first variants before the prices) 1.60%. On
-# profile L each took 4-9 s; on S the plain ones were the better ones (3.0% against 3.04%).
+# re-solve the LP for the last tier, the budgets' failures by the LP's prices); best first
+# (figures: docs/experiments/2026-12-06-method-tuning.md)
 GUIDED_VARIANTS = (
     (greedy_mod.order_key, 0.3, False, True),
     (greedy_mod.ORDERS[2], 0.3, False, True),

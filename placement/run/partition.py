@@ -76,51 +76,9 @@ run in waves, and with ``fit_time_limit`` (the default) each part gets its wave'
 that the whole stays within the limit; ``fit_time_limit=False`` gives every part the whole
 remaining time. ``PartStats.node`` and ``.pid`` say where each part ran.
 
-Measured with ``benchmarks/partition_bench.py`` (each solve in a fresh process, 30 s limit,
-``profile("L")`` and ``profile("XL")``, seeds 0 and 1, engine of d148e63; medians; "cluster"
-is ``address=`` a Ray head on loopback started once, "Ray" a local Ray started per solve).
-This 2-core machine ran other sessions' solves and tests throughout (1-minute load 4.6 to
-8.7), so wall times are inflated and a solve that does not get its CPU can fall far short:
-
-=====  ==========  ====  ======  =======  ===========  =========  ======  =========  ========
-size   method      runs  wall s  speedup  placed work  vs single  gap     vs single  left out
-                                                       (median)           (best)     (part.)
-=====  ==========  ====  ======  =======  ===========  =========  ======  =========  ========
-L      single         4    14.6  --       7.561e9      --         6.45%   --         --
-L      local, 2       4    18.3  0.81x    7.572e9      +0.06%     6.31%   -0.06%     0.5
-L      Ray, 2         4    19.3  0.74x    7.572e9      -0.00%     6.31%   -0.12%     0.5
-L      cluster, 2     4    19.5  0.73x    7.572e9      -0.00%     6.31%   -0.12%     0.5
-L      local, 4       2    20.4  0.71x    7.507e9      -0.80%     7.11%   -0.97%     10.5
-L      Ray, 4         2    20.0  0.72x    7.443e9      -1.64%     7.90%   -1.81%     10.5
-L      cluster, 4     2    21.7  0.67x    7.608e9      +0.53%     5.86%   +0.36%     10.5
-XL     single         4    34.9  --       3.023e10     --         5.27%   --         --
-XL     local, 2       4    43.9  0.77x    2.742e10     -8.66%     15.14%  -0.19%     1
-XL     Ray, 2         4    47.7  0.72x    2.866e10     -4.41%     11.22%  -5.01%     1
-XL     cluster, 2     4    43.8  0.78x    3.051e10     +1.72%     5.36%   -0.14%     1
-XL     local, 4       2    42.5  0.80x    3.005e10     +0.19%     6.87%   -1.74%     12.5
-XL     Ray, 4         2    44.0  0.78x    2.910e10     -3.01%     9.78%   -4.81%     12.5
-XL     cluster, 4     2    46.1  0.74x    3.009e10     +0.31%     6.75%   -1.62%     12.5
-=====  ==========  ====  ======  =======  ===========  =========  ======  =========  ========
-
-"vs single (median)" compares each run with the median single solve of its seed; "(best)"
-compares each method's best run of a seed with the best single run (what a method reaches
-when it gets its CPU). With 2 groups and parts that run their course, partitioning costs
-about 0.1% of placed work at L and XL. Four of the eight XL runs with 2 groups on local or
-Ray lost 10 to 26%: parts starved of CPU that stopped at a far worse plan (their part limits
-were 17 to 24 s; a Ray started per solve takes 3 to 5 s of them); one single solve lost 7.5%
-the same way. With 4 groups 10 to 13 workloads need sites in two groups and are left out;
-the best runs are within -1.8% and +0.4% at L and lose 1.6 to 4.8% at XL. There is no speedup on two cores:
-the single solve already uses both (CP-SAT workers and the portfolio child), and under this
-load the partitioned solve overran its 30 s by 11 to 21 s at XL (parts ran up to 9.5 s past
-their limits; combining and verifying the whole XL plan took 4 to 9 s against a margin of
-3.5 s).
-
-The a-priori bound on what partitioning costs, ``W_span``, is loose on these instances (72%
-of the placed work at L and 77% at XL with 2 groups: most workloads have candidate sites in
-both groups). The statement that holds is the combined gap: ``OPT_whole <= bound``, so
-``OPT_whole - placed_work <= gap * bound``. For XL with 2 groups, runs that got their CPU
-prove that partitioning and the parts' own gaps together cost at most 5.1 to 5.8% of the
-optimum.
+``W_span`` can be loose (when most workloads have candidate sites in several groups); the
+combined gap always holds: ``OPT_whole <= bound``, so ``OPT_whole - placed_work <= gap * bound``.
+Measurements: docs/experiments/2026-11-29-partitioned-and-ray.md.
 """
 
 from __future__ import annotations

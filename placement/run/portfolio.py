@@ -13,13 +13,11 @@ after the other. By default (``default_children``) two children work beside the 
 
 While the parent waits, ``polish`` forks a third child running ``polish`` on the best plan so
 far (the LP-guided one as soon as it comes; another plan only once the LP child is done),
-sent back as a plan that replaces its source. At L it runs from the LP-guided plan (about
-31 s) to the parent's wait (about 50 s), on the core the heuristics child left.
+sent back as a plan that replaces its source.
 
 Each result is sent as soon as it exists (a method's plan only when it beats the method's
 last); the parent keeps the tightest bound and takes what has arrived by its own deadline;
-at ``close`` the children are killed whatever they are doing. On this 2-core machine the
-parent mostly waits at 40,000 GPUs (no model is built there), so the children have a core each.
+at ``close`` the children are killed whatever they are doing.
 
 Nothing a child does is lost: its log records go through its pipe and the parent logs them
 as its own; a method that raises is reported with its traceback (the parent logs it as an

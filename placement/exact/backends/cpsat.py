@@ -151,9 +151,8 @@ class CpSatSession:
         # CP-SAT's own SIGINT handler outlives the solve and aborts the process on the next
         # Ctrl-C (std::bad_function_call); the caller's ``stop`` is how a solve is interrupted
         solver.parameters.catch_sigint_signal = False
-        if work is not None:  # deterministic: one worker (measured on datasets/mixed: from the greedy
-            # plan one worker reached 81.9 million in one deterministic second, two interleaved
-            # workers 78.0 million in twice the wall time), bounded by deterministic time
+        if work is not None:  # deterministic: one worker (two interleaved workers
+            # reached less in twice the wall time), bounded by deterministic time
             solver.parameters.max_deterministic_time = work
             solver.parameters.num_workers = 1
         report_bound = solver.parameters.num_workers > 1

@@ -4,8 +4,7 @@ One binary per (replica, node) does not scale (2,000 replicas on 300 nodes: no f
 plan in 30 s in any solver), so replicas of one workload are aggregated: the model
 decides how many replicas of workload w run on node n at power level l. GPU indices
 are chosen afterwards (``placement.exact.decode``). The builder reads prepared data only
-(``placement.core.candidates.Prepared``); it does no cleaning, so node groups or a
-decomposition can feed it later.
+(``placement.core.candidates.Prepared``) and does no cleaning.
 
 Sets
 ----
@@ -95,46 +94,23 @@ Each tier's value equals ``placement.core.objective.evaluate`` of the decoded pl
 unit (same helpers from ``placement.core.energy``). Every family lives in
 ``placement.exact.model.families`` and is listed, in order, in ``placement.exact.model.registry``.
 
-Scaling (what runs at 40,000 GPUs, and what does not yet)
----------------------------------------------------------
+Where the model is not built
+----------------------------
 The per-node model above is exact and is what small and medium instances get (the
-brute-force oracle checks it). Past ``solve.MODEL_MAX_VARS`` (200,000 estimated
-variables) or when its estimated build time does not fit the time box, it is not
-built; the plan then comes from the time-boxed pipeline below, which every instance
-runs first anyway:
+brute-force oracle checks it). Past ``solve.MODEL_MAX_VARS`` estimated variables, or when
+its estimated build time does not fit the time box, it is not built; the plan then comes
+from the methods that every solve runs anyway (``placement.run.methods``, scheduled by
+``placement.run.solve`` and ``placement.run.portfolio``): the greedy over node groups
+(``placement.construct.greedy``), the heuristics (``placement.construct.heuristics``), the
+LP-guided plan (``placement.construct.guided``) and the polish (``placement.improve.repack``),
+all through ``placement.core.state.FleetState``, with bounds from ``placement.bounds``. The
+candidate filter (``placement.core.candidates``) works over groups of alike nodes in (site,
+GPU type) cells, so its cost grows with workloads x cells, not x nodes; per-node candidates
+and rejections are expanded only on demand (this model, ``explain``).
 
-1. Filter over groups (``placement.core.candidates``). Nodes alike in every field a node
-   rule reads (state, site, power domain, GPU type, gpu_count, host power, host
-   resources) form a group; groups sit in (site, GPU type) cells. Latency, backup, type,
-   memory and the cap floor are checked once per (workload, site, type) through caches
-   keyed by the fields they read; state, GPU count, host resources and one-replica
-   power once per (workload shape, group). ``Prepared.options[w]`` lists cells and
-   groups; per-node candidates and rejections are expanded only on demand (the model,
-   ``explain``). Cost grows with workloads x cells, not x nodes (40k: 301 s -> ~2 s).
-2. Greedy over groups (``placement.construct.greedy``), first-fit decreasing, all or nothing per
-   workload, every check through ``FleetState``. Counters of free GPUs per node, group
-   and cell and "dead" marks (a group or cell where a replica of some shape did not fit
-   stays dead for every harder shape until usage in its site shrinks) make a workload
-   that does not fit cost about one check per cell (40k: ~3 s). Stops at its deadline;
-   a partial greedy plan is valid.
-3. Portfolio (``placement.run.portfolio``): a forked child computes the LP relaxation bound
-   on tier 1 (``placement.run.partition.relaxation_bound``: per (site, GPU type), GPU
-   thousandths capped by what each rack's power feeds at the lowest cap, power at cap +
-   host share per GPU; a relaxation because every aggregate row is a sum of real rows
-   with the on/off and packing structure dropped) and the heuristics' plans (FGD,
-   best-fit, first-fit decreasing). The parent takes what arrived by its deadline,
-   fills room a heuristic left with the greedy's rules, verifies, and never returns less
-   than the best verified plan; the child is killed at the end, which time-boxes
-   heuristics that take no deadline.
-4. Verification and budgets always run (measured cost is kept in reserve); unplaced
-   work is explained most valuable first until a deadline, the rest says "time_limit".
-
-Not built yet (issue 4's "How"): the aggregated model that places counts per (workload,
-group, level) with group-level rows (GPU sum <= G * powered nodes, a per-node packing
-bound, shared GPUs as an integer count with milli and memory sums, exact additive
-power), then packs nodes inside each group by first-fit decreasing with a repair step.
-The groups, cells, ``FleetState`` and the warm start above are its inputs; its LP
-relaxation would also give a tighter bound than the per-(site, type) one.
+There is no aggregated integer model over node groups: its LP relaxation is the node-group
+LP (``placement.bounds.bound.group_lp``), which gives the bound and which the LP-guided
+greedy rounds.
 """
 
 from __future__ import annotations
