@@ -260,7 +260,7 @@ def demand_bound(problem: Problem) -> float:
 
 def relaxation_bound(problem: Problem) -> float | None:
     try:
-        from placement.run.partition import relaxation_bound as lp
+        from placement.bounds.bound import relaxation_bound as lp
     except ImportError:
         return None
     try:

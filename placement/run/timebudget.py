@@ -121,8 +121,8 @@ class TimeBudget:
 
     def guessed(self, nodes: int, filter_s: float) -> TimeBudget:
         """Before any plan is assembled: its assembly guessed from the fleet's size and from how
-        fast this machine (which is shared) filtered it: at 40,000 GPUs assembling took about
-        as long as the filter, loaded or not."""
+        long the filter took on this instance (assembling takes about as long as filtering at
+        40,000 GPUs, so the filter's time tells how fast the machine runs right now)."""
         return replace(self, assemble_s=max(ASSEMBLE_S_PER_NODE * nodes, filter_s * nodes / 8000))
 
     def measured(self, assemble_s: float) -> TimeBudget:
