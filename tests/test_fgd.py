@@ -298,7 +298,7 @@ def test_repack_swaps_a_lone_task_for_a_set_that_fills_the_gpu() -> None:
     # one GPU: 810 placed; the pool holds 320 + 460 + 220 (= 1000)
     problem = Problem(fleet((1,)), (frac("big", 810), frac("a", 320), frac("b", 460), frac("c", 220)))
     start = (ReplicaPlacement("big", 0, "s", "r", "n0", (0,), 810, 700),)
-    got = checked(problem, fgd.repack(problem, start))
+    got = checked(problem, fgd.refill(problem, start))
     assert set(got) == {"a", "b", "c"}
 
 
@@ -313,7 +313,7 @@ def test_repack_respects_host_cpu(cpu_cap: int, expected: set[str]) -> None:
     ws = (frac("big", 810, cpu=1000), frac("a", 320, 1000), frac("b", 460, 1000), frac("c", 220, 1000))
     problem = Problem(fleet((1,), cpu_milli=cpu_cap), ws)
     start = (ReplicaPlacement("big", 0, "s", "r", "n0", (0,), 810, 700),)
-    assert set(checked(problem, fgd.repack(problem, start))) == expected
+    assert set(checked(problem, fgd.refill(problem, start))) == expected
 
 
 @pytest.mark.parametrize("seed", range(25))

@@ -1,4 +1,4 @@
-"""Repacking power domains (placement.improve.repack): more placed work where watts bind, every rule kept."""
+"""Repacking power domains (placement.improve.polish): more placed work where watts bind, every rule kept."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from placement.core.domain import Problem, Spread, SpreadLevel
 from placement.core.objective import evaluate
 from placement.core.state import Fit, FleetState
 from placement.generator import generate
-from placement.improve.repack import consolidate, polish, repack_domains, swap_sets
+from placement.improve.polish import consolidate, polish, repack_domains, swap_sets
 from placement.run.portfolio import Portfolio
 from tests.test_bound import CAPPED, FULL, ONE_GPU, one_node
 from tests.test_guided import two_domains, verified

@@ -1,4 +1,4 @@
-"""Fragmentation gradient descent for GPU-sharing fleets: one batch, online batches, and a repack.
+"""Fragmentation gradient descent for GPU-sharing fleets: one batch, online batches, and a refill.
 
 The measure and the policy are ``placement.construct.policies`` (``Measure``, ``Fragmentation``: F1-F4,
 after Weng et al., "Beware of Fragmentation: Scheduling GPU-Sharing Workloads with
@@ -22,14 +22,14 @@ least free GPU capacity (F3).
   decreasing GPU demand) from the same state, keeping the order that places the most work,
   then (``by_frag``) the least fleet fragmentation (F2) or the first order listed.
   ``OnlinePlacer`` uses arrival order alone by default.
-* ``repack``: a local search for one batch. For each GPU not full, its fractional tasks go
+* ``refill``: a local search for one batch. For each GPU not full, its fractional tasks go
   back to the pool of unplaced fractional tasks and a knapsack over the pool (GPU
   thousandths of the GPU, the node's free CPU and memory, the GPU's memory) refills it;
   the refill is kept when it holds more work and the rule kernel takes every task of it.
   Placed work never drops.
-* ``improve``: the better of a given plan and FGD's (in decreasing demand), each repacked.
+* ``improve``: the better of a given plan and FGD's (in decreasing demand), each refilled.
 
-``unsupported(problem)`` names the workloads with spread or site-survival rules: ``repack``
+``unsupported(problem)`` names the workloads with spread or site-survival rules: ``refill``
 moves single-replica fractional tasks only, and ``improve`` (the engine's last step where
 it builds no model) leaves plans with such rules as they are.
 """
@@ -61,7 +61,7 @@ def class_of(w: Workload) -> ClassKey:
 
 
 def unsupported(problem: Problem) -> list[str]:
-    """Workloads with spread or site-survival rules (``repack`` and ``improve`` leave such plans be)."""
+    """Workloads with spread or site-survival rules (``refill`` and ``improve`` leave such plans be)."""
     return [
         w.name
         for w in problem.workloads
@@ -206,7 +206,7 @@ class OnlinePlacer:
         return out
 
 
-# ----------------------------------------------------------------------------- repack
+# ----------------------------------------------------------------------------- refill
 
 
 def _refill(
@@ -262,7 +262,7 @@ def _refill(
     return best[0], [items[k][5] for k in best[5]]
 
 
-def repack(
+def refill(
     problem: Problem,
     placements: Sequence[ReplicaPlacement],
     passes: int = 2,
@@ -273,7 +273,7 @@ def repack(
     Only single-replica fractional workloads move; every other placement stays as given.
     First the unplaced workloads are offered to FGD (F3) in decreasing demand, then each GPU
     that is not full is refilled from the pool, ``passes`` times or until ``deadline``
-    (``time.perf_counter()`` seconds).
+    (``time.monotonic()`` seconds, the solve's one clock).
     """
     packing = Packing(problem, FirstFit())
     st = packing.st
@@ -314,7 +314,7 @@ def repack(
     for _ in range(passes):
         gained = 0
         for n, info in enumerate(packing.p.nodes):
-            if deadline is not None and time.perf_counter() > deadline:
+            if deadline is not None and time.monotonic() > deadline:
                 break
             if not packing.ready[n] or not info.gpu.shareable:
                 continue
@@ -383,7 +383,7 @@ def repack(
         improved += gained
         if not gained:
             break
-    log.info("repack: +%d priority-weighted thousandths", improved)
+    log.info("refill: +%d priority-weighted thousandths", improved)
     return packing.placements()
 
 
@@ -402,7 +402,7 @@ def _item(w: Workload) -> tuple[int, int, int, int, int, str]:
 def improve(
     problem: Problem, placements: Sequence[ReplicaPlacement], deadline: float | None = None
 ) -> tuple[ReplicaPlacement, ...]:
-    """The better (placed work, tier 1) of ``placements`` and FGD's plan, each repacked.
+    """The better (placed work, tier 1) of ``placements`` and FGD's plan, each refilled.
 
     ``placements`` come back unchanged when the problem has rules this module does not
     handle (``unsupported``) or nothing beats them.
@@ -416,11 +416,11 @@ def improve(
         lambda: fgd_place(problem, ("demand",)),
     ]
     for k, start in enumerate(starts):
-        if deadline is not None and time.perf_counter() > deadline:
+        if deadline is not None and time.monotonic() > deadline:
             break
-        got = repack(problem, start(), deadline=deadline)
+        got = refill(problem, start(), deadline=deadline)
         work = _work(problem, got)
-        log.info("improve: start %d repacked to work %d (best so far %d)", k, work, best_work)
+        log.info("improve: start %d refilled to work %d (best so far %d)", k, work, best_work)
         if work > best_work:
             best, best_work = got, work
     return best

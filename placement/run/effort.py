@@ -8,7 +8,7 @@ instance's size and the time limit only, never from a clock:
 * the greedy's orders (``greedy.ORDERS``): all of them, or the first only;
 * whether the node-group LP runs (``placement.bounds.bound``) and how many of the LP-guided
   roundings (``methods.GUIDED_VARIANTS``) follow it;
-* the polish's rounds (``repack.polish``) and each power domain's CP-SAT budget in
+* the polish's rounds (``polish.polish``) and each power domain's CP-SAT budget in
   deterministic time (``repack_det_s``);
 * whether the per-node model is built and its budget over all tiers in CP-SAT's
   deterministic seconds (``model_det_s``; the PuLP backend turns it into CBC nodes).
@@ -57,7 +57,7 @@ class Effort:
     greedy_orders: int  # greedy.ORDERS tried, from the first
     lp: bool  # the node-group LP, its bounds and roundings run
     guided_variants: int  # LP-guided roundings (methods.GUIDED_VARIANTS, from the first)
-    polish_rounds: int  # repack.polish rounds of consolidate, repack and swap sets (0: no polish)
+    polish_rounds: int  # polish.polish rounds of consolidate, repack and swap sets (0: no polish)
     repack_det_s: float  # CP-SAT deterministic time per power domain in the repack
     model: bool  # the per-node model is built and solved
     model_det_s: float  # CP-SAT deterministic time over all tiers

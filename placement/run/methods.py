@@ -29,9 +29,9 @@ lp_guided           construct  the node-group LP (``placement.bounds.bound``, GL
                                one after the other), the integer bound after the first plan
 lp_bound            bounds     the node-group LP's bound and the integer bound, no plans
 relaxation_bound    bounds     the (site, GPU type) LP (``bound.relaxation_bound``)
-polish              improve    ``repack.polish``: fill, relocate, swap tiers, rounds of
+polish              improve    ``polish.polish``: fill, relocate, swap tiers, rounds of
                                consolidate, power-domain repack (CP-SAT) and swap sets
-light_polish        improve    ``repack.polish`` without the repack rounds (one swap-set round)
+light_polish        improve    ``polish.polish`` without the repack rounds (one swap-set round)
 fgd_improve         improve    ``fgd.improve``: FGD's plan and the plan in hand, each with its
                                unused GPU shares refilled; fleets without spread or site
                                survival rules (``fgd.unsupported``)
@@ -250,7 +250,7 @@ class RelaxationBound:
 
 @dataclass(frozen=True)
 class Polish:
-    """``repack.polish`` of ``start`` until the budget's deadline; with ``repack`` the power
+    """``polish.polish`` of ``start`` until the budget's deadline; with ``repack`` the power
     domains are repacked (in the deterministic mode ``effort.polish_rounds`` rounds, each
     domain bounded by ``effort.repack_det_s`` of CP-SAT's deterministic time)."""
 
@@ -268,7 +268,7 @@ class Polish:
         start: Placements = (),
     ) -> Iterator[Found | Bound]:
         from placement.core.state import FleetState
-        from placement.improve.repack import polish
+        from placement.improve.polish import polish
 
         effort = budget.effort if self.repack else None
         st = FleetState.from_placements(prepared, start)
@@ -306,13 +306,9 @@ class FgdImprove:
         stop: threading.Event | None = None,
         start: Placements = (),
     ) -> Iterator[Found | Bound]:
-        import time
-
         from placement.construct import fgd
 
-        # fgd reads its deadline on time.perf_counter: the budget's end, converted once here
-        deadline = time.perf_counter() + budget.left()
-        got = tuple(fgd.improve(prepared.problem, start, deadline=deadline))
+        got = tuple(fgd.improve(prepared.problem, start, deadline=budget.deadline))
         yield Found(got, (), got != tuple(start))
 
 

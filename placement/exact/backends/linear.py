@@ -8,7 +8,7 @@ with a solver's status code:
 
 * ``placement.bounds.bound``: the (site, GPU type) relaxation and the node-group LP (GLOP), and
   the integer bound's program per power domain (HiGHS);
-* ``placement.improve.repack``: the program that repacks one power domain (CP-SAT).
+* ``placement.improve.polish``: the program that repacks one power domain (CP-SAT).
 
 (``benchmarks.pairmip``'s textbook model is an ``IntegerProgram`` like the per-node model's,
 and goes through the ``Session``.)

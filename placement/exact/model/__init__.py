@@ -102,7 +102,7 @@ its estimated build time does not fit the time box, it is not built; the plan th
 from the methods that every solve runs anyway (``placement.run.methods``, scheduled by
 ``placement.run.solve`` and ``placement.run.portfolio``): the greedy over node groups
 (``placement.construct.greedy``), the heuristics (``placement.construct.heuristics``), the
-LP-guided plan (``placement.construct.guided``) and the polish (``placement.improve.repack``),
+LP-guided plan (``placement.construct.guided``) and the polish (``placement.improve.polish``),
 all through ``placement.core.state.FleetState``, with bounds from ``placement.bounds``. The
 candidate filter (``placement.core.candidates``) works over groups of alike nodes in (site,
 GPU type) cells, so its cost grows with workloads x cells, not x nodes; per-node candidates
