@@ -8,29 +8,13 @@ import pytest
 
 from placement.bounds.bound import group_lp, group_lp_bound, integer_bound
 from placement.core.domain import (
-    Fleet,
-    GpuType,
-    Node,
-    PowerDomain,
-    PowerLevel,
     Problem,
-    Site,
-    SiteKind,
     Spread,
     SpreadLevel,
     Workload,
 )
-from tests.test_oracle import brute_force, tiny_problem
-
-GPU = GpuType(
-    name="T",
-    memory_gib=40.0,
-    max_power_w=400,
-    min_power_cap_w=200,
-    idle_power_w=50,
-    power_levels=(PowerLevel(250, 80), PowerLevel(400, 100)),
-    shareable=True,
-)
+from tests.builders import CAPPED, FULL, ONE_GPU, one_node, tiny_problem, two_sites
+from tests.oracles import brute_force
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -46,24 +30,6 @@ def test_never_below_the_brute_force_optimum(seed: int) -> None:
     tighter = integer_bound(lp)
     assert tighter is not None
     assert best <= tighter <= lp.bound, (seed, best, tighter, lp.bound)
-
-
-def one_node(domain_w: int, workload: Workload, gpu_count: int = 1) -> Problem:
-    """One 100 W-host node of gpu_count GPUs in one domain capped at domain_w; one site of 1 MW."""
-    fleet = Fleet(
-        gpu_types=(GPU,),
-        sites=(Site(name="s", kind=SiteKind.DATACENTER, region="r", capacity_kw=1000.0, pue=1.2),),
-        power_domains=(PowerDomain(name="pd", site="s", capacity_kw=domain_w / 1000.0),),
-        nodes=(
-            Node(name="n", site="s", power_domain="pd", gpu_type="T", gpu_count=gpu_count, host_power_w=100),
-        ),
-    )
-    return Problem(fleet=fleet, workloads=(workload,))
-
-
-ONE_GPU = Workload(name="w", gpus=1, memory_gib=10.0)
-FULL = 1000 * 100  # work_milli * top throughput
-CAPPED = 1000 * 80  # at the 250 W level
 
 
 @pytest.mark.parametrize(
@@ -149,23 +115,6 @@ def test_site_cap_binds_under_an_ample_domain(case: str, site_w: int, low: int, 
     bound = group_lp_bound(replace(base, fleet=replace(base.fleet, sites=(site,))))
     assert bound is not None
     assert low <= bound <= high, (case, bound)
-
-
-def two_sites(gpus_a: int, gpus_b: int, workload: Workload) -> Problem:
-    """Site a with one node of gpus_a GPUs, site b with one of gpus_b; power never binds."""
-    sites = tuple(
-        Site(name=s, kind=SiteKind.DATACENTER, region="r", capacity_kw=100.0, pue=1.2) for s in ("a", "b")
-    )
-    fleet = Fleet(
-        gpu_types=(GPU,),
-        sites=sites,
-        power_domains=tuple(PowerDomain(name=f"pd-{s}", site=s, capacity_kw=100.0) for s in ("a", "b")),
-        nodes=tuple(
-            Node(name=f"n-{s}", site=s, power_domain=f"pd-{s}", gpu_type="T", gpu_count=c, host_power_w=100)
-            for s, c in (("a", gpus_a), ("b", gpus_b))
-        ),
-    )
-    return Problem(fleet=fleet, workloads=(workload,))
 
 
 @pytest.mark.parametrize(

@@ -27,11 +27,10 @@ from placement.generator import generate
 from placement.run import effort as effort_mod
 from placement.run.effort import plan_effort
 from placement.run.solve import _model_vars
+from tests.builders import MIXED, REPO
 from tests.server_support import running_server
 from wire.files import load_problem
 
-REPO = Path(__file__).resolve().parent.parent
-MIXED = REPO / "datasets" / "mixed"
 CLI = [sys.executable, "-m", "fleetplace.cli"]
 
 

@@ -44,11 +44,10 @@ from placement.core.objective import evaluate
 from placement.core.state import FleetState
 from placement.core.verify import verify
 from server.client import PlacementClient
+from tests.builders import REPO
 from tests.server_support import running_server
 from wire import convert
 from wire.files import load_problem, write_json_atomic
-
-REPO = Path(__file__).resolve().parent.parent
 
 # 4 GPUs a node, idle 100 W, caps 400 W (75%) and 700 W; a node's host draws 1000 W, so a
 # node on with idle GPUs draws 1,400 W and a 4-GPU replica at 400 W adds 1,200 W (2,600 W

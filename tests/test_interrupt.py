@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-MIXED = REPO / "datasets" / "mixed"
+from tests.builders import MIXED, REPO
+
 CLI = [sys.executable, "-m", "fleetplace.cli"]
 
 

@@ -35,9 +35,8 @@ from placement.run.partition import (
     solve_partitioned_stats,
     split,
 )
-from tests.test_partition import hand_problem
+from tests.builders import REPO, two_region_problem
 
-REPO = Path(__file__).resolve().parent.parent
 RAY = Path(sys.executable).parent / "ray"
 START_TIMEOUT_S = 60.0
 
@@ -134,7 +133,7 @@ def test_parts_run_in_the_clusters_workers_and_the_plan_verifies(ray_head: str) 
 
 
 def test_cluster_equals_the_local_executor_where_parts_reach_their_optimum(ray_head: str) -> None:
-    p = hand_problem(time_limit_s=30)  # each part proves its optimum in well under a second
+    p = two_region_problem(time_limit_s=30)  # each part proves its optimum in well under a second
     most = sum(max_work(w, 100) for sub in partition(p, 2) for w in sub.workloads)
     local, local_stats = solve_partitioned_stats(p, 2, "local", processes=1)
     remote, remote_stats = solve_partitioned_stats(p, 2, "ray", ray_head)

@@ -15,8 +15,7 @@ from placement.core.state import Fit, FleetState
 from placement.generator import generate
 from placement.improve.repack import consolidate, polish, repack_domains, swap_sets
 from placement.run.portfolio import Portfolio
-from tests.test_bound import CAPPED, FULL, ONE_GPU, one_node
-from tests.test_guided import two_domains, verified
+from tests.builders import CAPPED, FULL, ONE_GPU, one_node, two_domains, verified
 
 
 def test_the_last_watts_run_more_replicas_at_a_lower_level() -> None:

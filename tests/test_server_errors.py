@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.errors import field_violations
-from tests.server_support import dataset, running_server
+from tests.server_support import dataset, running_server, status_code
 from wire.gen.placement.v1 import placement_pb2 as pb
 from wire.gen.placement.v1 import placement_pb2_grpc as pb_grpc
 
@@ -91,14 +91,6 @@ def test_an_empty_request_is_invalid_argument(stub: pb_grpc.PlacementServiceStub
 # ------------------------------------------------------------------------------- fuzzing
 
 
-def _code(fn: Callable[[], object]) -> grpc.StatusCode:
-    try:
-        fn()
-        return grpc.StatusCode.OK
-    except grpc.RpcError as e:
-        return e.code()  # type: ignore[attr-defined,no-any-return]
-
-
 _SCALARS = st.one_of(
     st.integers(min_value=-(2**31), max_value=2**31 - 1),
     st.floats(allow_nan=True, allow_infinity=True),
@@ -144,9 +136,9 @@ def mutated_requests(draw: st.DrawFn) -> pb.PlaceRequest:
 def test_mutated_requests_get_an_answer_never_internal(
     stub: pb_grpc.PlacementServiceStub, request: pb.PlaceRequest, workload: str
 ) -> None:
-    assert _code(lambda: stub.Verify(pb.VerifyRequest(request=request), timeout=10)) in OK_OR_INVALID
+    assert status_code(lambda: stub.Verify(pb.VerifyRequest(request=request), timeout=10)) in OK_OR_INVALID
     explain = pb.ExplainRequest(request=request, workload=workload)
-    assert _code(lambda: stub.Explain(explain, timeout=10)) in OK_OR_INVALID
+    assert status_code(lambda: stub.Explain(explain, timeout=10)) in OK_OR_INVALID
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -154,7 +146,7 @@ def test_mutated_requests_get_an_answer_never_internal(
 def test_mutated_place_requests_get_a_plan_or_invalid_argument(
     stub: pb_grpc.PlacementServiceStub, request: pb.PlaceRequest
 ) -> None:
-    assert _code(lambda: stub.Place(request, timeout=10)) in OK_OR_INVALID
+    assert status_code(lambda: stub.Place(request, timeout=10)) in OK_OR_INVALID
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -165,7 +157,7 @@ def test_random_bytes_never_crash_the_server(channel: grpc.Channel, data: bytes)
     as any request. Either way the server keeps answering health checks."""
     for method in ("Place", "Verify", "Explain"):
         raw = channel.unary_unary(f"/placement.v1.PlacementService/{method}")
-        code = _code(lambda raw=raw: raw(data, timeout=10))  # type: ignore[misc]
+        code = status_code(lambda raw=raw: raw(data, timeout=10))  # type: ignore[misc]
         assert code in OK_OR_INVALID, (method, code)
     health = health_pb2_grpc.HealthStub(channel)
     assert (
