@@ -204,10 +204,10 @@ def one_node(domain_w: int, workload: Workload, gpu_count: int = 1) -> Problem:
 ONE_GPU = Workload(name="w", gpus=1, memory_gib=10.0)
 
 
-FULL = 1000 * 100  # work_milli * top throughput
+FULL_WORK = 1000 * 100  # work_milli * top throughput
 
 
-CAPPED = 1000 * 80  # at the 250 W level
+CAPPED_WORK = 1000 * 80  # at the 250 W level
 
 
 def two_sites(gpus_a: int, gpus_b: int, workload: Workload) -> Problem:

@@ -13,7 +13,7 @@ from placement.core.domain import (
     SpreadLevel,
     Workload,
 )
-from tests.builders import CAPPED, FULL, ONE_GPU, one_node, tiny_problem, two_sites
+from tests.builders import CAPPED_WORK, FULL_WORK, ONE_GPU, one_node, tiny_problem, two_sites
 from tests.oracles import brute_force
 
 
@@ -36,18 +36,18 @@ def test_never_below_the_brute_force_optimum(seed: int) -> None:
     ("case", "domain_w", "workload", "gpu_count", "low", "high"),
     [
         # host 100 + idle 50 + (400 - 50): 500 W at the top level
-        ("exactly at the cap the top level fits", 500, ONE_GPU, 1, FULL, FULL + 1),
-        ("1 W under: not the top level throughout", 499, ONE_GPU, 1, CAPPED, FULL - 1),
-        ("the low level alone: 350 W", 350, ONE_GPU, 1, CAPPED, CAPPED + 1),
-        ("below any level: nothing", 300, ONE_GPU, 1, 0, CAPPED - 1),
+        ("exactly at the cap the top level fits", 500, ONE_GPU, 1, FULL_WORK, FULL_WORK + 1),
+        ("1 W under: not the top level throughout", 499, ONE_GPU, 1, CAPPED_WORK, FULL_WORK - 1),
+        ("the low level alone: 350 W", 350, ONE_GPU, 1, CAPPED_WORK, CAPPED_WORK + 1),
+        ("below any level: nothing", 300, ONE_GPU, 1, 0, CAPPED_WORK - 1),
         ("min replicas above what fits: never placed", 10_000, replace(ONE_GPU, min_replicas=2), 1, 0, 0),
         (
             "min replicas exactly what fits",
             10_000,
             replace(ONE_GPU, min_replicas=2, max_replicas=2),
             2,
-            2 * FULL,
-            2 * FULL + 1,
+            2 * FULL_WORK,
+            2 * FULL_WORK + 1,
         ),
         (
             "spread over 2 sites with one site: never placed",
@@ -57,15 +57,15 @@ def test_never_below_the_brute_force_optimum(seed: int) -> None:
             0,
             0,
         ),
-        ("max replicas caps the work", 10_000, replace(ONE_GPU, max_replicas=1), 4, FULL, FULL + 1),
+        ("max replicas caps the work", 10_000, replace(ONE_GPU, max_replicas=1), 4, FULL_WORK, FULL_WORK + 1),
         # 3-GPU replicas on a 4-GPU node: one per node, not 4/3
         (
             "packing: one 3-GPU replica per 4-GPU node",
             10_000,
             replace(ONE_GPU, gpus=3, max_replicas=2),
             4,
-            3 * FULL,
-            3 * FULL + 1,
+            3 * FULL_WORK,
+            3 * FULL_WORK + 1,
         ),
         # 400 milli shares: two per GPU, so 800 of each GPU's 1000
         (
@@ -99,14 +99,14 @@ def test_alike_caps_from_different_host_resources_do_not_share_a_packing_row() -
     problem = replace(base, fleet=replace(base.fleet, nodes=(node,)), workloads=(a, b))
     bound = group_lp_bound(problem)
     assert bound is not None
-    assert bound >= 3 * FULL, bound
+    assert bound >= 3 * FULL_WORK, bound
 
 
 @pytest.mark.parametrize(
     ("case", "site_w", "low", "high"),
     [
-        ("site exactly at the node's top draw", 500, FULL, FULL + 1),
-        ("site 1 W under: not the top level throughout", 499, CAPPED, FULL - 1),
+        ("site exactly at the node's top draw", 500, FULL_WORK, FULL_WORK + 1),
+        ("site 1 W under: not the top level throughout", 499, CAPPED_WORK, FULL_WORK - 1),
     ],
 )
 def test_site_cap_binds_under_an_ample_domain(case: str, site_w: int, low: int, high: int) -> None:
@@ -139,17 +139,17 @@ def test_site_cap_binds_under_an_ample_domain(case: str, site_w: int, low: int, 
 def test_site_survival_and_spread_cap_one_site(case: str, workload: Workload, replicas: int) -> None:
     bound = group_lp_bound(two_sites(8, 1, workload))
     assert bound is not None
-    assert replicas * FULL <= bound <= replicas * FULL + 1, (case, bound)
+    assert replicas * FULL_WORK <= bound <= replicas * FULL_WORK + 1, (case, bound)
 
 
 def test_survival_row_binds_where_the_second_site_is_big_enough() -> None:
     """8 + 8 GPUs, max 10, survivors 4: the LP may put 6 on each site, so the whole 10 (no loss)."""
     w = replace(ONE_GPU, min_replicas=4, max_replicas=10, survive_site_loss_pct=100)
     bound = group_lp_bound(two_sites(8, 8, w))
-    assert bound is not None and 10 * FULL <= bound <= 10 * FULL + 1
+    assert bound is not None and 10 * FULL_WORK <= bound <= 10 * FULL_WORK + 1
     # with only 2 GPUs on site b: a <= 6, b <= 2
     bound = group_lp_bound(two_sites(8, 2, w))
-    assert bound is not None and 8 * FULL <= bound <= 8 * FULL + 1
+    assert bound is not None and 8 * FULL_WORK <= bound <= 8 * FULL_WORK + 1
 
 
 @pytest.mark.parametrize(
@@ -205,18 +205,18 @@ def two_one_gpu_nodes(domain_w: int) -> Problem:
 
 def test_integer_bound_pays_a_whole_node_where_the_lp_pays_a_share() -> None:
     # two 1-GPU nodes under 750 W: each node at the 250 W level draws 100 + 50 + 200 = 350 W,
-    # at the top 500 W; both low (700 W) is the best plan, 2 * CAPPED. The LP runs a third of
+    # at the top 500 W; both low (700 W) is the best plan, 2 * CAPPED_WORK. The LP runs a third of
     # a GPU at the top level on the 50 W left (its 150 W more a GPU at the top, in thirds).
     lp = group_lp(two_one_gpu_nodes(750))
     assert lp is not None
-    assert lp.bound >= 2 * CAPPED + (FULL - CAPPED) / 3
-    assert integer_bound(lp) == pytest.approx(2 * CAPPED, abs=1)
+    assert lp.bound >= 2 * CAPPED_WORK + (FULL_WORK - CAPPED_WORK) / 3
+    assert integer_bound(lp) == pytest.approx(2 * CAPPED_WORK, abs=1)
 
 
 def test_integer_bound_equals_the_lp_where_power_is_ample() -> None:
     lp = group_lp(two_one_gpu_nodes(10_000))
     assert lp is not None
-    assert integer_bound(lp) == lp.bound == 2 * FULL + 1
+    assert integer_bound(lp) == lp.bound == 2 * FULL_WORK + 1
 
 
 def test_integer_bound_past_its_deadline_is_none() -> None:

@@ -44,12 +44,14 @@ from placement.core.objective import evaluate
 from tests.builders import L4, h100
 
 # The docstring's levels and lowest cap, not the reference fleet's.
-H100 = h100(min_power_cap_w=200, levels=(PowerLevel(400, 70), PowerLevel(550, 88), PowerLevel(700, 100)))
+H100_LOW_CAP = h100(
+    min_power_cap_w=200, levels=(PowerLevel(400, 70), PowerLevel(550, 88), PowerLevel(700, 100))
+)
 
 
 def dc_and_edge_fleet() -> Fleet:
     return Fleet(
-        gpu_types=(H100, L4),
+        gpu_types=(H100_LOW_CAP, L4),
         sites=(
             Site(
                 name="dc1",

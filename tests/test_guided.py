@@ -14,7 +14,7 @@ from placement.core.domain import Spread, SpreadLevel
 from placement.core.objective import evaluate
 from placement.core.state import Fit, FleetState
 from placement.generator import generate
-from tests.builders import CAPPED, FULL, ONE_GPU, one_node, two_domains, two_sites, verified
+from tests.builders import CAPPED_WORK, FULL_WORK, ONE_GPU, one_node, two_domains, two_sites, verified
 
 
 def test_power_bound_node_runs_every_gpu_capped_where_the_greedy_runs_four_at_the_top() -> None:
@@ -187,11 +187,11 @@ def test_relocate_moves_a_capped_replica_to_a_rack_with_watts() -> None:
     prepared = filter_candidates(problem)
     st = FleetState(prepared)
     st.add(0, Fit(prepared.node_index["n1"], 0, (0,), 0))
-    assert placed_work(st) == CAPPED
+    assert placed_work(st) == CAPPED_WORK
     assert relocate(st) == 1
     (p,) = st.to_placements()
     assert (p.node, p.power_cap_w) == ("n2", 400)
-    assert placed_work(st) == FULL
+    assert placed_work(st) == FULL_WORK
     assert st.domain_w[("s", "pd-1")] == 0
     assert verified(problem, st.to_placements()) == []
 

@@ -28,7 +28,7 @@ def channel() -> Iterator[grpc.Channel]:
 
 
 @pytest.fixture(scope="module")
-def stub(channel: grpc.Channel) -> pb_grpc.PlacementServiceStub:
+def service(channel: grpc.Channel) -> pb_grpc.PlacementServiceStub:
     return pb_grpc.PlacementServiceStub(channel)
 
 
@@ -61,29 +61,29 @@ FAMILIES = [
 
 
 @pytest.mark.parametrize(("mutate", "path"), [f[1:] for f in FAMILIES], ids=[f[0] for f in FAMILIES])
-def test_invalid_field_names_its_path(stub: pb_grpc.PlacementServiceStub, mutate, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_field_names_its_path(service: pb_grpc.PlacementServiceStub, mutate, path: str) -> None:  # type: ignore[no-untyped-def]
     request = dataset("tiny")
     mutate(request)
     with pytest.raises(grpc.RpcError) as err:
-        stub.Place(request, timeout=10)
+        service.Place(request, timeout=10)
     assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
     assert path in [f.path for f in field_violations(err.value)]
 
 
-def test_every_problem_at_once_and_verify_prefixes_paths(stub: pb_grpc.PlacementServiceStub) -> None:
+def test_every_problem_at_once_and_verify_prefixes_paths(service: pb_grpc.PlacementServiceStub) -> None:
     request = dataset("tiny")
     for _, mutate, _ in FAMILIES[:3]:
         mutate(request)
     with pytest.raises(grpc.RpcError) as err:
-        stub.Verify(pb.VerifyRequest(request=request), timeout=10)
+        service.Verify(pb.VerifyRequest(request=request), timeout=10)
     paths = {f.path for f in field_violations(err.value)}
     assert {"request." + f[2] for f in FAMILIES[:3]} <= paths
 
 
-def test_an_empty_request_is_invalid_argument(stub: pb_grpc.PlacementServiceStub) -> None:
+def test_an_empty_request_is_invalid_argument(service: pb_grpc.PlacementServiceStub) -> None:
     """Issue 12: no nodes or no workloads is a mistake in what was sent, not a plan placing everything."""
     with pytest.raises(grpc.RpcError) as err:
-        stub.Place(pb.PlaceRequest(), timeout=10)
+        service.Place(pb.PlaceRequest(), timeout=10)
     assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
     assert [f.path for f in field_violations(err.value)] == ["fleet.nodes", "workloads"]
 
@@ -134,19 +134,19 @@ def mutated_requests(draw: st.DrawFn) -> pb.PlaceRequest:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(request=mutated_requests(), workload=st.text(max_size=6))
 def test_mutated_requests_get_an_answer_never_internal(
-    stub: pb_grpc.PlacementServiceStub, request: pb.PlaceRequest, workload: str
+    service: pb_grpc.PlacementServiceStub, request: pb.PlaceRequest, workload: str
 ) -> None:
-    assert status_code(lambda: stub.Verify(pb.VerifyRequest(request=request), timeout=10)) in OK_OR_INVALID
+    assert status_code(lambda: service.Verify(pb.VerifyRequest(request=request), timeout=10)) in OK_OR_INVALID
     explain = pb.ExplainRequest(request=request, workload=workload)
-    assert status_code(lambda: stub.Explain(explain, timeout=10)) in OK_OR_INVALID
+    assert status_code(lambda: service.Explain(explain, timeout=10)) in OK_OR_INVALID
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(request=mutated_requests())
 def test_mutated_place_requests_get_a_plan_or_invalid_argument(
-    stub: pb_grpc.PlacementServiceStub, request: pb.PlaceRequest
+    service: pb_grpc.PlacementServiceStub, request: pb.PlaceRequest
 ) -> None:
-    assert status_code(lambda: stub.Place(request, timeout=10)) in OK_OR_INVALID
+    assert status_code(lambda: service.Place(request, timeout=10)) in OK_OR_INVALID
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
