@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -53,6 +55,12 @@ from placement.core.verify import verify
 REPO = Path(__file__).resolve().parent.parent
 DATASETS = REPO / "datasets"
 MIXED = DATASETS / "mixed"
+CLI = (sys.executable, "-m", "fleetplace.cli")
+
+
+def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """The CLI in a child process (as a user runs it), its output captured as text."""
+    return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 # --------------------------------------------------------------------------------------- GPU types
@@ -185,6 +193,9 @@ def fleet(
     )
 
 
+ONE = Workload(name="w", gpus=1, memory_gib=40.0)  # one whole GPU of the micro cases
+
+
 # ---------------------------------------------------------------------- small hand-solved problems
 
 
@@ -201,7 +212,7 @@ def one_node(domain_w: int, workload: Workload, gpu_count: int = 1) -> Problem:
     return Problem(fleet=fleet, workloads=(workload,))
 
 
-ONE_GPU = Workload(name="w", gpus=1, memory_gib=10.0)
+ONE_GPU = Workload(name="w", gpus=1, memory_gib=10.0)  # one whole GPU of type T at 40 GiB
 
 
 FULL_WORK = 1000 * 100  # work_milli * top throughput

@@ -22,7 +22,7 @@ from placement.core.domain import (
     Workload,
 )
 from placement.core.errors import InputError
-from tests.builders import fleet, node, site
+from tests.builders import ONE, fleet, node, site
 
 
 def problem(f: Fleet, *workloads: Workload, **opts: object) -> Problem:
@@ -32,9 +32,6 @@ def problem(f: Fleet, *workloads: Workload, **opts: object) -> Problem:
 def rules_of(p: Problem, w: int = 0) -> list[str]:
     prepared = filter_candidates(p)
     return [r.rule for r in prepared.rejections_of(w)]
-
-
-ONE = Workload(name="w", gpus=1, memory_gib=40.0)
 
 
 @pytest.mark.parametrize(

@@ -27,11 +27,9 @@ from placement.generator import generate
 from placement.run import effort as effort_mod
 from placement.run.effort import plan_effort
 from placement.run.solve import _model_vars
-from tests.builders import MIXED, REPO
+from tests.builders import CLI, MIXED, REPO
 from tests.server_support import running_server
 from wire.files import load_problem
-
-CLI = [sys.executable, "-m", "fleetplace.cli"]
 
 
 @contextlib.contextmanager

@@ -15,16 +15,13 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.builders import MIXED, REPO
-
-CLI = [sys.executable, "-m", "fleetplace.cli"]
+from tests.builders import CLI, MIXED, REPO
 
 
 class Run:
