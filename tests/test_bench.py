@@ -24,6 +24,7 @@ from placement.generator import PROFILES, generate, profile
 from tests.builders import G_TWO_LEVELS, gpu_g
 
 
+@pytest.mark.slow
 def test_tiny_bench_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench"
     code = main(["bench", "--size", "tiny", "--out", str(out), "--time-limit", "3"])

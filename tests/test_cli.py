@@ -70,6 +70,7 @@ def fleet_file(tmp_path: Path) -> Path:
     return p
 
 
+@pytest.mark.slow
 def test_plan_writes_a_plan_that_verify_accepts(fleet_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan.json"
     r = run_cli("plan", str(fleet_file), "--out", str(out), "--quiet")
@@ -85,6 +86,7 @@ def test_plan_writes_a_plan_that_verify_accepts(fleet_file: Path, tmp_path: Path
     assert v.stdout.startswith("VALID")
 
 
+@pytest.mark.slow
 def test_verify_names_violations_of_a_tampered_plan(fleet_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan.json"
     assert run_cli("plan", str(fleet_file), "--out", str(out), "--quiet").returncode == 0
@@ -107,6 +109,7 @@ def test_json_format_is_machine_readable(fleet_file: Path) -> None:
     assert {u["workload"] for u in doc["unplaced"]} == {"huge"}
 
 
+@pytest.mark.slow
 def test_json_stdout_stays_json_when_racks_bind() -> None:
     """datasets/mixed has racks whose power binds: the portfolio's integer bound solves them
     with HiGHS in a child process sharing stdout, which must stay the plan's JSON alone."""
@@ -182,6 +185,7 @@ def test_malformed_and_missing_files(tmp_path: Path) -> None:
     assert r.returncode == 2 and "--time-limit" in r.stderr
 
 
+@pytest.mark.slow
 def test_existing_plan_survives_a_failed_run(fleet_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan.json"
     assert run_cli("plan", str(fleet_file), "--out", str(out), "--quiet").returncode == 0
@@ -193,6 +197,7 @@ def test_existing_plan_survives_a_failed_run(fleet_file: Path, tmp_path: Path) -
     assert out.read_text() == before
 
 
+@pytest.mark.slow
 def test_demo_starts_the_service_places_the_bundled_fleet_and_stops(tmp_path: Path) -> None:
     """The README's first command (`bash run.sh demo` runs `fleetplace demo`), end to end on loopback."""
     out = tmp_path / "plan.json"
@@ -332,6 +337,7 @@ def test_the_text_report_gives_units(fleet_file: Path) -> None:
         assert unit in objective, objective
 
 
+@pytest.mark.slow
 def test_detail_shows_node_budgets_and_replica_power_caps(fleet_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan.json"
     plain = run_cli("plan", str(fleet_file), "--quiet")

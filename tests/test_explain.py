@@ -643,6 +643,7 @@ def test_version_names_package_revision_and_solvers() -> None:
 # -------------------------------------------------------------------------------- RPC
 
 
+@pytest.mark.slow
 def test_explain_rpc_and_command_are_twins(case_files: tuple[Path, Path, Problem]) -> None:
     """The Explain RPC works the plan's reasons out anew too: the same answer as the command."""
     input_path, plan_path, problem = case_files

@@ -188,6 +188,7 @@ def test_relaxation_bound_of_a_generated_fleet_holds_the_single_solve() -> None:
     assert bound is not None and bound >= plan.objective.placed_work
 
 
+@pytest.mark.slow
 def test_generated_fleet_in_a_process_pool_verifies() -> None:
     p = generate(1000, 1)
     plan, stats = solve_partitioned_stats(p, 3, "local", time_limit_s=3)
@@ -209,6 +210,7 @@ def test_unknown_executor_is_refused() -> None:
 # ------------------------------------------------------------------------------ Ray
 
 
+@pytest.mark.slow
 def test_ray_equals_local_in_placed_work(local_ray: None) -> None:
     p = two_region_problem(time_limit_s=30)  # each part reaches its optimum in well under a second
     # the most the parts can earn: every workload they hold, all max replicas at full power

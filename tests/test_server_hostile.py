@@ -231,6 +231,7 @@ def test_oversized_and_unreadable_requests_are_answered_and_counted(served: tupl
     assert _count(server, "fleetplace_requests_total", method="Place", code="INTERNAL") == 0
 
 
+@pytest.mark.slow
 def test_the_cli_reports_a_service_limit_as_bad_input() -> None:
     """``fleetplace plan --server``: the service's fleet limit comes back as the same bad-input
     listing (exit 2) as a local check, not a server error."""

@@ -73,6 +73,7 @@ def test_requests_over_the_size_limit_are_refused(one_slot: tuple[Server, str]) 
     channel.close()
 
 
+@pytest.mark.slow
 def test_a_queued_solve_answers_no_solution_before_its_deadline() -> None:
     with running_server(max_concurrent_solves=1, max_queued_solves=1) as (server, address):
         channel, s = stub(address)
@@ -88,6 +89,7 @@ def test_a_queued_solve_answers_no_solution_before_its_deadline() -> None:
         channel.close()
 
 
+@pytest.mark.slow
 def test_sigterm_lets_the_solve_in_flight_finish_then_exits_0() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "fleetplace.cli", "serve", "--address", "127.0.0.1:0", "--grace", "20"],

@@ -17,6 +17,7 @@ from wire.gen.placement.v1 import placement_pb2 as pb
 TOKEN = "s3cret-token-value-42"
 
 
+@pytest.mark.slow
 def test_tokens_required_when_configured_and_never_logged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -60,6 +60,7 @@ def _watch(channel: grpc.Channel, seen: list[object]) -> None:
         seen.append(e.code())  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_sigterm_drains_answers_in_flight_solves_and_tells_late_callers(
     serve: tuple[subprocess.Popen[str], str],
 ) -> None:

@@ -261,6 +261,7 @@ def test_pinned_replica_breaking_a_hard_rule_is_an_input_error(
     assert rule in str(err.value), case
 
 
+@pytest.mark.slow
 def test_portfolio_sends_the_heuristics_and_a_bound_and_is_killed_on_close() -> None:
     import time
 
