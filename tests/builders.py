@@ -81,8 +81,6 @@ def gpu_t(memory_gib: float = 80.0) -> GpuType:
 
 GPU_T = gpu_t()  # the candidate filter's and the golden problem's micro cases
 GPU_T40 = gpu_t(memory_gib=40.0)  # the brute-force oracle's and the bound's tiny instances
-
-
 BIG = GpuType(
     name="BIG",
     memory_gib=141.0,
@@ -132,8 +130,6 @@ def h100(min_power_cap_w: int = 300, levels: tuple[PowerLevel, ...] = H100_LEVEL
 
 
 H100 = h100()  # the reference fleet's
-
-
 L4 = GpuType(
     name="l4",
     memory_gib=24.0,
@@ -213,11 +209,7 @@ def one_node(domain_w: int, workload: Workload, gpu_count: int = 1) -> Problem:
 
 
 ONE_GPU = Workload(name="w", gpus=1, memory_gib=10.0)  # one whole GPU of type T at 40 GiB
-
-
 FULL_WORK = 1000 * 100  # work_milli * top throughput
-
-
 CAPPED_WORK = 1000 * 80  # at the 250 W level
 
 
@@ -251,8 +243,6 @@ def two_domains(tight_w: int, spread: Spread | None = None, replicas: int = 1) -
 
 
 A = Workload(name="a", gpus=1, memory_gib=40.0, min_replicas=1, max_replicas=2, priority=2)
-
-
 B = Workload(name="b", gpus=1, memory_gib=40.0, priority=1)
 
 
@@ -268,6 +258,7 @@ def golden(backend: Backend, **opts: object) -> Problem:
 
 
 def tiny_problem(seed: int) -> Problem:
+    """A seeded random instance small enough for ``tests.oracles.brute_force``: 2 nodes of 2 type-T GPUs."""
     rng = random.Random(seed)
     n_sites = rng.choice([1, 2])
     sites = tuple(
@@ -553,28 +544,16 @@ def W(name: str, **kw: object) -> Workload:
 
 # in region a only (latency), 24 of a's 32 GPUs at max replicas: region a is the fuller group
 LOCAL_A = W("local-a", gpus=8, min_replicas=1, max_replicas=3, user_region="ra", max_latency_ms=5, priority=3)
-
-
 ANYWHERE = W("anywhere", gpus=4, min_replicas=1, max_replicas=2, priority=2)  # spans: to the freer group, b
-
-
 HOME_A = W("home-a", max_replicas=2, current=(CurrentReplica("a1-n1", (0,)),))  # spans, but fits at home
-
-
 SPREAD_OK = W(
     "spread-ok", min_replicas=2, max_replicas=2, spread=Spread(SpreadLevel.SITE, 2)
 )  # one group has 2 sites
 
 
 NEAR_C = {"user_region": "rc", "max_latency_ms": 6.0}  # a1 and b1 only: one site in each group
-
-
 SPREAD_X = W("spread-x", min_replicas=2, max_replicas=2, spread=Spread(SpreadLevel.SITE, 2), **NEAR_C)
-
-
 SURVIVE_X = W("survive-x", min_replicas=2, max_replicas=2, survive_site_loss_pct=50, **NEAR_C)
-
-
 NODE_SPREAD_C = W(
     "node-spread-c", min_replicas=2, max_replicas=2, spread=Spread(SpreadLevel.NODE, 2), **NEAR_C
 )
