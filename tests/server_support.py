@@ -1,24 +1,23 @@
-"""Shared helpers for the server tests: a real server on loopback port 0, datasets, stubs."""
+"""Shared helpers for the server tests: a real server on loopback port 0, datasets, stubs, status codes."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from pathlib import Path
+import time
+from collections.abc import Callable, Iterator
 
 import grpc
 
 from server.app import Server, create_server
 from server.config import ServerConfig
+from tests.builders import DATASETS
 from wire.files import load_request
 from wire.gen.placement.v1 import placement_pb2 as pb
 from wire.gen.placement.v1 import placement_pb2_grpc as pb_grpc
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def dataset(name: str, time_limit_s: float = 2.0) -> pb.PlaceRequest:
-    request = load_request(ROOT / "datasets" / name)
+    request = load_request(DATASETS / name)
     request.options.time_limit_s = time_limit_s
     return request
 
@@ -37,3 +36,22 @@ def running_server(**config: object) -> Iterator[tuple[Server, str]]:
 def stub(address: str) -> tuple[grpc.Channel, pb_grpc.PlacementServiceStub]:
     channel = grpc.insecure_channel(address)
     return channel, pb_grpc.PlacementServiceStub(channel)
+
+
+def status_code(fn: Callable[[], object]) -> grpc.StatusCode:
+    """The status of one call: OK if it returned, else the code it raised."""
+    try:
+        fn()
+        return grpc.StatusCode.OK
+    except grpc.RpcError as e:
+        return e.code()  # type: ignore[attr-defined,no-any-return]
+
+
+def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    """Calls are counted when gRPC reports their end, which may come just after the client's answer."""
+    end = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True

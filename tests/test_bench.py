@@ -13,18 +13,18 @@ from fleetplace.cli import main
 from placement.construct.heuristics import first_fit_decreasing, plan_from
 from placement.core.domain import (
     Fleet,
-    GpuType,
     Node,
     PowerDomain,
-    PowerLevel,
     Problem,
     Site,
     SiteKind,
     Workload,
 )
 from placement.generator import PROFILES, generate, profile
+from tests.builders import G_TWO_LEVELS, gpu_g
 
 
+@pytest.mark.slow
 def test_tiny_bench_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench"
     code = main(["bench", "--size", "tiny", "--out", str(out), "--time-limit", "3"])
@@ -79,7 +79,7 @@ def test_methods_flag_runs_only_those(tmp_path: Path) -> None:
     assert all(r["verified"] for r in records)
 
 
-GPU = GpuType("G", 80.0, 700, 400, 70, (PowerLevel(400, 78), PowerLevel(700, 100)), True)
+GPU = gpu_g(levels=G_TWO_LEVELS)  # type G with two levels
 
 
 def _two_racks() -> Problem:

@@ -8,29 +8,13 @@ import pytest
 
 from placement.bounds.bound import group_lp, group_lp_bound, integer_bound
 from placement.core.domain import (
-    Fleet,
-    GpuType,
-    Node,
-    PowerDomain,
-    PowerLevel,
     Problem,
-    Site,
-    SiteKind,
     Spread,
     SpreadLevel,
     Workload,
 )
-from tests.test_oracle import brute_force, tiny_problem
-
-GPU = GpuType(
-    name="T",
-    memory_gib=40.0,
-    max_power_w=400,
-    min_power_cap_w=200,
-    idle_power_w=50,
-    power_levels=(PowerLevel(250, 80), PowerLevel(400, 100)),
-    shareable=True,
-)
+from tests.builders import CAPPED_WORK, FULL_WORK, ONE_GPU, one_node, tiny_problem, two_sites
+from tests.oracles import brute_force
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -48,40 +32,22 @@ def test_never_below_the_brute_force_optimum(seed: int) -> None:
     assert best <= tighter <= lp.bound, (seed, best, tighter, lp.bound)
 
 
-def one_node(domain_w: int, workload: Workload, gpu_count: int = 1) -> Problem:
-    """One 100 W-host node of gpu_count GPUs in one domain capped at domain_w; one site of 1 MW."""
-    fleet = Fleet(
-        gpu_types=(GPU,),
-        sites=(Site(name="s", kind=SiteKind.DATACENTER, region="r", capacity_kw=1000.0, pue=1.2),),
-        power_domains=(PowerDomain(name="pd", site="s", capacity_kw=domain_w / 1000.0),),
-        nodes=(
-            Node(name="n", site="s", power_domain="pd", gpu_type="T", gpu_count=gpu_count, host_power_w=100),
-        ),
-    )
-    return Problem(fleet=fleet, workloads=(workload,))
-
-
-ONE_GPU = Workload(name="w", gpus=1, memory_gib=10.0)
-FULL = 1000 * 100  # work_milli * top throughput
-CAPPED = 1000 * 80  # at the 250 W level
-
-
 @pytest.mark.parametrize(
     ("case", "domain_w", "workload", "gpu_count", "low", "high"),
     [
         # host 100 + idle 50 + (400 - 50): 500 W at the top level
-        ("exactly at the cap the top level fits", 500, ONE_GPU, 1, FULL, FULL + 1),
-        ("1 W under: not the top level throughout", 499, ONE_GPU, 1, CAPPED, FULL - 1),
-        ("the low level alone: 350 W", 350, ONE_GPU, 1, CAPPED, CAPPED + 1),
-        ("below any level: nothing", 300, ONE_GPU, 1, 0, CAPPED - 1),
+        ("exactly at the cap the top level fits", 500, ONE_GPU, 1, FULL_WORK, FULL_WORK + 1),
+        ("1 W under: not the top level throughout", 499, ONE_GPU, 1, CAPPED_WORK, FULL_WORK - 1),
+        ("the low level alone: 350 W", 350, ONE_GPU, 1, CAPPED_WORK, CAPPED_WORK + 1),
+        ("below any level: nothing", 300, ONE_GPU, 1, 0, CAPPED_WORK - 1),
         ("min replicas above what fits: never placed", 10_000, replace(ONE_GPU, min_replicas=2), 1, 0, 0),
         (
             "min replicas exactly what fits",
             10_000,
             replace(ONE_GPU, min_replicas=2, max_replicas=2),
             2,
-            2 * FULL,
-            2 * FULL + 1,
+            2 * FULL_WORK,
+            2 * FULL_WORK + 1,
         ),
         (
             "spread over 2 sites with one site: never placed",
@@ -91,15 +57,15 @@ CAPPED = 1000 * 80  # at the 250 W level
             0,
             0,
         ),
-        ("max replicas caps the work", 10_000, replace(ONE_GPU, max_replicas=1), 4, FULL, FULL + 1),
+        ("max replicas caps the work", 10_000, replace(ONE_GPU, max_replicas=1), 4, FULL_WORK, FULL_WORK + 1),
         # 3-GPU replicas on a 4-GPU node: one per node, not 4/3
         (
             "packing: one 3-GPU replica per 4-GPU node",
             10_000,
             replace(ONE_GPU, gpus=3, max_replicas=2),
             4,
-            3 * FULL,
-            3 * FULL + 1,
+            3 * FULL_WORK,
+            3 * FULL_WORK + 1,
         ),
         # 400 milli shares: two per GPU, so 800 of each GPU's 1000
         (
@@ -133,14 +99,14 @@ def test_alike_caps_from_different_host_resources_do_not_share_a_packing_row() -
     problem = replace(base, fleet=replace(base.fleet, nodes=(node,)), workloads=(a, b))
     bound = group_lp_bound(problem)
     assert bound is not None
-    assert bound >= 3 * FULL, bound
+    assert bound >= 3 * FULL_WORK, bound
 
 
 @pytest.mark.parametrize(
     ("case", "site_w", "low", "high"),
     [
-        ("site exactly at the node's top draw", 500, FULL, FULL + 1),
-        ("site 1 W under: not the top level throughout", 499, CAPPED, FULL - 1),
+        ("site exactly at the node's top draw", 500, FULL_WORK, FULL_WORK + 1),
+        ("site 1 W under: not the top level throughout", 499, CAPPED_WORK, FULL_WORK - 1),
     ],
 )
 def test_site_cap_binds_under_an_ample_domain(case: str, site_w: int, low: int, high: int) -> None:
@@ -149,23 +115,6 @@ def test_site_cap_binds_under_an_ample_domain(case: str, site_w: int, low: int, 
     bound = group_lp_bound(replace(base, fleet=replace(base.fleet, sites=(site,))))
     assert bound is not None
     assert low <= bound <= high, (case, bound)
-
-
-def two_sites(gpus_a: int, gpus_b: int, workload: Workload) -> Problem:
-    """Site a with one node of gpus_a GPUs, site b with one of gpus_b; power never binds."""
-    sites = tuple(
-        Site(name=s, kind=SiteKind.DATACENTER, region="r", capacity_kw=100.0, pue=1.2) for s in ("a", "b")
-    )
-    fleet = Fleet(
-        gpu_types=(GPU,),
-        sites=sites,
-        power_domains=tuple(PowerDomain(name=f"pd-{s}", site=s, capacity_kw=100.0) for s in ("a", "b")),
-        nodes=tuple(
-            Node(name=f"n-{s}", site=s, power_domain=f"pd-{s}", gpu_type="T", gpu_count=c, host_power_w=100)
-            for s, c in (("a", gpus_a), ("b", gpus_b))
-        ),
-    )
-    return Problem(fleet=fleet, workloads=(workload,))
 
 
 @pytest.mark.parametrize(
@@ -190,17 +139,17 @@ def two_sites(gpus_a: int, gpus_b: int, workload: Workload) -> Problem:
 def test_site_survival_and_spread_cap_one_site(case: str, workload: Workload, replicas: int) -> None:
     bound = group_lp_bound(two_sites(8, 1, workload))
     assert bound is not None
-    assert replicas * FULL <= bound <= replicas * FULL + 1, (case, bound)
+    assert replicas * FULL_WORK <= bound <= replicas * FULL_WORK + 1, (case, bound)
 
 
 def test_survival_row_binds_where_the_second_site_is_big_enough() -> None:
     """8 + 8 GPUs, max 10, survivors 4: the LP may put 6 on each site, so the whole 10 (no loss)."""
     w = replace(ONE_GPU, min_replicas=4, max_replicas=10, survive_site_loss_pct=100)
     bound = group_lp_bound(two_sites(8, 8, w))
-    assert bound is not None and 10 * FULL <= bound <= 10 * FULL + 1
+    assert bound is not None and 10 * FULL_WORK <= bound <= 10 * FULL_WORK + 1
     # with only 2 GPUs on site b: a <= 6, b <= 2
     bound = group_lp_bound(two_sites(8, 2, w))
-    assert bound is not None and 8 * FULL <= bound <= 8 * FULL + 1
+    assert bound is not None and 8 * FULL_WORK <= bound <= 8 * FULL_WORK + 1
 
 
 @pytest.mark.parametrize(
@@ -256,18 +205,18 @@ def two_one_gpu_nodes(domain_w: int) -> Problem:
 
 def test_integer_bound_pays_a_whole_node_where_the_lp_pays_a_share() -> None:
     # two 1-GPU nodes under 750 W: each node at the 250 W level draws 100 + 50 + 200 = 350 W,
-    # at the top 500 W; both low (700 W) is the best plan, 2 * CAPPED. The LP runs a third of
+    # at the top 500 W; both low (700 W) is the best plan, 2 * CAPPED_WORK. The LP runs a third of
     # a GPU at the top level on the 50 W left (its 150 W more a GPU at the top, in thirds).
     lp = group_lp(two_one_gpu_nodes(750))
     assert lp is not None
-    assert lp.bound >= 2 * CAPPED + (FULL - CAPPED) / 3
-    assert integer_bound(lp) == pytest.approx(2 * CAPPED, abs=1)
+    assert lp.bound >= 2 * CAPPED_WORK + (FULL_WORK - CAPPED_WORK) / 3
+    assert integer_bound(lp) == pytest.approx(2 * CAPPED_WORK, abs=1)
 
 
 def test_integer_bound_equals_the_lp_where_power_is_ample() -> None:
     lp = group_lp(two_one_gpu_nodes(10_000))
     assert lp is not None
-    assert integer_bound(lp) == lp.bound == 2 * FULL + 1
+    assert integer_bound(lp) == lp.bound == 2 * FULL_WORK + 1
 
 
 def test_integer_bound_past_its_deadline_is_none() -> None:

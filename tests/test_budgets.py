@@ -41,30 +41,17 @@ from placement.core.domain import (
     Workload,
 )
 from placement.core.objective import evaluate
+from tests.builders import L4, h100
 
-H100 = GpuType(
-    name="h100",
-    memory_gib=80.0,
-    max_power_w=700,
-    min_power_cap_w=200,
-    idle_power_w=60,
-    power_levels=(PowerLevel(400, 70), PowerLevel(550, 88), PowerLevel(700, 100)),
-    shareable=False,
-)
-L4 = GpuType(
-    name="l4",
-    memory_gib=24.0,
-    max_power_w=72,
-    min_power_cap_w=40,
-    idle_power_w=16,
-    power_levels=(PowerLevel(50, 80), PowerLevel(72, 100)),
-    shareable=True,
+# The docstring's levels and lowest cap, not the reference fleet's.
+H100_LOW_CAP = h100(
+    min_power_cap_w=200, levels=(PowerLevel(400, 70), PowerLevel(550, 88), PowerLevel(700, 100))
 )
 
 
-def make_fleet() -> Fleet:
+def dc_and_edge_fleet() -> Fleet:
     return Fleet(
-        gpu_types=(H100, L4),
+        gpu_types=(H100_LOW_CAP, L4),
         sites=(
             Site(
                 name="dc1",
@@ -117,7 +104,7 @@ PLACEMENTS = (
 
 
 def _problem() -> Problem:
-    return Problem(fleet=make_fleet(), workloads=WORKLOADS)
+    return Problem(fleet=dc_and_edge_fleet(), workloads=WORKLOADS)
 
 
 def _by_name(entries: tuple[PowerBudget, ...]) -> dict[str, PowerBudget]:

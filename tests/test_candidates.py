@@ -10,86 +10,19 @@ from placement import explain
 from placement.core.candidates import filter_candidates
 from placement.core.domain import (
     Fleet,
-    GpuType,
     Link,
     Node,
     NodeState,
     PowerDomain,
-    PowerLevel,
     Problem,
     Site,
-    SiteKind,
     SolveOptions,
     Spread,
     SpreadLevel,
     Workload,
 )
 from placement.core.errors import InputError
-
-# One GPU type for every micro case: idle 50 W, levels 250 W (80%) and 400 W (100%).
-GPU = GpuType(
-    name="T",
-    memory_gib=80.0,
-    max_power_w=400,
-    min_power_cap_w=200,
-    idle_power_w=50,
-    power_levels=(PowerLevel(250, 80), PowerLevel(400, 100)),
-    shareable=True,
-)
-BIG = GpuType(
-    name="BIG",
-    memory_gib=141.0,
-    max_power_w=700,
-    min_power_cap_w=200,
-    idle_power_w=100,
-    power_levels=(PowerLevel(400, 70), PowerLevel(700, 100)),
-    shareable=False,
-)
-
-
-def site(name: str, kw: float = 100.0, **kw_args: object) -> Site:
-    return Site(
-        name=name,
-        kind=SiteKind.DATACENTER,
-        region="eu-west",
-        capacity_kw=kw,
-        pue=1.0,
-        has_generator=True,
-        energy_price_per_kwh=0.1,
-        **kw_args,  # type: ignore[arg-type]
-    )
-
-
-def node(name: str, s: str = "dc1", pd: str = "r1", gpus: int = 2, host_w: int = 100, **kw: object) -> Node:
-    return Node(
-        name=name,
-        site=s,
-        power_domain=pd,
-        gpu_type=str(kw.pop("gpu_type", "T")),
-        gpu_count=gpus,
-        host_power_w=host_w,
-        **kw,  # type: ignore[arg-type]
-    )
-
-
-def fleet(
-    nodes: tuple[Node, ...],
-    sites: tuple[Site, ...] | None = None,
-    domains: tuple[PowerDomain, ...] | None = None,
-    links: tuple[Link, ...] = (),
-) -> Fleet:
-    sites = sites or (site("dc1"),)
-    if domains is None:
-        keys = sorted({(n.site, n.power_domain) for n in nodes})
-        domains = tuple(PowerDomain(name=d, site=s, capacity_kw=100.0) for s, d in keys)
-    return Fleet(
-        gpu_types=(GPU, BIG),
-        sites=sites,
-        power_domains=domains,
-        nodes=nodes,
-        regions=("eu-west", "ap-south"),
-        links=links,
-    )
+from tests.builders import ONE, fleet, node, site
 
 
 def problem(f: Fleet, *workloads: Workload, **opts: object) -> Problem:
@@ -99,9 +32,6 @@ def problem(f: Fleet, *workloads: Workload, **opts: object) -> Problem:
 def rules_of(p: Problem, w: int = 0) -> list[str]:
     prepared = filter_candidates(p)
     return [r.rule for r in prepared.rejections_of(w)]
-
-
-ONE = Workload(name="w", gpus=1, memory_gib=40.0)
 
 
 @pytest.mark.parametrize(

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.builders import REPO, run_cli
 
 FLEET = {
     "fleet": {
@@ -65,12 +63,6 @@ FLEET = {
 }
 
 
-def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fleetplace.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
-
-
 @pytest.fixture
 def fleet_file(tmp_path: Path) -> Path:
     p = tmp_path / "fleet.json"
@@ -78,9 +70,10 @@ def fleet_file(tmp_path: Path) -> Path:
     return p
 
 
+@pytest.mark.slow
 def test_plan_writes_a_plan_that_verify_accepts(fleet_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan.json"
-    r = run("plan", str(fleet_file), "--out", str(out), "--quiet")
+    r = run_cli("plan", str(fleet_file), "--out", str(out), "--quiet")
     assert r.returncode == 0, r.stderr
     assert "Power budgets: sites" in r.stdout
     assert "huge" in r.stdout and "gpu_memory" in r.stdout  # 120 GiB on an 80 GiB GPU: a reason, not an error
@@ -88,37 +81,39 @@ def test_plan_writes_a_plan_that_verify_accepts(fleet_file: Path, tmp_path: Path
     replicas = [p["workload"] for p in doc["placements"]]
     assert "chat" in replicas and "embed" in replicas
     assert doc["info"]["status"] in ("SOLVE_STATUS_OPTIMAL", "SOLVE_STATUS_FEASIBLE")
-    v = run("verify", str(fleet_file), str(out))
+    v = run_cli("verify", str(fleet_file), str(out))
     assert v.returncode == 0, v.stdout + v.stderr
     assert v.stdout.startswith("VALID")
 
 
+@pytest.mark.slow
 def test_verify_names_violations_of_a_tampered_plan(fleet_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan.json"
-    assert run("plan", str(fleet_file), "--out", str(out), "--quiet").returncode == 0
+    assert run_cli("plan", str(fleet_file), "--out", str(out), "--quiet").returncode == 0
     doc = json.loads(out.read_text())
     chat = next(p for p in doc["placements"] if p["workload"] == "chat")
     chat["gpuIndices"] = [0, 1, 2, 9]  # GPU 9 does not exist on an 8-GPU node
     doc["budgets"]["sites"][0]["itKw"] += 1.0
     out.write_text(json.dumps(doc))
-    v = run("verify", str(fleet_file), str(out))
+    v = run_cli("verify", str(fleet_file), str(out))
     assert v.returncode == 1
     assert "INVALID" in v.stdout
     assert "[gpu_count]" in v.stdout and "[budget]" in v.stdout
 
 
 def test_json_format_is_machine_readable(fleet_file: Path) -> None:
-    r = run("plan", str(fleet_file), "--format", "json", "--quiet", "--backend", "pulp")
+    r = run_cli("plan", str(fleet_file), "--format", "json", "--quiet", "--backend", "pulp")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["info"]["backend"] == "pulp"
     assert {u["workload"] for u in doc["unplaced"]} == {"huge"}
 
 
+@pytest.mark.slow
 def test_json_stdout_stays_json_when_racks_bind() -> None:
     """datasets/mixed has racks whose power binds: the portfolio's integer bound solves them
     with HiGHS in a child process sharing stdout, which must stay the plan's JSON alone."""
-    r = run("plan", str(REPO / "datasets" / "mixed"), "--format", "json", "--quiet", "--time-limit", "5")
+    r = run_cli("plan", str(REPO / "datasets" / "mixed"), "--format", "json", "--quiet", "--time-limit", "5")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["placements"]
@@ -130,7 +125,7 @@ def test_yaml_folder_input(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "a-fleet.yaml").write_text(yaml.safe_dump({"fleet": FLEET["fleet"]}))
     (folder / "b-workloads.yaml").write_text(yaml.safe_dump({"workloads": FLEET["workloads"]}))
-    r = run("plan", str(folder), "--quiet", "--time-limit", "5")
+    r = run_cli("plan", str(folder), "--quiet", "--time-limit", "5")
     assert r.returncode == 0, r.stderr
     assert "Placed 2 of 3 workloads" in r.stdout
 
@@ -159,7 +154,7 @@ def test_bad_input_exits_2_naming_the_field(fleet_file: Path, tmp_path: Path, mu
     mutate(doc)
     fleet_file.write_text(json.dumps(doc))
     out = tmp_path / "plan.json"
-    r = run("plan", str(fleet_file), "--out", str(out), "--quiet")
+    r = run_cli("plan", str(fleet_file), "--out", str(out), "--quiet")
     assert r.returncode == 2
     assert expected in r.stderr
     assert "Traceback" not in r.stderr
@@ -172,7 +167,7 @@ def test_every_problem_is_reported_at_once(fleet_file: Path) -> None:
     doc["fleet"]["nodes"][0]["gpuType"] = "Z900"
     doc["workloads"][2]["priority"] = 0
     fleet_file.write_text(json.dumps(doc))
-    r = run("plan", str(fleet_file), "--quiet")
+    r = run_cli("plan", str(fleet_file), "--quiet")
     assert r.returncode == 2
     for path in ("fleet.sites[0].pue", "fleet.nodes[0].gpuType", "workloads[2].priority"):
         assert path in r.stderr
@@ -182,34 +177,36 @@ def test_every_problem_is_reported_at_once(fleet_file: Path) -> None:
 def test_malformed_and_missing_files(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"fleet": {"nodes": [ }')
-    r = run("plan", str(bad), "--quiet")
+    r = run_cli("plan", str(bad), "--quiet")
     assert r.returncode == 2 and "bad.json" in r.stderr and "Traceback" not in r.stderr
-    r = run("plan", str(tmp_path / "absent.json"), "--quiet")
+    r = run_cli("plan", str(tmp_path / "absent.json"), "--quiet")
     assert r.returncode == 2 and "absent.json" in r.stderr
-    r = run("plan", str(bad), "--time-limit", "-1")
+    r = run_cli("plan", str(bad), "--time-limit", "-1")
     assert r.returncode == 2 and "--time-limit" in r.stderr
 
 
+@pytest.mark.slow
 def test_existing_plan_survives_a_failed_run(fleet_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan.json"
-    assert run("plan", str(fleet_file), "--out", str(out), "--quiet").returncode == 0
+    assert run_cli("plan", str(fleet_file), "--out", str(out), "--quiet").returncode == 0
     before = out.read_text()
     doc = json.loads(fleet_file.read_text())
     doc["fleet"]["nodes"][0]["gpuCount"] = -1
     fleet_file.write_text(json.dumps(doc))
-    assert run("plan", str(fleet_file), "--out", str(out), "--quiet").returncode == 2
+    assert run_cli("plan", str(fleet_file), "--out", str(out), "--quiet").returncode == 2
     assert out.read_text() == before
 
 
+@pytest.mark.slow
 def test_demo_starts_the_service_places_the_bundled_fleet_and_stops(tmp_path: Path) -> None:
     """The README's first command (`bash run.sh demo` runs `fleetplace demo`), end to end on loopback."""
     out = tmp_path / "plan.json"
-    r = run("demo", "--time-limit", "5", "--out", str(out))
+    r = run_cli("demo", "--time-limit", "5", "--out", str(out))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Starting the placement service on 127.0.0.1" in r.stdout
     assert "Power budgets: sites" in r.stdout and "Power budgets: power domains" in r.stdout
     assert r.stdout.rstrip().endswith("Service stopped.")
-    v = run("verify", str(REPO / "datasets" / "mixed"), str(out))
+    v = run_cli("verify", str(REPO / "datasets" / "mixed"), str(out))
     assert v.returncode == 0 and v.stdout.startswith("VALID"), v.stdout + v.stderr
 
 
@@ -230,7 +227,7 @@ def test_an_empty_request_is_bad_input(tmp_path: Path, doc: dict, paths: list[st
     """``{}`` used to exit 0: "OPTIMAL ... Every workload is placed"."""
     path = tmp_path / "req.json"
     path.write_text(json.dumps(doc))
-    r = run("plan", str(path), "--quiet")
+    r = run_cli("plan", str(path), "--quiet")
     assert r.returncode == 2, r.stdout
     assert r.stdout == ""
     assert [line.split(": ")[1] for line in r.stderr.splitlines()[1:]] == paths
@@ -241,7 +238,7 @@ def test_an_overflowing_capacity_is_bad_input_not_an_internal_error(tmp_path: Pa
     doc["fleet"]["sites"][0]["capacityKw"] = 1e308
     path = tmp_path / "req.json"
     path.write_text(json.dumps(doc))
-    r = run("plan", str(path), "--quiet")
+    r = run_cli("plan", str(path), "--quiet")
     assert r.returncode == 2, r.stderr
     assert "req.json: fleet.sites[0].capacityKw: must be between 0 and 1000000 kW, got 1e+308" in r.stderr
 
@@ -262,7 +259,7 @@ def test_the_problem_listing_is_capped(tmp_path: Path, bad_nodes: int, listed: i
     doc["fleet"]["nodes"] = [dict(node, name=f"bad{i}", gpuCount=0) for i in range(bad_nodes)]
     path = tmp_path / "req.json"
     path.write_text(json.dumps(doc))
-    r = run("plan", str(path), "--quiet")
+    r = run_cli("plan", str(path), "--quiet")
     assert r.returncode == 2
     lines = r.stderr.splitlines()
     assert lines[0] == f"fleetplace: invalid input ({bad_nodes:,} problem{'s' if bad_nodes > 1 else ''}):"
@@ -279,7 +276,7 @@ def test_a_5_mb_name_is_refused_without_being_echoed(tmp_path: Path) -> None:
     doc["workloads"][0]["name"] = "w" * 5_000_000
     path = tmp_path / "req.json"
     path.write_text(json.dumps(doc))
-    r = run("plan", str(path), "--quiet")
+    r = run_cli("plan", str(path), "--quiet")
     assert r.returncode == 2
     assert r.stdout == "" and len(r.stderr) < 500
     assert "req.json: workloads[0].name: is 5,000,000 characters long; at most 253 are allowed" in r.stderr
@@ -297,7 +294,7 @@ def test_out_is_checked_before_the_solve(fleet_file: Path, tmp_path: Path, out: 
     """``--out`` into a missing folder failed after the whole solve."""
     (tmp_path / "file.txt").write_text("x")
     target = tmp_path / out if out else tmp_path
-    r = run("plan", str(fleet_file), "--out", str(target), "--time-limit", "600")
+    r = run_cli("plan", str(fleet_file), "--out", str(target), "--time-limit", "600")
     assert r.returncode == 2, r.stderr
     assert r.stdout == ""  # no report: nothing was solved
     assert "solving" not in r.stderr  # no progress line either
@@ -309,7 +306,7 @@ def test_out_is_checked_before_the_solve(fleet_file: Path, tmp_path: Path, out: 
 
 def test_json_output_prints_every_field(fleet_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan.json"
-    r = run("plan", str(fleet_file), "--format", "json", "--quiet", "--out", str(out))
+    r = run_cli("plan", str(fleet_file), "--format", "json", "--quiet", "--out", str(out))
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc == json.loads(out.read_text())
@@ -320,13 +317,13 @@ def test_json_output_prints_every_field(fleet_file: Path, tmp_path: Path) -> Non
     assert all(
         set(g) == {"node", "index", "powerCapW", "usedMilli", "workloads"} for g in doc["budgets"]["gpus"]
     )
-    v = run("verify", str(fleet_file), str(out), "--format", "json")
+    v = run_cli("verify", str(fleet_file), str(out), "--format", "json")
     assert v.returncode == 0, v.stdout + v.stderr
     assert json.loads(v.stdout) == {"violations": [], "valid": True}
 
 
 def test_the_text_report_gives_units(fleet_file: Path) -> None:
-    r = run("plan", str(fleet_file), "--quiet")
+    r = run_cli("plan", str(fleet_file), "--quiet")
     assert r.returncode == 0, r.stderr
     energy = next(line for line in r.stdout.splitlines() if line.startswith("Energy:"))
     assert "per hour at the sites' energy prices" in energy and "kg CO2 per hour" in energy
@@ -340,10 +337,11 @@ def test_the_text_report_gives_units(fleet_file: Path) -> None:
         assert unit in objective, objective
 
 
+@pytest.mark.slow
 def test_detail_shows_node_budgets_and_replica_power_caps(fleet_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan.json"
-    plain = run("plan", str(fleet_file), "--quiet")
-    r = run("plan", str(fleet_file), "--quiet", "--detail", "--out", str(out))
+    plain = run_cli("plan", str(fleet_file), "--quiet")
+    r = run_cli("plan", str(fleet_file), "--quiet", "--detail", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert "Node budgets" not in plain.stdout and "Node budgets" in r.stdout
     plan = json.loads(out.read_text())

@@ -12,11 +12,10 @@ from fleetplace import datasets
 from placement import solve
 from placement.core import catalog
 from placement.core.domain import Backend, NodeState, ObjectiveTiers, Problem, SiteKind, SolveStatus
+from tests.builders import DATASETS
 from wire.convert import problem_from_request
 from wire.files import load_problem
 from wire.gen.placement.v1 import placement_pb2 as pb
-
-DATASETS = datasets.DATASETS_DIR
 
 # datasets/tiny/README.md, worked out by hand
 TINY_OPTIMUM = ObjectiveTiers(placed_work=1_534_000, energy=976_800_000, moves=1, fragmentation=4)

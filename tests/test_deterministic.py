@@ -27,12 +27,9 @@ from placement.generator import generate
 from placement.run import effort as effort_mod
 from placement.run.effort import plan_effort
 from placement.run.solve import _model_vars
+from tests.builders import CLI, MIXED, REPO
 from tests.server_support import running_server
 from wire.files import load_problem
-
-REPO = Path(__file__).resolve().parent.parent
-MIXED = REPO / "datasets" / "mixed"
-CLI = [sys.executable, "-m", "fleetplace.cli"]
 
 
 @contextlib.contextmanager
@@ -73,6 +70,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "make", "limit_s", "backend", "model", "lp"), CASES, ids=[c[0] for c in CASES]
 )
@@ -101,6 +99,7 @@ def test_the_same_plan_quiet_and_under_load(
     _same(first, second)
 
 
+@pytest.mark.slow
 def test_the_same_plan_from_the_cli_and_over_grpc(tmp_path: Path) -> None:
     """``plan --deterministic`` here and through the service give the same plan (the tiny fleet: its
     model's deterministic time is capped by its size, far inside the limit however busy the machine)."""

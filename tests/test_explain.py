@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,11 +43,10 @@ from placement.core.objective import evaluate
 from placement.core.state import FleetState
 from placement.core.verify import verify
 from server.client import PlacementClient
+from tests.builders import REPO, run_cli
 from tests.server_support import running_server
 from wire import convert
 from wire.files import load_problem, write_json_atomic
-
-REPO = Path(__file__).resolve().parent.parent
 
 # 4 GPUs a node, idle 100 W, caps 400 W (75%) and 700 W; a node's host draws 1000 W, so a
 # node on with idle GPUs draws 1,400 W and a 4-GPU replica at 400 W adds 1,200 W (2,600 W
@@ -536,12 +534,6 @@ def test_never_most_free_zero_gpus_while_an_unpowered_node_is_free() -> None:
 # -------------------------------------------------------------------------------- CLI
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fleetplace.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
-
-
 @pytest.fixture
 def case_files(tmp_path: Path) -> tuple[Path, Path, Problem]:
     """The "free GPUs but rack watts bind" case as files: input and a plan whose reasons ran out of time."""
@@ -556,11 +548,11 @@ def case_files(tmp_path: Path) -> tuple[Path, Path, Problem]:
 
 def test_explain_command_gives_the_plans_reasons(case_files: tuple[Path, Path, Problem]) -> None:
     input_path, plan_path, _ = case_files
-    r = run("explain", str(input_path), "w", "--plan", str(plan_path))
+    r = run_cli("explain", str(input_path), "w", "--plan", str(plan_path))
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"w: not placed in {plan_path}")
     assert "[domain_power]" in r.stdout and "2.599 kW of headroom" in r.stdout and "[gpu_count]" in r.stdout
-    j = run("explain", str(input_path), "w", "--plan", str(plan_path), "--format", "json")
+    j = run_cli("explain", str(input_path), "w", "--plan", str(plan_path), "--format", "json")
     assert j.returncode == 0, j.stderr
     doc = json.loads(j.stdout)
     assert doc.get("placed", False) is False
@@ -577,13 +569,13 @@ def test_explain_command_without_a_plan_and_for_a_placed_workload(
     case_files: tuple[Path, Path, Problem],
 ) -> None:
     input_path, plan_path, _ = case_files
-    r = run("explain", str(input_path), "w")
+    r = run_cli("explain", str(input_path), "w")
     assert r.returncode == 0, r.stderr
     assert "on an empty fleet" in r.stdout and "no rule rules any node out" in r.stdout
-    placed = run("explain", str(input_path), "h4", "--plan", str(plan_path), "--format", "json")
+    placed = run_cli("explain", str(input_path), "h4", "--plan", str(plan_path), "--format", "json")
     assert placed.returncode == 0, placed.stderr
     assert json.loads(placed.stdout)["placed"] is True
-    site = run("explain", str(input_path), "w", "--plan", str(plan_path), "--site", "dc1")
+    site = run_cli("explain", str(input_path), "w", "--plan", str(plan_path), "--site", "dc1")
     assert site.returncode == 0 and "in site dc1" in site.stdout and "[domain_power]" in site.stdout
 
 
@@ -600,14 +592,14 @@ def test_explain_command_bad_names_exit_2_with_field_paths(
     case_files: tuple[Path, Path, Problem], case: str, args: list[str], paths: list[str]
 ) -> None:
     input_path, _, _ = case_files
-    r = run("explain", str(input_path), *args)
+    r = run_cli("explain", str(input_path), *args)
     assert r.returncode == 2, case
     assert [line.split(":")[0].strip() for line in r.stderr.splitlines()[1:]] == paths, r.stderr
 
 
 def test_explain_command_refuses_a_plan_of_another_input(case_files: tuple[Path, Path, Problem]) -> None:
     _, plan_path, _ = case_files
-    r = run("explain", str(REPO / "datasets" / "tiny"), "vision-batch", "--plan", str(plan_path))
+    r = run_cli("explain", str(REPO / "datasets" / "tiny"), "vision-batch", "--plan", str(plan_path))
     assert r.returncode == 2
     assert "plan: does not pass the verifier" in r.stderr
 
@@ -629,13 +621,13 @@ def test_the_report_names_a_command_that_exists(
         .replace("PLAN", str(tmp_path / "plan.json"))
         .split()
     )
-    r = run(*args)
+    r = run_cli(*args)
     assert r.returncode == 0, r.stderr
     assert "[domain_power]" in r.stdout
 
 
 def test_version_names_package_revision_and_solvers() -> None:
-    r = run("--version")
+    r = run_cli("--version")
     assert r.returncode == 0, r.stderr
     rev = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
@@ -651,10 +643,11 @@ def test_version_names_package_revision_and_solvers() -> None:
 # -------------------------------------------------------------------------------- RPC
 
 
+@pytest.mark.slow
 def test_explain_rpc_and_command_are_twins(case_files: tuple[Path, Path, Problem]) -> None:
     """The Explain RPC works the plan's reasons out anew too: the same answer as the command."""
     input_path, plan_path, problem = case_files
-    cli = run("explain", str(input_path), "w", "--plan", str(plan_path), "--format", "json")
+    cli = run_cli("explain", str(input_path), "w", "--plan", str(plan_path), "--format", "json")
     assert cli.returncode == 0, cli.stderr
     from google.protobuf import json_format
 

@@ -17,60 +17,27 @@ from placement.construct.heuristics import Packing, first_fit_decreasing
 from placement.construct.policies import UNTRACKED, ClassKey, FirstFit, Measure, Sig
 from placement.core.domain import (
     CurrentReplica,
-    Fleet,
     Node,
-    PowerDomain,
     Problem,
     ReplicaPlacement,
-    Site,
-    SiteKind,
     Spread,
     SpreadLevel,
     Workload,
 )
 from placement.core.objective import evaluate
-from placement.core.verify import verify
 from placement.generator import generate
-from tests.test_heuristics import GPU, HOST_W  # the same 700 W GPU type and 1 kW hosts
-
-
-def fleet(gpus: tuple[int, ...] = (2, 2), cpu_milli: int = 0, rack_w: int | None = None) -> Fleet:
-    """One site, one rack; a node per entry of ``gpus`` with that many GPUs."""
-    nodes = tuple(
-        Node(f"n{k}", "s", "r", "G", count, HOST_W, cpu_milli=cpu_milli) for k, count in enumerate(gpus)
-    )
-    rack_kw = rack_w / 1000 if rack_w is not None else 100.0
-    return Fleet(
-        gpu_types=(GPU,),
-        sites=(Site("s", SiteKind.DATACENTER, "r", 100.0, 1.2, has_generator=True),),
-        power_domains=(PowerDomain("r", "s", rack_kw),),
-        nodes=nodes,
-    )
-
-
-def frac(name: str, milli: int, cpu: int = 0) -> Workload:
-    return Workload(name, gpus=0, gpu_milli=milli, cpu_milli=cpu)
-
-
-def whole(name: str, gpus: int = 1, cpu: int = 0) -> Workload:
-    return Workload(name, gpus=gpus, cpu_milli=cpu)
+from tests.builders import GPU_G, HOST_W, checked, frac, rack_fleet, whole
 
 
 def pinned(w: Workload, node: str, idx: tuple[int, ...]) -> Workload:
     return replace(w, pinned=True, current=(CurrentReplica(node, idx),))
 
 
-def checked(problem: Problem, placements: tuple[ReplicaPlacement, ...]) -> dict[str, ReplicaPlacement]:
-    plan = alibaba_bench.plan_of(problem, placements, None)
-    assert verify(problem, plan) == []
-    return {p.workload: p for p in placements}
-
-
 # ----------------------------------------------------------------------------- the measure
 
 
 def _measure(classes: dict[ClassKey, int]) -> Measure:
-    return Measure.of_tasks({"G": GPU}, Counter(classes))
+    return Measure.of_tasks({"G": GPU_G}, Counter(classes))
 
 
 def sig(free: tuple[int, ...], cpu_free: int = UNTRACKED, mem_free: int = UNTRACKED) -> Sig:
@@ -125,7 +92,7 @@ def test_measure_skips_classes_a_gpu_type_may_not_run() -> None:
 
 
 def test_a_fractional_task_fills_the_gpu_it_fits_exactly() -> None:
-    f = fleet((2, 2))
+    f = rack_fleet((2, 2))
     problem = Problem(f, (pinned(frac("old", 500), "n1", (1,)), frac("new", 500)))
     got = checked(problem, fgd.fgd_place(problem))
     assert (got["new"].node, got["new"].gpu_indices) == ("n1", (1,))
@@ -136,7 +103,7 @@ def test_ties_go_to_the_node_left_fullest_so_a_whole_node_stays_free() -> None:
     # third each). The 1-GPU task adds no fragmentation on either node (F on n0 stays 600/3:
     # its shared GPU is a fragment for whole-GPU tasks either way); the tie goes to n0, left
     # fuller; the 600 task then fills the shared GPU exactly and n1 stays empty.
-    f = fleet((2, 2))
+    f = rack_fleet((2, 2))
     problem = Problem(f, (pinned(frac("old", 400), "n0", (0,)), whole("w"), frac("x", 600)))
     got = checked(problem, fgd.fgd_place(problem, ("arrival",)))
     assert (got["w"].node, got["w"].gpu_indices) == ("n0", (1,))
@@ -147,7 +114,7 @@ def test_host_cpu_steers_a_task_away_from_a_node_it_would_strand() -> None:
     # n0: 2 GPUs but CPU for one 4-CPU task; n1: 2 GPUs and CPU for two. On n0 the task would
     # leave a GPU no task of the mix can use (F1: +1000); on n1 nothing is stranded.
     f = replace(
-        fleet((2, 2)),
+        rack_fleet((2, 2)),
         nodes=(
             Node("n0", "s", "r", "G", 2, HOST_W, cpu_milli=4000),
             Node("n1", "s", "r", "G", 2, HOST_W, cpu_milli=8000),
@@ -168,7 +135,7 @@ def test_host_cpu_steers_a_task_away_from_a_node_it_would_strand() -> None:
     ],
 )
 def test_power_boundaries(rack_w: int, placed: bool) -> None:
-    problem = Problem(fleet((2,), rack_w=rack_w), (whole("w"),))
+    problem = Problem(rack_fleet((2,), rack_w=rack_w), (whole("w"),))
     got = checked(problem, fgd.fgd_place(problem))
     assert ("w" in got) is placed
 
@@ -181,13 +148,13 @@ def test_power_boundaries(rack_w: int, placed: bool) -> None:
     ],
 )
 def test_host_cpu_boundaries(cpu_milli: int, placed: bool) -> None:
-    problem = Problem(fleet((1,), cpu_milli=4000), (frac("x", 300, cpu=cpu_milli),))
+    problem = Problem(rack_fleet((1,), cpu_milli=4000), (frac("x", 300, cpu=cpu_milli),))
     assert ("x" in checked(problem, fgd.fgd_place(problem))) is placed
 
 
 def test_spread_rules_are_kept_and_improve_leaves_such_plans_be() -> None:
     w = replace(whole("w"), min_replicas=2, max_replicas=2, spread=Spread(SpreadLevel.NODE, 2))
-    problem = Problem(fleet((2, 2)), (w,))
+    problem = Problem(rack_fleet((2, 2)), (w,))
     assert fgd.unsupported(problem) == ["w"]
     got = fgd.fgd_place(problem)
     checked(problem, got)  # the verifier checks the spread
@@ -241,7 +208,7 @@ def test_online_placer_keeps_its_fleet_and_never_moves_pinned_tasks() -> None:
 
 
 def test_online_placer_starts_again_when_the_pinned_tasks_differ() -> None:
-    f = fleet((2, 2))
+    f = rack_fleet((2, 2))
     placer = fgd.OnlinePlacer(spread_weight=0.0)
     first = Problem(f, (frac("a", 500),))
     (pa,) = placer(first)
@@ -263,14 +230,14 @@ def test_online_placer_starts_again_when_the_pinned_tasks_differ() -> None:
 )
 def test_online_lean_towards_emptier_nodes(spread_weight: float, node: str, gpus: tuple[int, ...]) -> None:
     # 500 used on n0's GPU 0; a new 500 task fragments nothing on either node (mix: 500 only)
-    problem = Problem(fleet((2, 2)), (pinned(frac("a", 500), "n0", (0,)), frac("b", 500)))
+    problem = Problem(rack_fleet((2, 2)), (pinned(frac("a", 500), "n0", (0,)), frac("b", 500)))
     got = checked(problem, fgd.OnlinePlacer(spread_weight=spread_weight)(problem))
     assert (got["b"].node, got["b"].gpu_indices) == (node, gpus)
 
 
 def test_lookahead_restores_the_state_between_orders() -> None:
     problem = Problem(
-        fleet((2, 2, 1)), tuple(frac(f"t{k}", m) for k, m in enumerate((300, 700, 500, 500, 1000 - 1)))
+        rack_fleet((2, 2, 1)), tuple(frac(f"t{k}", m) for k, m in enumerate((300, 700, 500, 500, 1000 - 1)))
     )
     packing = Packing(problem, FirstFit())
     packing.set_policy(fgd.policy_for(packing, Counter(fgd.class_of(w) for w in problem.workloads)))
@@ -296,7 +263,7 @@ def test_lookahead_restores_the_state_between_orders() -> None:
 
 def test_repack_swaps_a_lone_task_for_a_set_that_fills_the_gpu() -> None:
     # one GPU: 810 placed; the pool holds 320 + 460 + 220 (= 1000)
-    problem = Problem(fleet((1,)), (frac("big", 810), frac("a", 320), frac("b", 460), frac("c", 220)))
+    problem = Problem(rack_fleet((1,)), (frac("big", 810), frac("a", 320), frac("b", 460), frac("c", 220)))
     start = (ReplicaPlacement("big", 0, "s", "r", "n0", (0,), 810, 700),)
     got = checked(problem, fgd.refill(problem, start))
     assert set(got) == {"a", "b", "c"}
@@ -311,7 +278,7 @@ def test_repack_swaps_a_lone_task_for_a_set_that_fills_the_gpu() -> None:
 )
 def test_repack_respects_host_cpu(cpu_cap: int, expected: set[str]) -> None:
     ws = (frac("big", 810, cpu=1000), frac("a", 320, 1000), frac("b", 460, 1000), frac("c", 220, 1000))
-    problem = Problem(fleet((1,), cpu_milli=cpu_cap), ws)
+    problem = Problem(rack_fleet((1,), cpu_milli=cpu_cap), ws)
     start = (ReplicaPlacement("big", 0, "s", "r", "n0", (0,), 810, 700),)
     assert set(checked(problem, fgd.refill(problem, start))) == expected
 

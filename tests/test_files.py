@@ -14,7 +14,7 @@ import yaml
 from google.protobuf import json_format
 
 from placement.core.errors import InputError
-from tests.test_convert import sample_plan, sample_problem
+from tests.builders import sample_plan, sample_problem
 from wire.convert import plan_from_proto, plan_to_proto, request_from_problem
 from wire.files import load_plan, load_problem, load_request, to_json, write_json_atomic
 

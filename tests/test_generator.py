@@ -38,7 +38,7 @@ def test_different_seed_different_problem() -> None:
         pytest.param(8, id="one-server"),
         pytest.param(50, id="fifty"),
         pytest.param(1_000, id="thousand"),
-        pytest.param(160_000, id="160k-largest"),
+        pytest.param(160_000, id="160k-largest", marks=pytest.mark.slow),
     ],
 )
 def test_size_is_hit_exactly(size: int) -> None:

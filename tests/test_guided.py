@@ -9,27 +9,12 @@ import pytest
 from placement.bounds.bound import GroupLP, Prices, Residual, group_lp
 from placement.construct.greedy import greedy, placed_work, raise_levels, relocate, swap_tiers
 from placement.construct.guided import _Budgets, _Priced, guided
-from placement.core.budgets import compute_budgets
 from placement.core.candidates import filter_candidates
-from placement.core.domain import Plan, Problem, ReplicaPlacement, SolveInfo, SolveStatus, Spread, SpreadLevel
-from placement.core.explain import unplaced_reasons
+from placement.core.domain import Spread, SpreadLevel
 from placement.core.objective import evaluate
 from placement.core.state import Fit, FleetState
-from placement.core.verify import verify
 from placement.generator import generate
-from tests.test_bound import CAPPED, FULL, ONE_GPU, one_node, two_sites
-
-
-def verified(problem: Problem, placements: tuple[ReplicaPlacement, ...]) -> list[object]:
-    prepared = filter_candidates(problem)
-    plan = Plan(
-        placements,
-        compute_budgets(problem, placements),
-        tuple(unplaced_reasons(prepared, FleetState.from_placements(prepared, placements))),
-        evaluate(problem, placements),
-        SolveInfo(SolveStatus.FEASIBLE),
-    )
-    return list(verify(problem, plan))
+from tests.builders import CAPPED_WORK, FULL_WORK, ONE_GPU, one_node, two_domains, two_sites, verified
 
 
 def test_power_bound_node_runs_every_gpu_capped_where_the_greedy_runs_four_at_the_top() -> None:
@@ -196,29 +181,17 @@ def test_the_last_tier_is_placed_by_a_re_solved_lp() -> None:
     assert verified(problem, plan) == []
 
 
-def two_domains(tight_w: int, spread: Spread | None = None, replicas: int = 1) -> Problem:
-    """One site, rack pd-1 at tight_w with node n1 (one GPU), rack pd-2 ample with node n2 (two GPUs)."""
-    base = one_node(tight_w, replace(ONE_GPU, max_replicas=replicas, min_replicas=replicas, spread=spread))
-    n1 = replace(base.fleet.nodes[0], name="n1", power_domain="pd-1")
-    n2 = replace(n1, name="n2", power_domain="pd-2", gpu_count=2)
-    domains = (
-        replace(base.fleet.power_domains[0], name="pd-1"),
-        replace(base.fleet.power_domains[0], name="pd-2", capacity_kw=10.0),
-    )
-    return replace(base, fleet=replace(base.fleet, nodes=(n1, n2), power_domains=domains))
-
-
 def test_relocate_moves_a_capped_replica_to_a_rack_with_watts() -> None:
     """n1's rack holds 350 W: the replica runs at 250 W there (100 + 50 + 200); on n2 it runs at 400 W."""
     problem = two_domains(350)
     prepared = filter_candidates(problem)
     st = FleetState(prepared)
     st.add(0, Fit(prepared.node_index["n1"], 0, (0,), 0))
-    assert placed_work(st) == CAPPED
+    assert placed_work(st) == CAPPED_WORK
     assert relocate(st) == 1
     (p,) = st.to_placements()
     assert (p.node, p.power_cap_w) == ("n2", 400)
-    assert placed_work(st) == FULL
+    assert placed_work(st) == FULL_WORK
     assert st.domain_w[("s", "pd-1")] == 0
     assert verified(problem, st.to_placements()) == []
 

@@ -10,12 +10,9 @@ from placement.construct.heuristics import HEURISTICS, best_fit, fgd, first_fit_
 from placement.core.domain import (
     CurrentReplica,
     Fleet,
-    GpuType,
     Link,
     Node,
     Plan,
-    PowerDomain,
-    PowerLevel,
     Problem,
     Site,
     SiteKind,
@@ -26,48 +23,9 @@ from placement.core.domain import (
 from placement.core.validate import validate
 from placement.core.verify import verify
 from placement.generator import generate
+from tests.builders import GPU_G, HOST_W, ROOMY_KW, grid_fleet
 
-GPU = GpuType(
-    name="G",
-    memory_gib=80.0,
-    max_power_w=700,
-    min_power_cap_w=400,
-    idle_power_w=70,
-    power_levels=(PowerLevel(400, 78), PowerLevel(550, 90), PowerLevel(700, 100)),
-    shareable=True,
-)
-HOST_W = 1000
-ON_W = HOST_W + 8 * GPU.idle_power_w  # an 8-GPU node, on, all GPUs idle: 1,560 W
-ROOMY_KW = 100.0
-
-
-def fleet(
-    nodes: int = 1,
-    rack_w: float | None = None,
-    site_w: float | None = None,
-    sites: int = 1,
-    racks_per_site: int = 1,
-) -> Fleet:
-    """``sites`` sites of ``racks_per_site`` racks; ``nodes`` 8-GPU nodes per rack."""
-    site_list, racks, node_list = [], [], []
-    for s in range(sites):
-        sname = f"s{s}"
-        site_list.append(
-            Site(
-                sname,
-                SiteKind.DATACENTER,
-                "r",
-                site_w / 1000 if site_w else ROOMY_KW,
-                1.2,
-                has_generator=True,
-            )
-        )
-        for r in range(racks_per_site):
-            rname = f"{sname}-r{r}"
-            racks.append(PowerDomain(rname, sname, rack_w / 1000 if rack_w else ROOMY_KW))
-            for n in range(nodes):
-                node_list.append(Node(f"{rname}-n{n}", sname, rname, "G", 8, HOST_W))
-    return Fleet(gpu_types=(GPU,), sites=tuple(site_list), power_domains=tuple(racks), nodes=tuple(node_list))
+ON_W = HOST_W + 8 * GPU_G.idle_power_w  # an 8-GPU node, on, all GPUs idle: 1,560 W
 
 
 def run(method: str, problem: Problem) -> tuple[Problem, Plan]:
@@ -139,7 +97,7 @@ def test_binding_power_leaves_gpus_free(method: str) -> None:
     ],
 )
 def test_power_cap_boundaries(method: str, where: str, usable_w: int, cap_w: int | None) -> None:
-    f = fleet(rack_w=usable_w) if where == "rack" else fleet(site_w=usable_w)
+    f = grid_fleet(rack_w=usable_w) if where == "rack" else grid_fleet(site_w=usable_w)
     problem = Problem(f, (Workload("one", gpus=1, memory_gib=40),))
     _, plan = run(method, problem)
     caps = [p.power_cap_w for p in plan.placements]
@@ -166,7 +124,7 @@ def test_a_node_short_of_cpu_does_not_hide_its_rack_neighbour(
     when on and lacks the CPU; the second takes the replica where the rack has its watts. The
     rule kernel checks host resources before power, node by node (the old loop gave up on the
     rack at the first node whose power did not fit)."""
-    base = fleet(rack_w=rack_w)
+    base = grid_fleet(rack_w=rack_w)
     nodes = (
         Node("heavy", "s0", "s0-r0", "G", 8, HOST_W + 2000, cpu_milli=1000),
         Node("lean", "s0", "s0-r0", "G", 8, HOST_W, cpu_milli=8000),
@@ -179,7 +137,7 @@ def test_a_node_short_of_cpu_does_not_hide_its_rack_neighbour(
 @pytest.mark.parametrize("method", METHODS)
 def test_min_power_cap_floor_is_kept(method: str) -> None:
     """A floor of 80% of 700 W rules out 400 and 550 W: with power for 550 W only, nothing is placed."""
-    problem = Problem(fleet(rack_w=ON_W + 550 - 70), (Workload("floor", gpus=1, min_power_cap_pct=80),))
+    problem = Problem(grid_fleet(rack_w=ON_W + 550 - 70), (Workload("floor", gpus=1, min_power_cap_pct=80),))
     _, plan = run(method, problem)
     assert plan.placements == ()
 
@@ -200,11 +158,11 @@ def test_fractional_sharing_boundaries(
     w = Workload(
         "share", gpus=0, gpu_milli=milli, memory_gib=memory_gib, min_replicas=replicas, max_replicas=replicas
     )
-    _, plan = run(method, Problem(fleet(), (w,)))
+    _, plan = run(method, Problem(grid_fleet(), (w,)))
     placed = plan.placements
     assert len(placed) == replicas
     assert len({(p.node, p.gpu_indices) for p in placed}) == gpus_used
-    assert all(p.power_cap_w == GPU.max_power_w for p in placed)
+    assert all(p.power_cap_w == GPU_G.max_power_w for p in placed)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -218,7 +176,7 @@ def test_fractional_sharing_boundaries(
 )
 def test_gpu_count_and_all_or_nothing(method: str, gpus: int, replicas: int, placed: int) -> None:
     w = Workload("big", gpus=gpus, memory_gib=100, min_replicas=replicas, max_replicas=replicas)
-    _, plan = run(method, Problem(fleet(), (w,)))
+    _, plan = run(method, Problem(grid_fleet(), (w,)))
     assert len(plan.placements) == placed
 
 
@@ -228,7 +186,7 @@ def test_spread_and_site_survival(method: str) -> None:
         "spread", gpus=1, min_replicas=3, max_replicas=3, spread=Spread(SpreadLevel.POWER_DOMAIN, 3)
     )
     survive = Workload("survive", gpus=1, min_replicas=4, max_replicas=4, survive_site_loss_pct=50)
-    _, plan = run(method, Problem(fleet(sites=2, racks_per_site=2), (spread, survive)))
+    _, plan = run(method, Problem(grid_fleet(sites=2, racks_per_site=2), (spread, survive)))
     by = {w: [p for p in plan.placements if p.workload == w] for w in ("spread", "survive")}
     assert len({p.power_domain for p in by["spread"]}) == 3
     sites = [p.site for p in by["survive"]]
@@ -238,14 +196,14 @@ def test_spread_and_site_survival(method: str) -> None:
 @pytest.mark.parametrize("method", METHODS)
 def test_spread_that_cannot_be_met_places_nothing(method: str) -> None:
     w = Workload("spread", gpus=1, min_replicas=2, max_replicas=2, spread=Spread(SpreadLevel.SITE, 2))
-    _, plan = run(method, Problem(fleet(nodes=2), (w,)))
+    _, plan = run(method, Problem(grid_fleet(nodes=2), (w,)))
     assert plan.placements == ()
     assert plan.unplaced[0].reasons
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_pinned_workloads_are_kept_exactly(method: str) -> None:
-    f = fleet(nodes=2)
+    f = grid_fleet(nodes=2)
     pinned = Workload(
         "pinned",
         gpus=2,
@@ -274,7 +232,7 @@ def test_fgd_and_best_fit_avoid_the_fragment_first_fit_makes() -> None:
     Best fit (most allocated) and FGD (an 8-GPU task class makes n0's GPUs a fragment once
     one is taken) put it on n1, and the 8-GPU workload fits on n0.
     """
-    f = fleet(nodes=2)
+    f = grid_fleet(nodes=2)
     pinned = Workload(
         "pinned", gpus=7, pinned=True, current=(CurrentReplica("s0-r0-n1", (0, 1, 2, 3, 4, 5, 6)),)
     )
@@ -292,7 +250,7 @@ def test_fgd_and_best_fit_avoid_the_fragment_first_fit_makes() -> None:
 
 def test_latency_and_backup_exclude_sites() -> None:
     """Site s0 is 5 ms from the users and has no generator; s1 is 20 ms away with one."""
-    base = fleet(sites=2)
+    base = grid_fleet(sites=2)
     sites = (
         Site("s0", SiteKind.EDGE, "r", ROOMY_KW, 1.2, battery_minutes=5),
         Site("s1", SiteKind.DATACENTER, "r", ROOMY_KW, 1.2, has_generator=True),

@@ -15,16 +15,13 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-MIXED = REPO / "datasets" / "mixed"
-CLI = [sys.executable, "-m", "fleetplace.cli"]
+from tests.builders import CLI, MIXED, REPO
 
 
 class Run:
@@ -114,6 +111,7 @@ MOMENTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "backend", "limit_s", "marker"), MOMENTS, ids=[f"{b}: {n}" for n, b, _, _ in MOMENTS]
 )
@@ -143,6 +141,7 @@ def large(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "marker", "delay_s"),
     [
@@ -195,6 +194,7 @@ def test_a_second_sigint_gives_up_at_once(tmp_path: Path) -> None:
         assert "nothing written" in err
 
 
+@pytest.mark.slow
 def test_no_process_of_the_group_outlives_the_interrupted_command(tmp_path: Path) -> None:
     """Interrupted while the portfolio's children work: the plan is kept and no child is left."""
     plan_path = tmp_path / "plan.json"

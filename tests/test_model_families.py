@@ -26,9 +26,8 @@ from placement.core.domain import (
 from placement.core.objective import evaluate
 from placement.exact.decode import decode, encode
 from placement.exact.model import Container, build
-from tests.test_candidates import fleet, node, site
+from tests.builders import ONE, fleet, node, site
 
-ONE = Workload(name="w", gpus=1, memory_gib=40.0)
 FRAC = Workload(name="f", gpus=0, gpu_milli=300, memory_gib=40.0)
 X = Workload(name="x", gpus=0, gpu_milli=600, memory_gib=10.0)
 Y = replace(X, name="y")

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 
 from placement import solve, verify
-from placement.core import catalog
 from placement.core.domain import (
     CurrentReplica,
-    Fleet,
-    Link,
-    Node,
-    PowerDomain,
     Problem,
-    Site,
-    SiteKind,
-    SolveOptions,
     SolveStatus,
-    Spread,
-    SpreadLevel,
-    Workload,
 )
 from placement.generator import generate
 from placement.run.partition import (
@@ -34,67 +22,11 @@ from placement.run.partition import (
     solve_partitioned_stats,
     split,
 )
-
-H100 = catalog.gpu_type(catalog.H100)
-
-# Two regions of two sites each; one rack and two 8-GPU nodes per site (16 GPUs a site).
-SITES = ("a1", "a2", "b1", "b2")
-
-
-def _site(name: str) -> Site:
-    return Site(
-        name, SiteKind.DATACENTER, "ra" if name.startswith("a") else "rb", 100.0, 1.2, has_generator=True
-    )
-
-
-def hand_fleet() -> Fleet:
-    nodes = tuple(
-        Node(f"{s}-n{i}", s, f"{s}-r", catalog.H100, 8, catalog.host_power_w(catalog.H100, 8))
-        for s in SITES
-        for i in (1, 2)
-    )
-    links = (
-        Link("ra", "a1", 2.0),
-        Link("ra", "a2", 3.0),
-        Link("rb", "b1", 2.0),
-        Link("rb", "b2", 3.0),
-        Link("ra", "rb", 50.0),
-        Link("rc", "a1", 5.0),  # rc reaches a1 and b1 in 5 ms, the other two in 10 ms
-        Link("rc", "b1", 5.0),
-    )
-    return Fleet(
-        gpu_types=(H100,),
-        sites=tuple(_site(s) for s in SITES),
-        power_domains=tuple(PowerDomain(f"{s}-r", s, 100.0) for s in SITES),
-        nodes=nodes,
-        regions=("ra", "rb", "rc"),
-        links=links,
-    )
-
-
-def W(name: str, **kw: object) -> Workload:
-    return Workload(name=name, **{"gpus": 1, "memory_gib": 40.0, **kw})  # type: ignore[arg-type]
-
-
-# in region a only (latency), 24 of a's 32 GPUs at max replicas: region a is the fuller group
-LOCAL_A = W("local-a", gpus=8, min_replicas=1, max_replicas=3, user_region="ra", max_latency_ms=5, priority=3)
-ANYWHERE = W("anywhere", gpus=4, min_replicas=1, max_replicas=2, priority=2)  # spans: to the freer group, b
-HOME_A = W("home-a", max_replicas=2, current=(CurrentReplica("a1-n1", (0,)),))  # spans, but fits at home
-SPREAD_OK = W(
-    "spread-ok", min_replicas=2, max_replicas=2, spread=Spread(SpreadLevel.SITE, 2)
-)  # one group has 2 sites
-NEAR_C = {"user_region": "rc", "max_latency_ms": 6.0}  # a1 and b1 only: one site in each group
-SPREAD_X = W("spread-x", min_replicas=2, max_replicas=2, spread=Spread(SpreadLevel.SITE, 2), **NEAR_C)
-SURVIVE_X = W("survive-x", min_replicas=2, max_replicas=2, survive_site_loss_pct=50, **NEAR_C)
-NODE_SPREAD_C = W(
-    "node-spread-c", min_replicas=2, max_replicas=2, spread=Spread(SpreadLevel.NODE, 2), **NEAR_C
+from tests.builders import (
+    W,
+    two_region_fleet,
+    two_region_problem,
 )
-TOO_BIG = W("too-big", memory_gib=120.0)  # no GPU has the memory: no candidate anywhere
-
-
-def hand_problem(time_limit_s: float = 10.0) -> Problem:
-    workloads = (LOCAL_A, ANYWHERE, HOME_A, SPREAD_OK, SPREAD_X, SURVIVE_X, NODE_SPREAD_C, TOO_BIG)
-    return Problem(hand_fleet(), workloads, SolveOptions(time_limit_s=time_limit_s))
 
 
 def _group_of(p: Problem) -> dict[str, int]:
@@ -136,11 +68,11 @@ def test_groups_balanced_and_regions_kept_together() -> None:
 
 
 def test_latency_in_a_group_reads_the_whole_fleets_paths() -> None:
-    a, b = partition(hand_problem(), 2)
+    a, b = partition(two_region_problem(), 2)
     group_a = a if {s.name for s in a.fleet.sites} == {"a1", "a2"} else b
     from placement.core.network import latency_table
 
-    whole = latency_table(hand_fleet())
+    whole = latency_table(two_region_fleet())
     sub = latency_table(group_a.fleet)
     assert sub == {k: v for k, v in whole.items() if k[1] in {"a1", "a2"}}
     assert sub[("rc", "a2")] == 10.0  # through a1 on the whole fleet, one link here
@@ -157,7 +89,7 @@ def test_latency_in_a_group_reads_the_whole_fleets_paths() -> None:
     ],
 )
 def test_workload_goes_to_its_group(workload: str, expected: str) -> None:
-    p = hand_problem()
+    p = two_region_problem()
     part = split(p, 2)
     group_name = {g: "a" if "a1" in sites else "b" for g, sites in enumerate(part.sites)}
     assert group_name[part.group_of[workload]] == expected
@@ -167,16 +99,16 @@ def test_workload_goes_to_its_group(workload: str, expected: str) -> None:
 
 @pytest.mark.parametrize("workload", ["spread-x", "survive-x"])
 def test_spread_or_survival_across_groups_is_left_out_for_partitioning(workload: str) -> None:
-    part = split(hand_problem(), 2)
+    part = split(two_region_problem(), 2)
     assert workload in part.left_out
-    assert workload not in _group_of(hand_problem())
+    assert workload not in _group_of(two_region_problem())
     assert [r.rule for r in part.reasons[workload]] == [PARTITIONING]
     # with one group the same workload has a home
-    assert workload in {w.name for w in partition(hand_problem(), 1)[0].workloads}
+    assert workload in {w.name for w in partition(two_region_problem(), 1)[0].workloads}
 
 
 def test_no_candidate_anywhere_is_explained_on_the_whole_fleet() -> None:
-    part = split(hand_problem(), 2)
+    part = split(two_region_problem(), 2)
     assert "too-big" in part.left_out
     (reason,) = part.reasons["too-big"]
     assert reason.rule == "gpu_memory"
@@ -191,7 +123,7 @@ def test_pinned_over_two_groups_is_split_into_pinned_pieces() -> None:
         pinned=True,
         current=(CurrentReplica("a1-n1", (0,)), CurrentReplica("b1-n1", (0,))),
     )
-    p = replace(hand_problem(), workloads=(pinned,))
+    p = replace(two_region_problem(), workloads=(pinned,))
     pieces = [(w, sub) for sub in partition(p, 2) for w in sub.workloads]
     assert len(pieces) == 2
     for w, sub in pieces:
@@ -202,7 +134,7 @@ def test_pinned_over_two_groups_is_split_into_pinned_pieces() -> None:
 
 def test_current_replica_outside_the_group_is_dropped_from_the_sub_problem() -> None:
     moved = W("moved", user_region="rb", max_latency_ms=5, current=(CurrentReplica("a1-n1", (0,)),))
-    p = replace(hand_problem(), workloads=(moved,))
+    p = replace(two_region_problem(), workloads=(moved,))
     subs = partition(p, 2)
     (w,) = [w for sub in subs for w in sub.workloads]
     assert w.current == ()
@@ -213,13 +145,13 @@ def test_current_replica_outside_the_group_is_dropped_from_the_sub_problem() -> 
 
 @pytest.fixture(scope="module")
 def hand_optimum() -> int:
-    plan = solve(hand_problem(time_limit_s=20))
+    plan = solve(two_region_problem(time_limit_s=20))
     assert plan.info.status is SolveStatus.OPTIMAL
     return plan.objective.placed_work
 
 
 def test_combined_plan_verifies_with_merged_reasons(hand_optimum: int) -> None:
-    p = hand_problem()
+    p = two_region_problem()
     plan, stats = solve_partitioned_stats(p, 2, "local", processes=1)
     assert verify(p, plan) == []
     reasons = {u.workload: [r.rule for r in u.reasons] for u in plan.unplaced}
@@ -235,7 +167,7 @@ def test_combined_plan_verifies_with_merged_reasons(hand_optimum: int) -> None:
 
 
 def test_bound_is_at_least_the_whole_optimum(hand_optimum: int) -> None:
-    p = hand_problem()
+    p = two_region_problem()
     plan, stats = solve_partitioned_stats(p, 2, "local", processes=1)
     assert plan.info.bound is not None and plan.info.gap is not None
     assert plan.info.bound >= hand_optimum  # a bound of the whole problem, not of the parts
@@ -256,6 +188,7 @@ def test_relaxation_bound_of_a_generated_fleet_holds_the_single_solve() -> None:
     assert bound is not None and bound >= plan.objective.placed_work
 
 
+@pytest.mark.slow
 def test_generated_fleet_in_a_process_pool_verifies() -> None:
     p = generate(1000, 1)
     plan, stats = solve_partitioned_stats(p, 3, "local", time_limit_s=3)
@@ -271,25 +204,15 @@ def test_generated_fleet_in_a_process_pool_verifies() -> None:
 
 def test_unknown_executor_is_refused() -> None:
     with pytest.raises(ValueError, match="executor"):
-        solve_partitioned(hand_problem(), 2, "dask")
+        solve_partitioned(two_region_problem(), 2, "dask")
 
 
 # ------------------------------------------------------------------------------ Ray
 
 
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
+@pytest.mark.slow
 def test_ray_equals_local_in_placed_work(local_ray: None) -> None:
-    p = hand_problem(time_limit_s=30)  # each part reaches its optimum in well under a second
+    p = two_region_problem(time_limit_s=30)  # each part reaches its optimum in well under a second
     # the most the parts can earn: every workload they hold, all max replicas at full power
     most = sum(max_work(w, 100) for sub in partition(p, 2) for w in sub.workloads)
     local, _ = solve_partitioned_stats(p, 2, "local", processes=1)

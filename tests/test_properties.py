@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,6 +41,7 @@ def problems(draw: st.DrawFn):  # type: ignore[no-untyped-def]
     return replace(problem, options=options)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(problems())
 def test_every_returned_plan_passes_the_verifier(problem) -> None:  # type: ignore[no-untyped-def]

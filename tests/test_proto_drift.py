@@ -15,10 +15,10 @@ import pytest
 from placement.core import domain
 from placement.core.verify import Violation
 from placement.exact.backends import base
+from tests.builders import REPO
 from wire.convert import enum_prefix
 from wire.gen.placement.v1 import placement_pb2 as pb
 
-ROOT = Path(__file__).resolve().parent.parent
 GENERATED = [
     "wire/gen/__init__.py",
     "wire/gen/placement/__init__.py",
@@ -57,18 +57,18 @@ def _domain_enums() -> list[type[enum.Enum]]:
 def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHON=sys.executable)
     subprocess.run(
-        ["bash", str(ROOT / "scripts/gen_proto.sh"), str(tmp_path)],
-        cwd=ROOT,
+        ["bash", str(REPO / "scripts/gen_proto.sh"), str(tmp_path)],
+        cwd=REPO,
         env=env,
         check=True,
         capture_output=True,
     )
-    stale = [rel for rel in GENERATED if (tmp_path / rel).read_bytes() != (ROOT / rel).read_bytes()]
+    stale = [rel for rel in GENERATED if (tmp_path / rel).read_bytes() != (REPO / rel).read_bytes()]
     assert not stale, f"run scripts/gen_proto.sh and commit: {stale} differ from the proto"
 
 
 def test_generated_code_imports_under_server_gen() -> None:
-    text = (ROOT / "wire/gen/placement/v1/placement_pb2_grpc.py").read_text()
+    text = (REPO / "wire/gen/placement/v1/placement_pb2_grpc.py").read_text()
     assert "from wire.gen.placement.v1 import placement_pb2" in text
     assert pb.DESCRIPTOR.package == "placement.v1"
 

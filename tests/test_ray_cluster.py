@@ -35,9 +35,8 @@ from placement.run.partition import (
     solve_partitioned_stats,
     split,
 )
-from tests.test_partition import hand_problem
+from tests.builders import REPO, two_region_problem
 
-REPO = Path(__file__).resolve().parent.parent
 RAY = Path(sys.executable).parent / "ray"
 START_TIMEOUT_S = 60.0
 
@@ -110,6 +109,7 @@ def _cluster_nodes(address: str) -> set[str]:
         ray.shutdown()
 
 
+@pytest.mark.slow
 def test_parts_run_in_the_clusters_workers_and_the_plan_verifies(ray_head: str) -> None:
     import ray
 
@@ -135,8 +135,9 @@ def test_parts_run_in_the_clusters_workers_and_the_plan_verifies(ray_head: str) 
     assert len(set(pids)) == 2
 
 
+@pytest.mark.slow
 def test_cluster_equals_the_local_executor_where_parts_reach_their_optimum(ray_head: str) -> None:
-    p = hand_problem(time_limit_s=30)  # each part proves its optimum in well under a second
+    p = two_region_problem(time_limit_s=30)  # each part proves its optimum in well under a second
     most = sum(max_work(w, 100) for sub in partition(p, 2) for w in sub.workloads)
     local, local_stats = solve_partitioned_stats(p, 2, "local", processes=1)
     remote, remote_stats = solve_partitioned_stats(p, 2, "ray", ray_head)
@@ -154,6 +155,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_cli_plans_on_the_cluster_and_the_plan_verifies(ray_head: str, tmp_path: Path) -> None:
     problem_file, plan_file = str(tmp_path / "fleet.json"), str(tmp_path / "plan.json")
     assert _cli("generate", "--gpus", "300", "--seed", "1", "--out", problem_file).returncode == 0

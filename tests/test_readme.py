@@ -8,9 +8,10 @@ from pathlib import Path
 
 from placement import solve
 from placement.core.verify import verify
+from tests.builders import REPO
 from wire.files import load_problem
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = REPO / "README.md"
 
 
 def test_readme_yaml_example_plans(tmp_path: Path) -> None:

@@ -15,8 +15,7 @@ from placement.core.state import Fit, FleetState
 from placement.generator import generate
 from placement.improve.polish import consolidate, polish, repack_domains, swap_sets
 from placement.run.portfolio import Portfolio
-from tests.test_bound import CAPPED, FULL, ONE_GPU, one_node
-from tests.test_guided import two_domains, verified
+from tests.builders import CAPPED_WORK, FULL_WORK, ONE_GPU, one_node, two_domains, verified
 
 
 def test_the_last_watts_run_more_replicas_at_a_lower_level() -> None:
@@ -25,8 +24,8 @@ def test_the_last_watts_run_more_replicas_at_a_lower_level() -> None:
     problem = one_node(2100, replace(ONE_GPU, max_replicas=8), gpu_count=8)
     prepared = filter_candidates(problem)
     st = greedy(prepared)
-    assert placed_work(st) == 4 * FULL + CAPPED
-    assert repack_domains(st) == 8 * CAPPED - (4 * FULL + CAPPED)
+    assert placed_work(st) == 4 * FULL_WORK + CAPPED_WORK
+    assert repack_domains(st) == 8 * CAPPED_WORK - (4 * FULL_WORK + CAPPED_WORK)
     assert sorted(p.power_cap_w for p in st.to_placements()) == [250] * 8
     assert st.domain_w[("s", "pd")] == 2100
     assert verified(problem, st.to_placements()) == []
@@ -92,7 +91,7 @@ def test_polish_repacks_where_asked_only() -> None:
     plain, packed = greedy(prepared), greedy(prepared)
     assert polish(plain, None, repack=False)[2] == 0
     assert polish(packed, None, repack=True)[2] > 0
-    assert placed_work(packed) == 8 * CAPPED > placed_work(plain)
+    assert placed_work(packed) == 8 * CAPPED_WORK > placed_work(plain)
 
 
 def test_the_portfolio_polishes_its_best_plan_and_drops_the_source() -> None:
@@ -272,5 +271,7 @@ def test_polish_spends_the_watts_a_powered_off_node_gives_back() -> None:
     polish(st, None, repack=True)
     placed = sorted((p.workload, p.node) for p in st.to_placements())
     assert [w for w, _n in placed] == ["high", "high", "low"]
-    assert placed_work(st) == 2 * 2 * FULL + 2 * CAPPED  # high: priority 2 at 400 W; low: 2 GPUs at 250 W
+    assert (
+        placed_work(st) == 2 * 2 * FULL_WORK + 2 * CAPPED_WORK
+    )  # high: priority 2 at 400 W; low: 2 GPUs at 250 W
     assert verified(problem, st.to_placements()) == []

@@ -6,8 +6,7 @@ with the send times measured on previous answers."""
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -16,7 +15,7 @@ from server.app import Server
 from server.client import from_server
 from server.metrics import Metrics
 from server.service import margins_s, time_box
-from tests.server_support import dataset, running_server, stub
+from tests.server_support import dataset, eventually, running_server, stub
 from wire.gen.placement.v1 import placement_pb2 as pb
 
 
@@ -29,15 +28,6 @@ def served() -> Iterator[tuple[Server, str]]:
 def _count(server: Server, method: str, code: str) -> float:
     labels = {"method": method, "code": code}
     return server.metrics.registry.get_sample_value("fleetplace_requests_total", labels) or 0.0
-
-
-def _eventually(predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    end = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 CASES = [
@@ -74,7 +64,7 @@ def test_an_expired_deadline_is_counted_and_logged_as_deadline_exceeded(
     (a call that expired before reaching the handler is not counted at all)."""
     server, address = served
     caplog.set_level(logging.INFO)
-    assert _eventually(lambda: server.metrics.in_flight == 0)  # the calls before this one are counted
+    assert eventually(lambda: server.metrics.in_flight == 0)  # the calls before this one are counted
     before = {c: _count(server, "Place", c) for c in ("OK", "DEADLINE_EXCEEDED", "CANCELLED")}
     seen = {"OK": 0, "DEADLINE_EXCEEDED": 0}
     channel, s = stub(address)
@@ -86,7 +76,7 @@ def test_an_expired_deadline_is_counted_and_logged_as_deadline_exceeded(
             except grpc.RpcError as e:
                 assert e.code() is grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
                 seen["DEADLINE_EXCEEDED"] += 1
-    assert _eventually(lambda: server.metrics.in_flight == 0)
+    assert eventually(lambda: server.metrics.in_flight == 0)
     got = {c: _count(server, "Place", c) - before[c] for c in before}
     assert got["CANCELLED"] == 0, "nobody cancelled"
     assert got["OK"] == seen["OK"], "an answer the client never got was counted OK"
@@ -116,12 +106,12 @@ def test_answers_feed_the_send_times(served: tuple[Server, str]) -> None:
     count = lambda: server.metrics.registry.get_sample_value(  # noqa: E731
         "fleetplace_send_seconds_count", {"method": "Place"}
     )
-    assert _eventually(lambda: server.metrics.in_flight == 0)
+    assert eventually(lambda: server.metrics.in_flight == 0)
     before = count() or 0.0
     channel, s = stub(address)
     with channel:
         s.Place(dataset("tiny", time_limit_s=1), timeout=30)
-    assert _eventually(lambda: (count() or 0.0) == before + 1)
+    assert eventually(lambda: (count() or 0.0) == before + 1)
 
 
 def test_without_a_deadline_a_short_time_limit_still_solves(served: tuple[Server, str]) -> None:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.errors import field_violations
-from tests.server_support import dataset, running_server
+from tests.server_support import dataset, running_server, status_code
 from wire.gen.placement.v1 import placement_pb2 as pb
 from wire.gen.placement.v1 import placement_pb2_grpc as pb_grpc
 
@@ -28,7 +28,7 @@ def channel() -> Iterator[grpc.Channel]:
 
 
 @pytest.fixture(scope="module")
-def stub(channel: grpc.Channel) -> pb_grpc.PlacementServiceStub:
+def service(channel: grpc.Channel) -> pb_grpc.PlacementServiceStub:
     return pb_grpc.PlacementServiceStub(channel)
 
 
@@ -61,42 +61,34 @@ FAMILIES = [
 
 
 @pytest.mark.parametrize(("mutate", "path"), [f[1:] for f in FAMILIES], ids=[f[0] for f in FAMILIES])
-def test_invalid_field_names_its_path(stub: pb_grpc.PlacementServiceStub, mutate, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_field_names_its_path(service: pb_grpc.PlacementServiceStub, mutate, path: str) -> None:  # type: ignore[no-untyped-def]
     request = dataset("tiny")
     mutate(request)
     with pytest.raises(grpc.RpcError) as err:
-        stub.Place(request, timeout=10)
+        service.Place(request, timeout=10)
     assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
     assert path in [f.path for f in field_violations(err.value)]
 
 
-def test_every_problem_at_once_and_verify_prefixes_paths(stub: pb_grpc.PlacementServiceStub) -> None:
+def test_every_problem_at_once_and_verify_prefixes_paths(service: pb_grpc.PlacementServiceStub) -> None:
     request = dataset("tiny")
     for _, mutate, _ in FAMILIES[:3]:
         mutate(request)
     with pytest.raises(grpc.RpcError) as err:
-        stub.Verify(pb.VerifyRequest(request=request), timeout=10)
+        service.Verify(pb.VerifyRequest(request=request), timeout=10)
     paths = {f.path for f in field_violations(err.value)}
     assert {"request." + f[2] for f in FAMILIES[:3]} <= paths
 
 
-def test_an_empty_request_is_invalid_argument(stub: pb_grpc.PlacementServiceStub) -> None:
+def test_an_empty_request_is_invalid_argument(service: pb_grpc.PlacementServiceStub) -> None:
     """Issue 12: no nodes or no workloads is a mistake in what was sent, not a plan placing everything."""
     with pytest.raises(grpc.RpcError) as err:
-        stub.Place(pb.PlaceRequest(), timeout=10)
+        service.Place(pb.PlaceRequest(), timeout=10)
     assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
     assert [f.path for f in field_violations(err.value)] == ["fleet.nodes", "workloads"]
 
 
 # ------------------------------------------------------------------------------- fuzzing
-
-
-def _code(fn: Callable[[], object]) -> grpc.StatusCode:
-    try:
-        fn()
-        return grpc.StatusCode.OK
-    except grpc.RpcError as e:
-        return e.code()  # type: ignore[attr-defined,no-any-return]
 
 
 _SCALARS = st.one_of(
@@ -142,19 +134,19 @@ def mutated_requests(draw: st.DrawFn) -> pb.PlaceRequest:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(request=mutated_requests(), workload=st.text(max_size=6))
 def test_mutated_requests_get_an_answer_never_internal(
-    stub: pb_grpc.PlacementServiceStub, request: pb.PlaceRequest, workload: str
+    service: pb_grpc.PlacementServiceStub, request: pb.PlaceRequest, workload: str
 ) -> None:
-    assert _code(lambda: stub.Verify(pb.VerifyRequest(request=request), timeout=10)) in OK_OR_INVALID
+    assert status_code(lambda: service.Verify(pb.VerifyRequest(request=request), timeout=10)) in OK_OR_INVALID
     explain = pb.ExplainRequest(request=request, workload=workload)
-    assert _code(lambda: stub.Explain(explain, timeout=10)) in OK_OR_INVALID
+    assert status_code(lambda: service.Explain(explain, timeout=10)) in OK_OR_INVALID
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(request=mutated_requests())
 def test_mutated_place_requests_get_a_plan_or_invalid_argument(
-    stub: pb_grpc.PlacementServiceStub, request: pb.PlaceRequest
+    service: pb_grpc.PlacementServiceStub, request: pb.PlaceRequest
 ) -> None:
-    assert _code(lambda: stub.Place(request, timeout=10)) in OK_OR_INVALID
+    assert status_code(lambda: service.Place(request, timeout=10)) in OK_OR_INVALID
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -165,7 +157,7 @@ def test_random_bytes_never_crash_the_server(channel: grpc.Channel, data: bytes)
     as any request. Either way the server keeps answering health checks."""
     for method in ("Place", "Verify", "Explain"):
         raw = channel.unary_unary(f"/placement.v1.PlacementService/{method}")
-        code = _code(lambda raw=raw: raw(data, timeout=10))  # type: ignore[misc]
+        code = status_code(lambda raw=raw: raw(data, timeout=10))  # type: ignore[misc]
         assert code in OK_OR_INVALID, (method, code)
     health = health_pb2_grpc.HealthStub(channel)
     assert (

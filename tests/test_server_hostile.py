@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -19,31 +18,14 @@ from server.answers import no_solution_plan
 from server.app import Server
 from server.client import PlacementClient
 from server.errors import MAX_DETAIL_VIOLATIONS, field_violations, violation_count
-from tests.server_support import ROOT, dataset, running_server, stub
+from tests.builders import REPO
+from tests.server_support import dataset, eventually, running_server, status_code, stub
 from wire import convert
 from wire.gen.placement.v1 import placement_pb2 as pb
 
 
-def _code(fn: Callable[[], object]) -> grpc.StatusCode:
-    try:
-        fn()
-        return grpc.StatusCode.OK
-    except grpc.RpcError as e:
-        return e.code()  # type: ignore[attr-defined,no-any-return]
-
-
 def _count(server: Server, name: str, **labels: str) -> float:
     return server.metrics.registry.get_sample_value(name, labels) or 0.0
-
-
-def _eventually(predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    """Calls are counted when gRPC reports their end, which may come just after the client's answer."""
-    end = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +185,7 @@ def test_large_verify_past_its_deadline_is_killed_and_health_answers(served: tup
     problem = convert.problem_from_request(request)
     plan = convert.plan_to_proto(no_solution_plan(problem, "test", StopReason.TIME_LIMIT))
     checker = {w.process.pid for w in server.checks._all}  # type: ignore[union-attr]
-    assert _eventually(lambda: server.metrics.in_flight == 0)  # the calls before this one are counted
+    assert eventually(lambda: server.metrics.in_flight == 0)  # the calls before this one are counted
     before = _count(server, "fleetplace_requests_total", method="Verify", code="DEADLINE_EXCEEDED")
     channel, s = stub(address)
     with channel:
@@ -211,10 +193,10 @@ def test_large_verify_past_its_deadline_is_killed_and_health_answers(served: tup
         health = health_pb2_grpc.HealthStub(channel)
         assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == 1
         assert s.Verify(pb.VerifyRequest(request=dataset("tiny")), timeout=5).violations is not None
-        assert _code(big.result) is grpc.StatusCode.DEADLINE_EXCEEDED
+        assert status_code(big.result) is grpc.StatusCode.DEADLINE_EXCEEDED
     server.checks.wait_ready(60)  # type: ignore[union-attr]
     assert not {w.process.pid for w in server.checks._all} & checker  # type: ignore[union-attr]
-    assert _eventually(
+    assert eventually(
         lambda: (
             _count(server, "fleetplace_requests_total", method="Verify", code="DEADLINE_EXCEEDED")
             == before + 1
@@ -233,30 +215,31 @@ def test_oversized_and_unreadable_requests_are_answered_and_counted(served: tupl
     s = stub(address)[1]
     with channel:
         assert (
-            _code(lambda: s.Verify(pb.VerifyRequest(request=big), timeout=10))
+            status_code(lambda: s.Verify(pb.VerifyRequest(request=big), timeout=10))
             is grpc.StatusCode.RESOURCE_EXHAUSTED
         )
         raw = channel.unary_unary("/placement.v1.PlacementService/Place")
-        assert _code(lambda: raw(b"\xff\xff\xff\xff", timeout=10)) is grpc.StatusCode.INVALID_ARGUMENT
+        assert status_code(lambda: raw(b"\xff\xff\xff\xff", timeout=10)) is grpc.StatusCode.INVALID_ARGUMENT
     assert _count(server, "fleetplace_refused_requests_total", method="Verify", reason="oversized") == 1
     assert _count(server, "fleetplace_refused_requests_total", method="Place", reason="undeserializable") == 1
-    assert _eventually(
+    assert eventually(
         lambda: _count(server, "fleetplace_requests_total", method="Verify", code="RESOURCE_EXHAUSTED") == 1
     )
-    assert _eventually(
+    assert eventually(
         lambda: _count(server, "fleetplace_requests_total", method="Place", code="INVALID_ARGUMENT") >= 1
     )
     assert _count(server, "fleetplace_requests_total", method="Place", code="INTERNAL") == 0
 
 
+@pytest.mark.slow
 def test_the_cli_reports_a_service_limit_as_bad_input() -> None:
     """``fleetplace plan --server``: the service's fleet limit comes back as the same bad-input
     listing (exit 2) as a local check, not a server error."""
     with running_server(max_gpus=4) as (_, address):  # the tiny fleet has 6 GPUs
         run = subprocess.run(
-            [sys.executable, "-m", "fleetplace.cli", "plan", str(ROOT / "datasets" / "tiny"), "--quiet",
+            [sys.executable, "-m", "fleetplace.cli", "plan", str(REPO / "datasets" / "tiny"), "--quiet",
              "--server", address],
-            cwd=ROOT, capture_output=True, text=True, timeout=120,
+            cwd=REPO, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
     assert run.returncode == 2, run.stderr
     assert "invalid input (1 problem)" in run.stderr

@@ -15,7 +15,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.app import Server
-from tests.server_support import ROOT, dataset, running_server, stub
+from tests.builders import REPO
+from tests.server_support import dataset, running_server, status_code, stub
 from wire.gen.placement.v1 import placement_pb2 as pb
 
 
@@ -24,14 +25,6 @@ def _wait(predicate, timeout_s: float = 30) -> None:  # type: ignore[no-untyped-
     while not predicate():
         assert time.monotonic() < end, "condition not reached"
         time.sleep(0.02)
-
-
-def _code(fn) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
-    try:
-        fn()
-        return grpc.StatusCode.OK
-    except grpc.RpcError as e:
-        return e.code()  # type: ignore[attr-defined,no-any-return]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +41,7 @@ def test_overload_is_resource_exhausted_at_once_and_health_still_answers(
     with futures.ThreadPoolExecutor(1) as ex:
         slow = ex.submit(s.Place, dataset("mixed", time_limit_s=4), timeout=30)
         _wait(lambda: server.pool.running == 1)
-        assert _code(lambda: s.Place(dataset("tiny"), timeout=30)) is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert status_code(lambda: s.Place(dataset("tiny"), timeout=30)) is grpc.StatusCode.RESOURCE_EXHAUSTED
         health = health_pb2_grpc.HealthStub(channel)
         assert health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1
         assert s.Verify(pb.VerifyRequest(request=dataset("tiny")), timeout=5) is not None  # no solver needed
@@ -74,12 +67,13 @@ def test_requests_over_the_size_limit_are_refused(one_slot: tuple[Server, str]) 
     big = dataset("tiny")
     big.fleet.regions.extend(f"region-{i:06d}" for i in range(10_000))  # about 150 KiB
     assert (
-        _code(lambda: s.Verify(pb.VerifyRequest(request=big), timeout=10))
+        status_code(lambda: s.Verify(pb.VerifyRequest(request=big), timeout=10))
         is grpc.StatusCode.RESOURCE_EXHAUSTED
     )
     channel.close()
 
 
+@pytest.mark.slow
 def test_a_queued_solve_answers_no_solution_before_its_deadline() -> None:
     with running_server(max_concurrent_solves=1, max_queued_solves=1) as (server, address):
         channel, s = stub(address)
@@ -95,13 +89,14 @@ def test_a_queued_solve_answers_no_solution_before_its_deadline() -> None:
         channel.close()
 
 
+@pytest.mark.slow
 def test_sigterm_lets_the_solve_in_flight_finish_then_exits_0() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "fleetplace.cli", "serve", "--address", "127.0.0.1:0", "--grace", "20"],
-        cwd=ROOT,
+        cwd=REPO,
         stderr=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
     )
     try:
         assert proc.stderr is not None

@@ -14,7 +14,8 @@ from placement.core.domain import SolveStatus
 from placement.core.verify import verify
 from placement.exact.model.registry import TIERS
 from server.client import PlacementClient
-from tests.server_support import ROOT, dataset, running_server
+from tests.builders import REPO
+from tests.server_support import dataset, running_server
 from wire.files import load_problem
 from wire.gen.placement.v1 import placement_pb2 as pb
 
@@ -58,7 +59,7 @@ def test_stream_events_are_in_time_order_name_their_source_and_bounds_only_tight
 def test_a_plan_that_places_nothing_where_something_fits_is_not_feasible(time_limit_s: float) -> None:
     """The greedy's share of a very short time limit ends before it places anything: that is no
     solution (the greedy places 195 replicas of this fleet given 30 ms)."""
-    problem = load_problem(ROOT / "datasets" / "mixed")
+    problem = load_problem(REPO / "datasets" / "mixed")
     plan = solve(replace(problem, options=replace(problem.options, time_limit_s=time_limit_s)))
     assert verify(problem, plan) == []
     if not plan.placements:

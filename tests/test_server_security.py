@@ -11,20 +11,13 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.client import PlacementClient
-from tests.server_support import dataset, running_server
+from tests.server_support import dataset, running_server, status_code
 from wire.gen.placement.v1 import placement_pb2 as pb
 
 TOKEN = "s3cret-token-value-42"
 
 
-def _code(fn) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
-    try:
-        fn()
-        return grpc.StatusCode.OK
-    except grpc.RpcError as e:
-        return e.code()  # type: ignore[attr-defined,no-any-return]
-
-
+@pytest.mark.slow
 def test_tokens_required_when_configured_and_never_logged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -36,16 +29,16 @@ def test_tokens_required_when_configured_and_never_logged(
         cases = {"no token": None, "wrong token": "nope", "empty": ""}
         for name, token in cases.items():
             with PlacementClient(address, timeout_s=10, token=token) as c:
-                assert _code(lambda c=c: c.place(invalid)) is grpc.StatusCode.UNAUTHENTICATED, name
+                assert status_code(lambda c=c: c.place(invalid)) is grpc.StatusCode.UNAUTHENTICATED, name
         with PlacementClient(address, timeout_s=10) as c:
             md = (("authorization", f"Basic {TOKEN}"),)
-            assert _code(lambda: c.stub.Verify(pb.VerifyRequest(), timeout=5, metadata=md)) is (
+            assert status_code(lambda: c.stub.Verify(pb.VerifyRequest(), timeout=5, metadata=md)) is (
                 grpc.StatusCode.UNAUTHENTICATED
             )
             health = health_pb2_grpc.HealthStub(c.channel)  # health stays open without a token
             assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == 1
         with PlacementClient(address, timeout_s=10, token=TOKEN) as c:
-            assert _code(lambda: c.place(invalid)) is grpc.StatusCode.INVALID_ARGUMENT
+            assert status_code(lambda: c.place(invalid)) is grpc.StatusCode.INVALID_ARGUMENT
             assert c.verify(dataset("tiny"), pb.Plan()).violations is not None
     assert TOKEN not in caplog.text
 
@@ -57,7 +50,7 @@ def test_tokens_file_and_health_protection(tmp_path: Path) -> None:
         with PlacementClient(address, timeout_s=10) as c:
             health = health_pb2_grpc.HealthStub(c.channel)
             check = lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=5)  # noqa: E731
-            assert _code(check) is grpc.StatusCode.UNAUTHENTICATED
+            assert status_code(check) is grpc.StatusCode.UNAUTHENTICATED
         with PlacementClient(address, timeout_s=10, token=TOKEN) as c:
             assert c.explain(dataset("tiny"), dataset("tiny").workloads[0].name) is not None
 
@@ -89,7 +82,9 @@ def test_tls_on_plaintext_refused(pki: Path) -> None:
         with PlacementClient(address, timeout_s=10, root_certificates=pki / "ca.pem") as c:
             assert c.verify(dataset("tiny"), pb.Plan()) is not None
         with PlacementClient(address, timeout_s=3, max_attempts=1) as plain:
-            assert _code(lambda: plain.verify(dataset("tiny"), pb.Plan())) is grpc.StatusCode.UNAVAILABLE
+            assert (
+                status_code(lambda: plain.verify(dataset("tiny"), pb.Plan())) is grpc.StatusCode.UNAVAILABLE
+            )
 
 
 def test_mutual_tls_needs_a_client_certificate(pki: Path) -> None:
@@ -108,4 +103,4 @@ def test_mutual_tls_needs_a_client_certificate(pki: Path) -> None:
         ) as c:
             assert c.verify(dataset("tiny"), pb.Plan()) is not None
         with PlacementClient(address, timeout_s=3, root_certificates=pki / "ca.pem", max_attempts=1) as anon:
-            assert _code(lambda: anon.verify(dataset("tiny"), pb.Plan())) is grpc.StatusCode.UNAVAILABLE
+            assert status_code(lambda: anon.verify(dataset("tiny"), pb.Plan())) is grpc.StatusCode.UNAVAILABLE

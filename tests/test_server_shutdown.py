@@ -19,7 +19,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from placement.generator import generate
 from server.client import PlacementClient
-from tests.server_support import ROOT, dataset, stub
+from tests.builders import REPO
+from tests.server_support import dataset, stub
 from wire import convert
 from wire.gen.placement.v1 import placement_pb2 as pb
 
@@ -30,10 +31,10 @@ SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.Health
 def serve() -> Iterator[tuple[subprocess.Popen[str], str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "fleetplace.cli", "serve", "--address", "127.0.0.1:0", "--grace", "3"],
-        cwd=ROOT,
+        cwd=REPO,
         stderr=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
     )
     try:
         assert proc.stderr is not None
@@ -59,6 +60,7 @@ def _watch(channel: grpc.Channel, seen: list[object]) -> None:
         seen.append(e.code())  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_sigterm_drains_answers_in_flight_solves_and_tells_late_callers(
     serve: tuple[subprocess.Popen[str], str],
 ) -> None:

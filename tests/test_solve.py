@@ -26,23 +26,9 @@ from placement.core.errors import InputError
 from placement.core.objective import evaluate
 from placement.exact.backends.base import Progress
 from placement.generator import generate
-from tests.test_candidates import fleet, node, site
-from tests.test_guided import verified
+from tests.builders import A, B, fleet, frac, golden, node, rack_fleet, site, verified
 
 BACKENDS = [Backend.ORTOOLS, Backend.PULP]
-A = Workload(name="a", gpus=1, memory_gib=40.0, min_replicas=1, max_replicas=2, priority=2)
-B = Workload(name="b", gpus=1, memory_gib=40.0, priority=1)
-
-
-def golden(backend: Backend, **opts: object) -> Problem:
-    """One node, 2 GPUs (idle 50 W, levels 250 W = 80% and 400 W = 100%), host 100 W, rack 750 W.
-
-    Hand-solved: a@400 + a@250 draws 100 + 2*50 + 350 + 200 = 750 W (exactly the cap) and
-    earns 2*1000*100 + 2*1000*80 = 360,000; a@400 twice would draw 900 W; a@400 + b@250
-    earns 280,000. So b is left out (no GPU left), energy = 750 W * 100,000 n$/h per W.
-    """
-    f = fleet((node("n1"),), domains=(PowerDomain("r1", "dc1", 0.75),))
-    return Problem(f, (A, B), SolveOptions(backend=backend, time_limit_s=10, **opts))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -275,6 +261,7 @@ def test_pinned_replica_breaking_a_hard_rule_is_an_input_error(
     assert rule in str(err.value), case
 
 
+@pytest.mark.slow
 def test_portfolio_sends_the_heuristics_and_a_bound_and_is_killed_on_close() -> None:
     import time
 
@@ -395,9 +382,6 @@ def test_without_a_model_the_solve_ends_with_the_fgd_repack(monkeypatch: pytest.
     where no model is built, the solve's last step (placement.construct.fgd.improve) fills the GPU."""
     import importlib
 
-    from tests.test_fgd import fleet as one_gpu_fleet
-    from tests.test_fgd import frac
-
     solve_mod = importlib.import_module("placement.run.solve")
     monkeypatch.setattr(solve_mod, "MODEL_MAX_VARS", 0)
 
@@ -418,7 +402,7 @@ def test_without_a_model_the_solve_ends_with_the_fgd_repack(monkeypatch: pytest.
 
     monkeypatch.setattr(solve_mod, "Portfolio", NoPortfolio)  # the path of fleets too big for the model
     p = Problem(
-        one_gpu_fleet((1,)),
+        rack_fleet((1,)),
         (frac("big", 810), frac("a", 320), frac("b", 460), frac("c", 220)),
         SolveOptions(time_limit_s=10),
     )

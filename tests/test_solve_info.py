@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -15,10 +14,9 @@ from placement.core.verify import verify
 from placement.exact.backends.linear import versions
 from placement.generator import generate
 from placement.run.methods import METHODS
-from tests.test_solve import golden
+from tests.builders import MIXED, golden
 from wire.files import load_problem
 
-MIXED = Path(__file__).resolve().parent.parent / "datasets" / "mixed"
 MODEL_SOLVER = {Backend.ORTOOLS: "cp-sat", Backend.PULP: "cbc"}
 
 

@@ -10,10 +10,8 @@ import pytest
 from placement.core.candidates import filter_candidates
 from placement.core.domain import (
     Fleet,
-    GpuType,
     Node,
     PowerDomain,
-    PowerLevel,
     Problem,
     Site,
     SiteKind,
@@ -23,17 +21,9 @@ from placement.core.domain import (
 )
 from placement.core.state import Fit, FleetState, Short, rules_hold, workload_short
 from placement.generator import generate
+from tests.builders import G_TWO_LEVELS, HOST_W, gpu_g
 
-GPU = GpuType(
-    name="G",
-    memory_gib=24.0,
-    max_power_w=700,
-    min_power_cap_w=400,
-    idle_power_w=70,
-    power_levels=(PowerLevel(400, 78), PowerLevel(700, 100)),
-    shareable=True,
-)
-HOST_W = 1000
+GPU = gpu_g(memory_gib=24.0, levels=G_TWO_LEVELS)  # type G with 24 GiB and two levels
 ON_W = HOST_W + 2 * GPU.idle_power_w  # a 2-GPU node, on, both GPUs idle: 1,140 W
 AT_400 = 400 - 70  # one GPU at the lowest level above idle
 AT_700 = 700 - 70

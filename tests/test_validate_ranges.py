@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,11 +17,11 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from placement.core import domain as d
 from placement.core.validate import RANGES, validate, validate_request
-from tests.test_convert import sample_problem
-from tests.test_validate import Mutation, add, both, gpu, link, node, opts, pdom, site, wl
+from tests.builders import REPO, sample_problem
+from tests.mutations import Mutation, add, both, gpu, link, node, opts, pdom, site, wl
 from wire.gen.placement.v1 import placement_pb2 as pb
 
-PROTO = Path(__file__).resolve().parent.parent / "proto" / "placement" / "v1" / "placement.proto"
+PROTO = REPO / "proto" / "placement" / "v1" / "placement.proto"
 NUMERIC = {
     FieldDescriptor.TYPE_INT32,
     FieldDescriptor.TYPE_INT64,

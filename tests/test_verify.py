@@ -1,6 +1,6 @@
 """The independent verifier (placement.verify): a valid hand-built plan passes, each tampering is named.
 
-The fleet (built below with the domain dataclasses):
+The fleet (``tests.builders.reference_fleet``, with the domain dataclasses):
 
 site dc1 (TWO_N, 20 kW -> 10000 W, generator)    links: eu-dc1 5 ms, dc1-dc2 3 ms, eu-edge1 2 ms,
   rackA (N_PLUS_1 of 3, 4.14 kW -> 2760 W): n1 (4 x h100, host 1000 W, 32 CPU), n2 (4 x h100, off)
@@ -30,170 +30,36 @@ from collections.abc import Callable
 
 import pytest
 
-from placement.core.budgets import compute_budgets
 from placement.core.domain import (
-    CurrentReplica,
     Fleet,
-    GpuType,
     Link,
     Node,
-    NodeState,
     Plan,
     PowerDomain,
-    PowerLevel,
     Problem,
-    Reason,
-    Redundancy,
     ReplicaPlacement,
     Site,
     SiteKind,
-    SolveInfo,
-    SolveStatus,
     Spread,
     SpreadLevel,
     UnplacedWorkload,
     Workload,
 )
 from placement.core.errors import PlanRejected
-from placement.core.objective import evaluate, throughput_pct
+from placement.core.objective import throughput_pct
 from placement.core.verify import RULES, Violation, check, verify
-
-H100 = GpuType(
-    name="h100",
-    memory_gib=80.0,
-    max_power_w=700,
-    min_power_cap_w=300,
-    idle_power_w=60,
-    power_levels=(PowerLevel(300, 70), PowerLevel(500, 90), PowerLevel(700, 100)),
-    shareable=False,
+from tests.builders import (
+    H100,
+    build_plan,
+    reference_fleet,
+    reference_placements,
+    reference_workloads,
 )
-L4 = GpuType(
-    name="l4",
-    memory_gib=24.0,
-    max_power_w=72,
-    min_power_cap_w=40,
-    idle_power_w=16,
-    power_levels=(PowerLevel(50, 80), PowerLevel(72, 100)),
-    shareable=True,
-)
-
-
-def make_fleet() -> Fleet:
-    dc = SiteKind.DATACENTER
-    return Fleet(
-        gpu_types=(H100, L4),
-        sites=(
-            Site("dc1", dc, "eu", 20.0, 1.2, Redundancy.TWO_N, has_generator=True, energy_price_per_kwh=0.1),
-            Site("dc2", dc, "eu", 10.0, 1.3, Redundancy.N, battery_minutes=10.0, energy_price_per_kwh=0.08),
-            Site("edge1", SiteKind.EDGE, "eu", 1.0, 1.5, Redundancy.N, energy_price_per_kwh=0.2),
-            Site("far", dc, "us", 10.0, 1.1, Redundancy.N, has_generator=True, energy_price_per_kwh=0.05),
-        ),
-        power_domains=(
-            PowerDomain("rackA", "dc1", 4.14, Redundancy.N_PLUS_1, modules=3),
-            PowerDomain("rackB", "dc1", 8.0, Redundancy.TWO_N),
-            PowerDomain("rackC", "dc2", 5.0, Redundancy.N),
-            PowerDomain("e1", "edge1", 1.0, Redundancy.N),
-            PowerDomain("f1", "far", 10.0, Redundancy.N),
-        ),
-        nodes=(
-            Node("n1", "dc1", "rackA", "h100", 4, 1000, cpu_milli=32000, host_memory_mib=262144),
-            Node("n2", "dc1", "rackA", "h100", 4, 1000),
-            Node("n3", "dc1", "rackB", "h100", 2, 600),
-            Node("n4", "dc1", "rackB", "h100", 2, 600, state=NodeState.DRAINING),
-            Node("n7", "dc1", "rackB", "h100", 2, 600),
-            Node("n5", "dc2", "rackC", "h100", 4, 1000),
-            Node("n6", "dc2", "rackC", "l4", 4, 200),
-            Node("e1n1", "edge1", "e1", "l4", 2, 150),
-            Node("f1n1", "far", "f1", "h100", 2, 500),
-        ),
-        regions=("eu", "us", "ap"),
-        links=(
-            Link("eu", "dc1", 5.0),
-            Link("dc1", "dc2", 3.0),
-            Link("eu", "edge1", 2.0),
-            Link("eu", "us", 60.0),
-            Link("us", "far", 1.0),
-        ),
-    )
-
-
-def make_workloads() -> tuple[Workload, ...]:
-    return (
-        Workload(
-            "llm",
-            gpus=2,
-            memory_gib=120.0,
-            allowed_gpu_types=("h100",),
-            min_replicas=2,
-            max_replicas=3,
-            spread=Spread(SpreadLevel.SITE, 2),
-            survive_site_loss_pct=50,
-            backup_minutes=5.0,
-            user_region="eu",
-            max_latency_ms=20.0,
-            priority=3,
-            min_power_cap_pct=60,
-            current=(CurrentReplica("n1", (0, 1)), CurrentReplica("n2", (0, 1))),
-        ),
-        Workload("small", gpus=1, memory_gib=20.0, max_replicas=2, cpu_milli=4000, host_memory_mib=16384),
-        Workload(
-            "pair",
-            gpus=1,
-            memory_gib=10.0,
-            min_replicas=2,
-            max_replicas=2,
-            spread=Spread(SpreadLevel.SITE, 2),
-        ),
-        Workload(
-            "frac",
-            gpus=0,
-            gpu_milli=400,
-            memory_gib=8.0,
-            allowed_gpu_types=("l4",),
-            min_replicas=2,
-            max_replicas=3,
-            user_region="eu",
-            max_latency_ms=10.0,
-        ),
-        Workload("huge", gpus=8, memory_gib=400.0),
-    )
-
-
-def make_placements() -> tuple[ReplicaPlacement, ...]:
-    rp = ReplicaPlacement
-    return (
-        rp("llm", 0, "dc1", "rackA", "n1", (0, 1), 1000, 700),
-        rp("llm", 1, "dc2", "rackC", "n5", (0, 1), 1000, 500),
-        rp("small", 0, "dc1", "rackA", "n1", (2,), 1000, 300),
-        rp("small", 1, "dc1", "rackB", "n3", (0,), 1000, 700),
-        rp("pair", 0, "dc1", "rackB", "n3", (1,), 1000, 700),
-        rp("pair", 1, "dc2", "rackC", "n5", (2,), 1000, 700),
-        rp("frac", 0, "edge1", "e1", "e1n1", (0,), 400, 72),
-        rp("frac", 1, "edge1", "e1", "e1n1", (0,), 400, 72),
-    )
-
-
-UNPLACED = (UnplacedWorkload("huge", (Reason("gpu_count", "no node has 8 GPUs", 9),)),)
-
-
-def build_plan(
-    problem: Problem,
-    placements: tuple[ReplicaPlacement, ...],
-    unplaced: tuple[UnplacedWorkload, ...] = UNPLACED,
-) -> Plan:
-    """A plan whose budgets and objective are recomputed, so only the tampered rule can fail."""
-    return Plan(
-        placements=placements,
-        budgets=compute_budgets(problem, placements),
-        unplaced=unplaced,
-        objective=evaluate(problem, placements),
-        info=SolveInfo(status=SolveStatus.FEASIBLE),
-    )
 
 
 def valid() -> tuple[Problem, Plan]:
-    problem = Problem(fleet=make_fleet(), workloads=make_workloads())
-    return problem, build_plan(problem, make_placements())
+    problem = Problem(fleet=reference_fleet(), workloads=reference_workloads())
+    return problem, build_plan(problem, reference_placements())
 
 
 def _pairs(violations: list[Violation]) -> set[tuple[str, str]]:
