@@ -50,6 +50,8 @@ class Misbehaving:
         if self.what == "signal":
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)
+        if self.what == "sleep":
+            time.sleep(60)
         yield Bound(None, "nothing")
 
 
@@ -124,6 +126,22 @@ def test_a_child_that_works_is_not_reported(caplog: pytest.LogCaptureFixture, pr
     assert port.bound is not None and [c.method for c in port.plans] == ["first_fit_decreasing"]
     assert messages(caplog, logging.ERROR) == []
     assert not [m for m in messages(caplog, logging.WARNING) if "portfolio" in m]
+    assert not [m for m in messages(caplog, logging.INFO) if "still running" in m]
+
+
+def test_a_child_the_end_cuts_short_is_named_and_not_an_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, prepared: Prepared
+) -> None:
+    """A child still at work when the solve ends is killed; the log says which methods it ran."""
+    monkeypatch.setitem(methods.METHODS, "sleepy", Misbehaving("sleepy", "sleep"))
+    caplog.set_level(logging.INFO)
+    port = Portfolio(prepared, TimeBudget.start(30), [("sleepy", "relaxation_bound")])
+    (pid,) = [kid.pid for kid in port._kids.values()]
+    port.poll(time.monotonic() + 0.2)
+    port.close()
+    (said,) = [m for m in messages(caplog, logging.INFO) if "still running at the end" in m]
+    assert f"child {pid} (sleepy, relaxation_bound)" in said
+    assert messages(caplog, logging.ERROR) == [] and exited(pid)
 
 
 def test_a_childs_log_records_reach_the_parents_handlers(

@@ -278,6 +278,13 @@ class Portfolio:
         with contextlib.suppress(OSError, ValueError):
             self._drain()
         for fd in list(self._kids):
+            kid = self._kids[fd]
+            if kid.pid:  # an operator reading the log sees which methods the deadline cut
+                log.info(
+                    "portfolio: child %d (%s) still running at the end: stopped",
+                    kid.pid,
+                    ", ".join(kid.methods),
+                )
             self._reap(fd, kill=True)
             os.close(fd)
         self._kids.clear()
