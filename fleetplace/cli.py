@@ -177,6 +177,7 @@ def _solve(problem: Problem, quiet: bool) -> Plan:
     raised into the waiting thread, so the wait cannot be torn (``Thread.join`` interrupted by
     KeyboardInterrupt can report a live thread as finished on CPython 3.11).
     """
+    import os
     import signal
 
     from placement import solve
@@ -194,8 +195,13 @@ def _solve(problem: Problem, quiet: bool) -> Plan:
             finished.set()
 
     def on_signal(signum: int, _frame: object) -> None:
-        if stop.is_set():  # the second one: give up without a plan
-            raise KeyboardInterrupt
+        if stop.is_set():  # the second one: give up at once, without a plan
+            # os._exit, not an exception: a normal exit would finalise the interpreter while
+            # the solver thread is still inside native code, which can abort the process
+            # (SIGABRT); the portfolio's children die with this process (PR_SET_PDEATHSIG)
+            sys.stderr.write("\nfleetplace: interrupted again: giving up; nothing written\n")
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
         stop.set()
         name = signal.Signals(signum).name
         sys.stderr.write(f"\n{name}: stopping the solver, keeping the best verified plan (again to abort)\n")

@@ -187,6 +187,15 @@ def test_a_second_sigint_gives_up_at_once(tmp_path: Path) -> None:
     code, _out, err = run.finish()
     assert code == 130
     assert "Traceback" not in err and "terminate called" not in err
+    gone_by = time.monotonic() + 10  # the portfolio's children die with the process
+    while time.monotonic() < gone_by:
+        try:
+            os.killpg(run.proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(run.proc.pid, 0)  # no child of the group left behind
     if plan_path.exists():  # the first stop may have finished before the second signal
         doc = json.loads(plan_path.read_text())
         assert doc["info"]["stopReason"] == "STOP_REASON_INTERRUPTED"
