@@ -9,10 +9,118 @@ from typing import Any
 import pytest
 
 from placement.core import domain as d
+from placement.core.budgets import compute_budgets
+from placement.core.energy import replica_work
+from placement.core.network import latency_table
+from placement.core.objective import evaluate
+from placement.core.pinned import pinned_errors
 from placement.core.validate import validate
+from placement.core.verify import verify
+from placement.run.solve import solve
 from tests.test_convert import sample_problem
 from tests.test_validate import both, wl
 from wire.convert import problem_from_request, request_from_problem
+
+# ------------------------------------------------------------------ a small fleet
+
+H = d.GpuType(
+    "H", 80.0, 700, 200, 60, (d.PowerLevel(350, 70), d.PowerLevel(500, 88), d.PowerLevel(700, 100)), False
+)
+
+
+def fleet(
+    r1_kw: float = 100.0, r2_kw: float = 100.0, states: dict[str, d.NodeState] | None = None
+) -> d.Fleet:
+    """One site; racks r1 (nodes a1, a2) and r2 (b1, b2), each node 8 H GPUs and 1000 W of host.
+
+    A node at cap c draws 1000 + 8 * 60 + 8 * (c - 60) W: 3,800 W at 350, 6,600 W at 700."""
+    states = states or {}
+    nodes = tuple(
+        d.Node(name, "s", rack, "H", 8, 1000, states.get(name, d.NodeState.READY))
+        for name, rack in (("a1", "r1"), ("a2", "r1"), ("b1", "r2"), ("b2", "r2"))
+    )
+    return d.Fleet(
+        gpu_types=(H,),
+        sites=(d.Site("s", d.SiteKind.DATACENTER, "eu", 1000.0, 1.2),),
+        power_domains=(d.PowerDomain("r1", "s", r1_kw), d.PowerDomain("r2", "s", r2_kw)),
+        nodes=nodes,
+    )
+
+
+def on(node: str, *gpus: int, cap: int = 0) -> d.CurrentReplica:
+    return d.CurrentReplica(node, tuple(gpus), cap)
+
+
+def plan_of(problem: d.Problem, rows: list[tuple[str, str, tuple[int, ...], int]]) -> d.Plan:
+    """A hand-built plan of (workload, node, GPUs, cap) rows; budgets and objective recomputed."""
+    nodes = {n.name: n for n in problem.fleet.nodes}
+    seen: dict[str, int] = {}
+    placements = []
+    for w, n, gpus, cap in rows:
+        placements.append(
+            d.ReplicaPlacement(w, seen.get(w, 0), nodes[n].site, nodes[n].power_domain, n, gpus, 1000, cap)
+        )
+        seen[w] = seen.get(w, 0) + 1
+    placements_t = tuple(placements)
+    placed = {p.workload for p in placements_t}
+    return d.Plan(
+        placements=placements_t,
+        budgets=compute_budgets(problem, placements_t),
+        unplaced=tuple(d.UnplacedWorkload(w.name, ()) for w in problem.workloads if w.name not in placed),
+        objective=evaluate(problem, placements_t),
+        info=d.SolveInfo(status=d.SolveStatus.FEASIBLE),
+    )
+
+
+def quick(fleet_: d.Fleet, *workloads: d.Workload, **options: Any) -> d.Problem:
+    return d.Problem(fleet_, workloads, d.SolveOptions(time_limit_s=10, **options))
+
+
+# ------------------------------------------------------------------ item 1: pinned at their recorded cap
+
+PINNED_8 = d.Workload("p", gpus=8, min_replicas=2, max_replicas=2, pinned=True)
+
+
+@pytest.mark.parametrize(
+    ("cap", "r1_kw", "rules"),
+    [
+        pytest.param(350, 7.6, [], id="capped at 350 W: exactly the rack's 7,600 W"),
+        pytest.param(350, 7.599, ["domain_power"], id="capped, one watt short"),
+        pytest.param(0, 13.2, [], id="uncapped (no cap recorded): 13,200 W"),
+        pytest.param(0, 7.6, ["domain_power"], id="uncapped where capped fits"),
+    ],
+)
+def test_pinned_replicas_draw_at_their_recorded_cap(cap: int, r1_kw: float, rules: list[str]) -> None:
+    w = dataclasses.replace(PINNED_8, current=(on("a1", *range(8), cap=cap), on("a2", *range(8), cap=cap)))
+    problem = quick(fleet(r1_kw=r1_kw), w)
+    assert validate(problem) == []
+    errors = pinned_errors(problem, latency_table(problem.fleet))
+    assert [e.message.split(" breaks ")[1].split(":")[0] for e in errors] == rules
+
+
+def test_a_pinned_fleet_capped_yesterday_is_solved_at_its_caps() -> None:
+    """Issue 15: freezing workloads with ``pinned`` failed (exit 2) where yesterday's plan had
+    capped them; at the recorded caps they fit, run there, and earn the capped level's work."""
+    w = dataclasses.replace(PINNED_8, current=(on("a1", *range(8), cap=350), on("a2", *range(8), cap=350)))
+    other = d.Workload("o", gpus=8)
+    problem = quick(fleet(r1_kw=7.6), w, other)
+    plan = solve(problem)
+    assert verify(problem, plan) == []
+    pinned = [p for p in plan.placements if p.workload == "p"]
+    assert sorted((p.node, p.power_cap_w) for p in pinned) == [("a1", 350), ("a2", 350)]
+    assert {p.node for p in plan.placements if p.workload == "o"} <= {"b1", "b2"}
+    assert plan.objective.placed_work == 2 * replica_work(w, 70) + replica_work(other, 100)
+
+
+def test_the_verifier_names_a_pinned_replica_not_at_its_recorded_cap() -> None:
+    w = dataclasses.replace(PINNED_8, current=(on("a1", *range(8), cap=350), on("a2", *range(8))))
+    problem = quick(fleet(), w)
+    good = plan_of(problem, [("p", "a1", tuple(range(8)), 350), ("p", "a2", tuple(range(8)), 700)])
+    assert verify(problem, good) == []
+    bad = plan_of(problem, [("p", "a1", tuple(range(8)), 700), ("p", "a2", tuple(range(8)), 700)])
+    got = [(v.rule, v.subject) for v in verify(problem, bad)]
+    assert got == [("pinned", "p[0]")]
+
 
 # ------------------------------------------------------------------ the input
 

@@ -543,7 +543,8 @@ class _Verifier:
                 self.add("objective", f.name, f"objective tier {f.name} is {a} in the plan, recomputed {b}")
 
     def pinned_rules(self) -> None:
-        """A pinned workload's replicas are exactly its current ones: same node, same GPUs, uncapped."""
+        """A pinned workload's replicas are exactly its current ones: same node, same GPUs, and the
+        recorded cap (the board maximum where none is recorded)."""
         pinned = {w.name: w for w in self.problem.workloads if w.pinned}
         if not pinned:
             return
@@ -555,12 +556,17 @@ class _Verifier:
             have[w.name].append((p.node, tuple(sorted(p.gpu_indices))))
             node = self.nodes.get(p.node)
             gpu = self.gpu_types.get(node.gpu_type) if node is not None else None
-            if gpu is not None and p.power_cap_w != gpu.max_power_w:
+            recorded = {(c.node, tuple(sorted(c.gpu_indices))): c.power_cap_w for c in w.current}
+            cap = recorded.get((p.node, tuple(sorted(p.gpu_indices))))
+            if gpu is None or cap is None:
+                continue  # not a current replica: reported below
+            runs_at = gpu.max_power_w if w.is_fractional or cap == 0 else cap
+            if p.power_cap_w != runs_at:
                 self.add(
                     "pinned",
                     f"{w.name}[{p.replica}]",
                     f"pinned replica {p.replica} of {w.name} is capped at {p.power_cap_w} W; "
-                    f"pinned GPUs run uncapped at {gpu.max_power_w} W",
+                    f"it runs at {runs_at} W today",
                 )
         for name, w in pinned.items():
             want = sorted((c.node, tuple(sorted(c.gpu_indices))) for c in w.current)
