@@ -222,3 +222,142 @@ def test_the_new_fields_survive_the_wire() -> None:
     assert back.workloads[0].current[0].power_cap_w == 500
     assert back.options.max_moves == 0 and back.options.max_moves_per_site is None
     assert back.workloads[2].move_cost == 1  # absent means 1
+
+
+# ------------------------------------------------------------------ items 1-3: the current placement first
+
+RUN_A = d.Workload("a", gpus=8, current=(on("a1", *range(8)),))
+RUN_B = d.Workload("b", gpus=4, max_replicas=2, current=(on("b1", 0, 1, 2, 3), on("b1", 4, 5, 6, 7)))
+
+
+def test_nothing_changed_nothing_moves_and_moves_rank_above_energy() -> None:
+    # with current replicas the moves tier comes before energy; nothing changed, nothing moves
+    from placement.exact.model.registry import tiers_for
+
+    problem = quick(fleet(), RUN_A, RUN_B, d.Workload("new", gpus=8))
+    assert tiers_for(problem) == ("placed_work", "moves", "energy", "fragmentation")
+    assert tiers_for(quick(fleet(), d.Workload("new", gpus=8))) == (
+        "placed_work",
+        "energy",
+        "moves",
+        "fragmentation",
+    )
+    plan = solve(problem)
+    assert verify(problem, plan) == []
+    assert plan.objective.moves == 0 and plan.displaced == ()
+    assert {p.workload for p in plan.placements} == {"a", "b", "new"}
+
+
+def test_a_drained_node_forces_its_replicas_and_the_plan_says_so() -> None:
+    problem = quick(fleet(states={"a1": d.NodeState.DRAINING}), RUN_A, RUN_B, max_moves=0)
+    plan = solve(problem)
+    assert verify(problem, plan) == []
+    assert [(x.workload, x.node, x.forced, x.rule) for x in plan.displaced] == [
+        ("a", "a1", True, "node_state")
+    ]
+    assert "DRAINING" in plan.displaced[0].message and plan.displaced[0].to_node in {"a2", "b2"}
+    assert plan.objective.moves == 1  # the forced one only: b stays on b1
+
+
+@pytest.mark.parametrize(
+    ("cost", "moves"),
+    [pytest.param(1, 1, id="default cost 1"), pytest.param(5, 5, id="cost 5"), pytest.param(0, 0, id="free")],
+)
+def test_move_cost_weighs_the_moves_tier(cost: int, moves: int) -> None:
+    problem = quick(fleet(), dataclasses.replace(RUN_A, move_cost=cost))
+    plan = plan_of(problem, [("a", "a2", tuple(range(8)), 700)])
+    assert plan.objective.moves == moves
+
+
+BUDGET_CASES = [
+    pytest.param({}, [], id="no budget"),
+    pytest.param({"max_moves": 1}, [], id="max_moves 1: exactly the one move"),
+    pytest.param({"max_moves": 0}, [("disruption", "options.maxMoves")], id="max_moves 0"),
+    pytest.param({"max_moves_per_site": 0}, [("disruption", "s")], id="per site 0"),
+    pytest.param({"max_moves_per_power_domain": 0}, [("disruption", "r1")], id="per power domain 0"),
+    pytest.param({"max_moves_per_power_domain": 1}, [], id="per power domain 1"),
+]
+
+
+@pytest.mark.parametrize(("budget", "want"), BUDGET_CASES)
+def test_the_verifier_checks_the_disruption_budgets(
+    budget: dict[str, int], want: list[tuple[str, str]]
+) -> None:
+    problem = quick(fleet(), RUN_A, **budget)
+    moved = plan_of(problem, [("a", "b1", tuple(range(8)), 700)])
+    assert [(v.rule, v.subject) for v in verify(problem, moved)] == want
+
+
+@pytest.mark.parametrize(
+    ("count", "pct", "want"),
+    [
+        pytest.param(1, None, [], id="count 1: one of two moved"),
+        pytest.param(0, None, [("disruption", "b")], id="count 0"),
+        pytest.param(None, 50, [], id="50% of 2"),
+        pytest.param(None, 49, [], id="49% of 2 rounds up to 1"),
+        pytest.param(None, 0, [("disruption", "b")], id="0%"),
+    ],
+)
+def test_max_unavailable_per_workload(
+    count: int | None, pct: int | None, want: list[tuple[str, str]]
+) -> None:
+    b = dataclasses.replace(RUN_B, max_unavailable_count=count, max_unavailable_pct=pct)
+    problem = quick(fleet(), b)
+    one_moved = plan_of(problem, [("b", "b1", (0, 1, 2, 3), 700), ("b", "b2", (0, 1, 2, 3), 700)])
+    assert [(v.rule, v.subject) for v in verify(problem, one_moved)] == want
+
+
+def test_forced_moves_are_outside_the_budgets() -> None:
+    problem = quick(fleet(states={"a1": d.NodeState.DOWN}), RUN_A, max_moves=0, max_moves_per_site=0)
+    assert verify(problem, plan_of(problem, [("a", "a2", tuple(range(8)), 700)])) == []
+
+
+@pytest.mark.parametrize(
+    ("taker_priority", "rules"),
+    [
+        pytest.param(2, [], id="higher priority may evict"),
+        pytest.param(1, [("preemption", "a")], id="equal priority may not"),
+    ],
+)
+def test_preemption_upward_only_under_a_budget(taker_priority: int, rules: list[tuple[str, str]]) -> None:
+    _preemption(taker_priority, rules)
+
+
+def test_without_a_budget_a_running_workload_may_be_left_out() -> None:
+    problem = quick(fleet(), RUN_A, d.Workload("t", gpus=8))
+    assert verify(problem, plan_of(problem, [("t", "a1", tuple(range(8)), 700)])) == []
+
+
+@pytest.mark.parametrize(
+    ("taker_priority", "rules"),
+    [pytest.param(2, [], id="higher"), pytest.param(1, [("preemption", "a")], id="equal")],
+)
+def test_preemption_with_the_options_budget(taker_priority: int, rules: list[tuple[str, str]]) -> None:
+    taker = d.Workload("t", gpus=8, priority=taker_priority)
+    problem = quick(fleet(), RUN_A, taker, max_moves=5)
+    assert [
+        (v.rule, v.subject) for v in verify(problem, plan_of(problem, [("t", "a1", tuple(range(8)), 700)]))
+    ] == rules
+
+
+def _preemption(taker_priority: int, rules: list[tuple[str, str]]) -> None:
+    taker = d.Workload("t", gpus=8, priority=taker_priority)
+    problem = quick(fleet(), dataclasses.replace(RUN_A, max_unavailable_count=1), taker)
+    plan = plan_of(problem, [("t", "a1", tuple(range(8)), 700)])
+    assert [(v.rule, v.subject) for v in verify(problem, plan)] == rules
+    if not rules:
+        from placement.core.moves import displaced
+
+        got = displaced(problem, plan.placements)
+        assert [(x.rule, x.evictor, x.forced) for x in got] == [("preempted", "t", False)]
+
+
+def test_a_budget_of_zero_keeps_the_current_placement() -> None:
+    problem = quick(fleet(), RUN_A, RUN_B, d.Workload("new", gpus=8, priority=5), max_moves=0)
+    plan = solve(problem)
+    assert verify(problem, plan) == []
+    assert plan.objective.moves == 0
+    assert {(p.workload, p.node) for p in plan.placements if p.workload != "new"} == {
+        ("a", "a1"),
+        ("b", "b1"),
+    }

@@ -355,8 +355,9 @@ def _workload_pb(x: d.Workload) -> pb.Workload:
             for c in x.current
         ],
         pinned=x.pinned,
-        move_cost=x.move_cost,
     )
+    if x.move_cost != 1:  # absent means 1
+        m.move_cost = x.move_cost
     if x.max_unavailable_count is not None:
         m.max_unavailable_count = x.max_unavailable_count
     elif x.max_unavailable_pct is not None:

@@ -300,6 +300,12 @@ class Workload:
         """It runs today and the plan may move it: current replicas, not pinned."""
         return bool(self.current) and not self.pinned
 
+    def protected(self, options: SolveOptions) -> bool:
+        """Preemption upward only applies to it: it runs and a disruption budget covers it (its own
+        ``max_unavailable`` or one of the options'); without any budget a plan may leave it out as
+        before issue 15 (the moves tier still ranks above energy)."""
+        return self.running and (options.budgeted or self.max_unavailable is not None)
+
     @property
     def max_unavailable(self) -> int | None:
         """Current replicas a plan may move beyond the forced ones; None: no limit.
