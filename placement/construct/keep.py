@@ -47,10 +47,10 @@ def keep_current(
     for w in running:
         wk = wl[w]
         kept: list[int] = []
-        cand = {n for o in p.options.get(w, ()) for f in o.fits for n in p.groups[f.group].nodes}
+        groups = {f.group for o in p.options.get(w, ()) for f in o.fits}
         for cr in wk.current:
             n = p.node_index.get(cr.node)
-            if n is None or n not in cand:  # its node is not READY, or a static rule fails there
+            if n is None or st.group_of[n] not in groups:  # its node is not READY, or a static rule fails
                 continue
             fit = _keep(st, w, n, cr.gpu_indices, cr.power_cap_w)
             if fit is not None:
@@ -60,16 +60,17 @@ def keep_current(
             lost.append(w)
         if kept and st.workload_short(w, kept) is not None:
             _take_back(st, w)  # its kept replicas alone break its rules: placed afresh below
+    held = _held(st)
     for w in lost:
-        held = [n for v, n, *_ in st.placements if v == w]
         if w in p.options:
-            place_workload(st, w, existing=held)
+            place_workload(st, w, existing=held.get(w, []))
     if (deadline is None or time.monotonic() < deadline) and (stop is None or not stop.is_set()):
         fill(st, deadline)
+        held = _held(st)
         for w in running:  # replicas up to max_replicas beside the kept ones (no move)
-            held = [n for v, n, *_ in st.placements if v == w]
-            if held and len(held) < wl[w].max_replicas and w in p.options:
-                place_workload(st, w, existing=held)
+            mine = held.get(w, [])
+            if mine and len(mine) < wl[w].max_replicas and w in p.options:
+                place_workload(st, w, existing=mine)
     log.info("keep_current: %d replicas, %d running workloads lost some", len(st.placements), len(lost))
     return st
 
@@ -94,6 +95,14 @@ def _keep(st: FleetState, w: int, n: int, gpus: tuple[int, ...], cap_w: int) -> 
     if type(got) is not Fit or tuple(got.gpu_indices) != tuple(gpus):
         return None
     return got
+
+
+def _held(st: FleetState) -> dict[int, list[int]]:
+    """The nodes of each workload's replicas in ``st``."""
+    out: dict[int, list[int]] = {}
+    for w, n, *_ in st.placements:
+        out.setdefault(w, []).append(n)
+    return out
 
 
 def _take_back(st: FleetState, w: int) -> None:

@@ -36,11 +36,19 @@ def displaced(problem: Problem, placements: Iterable[ReplicaPlacement]) -> tuple
     prio = {w.name: w.priority for w in problem.workloads}
     current_of = {w.name: Counter(c.node for c in w.current) for w in problem.workloads}
     latency: dict[tuple[str, str], float] | None = None
+    by_workload: dict[str, list[str]] = {}  # nodes each workload has a replica on
+    gained_in: dict[str, list[str]] = {}  # power domain -> workloads that gained a replica there
+    for (v, n), k in planned.items():
+        by_workload.setdefault(v, []).append(n)
+        if v in prio and n in nodes and k > current_of[v][n]:
+            gained_in.setdefault(nodes[n].power_domain, []).append(v)
     out: list[Displaced] = []
     for w in problem.workloads:
         if not w.current or w.pinned:
             continue
-        gained = sorted(n for (v, n), k in planned.items() if v == w.name and k > current_of[w.name][n])
+        gained = sorted(
+            n for n in by_workload.get(w.name, ()) if planned[(w.name, n)] > current_of[w.name][n]
+        )
         left: Counter[str] = Counter()  # per node: current replicas kept so far
         for c in w.current:
             if left[c.node] < planned[(w.name, c.node)]:
@@ -78,16 +86,7 @@ def displaced(problem: Problem, placements: Iterable[ReplicaPlacement]) -> tuple
                         )
             if rule == "moved" and w.name not in placed:
                 domain = node.power_domain if node is not None else ""
-                takers = sorted(
-                    (
-                        (-prio[v], v)
-                        for (v, n), k in planned.items()
-                        if v in prio
-                        and prio[v] > w.priority
-                        and k > current_of[v][n]
-                        and (n == c.node or (n in nodes and nodes[n].power_domain == domain))
-                    ),
-                )
+                takers = sorted((-prio[v], v) for v in gained_in.get(domain, ()) if prio[v] > w.priority)
                 if takers:
                     evictor = takers[0][1]
                     rule = "preempted"

@@ -567,12 +567,7 @@ def forced_nodes(p: Prepared) -> dict[int, frozenset[int]]:
     at its recorded cap, overdraws (which of them must go is the plan's choice). Moves off these nodes
     are outside the disruption budgets."""
     wl = p.problem.workloads
-    cand: dict[int, set[int]] = {}
-    for w, opts in p.options.items():
-        got = cand.setdefault(w, set())
-        for o in opts:
-            for f in o.fits:
-                got.update(p.groups[f.group].nodes)
+    cand = {w: {f.group for o in opts for f in o.fits} for w, opts in p.options.items()}
     st = FleetState(p)
     static: dict[int, set[int]] = {}
     for w, wk in enumerate(wl):
@@ -582,7 +577,7 @@ def forced_nodes(p: Prepared) -> dict[int, frozenset[int]]:
             n = p.node_index.get(cr.node)
             if n is None:
                 continue
-            if not wk.pinned and n not in cand.get(w, ()):
+            if not wk.pinned and st.group_of[n] not in cand.get(w, ()):
                 static.setdefault(w, set()).add(n)
                 continue
             info = p.nodes[n]

@@ -473,7 +473,9 @@ def _solve(
     if too_big:  # no model follows: the greedy may use what the plan's assembly leaves
         g_deadline = max(g_deadline, run.budget.last_plan_by())
     # beside a running portfolio, one pass: its children (the LP-guided plan above all) need the cores
-    keep = _keep_current(run, prepared, base, g_deadline)
+    # a re-plan: the current placement repaired (keep_current) is a candidate first plan; of it
+    # and the greedy's only the better (objective alone) is assembled, the other where it fails
+    kept = _keep_placements(run, prepared, g_deadline)
     first = Greedy(passes=0 if portfolio.done else 1)
     found = last_plan(first.run(prepared, run.budget.part(g_deadline), run.stop))
     g_placements = found.placements if found is not None else ()
@@ -481,20 +483,34 @@ def _solve(
     timing: dict[str, float] = {}
     # explained with a share only: a heuristic's or the model's plan may replace it
     explain = run.budget.explain_until(final=False, stopped=run.stopped())
-    g_plan, g_bad = _plan(prepared, g_placements, base, explain, timing)
-    run.budget = run.budget.measured(timing["assemble_s"])
-    if g_bad and (keep is None or not _only_disruption(g_bad)):
-        raise PlanRejected(g_bad)
-    if not g_bad:
-        log.info("greedy plan verified (%.2f s; assembling took %.2f s)", run.elapsed(), timing["assemble_s"])
-    if g_bad or (keep is not None and _key(keep.plan.objective, tiers) >= _key(g_plan.objective, tiers)):
-        assert keep is not None
-        log.info(
-            "the current placement repaired is the plan in hand (the greedy's: %s)", g_bad[:3] or "worse"
-        )
-        hand = keep
+    if kept is not None and _key(evaluate(run.problem, kept), tiers) >= _key(
+        evaluate(run.problem, g_placements), tiers
+    ):
+        order = [("keep_current", kept), ("greedy", g_placements)]
     else:
-        hand = _InHand(g_plan, g_placements, "greedy")
+        order = [("greedy", g_placements)] + ([("keep_current", kept)] if kept is not None else [])
+    hand = None
+    for k, (name, placements) in enumerate(order):
+        first_plan, bad = _plan(prepared, placements, base, explain, timing)
+        if k == 0:
+            run.budget = run.budget.measured(timing["assemble_s"])
+        if not bad:
+            if name == "greedy":
+                log.info(
+                    "greedy plan verified (%.2f s; assembling took %.2f s)",
+                    run.elapsed(),
+                    timing["assemble_s"],
+                )
+            else:
+                obj = first_plan.objective
+                log.info("keep_current: placed_work %d, moves %d", obj.placed_work, obj.moves)
+            hand = _InHand(first_plan, placements, name)
+            break
+        if name == "greedy" and (kept is None or not _only_disruption(bad)):
+            raise PlanRejected(bad)
+        log.warning("the %s plan fails verification (%s)", name, bad[:3])
+    if hand is None:
+        raise PlanRejected(bad)
     if progress is not None:  # the first verified plan: an operator sees it at once
         progress.report(hand.made_by, "placed_work", float(hand.work), None)
     # 1b. the heuristics (beside us in the portfolio's child): the best verified plan is the base
@@ -602,6 +618,15 @@ def _only_disruption(bad: list[object]) -> bool:
     """Every finding is of a re-plan rule (disruption budgets, preemption): a method that builds
     from scratch may break them; the plan is not taken, which is no error."""
     return all(getattr(v, "rule", "") in ("disruption", "preemption") for v in bad)
+
+
+def _keep_placements(run: _Run, prepared: Prepared, until: float) -> tuple[ReplicaPlacement, ...] | None:
+    """The current placement repaired (``keep_current``), where workloads run; not yet verified."""
+    keep = method("keep_current")
+    if not keep.applies(prepared):
+        return None
+    found = last_plan(keep.run(prepared, run.budget.part(until), run.stop))
+    return found.placements if found is not None else None
 
 
 def _keep_current(run: _Run, prepared: Prepared, base: SolveInfo, until: float) -> _InHand | None:
