@@ -651,6 +651,8 @@ def sample_problem() -> d.Problem:
             cpu_milli=8000,
             host_memory_mib=65536,
             current=(d.CurrentReplica("n1", (0, 1)), d.CurrentReplica("n2", (2, 3))),
+            move_cost=3,
+            max_unavailable_pct=50,
         ),
         d.Workload(
             name="embed",
@@ -660,6 +662,8 @@ def sample_problem() -> d.Problem:
             allowed_gpu_types=("L4",),
             spread=d.Spread(d.SpreadLevel.POWER_DOMAIN, 1),
             current=(d.CurrentReplica("n3", (1,)),),
+            move_cost=0,
+            max_unavailable_count=1,
         ),
         d.Workload(name="plain"),
     )
@@ -672,6 +676,9 @@ def sample_problem() -> d.Problem:
         optimise_energy=False,
         optimise_moves=False,
         optimise_fragmentation=True,
+        max_moves=5,
+        max_moves_per_site=2,
+        max_moves_per_power_domain=0,
     )
     return d.Problem(fleet=fleet, workloads=workloads, options=options)
 
@@ -734,6 +741,12 @@ def sample_plan(bound: float | None = 123456.0, gap: float | None = 0.01) -> d.P
             started_at="2026-01-01T00:00:00Z",
             method="lp_guided+polish+model",
             solvers=("glop", "cp-sat"),
+        ),
+        displaced=(
+            d.Displaced("llm", "n2", (2, 3), True, "node_state", "node n2 is DRAINING", to_node="n1"),
+            d.Displaced(
+                "embed", "n3", (1,), False, "preempted", "taken by llm (priority 3 > 1)", evictor="llm"
+            ),
         ),
     )
 

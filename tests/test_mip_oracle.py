@@ -461,11 +461,19 @@ def oracle(problem: Problem) -> ObjectiveTiers:
         for node, k in cur.items():
             mv = m.new_int_var(0, k, "")
             m.add(mv >= k - sum(planned.get((w.name, node), [])))
-            move_vars.append(mv)
+            move_vars.append(w.move_cost * mv)
     moves = sum(move_vars)
     fragmentation = sum(on_vars.values()) + sum(sum(v) for v in shared_in_use.values())
-    got = []
-    for expr, maximise in ((placed_work, True), (energy, False), (moves, False), (fragmentation, False)):
+    got: dict[str, int] = {}
+    order = [
+        ("placed_work", placed_work, True),
+        ("energy", energy, False),
+        ("moves", moves, False),
+        ("fragmentation", fragmentation, False),
+    ]
+    if any(w.current and not w.pinned for w in problem.workloads):  # a re-plan: moves before energy
+        order[1], order[2] = order[2], order[1]
+    for name, expr, maximise in order:
         if maximise:
             m.maximize(expr)
         else:
@@ -476,10 +484,10 @@ def oracle(problem: Problem) -> ObjectiveTiers:
         status = solver.solve(m)
         assert status == cp_model.OPTIMAL, solver.status_name(status)
         value = round(solver.objective_value)
-        got.append(value)
+        got[name] = value
         m.add(expr == value)
         m.clear_objective()
-    return ObjectiveTiers(*got)
+    return ObjectiveTiers(**got)
 
 
 # --------------------------------------------------------------------------- the tests

@@ -113,6 +113,16 @@ def _current(idx: tuple[int, ...]) -> Mutation:
     return both(node(0, gpu_count=1024), wl(0, current=(d.CurrentReplica("n1", idx),)))
 
 
+def _big_h100() -> Mutation:
+    """GPU type 0 (H100, node n1's) with its top level at 100,000 W."""
+    return gpu(0, max_power_w=100_000, power_levels=(d.PowerLevel(350, 70), d.PowerLevel(100_000, 100)))
+
+
+def _cap(cap_w: int) -> Mutation:
+    """Workload 0's first current replica (2 GPUs on n1, an H100) recorded at ``cap_w``."""
+    return wl(0, current=(d.CurrentReplica("n1", (0, 1), cap_w),), min_power_cap_pct=0)
+
+
 ROWS = [
     _row("PowerLevel.power_cap_w", "fleet.gpuTypes[1].powerLevels[0].powerCapW",
          [_gpu_at(100_000), gpu(1, min_power_cap_w=0, idle_power_w=0,
@@ -175,6 +185,18 @@ ROWS = [
          [_wide(2, spread=d.Spread(d.SpreadLevel.NODE, 0)), _wide(2, spread=d.Spread(d.SpreadLevel.NODE, 100_001))]),
     _row("CurrentReplica.gpu_indices", "workloads[0].current[0].gpuIndices[0]",
          [_current((0, 1)), _current((1023, 0))], [_current((-1, 0)), _current((1024, 0))]),
+    _row("CurrentReplica.power_cap_w", "workloads[0].current[0].powerCapW",
+         [_cap(0), both(_big_h100(), _cap(100_000))], [both(_big_h100(), _cap(-1)), both(_big_h100(), _cap(100_001))]),
+    _row("Workload.move_cost", "workloads[0].moveCost",
+         [wl(0, move_cost=0), wl(0, move_cost=1_000_000)], [wl(0, move_cost=-1), wl(0, move_cost=1_000_001)]),
+    _row("Workload.max_unavailable_count", "workloads[0].maxUnavailableCount",
+         [wl(0, max_unavailable_count=0, max_unavailable_pct=None),
+          wl(0, max_unavailable_count=100_000, max_unavailable_pct=None)],
+         [wl(0, max_unavailable_count=-1, max_unavailable_pct=None),
+          wl(0, max_unavailable_count=100_001, max_unavailable_pct=None)]),
+    _row("Workload.max_unavailable_pct", "workloads[0].maxUnavailablePct",
+         [wl(0, max_unavailable_pct=0), wl(0, max_unavailable_pct=100)],
+         [wl(0, max_unavailable_pct=-1), wl(0, max_unavailable_pct=101)]),
     _row("Workload.gpus", "workloads[2].gpus",
          [wl(2, gpus=1), wl(2, gpus=1024)], [wl(2, gpus=-1), wl(2, gpus=1025)]),
     _row("Workload.gpu_milli", "workloads[1].gpuMilli",
@@ -213,6 +235,14 @@ ROWS = [
          [opts(seed=-(2**31)), opts(seed=2**31 - 1)], [opts(seed=-(2**31) - 1), opts(seed=2**31)]),
     _row("SolveOptions.workers", "options.workers",
          [opts(workers=1), opts(workers=256)], [opts(workers=0), opts(workers=257)]),
+    _row("SolveOptions.max_moves", "options.maxMoves",
+         [opts(max_moves=0), opts(max_moves=1_000_000)], [opts(max_moves=-1), opts(max_moves=1_000_001)]),
+    _row("SolveOptions.max_moves_per_site", "options.maxMovesPerSite",
+         [opts(max_moves_per_site=0), opts(max_moves_per_site=1_000_000)],
+         [opts(max_moves_per_site=-1), opts(max_moves_per_site=1_000_001)]),
+    _row("SolveOptions.max_moves_per_power_domain", "options.maxMovesPerPowerDomain",
+         [opts(max_moves_per_power_domain=0), opts(max_moves_per_power_domain=1_000_000)],
+         [opts(max_moves_per_power_domain=-1), opts(max_moves_per_power_domain=1_000_001)]),
 ]  # fmt: skip
 
 

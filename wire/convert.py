@@ -197,9 +197,15 @@ def _workload(r: _Reader, m: pb.Workload, path: str) -> d.Workload:
         cpu_milli=int(m.cpu_milli),
         host_memory_mib=int(m.host_memory_mib),
         current=tuple(
-            d.CurrentReplica(node=c.node, gpu_indices=tuple(int(g) for g in c.gpu_indices)) for c in m.current
+            d.CurrentReplica(
+                node=c.node, gpu_indices=tuple(int(g) for g in c.gpu_indices), power_cap_w=int(c.power_cap_w)
+            )
+            for c in m.current
         ),
         pinned=bool(m.pinned),
+        move_cost=int(m.move_cost) if m.HasField("move_cost") else 1,
+        max_unavailable_count=(int(m.max_unavailable_count) if m.HasField("max_unavailable_count") else None),
+        max_unavailable_pct=int(m.max_unavailable_pct) if m.HasField("max_unavailable_pct") else None,
     )
 
 
@@ -219,6 +225,11 @@ def _options(r: _Reader, m: pb.SolveOptions) -> d.SolveOptions:
             else base.optimise_fragmentation
         ),
         deterministic=bool(m.deterministic),
+        max_moves=int(m.max_moves) if m.HasField("max_moves") else None,
+        max_moves_per_site=int(m.max_moves_per_site) if m.HasField("max_moves_per_site") else None,
+        max_moves_per_power_domain=(
+            int(m.max_moves_per_power_domain) if m.HasField("max_moves_per_power_domain") else None
+        ),
     )
 
 
@@ -339,9 +350,18 @@ def _workload_pb(x: d.Workload) -> pb.Workload:
         min_power_cap_pct=x.min_power_cap_pct,
         cpu_milli=x.cpu_milli,
         host_memory_mib=x.host_memory_mib,
-        current=[pb.CurrentReplica(node=c.node, gpu_indices=list(c.gpu_indices)) for c in x.current],
+        current=[
+            pb.CurrentReplica(node=c.node, gpu_indices=list(c.gpu_indices), power_cap_w=c.power_cap_w)
+            for c in x.current
+        ],
         pinned=x.pinned,
     )
+    if x.move_cost != 1:  # absent means 1
+        m.move_cost = x.move_cost
+    if x.max_unavailable_count is not None:
+        m.max_unavailable_count = x.max_unavailable_count
+    elif x.max_unavailable_pct is not None:
+        m.max_unavailable_pct = x.max_unavailable_pct
     if x.spread is not None:
         m.spread.CopyFrom(pb.Spread(level=enum_to_proto(x.spread.level), min_distinct=x.spread.min_distinct))
     return m
@@ -358,6 +378,9 @@ def _options_pb(x: d.SolveOptions) -> pb.SolveOptions:
         optimise_moves=x.optimise_moves,
         optimise_fragmentation=x.optimise_fragmentation,
         deterministic=x.deterministic,
+        max_moves=x.max_moves,
+        max_moves_per_site=x.max_moves_per_site,
+        max_moves_per_power_domain=x.max_moves_per_power_domain,
     )
 
 
@@ -513,6 +536,20 @@ def plan_to_proto(plan: d.Plan) -> pb.Plan:
             fragmentation=plan.objective.fragmentation,
         ),
         info=_info_pb(plan.info),
+        displaced=[_displaced_pb(x) for x in plan.displaced],
+    )
+
+
+def _displaced_pb(x: d.Displaced) -> pb.Displaced:
+    return pb.Displaced(
+        workload=x.workload,
+        node=x.node,
+        gpu_indices=list(x.gpu_indices),
+        forced=x.forced,
+        rule=x.rule,
+        message=x.message,
+        evictor=x.evictor,
+        to_node=x.to_node,
     )
 
 
@@ -613,6 +650,19 @@ def plan_from_proto(msg: pb.Plan) -> d.Plan:
             fragmentation=int(o.fragmentation),
         ),
         info=info,
+        displaced=tuple(
+            d.Displaced(
+                workload=x.workload,
+                node=x.node,
+                gpu_indices=tuple(int(g) for g in x.gpu_indices),
+                forced=bool(x.forced),
+                rule=x.rule,
+                message=x.message,
+                evictor=x.evictor,
+                to_node=x.to_node,
+            )
+            for x in msg.displaced
+        ),
     )
     if r.errors:
         raise InputError(r.errors)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from placement.core.candidates import CellOption, GroupFit, Prepared, spread_entity
-from placement.core.domain import SpreadLevel, Workload, memory_milli_gib
+from placement.core.domain import SpreadLevel, Workload, current_cap_w, memory_milli_gib
 from placement.core.energy import replica_work
 from placement.core.state import FULL_MILLI, Fit, FleetState, level_at, rules_hold
 
@@ -141,15 +141,14 @@ ORDERS: tuple[Callable[[Workload, int], tuple[object, ...]], ...] = (
 
 
 def place_pinned(st: FleetState) -> None:
-    """Pinned workloads' current replicas, uncapped, on their current GPUs (checked by placement.core.pinned)."""
+    """Pinned workloads' current replicas on their current GPUs at their recorded caps (checked by
+    placement.core.pinned)."""
     p = st.p
     for w in p.pinned:
         wk = p.problem.workloads[w]
         for cr in wk.current:
             n = p.node_index[cr.node]
-            top = len(p.nodes[n].gpu.power_levels) - 1
-            level = -1 if wk.is_fractional else top
-            st.add(w, Fit(n, level, tuple(cr.gpu_indices), 0))
+            st.add_at(w, n, tuple(cr.gpu_indices), current_cap_w(wk, cr, p.nodes[n].gpu))
 
 
 Shape = tuple[int, int, int, int, int]  # (kind, size, need, cpu, host memory): larger is harder

@@ -73,6 +73,7 @@ from placement.core.domain import (
     SolveStatus,
     SpreadLevel,
     Workload,
+    current_cap_w,
     memory_milli_gib,
 )
 from placement.core.errors import PlanRejected
@@ -296,13 +297,13 @@ class Packing:
     # ------------------------------------------------------------ placement
 
     def pin(self, w: Workload) -> list[ReplicaPlacement]:
-        """A pinned workload's current replicas, uncapped, on their current GPUs."""
+        """A pinned workload's current replicas on their current GPUs, at their recorded caps."""
         wi = self.workload_index[w.name]
         out = []
         for k, c in enumerate(w.current):
             n = self.p.node_index[c.node]
             info = self.p.nodes[n]
-            self.st.add_at(wi, n, tuple(c.gpu_indices), info.gpu.max_power_w)
+            self.st.add_at(wi, n, tuple(c.gpu_indices), current_cap_w(w, c, info.gpu))
             self.reindex(n)
             out.append(self._replica(w, k, self.st.placements[-1]))
         return out

@@ -20,6 +20,7 @@ from placement.core.budgets import compute_budgets
 from placement.core.candidates import Prepared, filter_candidates
 from placement.core.domain import Plan, Problem, Reason, ReplicaPlacement, SolveInfo, UnplacedWorkload
 from placement.core.explain import unplaced_reasons
+from placement.core.moves import displaced
 from placement.core.objective import evaluate
 from placement.core.state import FleetState
 from placement.core.verify import verify
@@ -59,6 +60,7 @@ def assemble(
         unplaced=unplaced,
         objective=evaluate(problem, placements),
         info=info,
+        displaced=displaced(problem, placements),
     )
     bad: list[object] = list(verify(problem, plan))
     if timing is not None:

@@ -226,10 +226,23 @@ class Spread:
 
 @dataclass(frozen=True)
 class CurrentReplica:
-    """Where one replica of a workload runs today."""
+    """Where one replica of a workload runs today, and the cap its GPUs run at.
+
+    ``power_cap_w`` 0 means the board maximum (uncapped); a fractional replica's GPU always
+    runs uncapped. ``current_cap_w`` reads it.
+    """
 
     node: str
     gpu_indices: tuple[int, ...]
+    power_cap_w: int = 0
+
+
+def current_cap_w(wk: Workload, cr: CurrentReplica, gpu: GpuType) -> int:
+    """The per-GPU cap current replica ``cr`` of ``wk`` runs at on a ``gpu``: its recorded cap,
+    or the board maximum where none is recorded (0) or the replica is fractional."""
+    if wk.is_fractional or cr.power_cap_w == 0:
+        return gpu.max_power_w
+    return cr.power_cap_w
 
 
 @dataclass(frozen=True)
@@ -259,6 +272,10 @@ class Workload:
     host_memory_mib: int = 0
     current: tuple[CurrentReplica, ...] = ()
     pinned: bool = False  # the current replicas stay exactly where they are; none added or moved
+    move_cost: int = 1  # weight of one moved current replica in the moves tier (0: free to move)
+    # disruption budget (PodDisruptionBudget's maxUnavailable): at most one of the two; None: no limit
+    max_unavailable_count: int | None = None  # current replicas a plan may move (forced aside)
+    max_unavailable_pct: int | None = None  # the same as a percent of the current replicas, rounded up
 
     @property
     def is_fractional(self) -> bool:
@@ -278,6 +295,28 @@ class Workload:
         """Replicas that must remain after losing any one site."""
         return math.ceil(self.survive_site_loss_pct * self.min_replicas / 100 - 1e-9)
 
+    @property
+    def running(self) -> bool:
+        """It runs today and the plan may move it: current replicas, not pinned."""
+        return bool(self.current) and not self.pinned
+
+    def protected(self, options: SolveOptions) -> bool:
+        """Preemption upward only applies to it: it runs and a disruption budget covers it (its own
+        ``max_unavailable`` or one of the options'); without any budget a plan may leave it out as
+        before issue 15 (the moves tier still ranks above energy)."""
+        return self.running and (options.budgeted or self.max_unavailable is not None)
+
+    @property
+    def max_unavailable(self) -> int | None:
+        """Current replicas a plan may move beyond the forced ones; None: no limit.
+
+        A percent counts of the current replicas, rounded up (as a PodDisruptionBudget's)."""
+        if self.max_unavailable_count is not None:
+            return self.max_unavailable_count
+        if self.max_unavailable_pct is not None:
+            return math.ceil(self.max_unavailable_pct * len(self.current) / 100 - 1e-9)
+        return None
+
 
 # ------------------------------------------------------------------------- options
 
@@ -295,6 +334,15 @@ class SolveOptions:
     optimise_fragmentation: bool = True
     # work bounded by counts and deterministic time, not the clock (``placement.run.effort``)
     deterministic: bool = False
+    # disruption budgets (hard): current replicas a plan may move, forced moves aside; None: no limit
+    max_moves: int | None = None
+    max_moves_per_site: int | None = None
+    max_moves_per_power_domain: int | None = None
+
+    @property
+    def budgeted(self) -> bool:
+        """Some disruption budget of the options limits moves."""
+        return (self.max_moves, self.max_moves_per_site, self.max_moves_per_power_domain) != (None,) * 3
 
 
 @dataclass(frozen=True)
@@ -394,6 +442,27 @@ class UnplacedWorkload:
 
 
 @dataclass(frozen=True)
+class Displaced:
+    """A current replica the plan does not keep on its node (one move), and why.
+
+    ``rule``: ``node_state`` (its node is not READY or gone), a rule the input now breaks
+    there (``gpu_type``, ``gpu_memory``, ``gpu_count``, ``power_cap``, ``latency``, ``backup``,
+    ``host_resources``, ``domain_power``, ``site_power``), ``replicas`` (beyond max_replicas):
+    these are ``forced``; ``preempted`` (a workload of higher priority, ``evictor``, took its
+    place) or ``moved`` (the optimiser's choice): not forced, within the disruption budgets.
+    """
+
+    workload: str
+    node: str
+    gpu_indices: tuple[int, ...]
+    forced: bool
+    rule: str
+    message: str
+    evictor: str = ""
+    to_node: str = ""
+
+
+@dataclass(frozen=True)
 class ObjectiveTiers:
     """The objective by tier, highest first; compared lexicographically.
 
@@ -441,3 +510,4 @@ class Plan:
     unplaced: tuple[UnplacedWorkload, ...]
     objective: ObjectiveTiers
     info: SolveInfo
+    displaced: tuple[Displaced, ...] = ()

@@ -4,7 +4,9 @@
    whole-GPU replica earns the throughput of the power level its cap matches, a fractional
    one the type's top level (its GPU runs uncapped).
 2. ``energy``: sum over sites of ``energy_coefficient(site, metric) * site IT watts``.
-3. ``moves``: per workload and node, ``max(0, current replicas there - planned replicas there)``.
+3. ``moves``: per workload and node, ``move_cost * max(0, current replicas there - planned replicas
+   there)`` (``move_cost`` 1 unless the workload says otherwise). With current replicas it ranks
+   above energy (``placement.exact.model.registry.tiers_for``).
 4. ``fragmentation``: powered nodes + shared GPUs in use.
 
 Watts come from ``budgets.node_draws`` so that tier 2 and the power budgets agree to the watt.
@@ -75,6 +77,6 @@ def evaluate(problem: Problem, placements: Iterable[ReplicaPlacement]) -> Object
     for w in problem.workloads:
         current = Counter(c.node for c in w.current)
         for node_name, count in current.items():
-            moves += max(0, count - planned[(w.name, node_name)])
+            moves += w.move_cost * max(0, count - planned[(w.name, node_name)])
 
     return ObjectiveTiers(placed_work=placed_work, energy=energy, moves=moves, fragmentation=powered + shared)

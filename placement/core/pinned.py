@@ -1,8 +1,8 @@
-"""Pinned workloads: their current replicas stay exactly where they run, uncapped.
+"""Pinned workloads: their current replicas stay exactly where they run, at their recorded caps.
 
 A pinned workload (``Workload.pinned``) gets no variables and no candidates: its
-current replicas are placed first, as they are (same node, same GPU indices,
-``power_cap_w = max_power_w``), and the rest of the plan is built around them; they
+current replicas are placed first, as they are (same node, same GPU indices, the cap
+``domain.current_cap_w`` reads: the recorded one, the board maximum where none is), and the rest of the plan is built around them; they
 consume GPUs, host resources and power as constants and count in the objective.
 
 ``pinned_errors`` checks them against the hard rules before anything else; a pinned
@@ -18,7 +18,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping
 
-from placement.core.domain import NodeState, Problem, memory_milli_gib
+from placement.core.domain import NodeState, Problem, current_cap_w, memory_milli_gib
 from placement.core.errors import FieldError
 
 
@@ -82,7 +82,7 @@ def pinned_errors(problem: Problem, latency_ms: Mapping[tuple[str, str], float])
                     if key in whole:
                         bad("gpu_share", f"GPU {j} is held whole by {whole[key]} and shared")
                     if key not in shared_milli:
-                        gpu_w[n.name] += gpu.max_power_w - gpu.idle_power_w
+                        gpu_w[n.name] += gpu.max_power_w - gpu.idle_power_w  # a shared GPU runs uncapped
                     shared_milli[key] += w.gpu_milli
                     shared_mem[key] += memory_milli_gib(w.memory_gib)
                     if shared_milli[key] > 1000:
@@ -97,7 +97,7 @@ def pinned_errors(problem: Problem, latency_ms: Mapping[tuple[str, str], float])
                     if key in whole or key in shared_milli:
                         bad("gpu_count", f"GPU {j} is already used by {whole.get(key, 'a shared replica')}")
                     whole[key] = w.name
-                    gpu_w[n.name] += gpu.max_power_w - gpu.idle_power_w
+                    gpu_w[n.name] += current_cap_w(w, cr, gpu) - gpu.idle_power_w
             cpu[n.name] += w.cpu_milli
             hmem[n.name] += w.host_memory_mib
             if n.cpu_milli > 0 and cpu[n.name] > n.cpu_milli:

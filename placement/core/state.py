@@ -543,3 +543,126 @@ def number_rows(
         )
         seen[w] += 1
     return tuple(out)
+
+
+# ----------------------------------------------------------------- moves against the current placement
+
+# the rules of a re-plan (issue 15), beside the per-replica and per-workload ones: a plan moves at most
+# the disruption budgets allow (forced moves aside) and leaves a running workload out only for work of
+# higher priority; the verifier (``placement.core.verify``, rules ``disruption`` and ``preemption``)
+# recomputes both from the plan alone
+DISRUPTION_RULES = (
+    "max_moves",
+    "max_moves_per_site",
+    "max_moves_per_power_domain",
+    "max_unavailable",
+    "preemption",
+)
+
+
+def forced_nodes(p: Prepared) -> dict[int, frozenset[int]]:
+    """Per running workload (current replicas, not pinned), the nodes its current replicas are forced
+    off, the input alone deciding: a node not READY, or where a static rule now fails (not a candidate
+    of the filter); and every node of a power domain or site that the current placement, each replica
+    at its recorded cap, overdraws (which of them must go is the plan's choice). Moves off these nodes
+    are outside the disruption budgets."""
+    wl = p.problem.workloads
+    cand = {w: {f.group for o in opts for f in o.fits} for w, opts in p.options.items()}
+    st = FleetState(p)
+    static: dict[int, set[int]] = {}
+    for w, wk in enumerate(wl):
+        if not wk.current or (not wk.pinned and w not in p.wanted):
+            continue
+        for cr in wk.current:
+            n = p.node_index.get(cr.node)
+            if n is None:
+                continue
+            if not wk.pinned and st.group_of[n] not in cand.get(w, ()):
+                static.setdefault(w, set()).add(n)
+                continue
+            info = p.nodes[n]
+            cap = info.gpu.max_power_w if wk.is_fractional or not cr.power_cap_w else cr.power_cap_w
+            st._push((w, n, tuple(cr.gpu_indices), wk.gpu_milli if wk.is_fractional else FULL_MILLI, cap))
+    over = {n for n in range(len(p.nodes)) if st.replicas[n] and not st.within_power(n)}
+    over_domains = {p.nodes[n].domain_key for n in over}
+    over_sites = {p.nodes[n].site.name for n in over if st.site_headroom_w(p.nodes[n].site.name) < 0}
+    out: dict[int, frozenset[int]] = {}
+    for w, wk in enumerate(wl):
+        if not wk.running:
+            continue
+        got = set(static.get(w, ()))
+        for cr in wk.current:
+            n = p.node_index.get(cr.node)
+            if n is not None and (
+                p.nodes[n].domain_key in over_domains or p.nodes[n].site.name in over_sites
+            ):
+                got.add(n)
+        if got:
+            out[w] = frozenset(got)
+    return out
+
+
+def disruption_short(
+    p: Prepared, rows: Iterable[Row], forced: dict[int, frozenset[int]] | None = None
+) -> str | None:
+    """The first re-plan rule (``DISRUPTION_RULES``) the plan of ``rows`` breaks, or None.
+
+    Moves are counted per (workload, node): current replicas there beyond the planned ones, off the
+    nodes ``forced_nodes`` names. ``preemption``: a running workload none of whose current replicas
+    is forced, left out of the plan while no workload of higher priority gained a replica on one of
+    its current nodes or in one of their power domains.
+    """
+    wl = p.problem.workloads
+    opts = p.problem.options
+    forced = forced_nodes(p) if forced is None else forced
+    planned: Counter[tuple[int, int]] = Counter()
+    for w, n, *_ in rows:
+        planned[(w, n)] += 1
+    placed = {w for w, _n in planned}
+    total = 0
+    per_site: Counter[str] = Counter()
+    per_domain: Counter[tuple[str, str]] = Counter()
+    for w, wk in enumerate(wl):
+        if not wk.running:
+            continue
+        here = Counter(p.node_index[cr.node] for cr in wk.current if cr.node in p.node_index)
+        mine = 0
+        for n, cur in here.items():
+            if n in forced.get(w, ()):
+                continue
+            moved = max(0, cur - planned[(w, n)])
+            mine += moved
+            per_site[p.nodes[n].site.name] += moved
+            per_domain[p.nodes[n].domain_key] += moved
+        total += mine
+        limit = wk.max_unavailable
+        if limit is not None and mine > limit:
+            return "max_unavailable"
+    if opts.max_moves is not None and total > opts.max_moves:
+        return "max_moves"
+    if opts.max_moves_per_site is not None and max(per_site.values(), default=0) > opts.max_moves_per_site:
+        return "max_moves_per_site"
+    if (
+        opts.max_moves_per_power_domain is not None
+        and max(per_domain.values(), default=0) > opts.max_moves_per_power_domain
+    ):
+        return "max_moves_per_power_domain"
+    for w, wk in enumerate(wl):
+        if wk.protected(opts) and w not in placed and w not in forced and evictor(p, w, planned) is None:
+            return "preemption"
+    return None
+
+
+def evictor(p: Prepared, w: int, planned: Counter[tuple[int, int]]) -> int | None:
+    """A workload of higher priority than ``w`` that gained a replica (beyond its current ones) on a
+    node of ``w``'s current replicas or in one of their power domains, or None; the highest first."""
+    wl = p.problem.workloads
+    nodes = {p.node_index[cr.node] for cr in wl[w].current if cr.node in p.node_index}
+    domains = {p.nodes[n].domain_key for n in nodes}
+    best: int | None = None
+    for (v, n), count in planned.items():
+        if wl[v].priority <= wl[w].priority or (n not in nodes and p.nodes[n].domain_key not in domains):
+            continue
+        if count > p.current.get((v, n), 0) and (best is None or wl[v].priority > wl[best].priority):
+            best = v
+    return best

@@ -36,7 +36,16 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from placement.core.domain import EnergyMetric, Fleet, GpuType, Problem, Redundancy, SolveOptions, Workload
+from placement.core.domain import (
+    CurrentReplica,
+    EnergyMetric,
+    Fleet,
+    GpuType,
+    Problem,
+    Redundancy,
+    SolveOptions,
+    Workload,
+)
 from placement.core.energy import energy_coefficient
 from placement.core.errors import FieldError
 
@@ -56,6 +65,8 @@ MAX_MODULES = 64  # feeds of an N_PLUS_1 site or power domain
 MAX_PRIORITY = 10_000  # keeps tier 1 (priority * work * throughput) well inside 64 bits
 MAX_WORKERS = 256
 MAX_POWER_W = 100_000  # one GPU board or one host
+MAX_MOVE_COST = 1_000_000  # weight of one moved replica in the moves tier
+MAX_MOVES = 1_000_000  # a disruption budget (the most replicas in total is MAX_TOTAL_REPLICAS)
 # The largest GPU memory in the catalog is under 300 GiB; 64 TiB is a typo, and memory in MiB
 # must stay far inside the 64-bit coefficients of the model (2**53 GiB overflowed CP-SAT's domains)
 MAX_GPU_MEMORY_GIB = 65_536.0
@@ -131,6 +142,7 @@ RANGES: dict[str, Range] = {
     "Link.latency_ms": Range(0, MAX_LATENCY_MS, "ms"),
     "Spread.min_distinct": Range(1, MAX_REPLICAS, note="and at most max_replicas"),
     "CurrentReplica.gpu_indices": Range(0, MAX_GPU_COUNT - 1, note="and below the node's gpu_count"),
+    "CurrentReplica.power_cap_w": Range(0, MAX_POWER_W, "W", note="0 or one of the type's levels"),
     "Workload.gpus": Range(1, MAX_GPU_COUNT, note="whole-GPU replicas"),
     "Workload.gpu_milli": Range(1, 999, "thousandths of a GPU", note="fractional replicas"),
     "Workload.memory_gib": Range(0, MAX_GPU_MEMORY_GIB * MAX_GPU_COUNT, "GiB"),
@@ -143,9 +155,15 @@ RANGES: dict[str, Range] = {
     "Workload.min_power_cap_pct": Range(0, 100, "%"),
     "Workload.cpu_milli": Range(0, MAX_CPU_MILLI, "thousandths of a core"),
     "Workload.host_memory_mib": Range(0, MAX_HOST_MEMORY_MIB, "MiB"),
+    "Workload.move_cost": Range(0, MAX_MOVE_COST),
+    "Workload.max_unavailable_count": Range(0, MAX_REPLICAS, "replicas"),
+    "Workload.max_unavailable_pct": Range(0, 100, "%"),
     "SolveOptions.time_limit_s": Range(0, MAX_TIME_LIMIT_S, "s", low_open=True),
     "SolveOptions.seed": Range(INT32_MIN, INT32_MAX),
     "SolveOptions.workers": Range(1, MAX_WORKERS),
+    "SolveOptions.max_moves": Range(0, MAX_MOVES, "moves"),
+    "SolveOptions.max_moves_per_site": Range(0, MAX_MOVES, "moves"),
+    "SolveOptions.max_moves_per_power_domain": Range(0, MAX_MOVES, "moves"),
 }
 
 
@@ -409,10 +427,15 @@ class _Index:
     regions: frozenset[str]
     linked: frozenset[str]  # endpoints of at least one link
     gpu_count: dict[str, int]  # node name -> GPUs
+    gpu_of: dict[str, GpuType]  # node name -> its GPU type, where the type exists
 
     @staticmethod
-    def of(f: Fleet) -> _Index:
+    def of(f: Fleet, errors: Iterable[FieldError] = ()) -> _Index:
+        """``errors``: those found so far; a GPU type with one is not read (its caps are not checked)."""
+        bad = {e.path.split("]")[0] + "]" for e in errors if e.path.startswith("fleet.gpuTypes[")}
+        types = {g.name: g for i, g in enumerate(f.gpu_types) if f"fleet.gpuTypes[{i}]" not in bad}
         return _Index(
+            gpu_of={n.name: types[n.gpu_type] for n in f.nodes if n.gpu_type in types},
             gpu_types=frozenset(g.name for g in f.gpu_types),
             regions=frozenset(f.regions),
             linked=frozenset(k.a for k in f.links) | frozenset(k.b for k in f.links),
@@ -455,6 +478,13 @@ def _workload(c: _Checker, w: Workload, p: str, ix: _Index) -> None:
     c.in_range(f"{p}.minPowerCapPct", w.min_power_cap_pct, "Workload.min_power_cap_pct")
     c.in_range(f"{p}.cpuMilli", w.cpu_milli, "Workload.cpu_milli")
     c.in_range(f"{p}.hostMemoryMib", w.host_memory_mib, "Workload.host_memory_mib")
+    c.in_range(f"{p}.moveCost", w.move_cost, "Workload.move_cost")
+    if w.max_unavailable_count is not None:
+        c.in_range(f"{p}.maxUnavailableCount", w.max_unavailable_count, "Workload.max_unavailable_count")
+        if w.max_unavailable_pct is not None:
+            c.add(f"{p}.maxUnavailablePct", "give maxUnavailableCount or maxUnavailablePct, not both")
+    elif w.max_unavailable_pct is not None:
+        c.in_range(f"{p}.maxUnavailablePct", w.max_unavailable_pct, "Workload.max_unavailable_pct")
 
     # latency
     if w.user_region and w.user_region not in ix.regions:
@@ -499,12 +529,51 @@ def _workload(c: _Checker, w: Workload, p: str, ix: _Index) -> None:
             elif g in seen:
                 c.add(f"{rp}.gpuIndices[{j}]", f"duplicate GPU index {g}")
             seen.add(g)
+        _current_cap(c, w, r, f"{rp}.powerCapW", ix)
+
+
+def _current_cap(c: _Checker, w: Workload, r: CurrentReplica, path: str, ix: _Index) -> None:
+    """A recorded cap: 0 (the board maximum), else one of the node's type's levels; a pinned
+    replica's not below the workload's floor (a running one below it is raised where it runs,
+    no move); a fractional replica's GPU runs uncapped (0 or the board maximum)."""
+    if r.power_cap_w == 0 or not c.in_range(path, r.power_cap_w, "CurrentReplica.power_cap_w"):
+        return
+    gpu = ix.gpu_of.get(r.node)
+    if gpu is None or not gpu.power_levels:
+        return  # an unknown node is reported with the node, a type without levels with the type
+    if w.gpus == 0:
+        if r.power_cap_w != gpu.max_power_w:
+            c.add(
+                path,
+                f"a fractional replica's GPU runs uncapped: 0 or {gpu.max_power_w} W, got {r.power_cap_w} W",
+            )
+        return
+    levels = [lv.power_cap_w for lv in gpu.power_levels]
+    if r.power_cap_w not in levels:
+        c.add(path, f"power cap {r.power_cap_w} W is not one of the {gpu.name} levels {levels}")
+    elif w.pinned and r.power_cap_w * 100 < w.min_power_cap_pct * gpu.max_power_w:
+        c.add(
+            path,
+            f"pinned at power cap {r.power_cap_w} W, below the workload's floor of "
+            f"{w.min_power_cap_pct}% of {gpu.max_power_w} W",
+        )
 
 
 def _options(c: _Checker, o: SolveOptions) -> None:
     c.in_range("options.timeLimitS", o.time_limit_s, "SolveOptions.time_limit_s")
     c.in_range("options.workers", o.workers, "SolveOptions.workers")
     c.in_range("options.seed", o.seed, "SolveOptions.seed")
+    for path, value, field in (
+        ("options.maxMoves", o.max_moves, "SolveOptions.max_moves"),
+        ("options.maxMovesPerSite", o.max_moves_per_site, "SolveOptions.max_moves_per_site"),
+        (
+            "options.maxMovesPerPowerDomain",
+            o.max_moves_per_power_domain,
+            "SolveOptions.max_moves_per_power_domain",
+        ),
+    ):
+        if value is not None:
+            c.in_range(path, value, field)
 
 
 def _energy_range(c: _Checker, problem: Problem) -> None:
@@ -537,7 +606,7 @@ def validate(problem: Problem) -> list[FieldError]:
     if len(problem.workloads) > MAX_WORKLOADS:
         c.add("workloads", f"too many workloads: {len(problem.workloads)} > {MAX_WORKLOADS}")
     c.names(((f"workloads[{i}].name", w.name) for i, w in enumerate(problem.workloads)), "workload")
-    ix = _Index.of(f)
+    ix = _Index.of(f, c.errors)
     total = 0
     for i, w in enumerate(problem.workloads):
         _workload(c, w, f"workloads[{i}]", ix)

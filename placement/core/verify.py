@@ -33,6 +33,13 @@ budget          the plan's budgets equal the recomputed ones           ``gpus[no
                 (floats to 1e-6 relative)                              ``nodes[n].field``, ...
 objective       the plan's objective equals the recomputed one         tier name
 unplaced        unplaced lists exactly the workloads with no replica   workload
+disruption      moves of running replicas (current, not pinned) off    ``options.maxMoves``,
+                nodes the input does not force them off (not READY,   site, power domain,
+                a static rule, a power domain or site the current     workload
+                placement overdraws) within the budgets
+preemption      a running workload none of whose replicas is forced   workload
+                is left out only where a workload of higher priority
+                gained a replica on one of its nodes or power domains
 ==============  =====================================================  ===================
 
 Placements naming an unknown workload or node are reported under ``reference`` and
@@ -89,6 +96,8 @@ RULES = (
     "objective",
     "unplaced",
     "pinned",
+    "disruption",
+    "preemption",
 )
 
 _EPS = 1e-9
@@ -543,7 +552,8 @@ class _Verifier:
                 self.add("objective", f.name, f"objective tier {f.name} is {a} in the plan, recomputed {b}")
 
     def pinned_rules(self) -> None:
-        """A pinned workload's replicas are exactly its current ones: same node, same GPUs, uncapped."""
+        """A pinned workload's replicas are exactly its current ones: same node, same GPUs, and the
+        recorded cap (the board maximum where none is recorded)."""
         pinned = {w.name: w for w in self.problem.workloads if w.pinned}
         if not pinned:
             return
@@ -555,12 +565,17 @@ class _Verifier:
             have[w.name].append((p.node, tuple(sorted(p.gpu_indices))))
             node = self.nodes.get(p.node)
             gpu = self.gpu_types.get(node.gpu_type) if node is not None else None
-            if gpu is not None and p.power_cap_w != gpu.max_power_w:
+            recorded = {(c.node, tuple(sorted(c.gpu_indices))): c.power_cap_w for c in w.current}
+            cap = recorded.get((p.node, tuple(sorted(p.gpu_indices))))
+            if gpu is None or cap is None:
+                continue  # not a current replica: reported below
+            runs_at = gpu.max_power_w if w.is_fractional or cap == 0 else cap
+            if p.power_cap_w != runs_at:
                 self.add(
                     "pinned",
                     f"{w.name}[{p.replica}]",
                     f"pinned replica {p.replica} of {w.name} is capped at {p.power_cap_w} W; "
-                    f"pinned GPUs run uncapped at {gpu.max_power_w} W",
+                    f"it runs at {runs_at} W today",
                 )
         for name, w in pinned.items():
             want = sorted((c.node, tuple(sorted(c.gpu_indices))) for c in w.current)
@@ -581,6 +596,134 @@ class _Verifier:
                 )
                 self.add("pinned", name, f"{name} is pinned to its {len(want)} current replicas: {detail}")
 
+    def _forced(self) -> dict[str, set[str]]:
+        """Per running workload, the nodes the input forces its current replicas off (see RULES)."""
+        wls = self.problem.workloads
+        node_w: dict[str, int] = defaultdict(int)
+        out: dict[str, set[str]] = defaultdict(set)
+        valid: list[tuple[Workload, Node]] = []
+        for w in wls:
+            for c in w.current:
+                node = self.nodes.get(c.node)
+                gpu = self.gpu_types.get(node.gpu_type) if node is not None else None
+                site = self.sites.get(node.site) if node is not None else None
+                if node is None or gpu is None or site is None or not self._may_run(w, node, gpu, site):
+                    if not w.pinned:
+                        out[w.name].add(c.node)
+                    continue
+                cap = gpu.max_power_w if w.is_fractional or not c.power_cap_w else c.power_cap_w
+                if node.name not in node_w:
+                    node_w[node.name] = node.host_power_w + node.gpu_count * gpu.idle_power_w
+                node_w[node.name] += len(c.gpu_indices) * (
+                    cap - gpu.idle_power_w
+                )  # shared: counted per tenant
+                valid.append((w, node))
+        dom_w: dict[str, int] = defaultdict(int)
+        site_w: dict[str, int] = defaultdict(int)
+        for name, watts in node_w.items():
+            dom_w[self.nodes[name].power_domain] += watts
+            site_w[self.nodes[name].site] += watts
+        for w, node in valid:
+            pd = self.domains.get(node.power_domain)
+            over = (pd is not None and dom_w[pd.name] > pd.usable_power_w) or site_w[node.site] > self.sites[
+                node.site
+            ].usable_power_w
+            if over and not w.pinned:
+                out[w.name].add(node.name)
+        return out
+
+    def _may_run(self, w: Workload, node: Node, gpu: GpuType, site: Any) -> bool:
+        """The static rules for one replica of ``w`` on ``node`` (1, 2, 3, 6, 8, 9)."""
+        if node.state is not NodeState.READY:
+            return False
+        if (w.allowed_gpu_types and gpu.name not in w.allowed_gpu_types) or (
+            w.is_fractional and not gpu.shareable
+        ):
+            return False
+        if memory_milli_gib(w.memory_per_gpu_gib) > memory_milli_gib(gpu.memory_gib):
+            return False
+        if not w.is_fractional and not self.allowed_caps(w, gpu):
+            return False
+        if w.max_latency_ms > 0:
+            lat = self.latency().get((w.user_region, site.name))
+            if lat is None or lat > w.max_latency_ms + _EPS:
+                return False
+        return bool(site.backup_minutes + _EPS >= w.backup_minutes)
+
+    def replan_rules(self) -> None:
+        """The disruption budgets and upward-only preemption, against each workload's current replicas."""
+        running = [w for w in self.problem.workloads if w.current and not w.pinned]
+        if not running:
+            return
+        opts = self.problem.options
+        forced = self._forced()
+        planned: dict[tuple[str, str], int] = defaultdict(int)
+        for p in self.plan.placements:
+            planned[(p.workload, p.node)] += 1
+        total = 0
+        per_site: dict[str, int] = defaultdict(int)
+        per_domain: dict[str, int] = defaultdict(int)
+        for w in running:
+            here: dict[str, int] = defaultdict(int)
+            for c in w.current:
+                here[c.node] += 1
+            mine = 0
+            for name, cur in here.items():
+                if name in forced.get(w.name, ()):
+                    continue
+                moved = max(0, cur - planned[(w.name, name)])
+                mine += moved
+                per_site[self.nodes[name].site] += moved
+                per_domain[self.nodes[name].power_domain] += moved
+            total += mine
+            limit = w.max_unavailable
+            if limit is not None and mine > limit:
+                self.add(
+                    "disruption",
+                    w.name,
+                    f"{w.name} has {mine} of its {len(w.current)} current replicas moved beyond the forced "
+                    f"ones, max unavailable {limit}",
+                )
+        if opts.max_moves is not None and total > opts.max_moves:
+            self.add(
+                "disruption",
+                "options.maxMoves",
+                f"{total} replicas moved beyond the forced ones, at most {opts.max_moves}",
+            )
+        for what, counts, limit in (
+            ("site", per_site, opts.max_moves_per_site),
+            ("power domain", per_domain, opts.max_moves_per_power_domain),
+        ):
+            if limit is None:
+                continue
+            for name, moved in sorted(counts.items()):
+                if moved > limit:
+                    self.add("disruption", name, f"{moved} replicas moved in {what} {name}, at most {limit}")
+        for w in running:
+            if w.name in self.stats or forced.get(w.name) or not w.protected(opts):
+                continue
+            if self._evictor(w, planned) is None:
+                self.add(
+                    "preemption",
+                    w.name,
+                    f"{w.name} (priority {w.priority}) runs today and is left out, but no workload of higher "
+                    "priority gained a replica on its nodes or power domains",
+                )
+
+    def _evictor(self, w: Workload, planned: dict[tuple[str, str], int]) -> str | None:
+        nodes = {c.node for c in w.current if c.node in self.nodes}
+        domains = {self.nodes[n].power_domain for n in nodes}
+        for (name, node_name), count in sorted(planned.items()):
+            v = self.workloads.get(name)
+            node = self.nodes.get(node_name)
+            if v is None or node is None or v.priority <= w.priority:
+                continue
+            if node_name not in nodes and node.power_domain not in domains:
+                continue
+            if count > sum(1 for c in v.current if c.node == node_name):
+                return name
+        return None
+
     def run(self) -> list[Violation]:
         for p in self.plan.placements:
             self.placement(p)
@@ -590,6 +733,7 @@ class _Verifier:
         self.power_rules(expected)
         self.workload_rules()
         self.pinned_rules()
+        self.replan_rules()
         self.unplaced_rules()
         self.budget_rules(expected)
         self.objective_rules()

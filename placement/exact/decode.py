@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from placement.core.candidates import Prepared, spread_entity
-from placement.core.domain import ReplicaPlacement
+from placement.core.domain import ReplicaPlacement, current_cap_w
 from placement.core.state import FULL_MILLI, number_rows
 from placement.exact.model.container import Container, Counts
 
@@ -42,12 +42,12 @@ def decode(c: Container, counts: Counts) -> tuple[ReplicaPlacement, ...]:
     shared_by_node: dict[int, list[dict[int, int]]] = defaultdict(list)
     for (n, _j), tenants in sorted(counts.shared.items()):
         shared_by_node[n].append(tenants)
-    for w in p.pinned:  # pinned replicas exactly as they run, uncapped
+    for w in p.pinned:  # pinned replicas exactly as they run, at their recorded caps
         for cr in wl[w].current:
             n = p.node_index[cr.node]
-            top = p.nodes[n].gpu.max_power_w
+            cap = current_cap_w(wl[w], cr, p.nodes[n].gpu)
             milli = wl[w].gpu_milli if wl[w].is_fractional else FULL_MILLI
-            rows.append((w, n, tuple(cr.gpu_indices), milli, top))
+            rows.append((w, n, tuple(cr.gpu_indices), milli, cap))
     for (n, j), tenants in sorted(counts.beside_pinned.items()):  # on the GPU the pinned shares hold
         gpu = p.nodes[n].gpu
         for w, cnt in sorted(tenants.items()):

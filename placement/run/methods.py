@@ -19,6 +19,8 @@ finishing methods (``FINISHING``) itself.
 =================== ========== ==================================================================
 name                kind       what
 =================== ========== ==================================================================
+keep_current        construct  ``placement.construct.keep``: the current placement repaired (forced
+                               moves only, fewest), then filled; a re-plan's first plan in hand
 greedy              construct  ``placement.construct.greedy``: first-fit decreasing, all or nothing per
                                workload, several orders while time allows
 fgd                 construct  ``placement.construct.heuristics``: least expected GPU fragmentation (FGD)
@@ -146,6 +148,27 @@ class Greedy:
             prepared, deadline=budget.deadline, stop=stop, passes=passes, deterministic=effort is not None
         )
         yield Found(st.to_placements())
+
+
+@dataclass(frozen=True)
+class KeepCurrent:
+    """The current placement repaired and filled; applies where workloads run (current, not pinned)."""
+
+    name: str = "keep_current"
+
+    def applies(self, prepared: Prepared) -> bool:
+        return any(w.running for w in prepared.problem.workloads)
+
+    def run(
+        self,
+        prepared: Prepared,
+        budget: TimeBudget,
+        stop: threading.Event | None = None,
+        start: Placements = (),
+    ) -> Iterator[Found | Bound]:
+        from placement.construct.keep import keep_current
+
+        yield Found(keep_current(prepared, budget.deadline, stop).to_placements())
 
 
 @dataclass(frozen=True)
@@ -315,6 +338,7 @@ class FgdImprove:
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
+        KeepCurrent(),
         Greedy(),
         Heuristic("fgd"),
         Heuristic("best_fit"),

@@ -56,7 +56,7 @@ from placement.exact.backends.linear import versions
 from placement.exact.decode import decode, encode
 from placement.exact.model import Container, build
 from placement.exact.model.ir import Direction, Objective
-from placement.exact.model.registry import TIERS
+from placement.exact.model.registry import TIERS, tiers_for
 from placement.run.effort import plan_effort
 from placement.run.methods import FINISHING, FINISHING_SHARE, Greedy, chain, last_plan, method, preference
 from placement.run.portfolio import Offer, Portfolio, default_children
@@ -92,14 +92,15 @@ def code_revision() -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
-def enabled_tiers(options: SolveOptions) -> list[str]:
+def enabled_tiers(options: SolveOptions, problem: Problem | None = None) -> list[str]:
+    """The optimised tiers in objective order (``tiers_for(problem)``; without a problem, TIERS)."""
     on = {
         "placed_work": True,
         "energy": options.optimise_energy,
         "moves": options.optimise_moves,
         "fragmentation": options.optimise_fragmentation,
     }
-    return [t for t in TIERS if on[t]]
+    return [t for t in (TIERS if problem is None else tiers_for(problem)) if on[t]]
 
 
 # ------------------------------------------------------------------------- plan
@@ -343,10 +344,17 @@ def _solve_deterministic(
     progress, opts, budget = run.progress, run.problem.options, run.budget
     effort = budget.effort
     assert effort is not None  # the deterministic mode has its work plan
-    tiers = enabled_tiers(opts)
+    tiers = enabled_tiers(opts, run.problem)
     found = last_plan(method("greedy").run(prepared, budget.part(search_until), run.stop))
     g_placements = found.placements if found is not None else ()
     best = Offer("greedy", g_placements, evaluate(run.problem, g_placements), run.elapsed())
+    keep = _keep_current(run, prepared, base, search_until)
+    replan = keep is not None
+    if keep is not None and (
+        _key(keep.plan.objective, tiers) >= _key(best.objective, tiers)
+        or _breaks_replan(prepared, g_placements)
+    ):
+        best = Offer("keep_current", keep.placements, keep.plan.objective, run.elapsed())
     log.info("greedy: %d replicas (%.2f s)", len(g_placements), run.elapsed())
     if progress is not None:
         progress.report("greedy", "placed_work", float(best.objective.placed_work), None)
@@ -364,12 +372,16 @@ def _solve_deterministic(
                 shown = now
 
     wait()
+
+    def ok(c: Offer) -> bool:  # a re-plan takes only the plans within its rules
+        return not replan or not _breaks_replan(prepared, c.placements)
+
     if not run.stopped() and prepared.options:
-        best = max([best, *portfolio.plans], key=lambda c: _rank(c, tiers))
+        best = max([best, *filter(ok, portfolio.plans)], key=lambda c: _rank(c, tiers))
         if effort.polish_rounds and not best.polished:
             portfolio.polish_now(best, search_until)
             wait()
-    best = max([best, *portfolio.plans], key=lambda c: _rank(c, tiers))
+    best = max([best, *filter(ok, portfolio.plans)], key=lambda c: _rank(c, tiers))
     log.info("deterministic: the %s plan is the best so far: %s", best.made_by, best.objective)
 
     status, stop_reason, bound = SolveStatus.FEASIBLE, StopReason.WORK_LIMIT, None
@@ -390,7 +402,7 @@ def _solve_deterministic(
         if values is not None and (hint is None or values != container.tighten(hint)):
             got = decode(container, container.extract(values))
             got_obj = evaluate(run.problem, got)
-            if _key(got_obj, tiers) >= _key(best.objective, tiers):
+            if _key(got_obj, tiers) >= _key(best.objective, tiers) and ok(Offer("model", got, got_obj, 0.0)):
                 # warm-started from the best plan: the model carries on from its methods
                 placements, made_by = got, chain([made_by, "model"]) if hint is not None else "model"
                 solvers = solvers if hint is not None else ()
@@ -436,7 +448,7 @@ def _solve(
     """The default mode: every step works until its share of the one deadline
     (``placement.run.timebudget``), and the best verified plan in hand is returned."""
     progress, opts = run.progress, run.problem.options
-    tiers = enabled_tiers(opts)
+    tiers = enabled_tiers(opts, run.problem)
 
     def info(status: SolveStatus, stop_reason: StopReason, bound: float | None, pw: int) -> SolveInfo:
         portfolio.poll(CLOCK())
@@ -461,6 +473,9 @@ def _solve(
     if too_big:  # no model follows: the greedy may use what the plan's assembly leaves
         g_deadline = max(g_deadline, run.budget.last_plan_by())
     # beside a running portfolio, one pass: its children (the LP-guided plan above all) need the cores
+    # a re-plan: the current placement repaired (keep_current) is a candidate first plan; of it
+    # and the greedy's only the better (objective alone) is assembled, the other where it fails
+    kept = _keep_placements(run, prepared, g_deadline)
     first = Greedy(passes=0 if portfolio.done else 1)
     found = last_plan(first.run(prepared, run.budget.part(g_deadline), run.stop))
     g_placements = found.placements if found is not None else ()
@@ -468,14 +483,36 @@ def _solve(
     timing: dict[str, float] = {}
     # explained with a share only: a heuristic's or the model's plan may replace it
     explain = run.budget.explain_until(final=False, stopped=run.stopped())
-    g_plan, g_bad = _plan(prepared, g_placements, base, explain, timing)
-    if g_bad:
-        raise PlanRejected(g_bad)
-    run.budget = run.budget.measured(timing["assemble_s"])
-    log.info("greedy plan verified (%.2f s; assembling took %.2f s)", run.elapsed(), timing["assemble_s"])
+    if kept is not None and _key(evaluate(run.problem, kept), tiers) >= _key(
+        evaluate(run.problem, g_placements), tiers
+    ):
+        order = [("keep_current", kept), ("greedy", g_placements)]
+    else:
+        order = [("greedy", g_placements)] + ([("keep_current", kept)] if kept is not None else [])
+    hand = None
+    for k, (name, placements) in enumerate(order):
+        first_plan, bad = _plan(prepared, placements, base, explain, timing)
+        if k == 0:
+            run.budget = run.budget.measured(timing["assemble_s"])
+        if not bad:
+            if name == "greedy":
+                log.info(
+                    "greedy plan verified (%.2f s; assembling took %.2f s)",
+                    run.elapsed(),
+                    timing["assemble_s"],
+                )
+            else:
+                obj = first_plan.objective
+                log.info("keep_current: placed_work %d, moves %d", obj.placed_work, obj.moves)
+            hand = _InHand(first_plan, placements, name)
+            break
+        if name == "greedy" and (kept is None or not _only_disruption(bad)):
+            raise PlanRejected(bad)
+        log.warning("the %s plan fails verification (%s)", name, bad[:3])
+    if hand is None:
+        raise PlanRejected(bad)
     if progress is not None:  # the first verified plan: an operator sees it at once
-        progress.report("greedy", "placed_work", float(g_plan.objective.placed_work), None)
-    hand = _InHand(g_plan, g_placements, "greedy")
+        progress.report(hand.made_by, "placed_work", float(hand.work), None)
     # 1b. the heuristics (beside us in the portfolio's child): the best verified plan is the base
     # the model starts from the best plan in hand: wait a little for the portfolio's (on small
     # fleets its LP-guided plan comes within a second and is a better start than the greedy's)
@@ -545,6 +582,9 @@ def _solve(
             status = SolveStatus.FEASIBLE
         log.info("solver plan is worse than the greedy plan; returning the greedy plan")
         return done(hand, status, stop_reason, bound)
+    if bad and _only_disruption(bad):
+        log.info("the model's plan breaks a re-plan rule (%s); keeping the plan in hand", bad[:3])
+        return done(hand, SolveStatus.FEASIBLE, stop_reason, bound)
     if bad:
         raise PlanRejected(bad)
     model = {o.name: o.value(best) for o in ip.objectives}
@@ -561,6 +601,50 @@ def _solve(
         stop_reason,
         bound,
     )
+
+
+def _breaks_replan(prepared: Prepared, placements: tuple[ReplicaPlacement, ...]) -> bool:
+    """The kernel's re-plan rules (``state.disruption_short``) for a finished plan."""
+    from placement.core.state import FleetState, disruption_short
+
+    try:
+        rows = FleetState.from_placements(prepared, placements).placements
+    except (KeyError, ValueError):
+        return True
+    return disruption_short(prepared, rows) is not None
+
+
+def _only_disruption(bad: list[object]) -> bool:
+    """Every finding is of a re-plan rule (disruption budgets, preemption): a method that builds
+    from scratch may break them; the plan is not taken, which is no error."""
+    return all(getattr(v, "rule", "") in ("disruption", "preemption") for v in bad)
+
+
+def _keep_placements(run: _Run, prepared: Prepared, until: float) -> tuple[ReplicaPlacement, ...] | None:
+    """The current placement repaired (``keep_current``), where workloads run; not yet verified."""
+    keep = method("keep_current")
+    if not keep.applies(prepared):
+        return None
+    found = last_plan(keep.run(prepared, run.budget.part(until), run.stop))
+    return found.placements if found is not None else None
+
+
+def _keep_current(run: _Run, prepared: Prepared, base: SolveInfo, until: float) -> _InHand | None:
+    """The current placement repaired (``keep_current``), assembled and verified, where workloads run."""
+    keep = method("keep_current")
+    if not keep.applies(prepared):
+        return None
+    found = last_plan(keep.run(prepared, run.budget.part(until), run.stop))
+    if found is None:
+        return None
+    plan, bad = _plan(
+        prepared, found.placements, base, run.budget.explain_until(final=False, stopped=run.stopped())
+    )
+    if bad:
+        log.warning("the current placement repaired fails verification (%s); not a start", bad[:3])
+        return None
+    log.info("keep_current: placed_work %d, moves %d", plan.objective.placed_work, plan.objective.moves)
+    return _InHand(plan, found.placements, "keep_current")
 
 
 def _best_heuristic(

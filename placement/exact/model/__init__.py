@@ -60,12 +60,16 @@ C10     min_w z[w] <= r_w <= max_w z[w]
 C11     a[w,e] <= sum_{n in e} r_{w,n};  sum_e a[w,e] >= md_w z[w]
 C12     r_w - sum_{n in s} r_{w,n} >= S_w z[w]   for every site s holding a candidate of w
 C13     k[w,n] <= r_{w,n}
+C14     disruption budgets on the unforced moves cur_{w,n} - k[w,n]: in total, per site, per
+        power domain, per workload (``families/disruption.py``)
+C15     z[w] = 1 for a running workload nothing of higher priority could evict (same module)
 
 Objectives (lexicographic, ``IntegerProgram.objectives`` in this order)
 -----------------------------------------------------------------------
 T1 placed_work   max  sum work_{w,l} y[w,n,l] + sum work_{w,top} (u[w,n,j] + v[w,n,q])
 T2 energy        min  sum_s coef_s sum_{n in N(s)} P_n
-T3 moves         min  sum_{w} |current(w)| - sum k[w,n]
+T3 moves         min  sum_w move_cost_w (|current(w)| - sum_n k[w,n])
+   (with running workloads T3 comes before T2: ``registry.tiers_for``)
 T4 fragmentation min  sum_n o[n] + sum_{n,j} s[n,j]
 
 Notes
@@ -120,7 +124,7 @@ import logging
 from placement.core.candidates import Prepared
 from placement.exact.model.container import Container, ObjectiveTerms, add_terms
 from placement.exact.model.ir import Direction, IntegerProgram
-from placement.exact.model.registry import FAMILIES, TIERS
+from placement.exact.model.registry import FAMILIES, tiers_for
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +132,8 @@ __all__ = ["Container", "build"]
 
 
 def build(prepared: Prepared) -> Container:
-    """Create the variables and add every family; ``container.program.objectives`` follow TIERS."""
+    """Create the variables and add every family; ``container.program.objectives`` follow
+    ``registry.tiers_for`` (moves above energy when current replicas run)."""
     c = Container.create(prepared)
     shares: dict[str, ObjectiveTerms] = {}
     for fam in FAMILIES:
@@ -142,7 +147,7 @@ def build(prepared: Prepared) -> Container:
             terms = add_terms(dict(prev.terms), got.terms)
             shares[got.tier] = ObjectiveTerms(got.tier, got.direction, terms, prev.constant + got.constant)
     ip: IntegerProgram = c.program
-    for tier in TIERS:
+    for tier in tiers_for(prepared.problem):
         share = shares.get(tier)
         if share is None:
             direction = Direction.MAXIMIZE if tier == "placed_work" else Direction.MINIMIZE

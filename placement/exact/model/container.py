@@ -12,8 +12,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from placement.core.candidates import Candidate, Prepared, spread_entity
-from placement.core.domain import memory_milli_gib
+from placement.core.domain import current_cap_w, memory_milli_gib
 from placement.core.energy import replica_work
+from placement.core.objective import throughput_pct, top_throughput_pct
 from placement.exact.model.ir import Direction, IntegerProgram
 
 Terms = dict[int, int]
@@ -89,11 +90,10 @@ class Container:
                 n = p.node_index[cr.node]
                 gpu = p.nodes[n].gpu
                 used = self.pinned_used.setdefault(n, set())
+                cap = current_cap_w(wk, cr, gpu)
                 for j in cr.gpu_indices:
                     if j not in used:
-                        self.pinned_gpu_w[n] = (
-                            self.pinned_gpu_w.get(n, 0) + gpu.max_power_w - gpu.idle_power_w
-                        )
+                        self.pinned_gpu_w[n] = self.pinned_gpu_w.get(n, 0) + cap - gpu.idle_power_w
                         if wk.is_fractional:
                             self.pinned_shared[n] = self.pinned_shared.get(n, 0) + 1
                     used.add(j)
@@ -105,8 +105,8 @@ class Container:
                         )
                 self.pinned_cpu[n] = self.pinned_cpu.get(n, 0) + wk.cpu_milli
                 self.pinned_hmem[n] = self.pinned_hmem.get(n, 0) + wk.host_memory_mib
-                top = gpu.power_levels[-1].relative_throughput_pct if gpu.power_levels else 0
-                self.pinned_work += replica_work(wk, top)
+                pct = top_throughput_pct(gpu) if wk.is_fractional else throughput_pct(gpu, cap)
+                self.pinned_work += replica_work(wk, pct)
                 self.pinned_current += 1
 
     def free_gpu_count(self, n: int) -> int:

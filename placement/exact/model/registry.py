@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from placement.core.domain import Problem
 from placement.exact.model.container import Container, ObjectiveTerms
 from placement.exact.model.families.capacity import Capacity
+from placement.exact.model.families.disruption import Disruption
 from placement.exact.model.families.energy import Energy
 from placement.exact.model.families.fragmentation import Fragmentation
 from placement.exact.model.families.power import Power
@@ -30,10 +32,19 @@ FAMILIES: tuple[Family, ...] = (
     Replicas(),
     Spread(),
     Survival(),
+    Disruption(),
     PlacedWork(),
     Energy(),
     Stability(),
     Fragmentation(),
 )
 
-TIERS = ("placed_work", "energy", "moves", "fragmentation")
+TIERS = ("placed_work", "energy", "moves", "fragmentation")  # the order of ``ObjectiveTiers``
+REPLAN_TIERS = ("placed_work", "moves", "energy", "fragmentation")
+
+
+def tiers_for(problem: Problem) -> tuple[str, ...]:
+    """The tiers in objective order: with running replicas (current, not pinned) moves rank above
+    energy and fragmentation (issue 15: a re-plan keeps what runs unless placed work earns the
+    move; ``Workload.move_cost`` weighs one workload's moves against another's)."""
+    return REPLAN_TIERS if any(w.running for w in problem.workloads) else TIERS

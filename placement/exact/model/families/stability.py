@@ -1,4 +1,5 @@
-"""C13 and tier 3: kept replicas k[w, n] <= replicas of w on n; moves = current total - sum k."""
+"""C13 and the moves tier: kept replicas k[w, n] <= replicas of w on n; moves = sum over w of
+move_cost_w * (current replicas of w - sum_n k[w, n])."""
 
 from __future__ import annotations
 
@@ -17,5 +18,7 @@ class Stability:
             terms = {v: -1 for v in c.replicas_on(w, n)}
             terms[k] = 1
             c.program.add(f"C13 kept[{wl[w].name},{nodes[n].node.name}]", terms, Sense.LE, 0)
-        current_total = sum(len(w.current) for w in wl) - c.pinned_current  # pinned replicas stay
-        return ObjectiveTerms("moves", Direction.MINIMIZE, {k: -1 for k in c.k.values()}, current_total)
+        # pinned replicas stay (never moves)
+        current_total = sum(w.move_cost * len(w.current) for w in wl if not w.pinned)
+        terms = {k: -wl[w].move_cost for (w, _n), k in c.k.items() if wl[w].move_cost}
+        return ObjectiveTerms("moves", Direction.MINIMIZE, terms, current_total)

@@ -216,15 +216,17 @@ class Spread(_message.Message):
     def __init__(self, level: _Optional[_Union[SpreadLevel, str]] = ..., min_distinct: _Optional[int] = ...) -> None: ...
 
 class CurrentReplica(_message.Message):
-    __slots__ = ("node", "gpu_indices")
+    __slots__ = ("node", "gpu_indices", "power_cap_w")
     NODE_FIELD_NUMBER: _ClassVar[int]
     GPU_INDICES_FIELD_NUMBER: _ClassVar[int]
+    POWER_CAP_W_FIELD_NUMBER: _ClassVar[int]
     node: str
     gpu_indices: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, node: _Optional[str] = ..., gpu_indices: _Optional[_Iterable[int]] = ...) -> None: ...
+    power_cap_w: int
+    def __init__(self, node: _Optional[str] = ..., gpu_indices: _Optional[_Iterable[int]] = ..., power_cap_w: _Optional[int] = ...) -> None: ...
 
 class Workload(_message.Message):
-    __slots__ = ("name", "gpus", "gpu_milli", "memory_gib", "allowed_gpu_types", "min_replicas", "max_replicas", "spread", "survive_site_loss_pct", "backup_minutes", "user_region", "max_latency_ms", "priority", "min_power_cap_pct", "cpu_milli", "host_memory_mib", "current", "pinned")
+    __slots__ = ("name", "gpus", "gpu_milli", "memory_gib", "allowed_gpu_types", "min_replicas", "max_replicas", "spread", "survive_site_loss_pct", "backup_minutes", "user_region", "max_latency_ms", "priority", "min_power_cap_pct", "cpu_milli", "host_memory_mib", "current", "pinned", "move_cost", "max_unavailable_count", "max_unavailable_pct")
     NAME_FIELD_NUMBER: _ClassVar[int]
     GPUS_FIELD_NUMBER: _ClassVar[int]
     GPU_MILLI_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +245,9 @@ class Workload(_message.Message):
     HOST_MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
     CURRENT_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
+    MOVE_COST_FIELD_NUMBER: _ClassVar[int]
+    MAX_UNAVAILABLE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MAX_UNAVAILABLE_PCT_FIELD_NUMBER: _ClassVar[int]
     name: str
     gpus: int
     gpu_milli: int
@@ -261,10 +266,13 @@ class Workload(_message.Message):
     host_memory_mib: int
     current: _containers.RepeatedCompositeFieldContainer[CurrentReplica]
     pinned: bool
-    def __init__(self, name: _Optional[str] = ..., gpus: _Optional[int] = ..., gpu_milli: _Optional[int] = ..., memory_gib: _Optional[float] = ..., allowed_gpu_types: _Optional[_Iterable[str]] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., spread: _Optional[_Union[Spread, _Mapping]] = ..., survive_site_loss_pct: _Optional[int] = ..., backup_minutes: _Optional[float] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[float] = ..., priority: _Optional[int] = ..., min_power_cap_pct: _Optional[int] = ..., cpu_milli: _Optional[int] = ..., host_memory_mib: _Optional[int] = ..., current: _Optional[_Iterable[_Union[CurrentReplica, _Mapping]]] = ..., pinned: _Optional[bool] = ...) -> None: ...
+    move_cost: int
+    max_unavailable_count: int
+    max_unavailable_pct: int
+    def __init__(self, name: _Optional[str] = ..., gpus: _Optional[int] = ..., gpu_milli: _Optional[int] = ..., memory_gib: _Optional[float] = ..., allowed_gpu_types: _Optional[_Iterable[str]] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., spread: _Optional[_Union[Spread, _Mapping]] = ..., survive_site_loss_pct: _Optional[int] = ..., backup_minutes: _Optional[float] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[float] = ..., priority: _Optional[int] = ..., min_power_cap_pct: _Optional[int] = ..., cpu_milli: _Optional[int] = ..., host_memory_mib: _Optional[int] = ..., current: _Optional[_Iterable[_Union[CurrentReplica, _Mapping]]] = ..., pinned: _Optional[bool] = ..., move_cost: _Optional[int] = ..., max_unavailable_count: _Optional[int] = ..., max_unavailable_pct: _Optional[int] = ...) -> None: ...
 
 class SolveOptions(_message.Message):
-    __slots__ = ("backend", "time_limit_s", "seed", "workers", "energy_metric", "optimise_energy", "optimise_moves", "optimise_fragmentation", "deterministic")
+    __slots__ = ("backend", "time_limit_s", "seed", "workers", "energy_metric", "optimise_energy", "optimise_moves", "optimise_fragmentation", "deterministic", "max_moves", "max_moves_per_site", "max_moves_per_power_domain")
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     TIME_LIMIT_S_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -274,6 +282,9 @@ class SolveOptions(_message.Message):
     OPTIMISE_MOVES_FIELD_NUMBER: _ClassVar[int]
     OPTIMISE_FRAGMENTATION_FIELD_NUMBER: _ClassVar[int]
     DETERMINISTIC_FIELD_NUMBER: _ClassVar[int]
+    MAX_MOVES_FIELD_NUMBER: _ClassVar[int]
+    MAX_MOVES_PER_SITE_FIELD_NUMBER: _ClassVar[int]
+    MAX_MOVES_PER_POWER_DOMAIN_FIELD_NUMBER: _ClassVar[int]
     backend: Backend
     time_limit_s: float
     seed: int
@@ -283,7 +294,10 @@ class SolveOptions(_message.Message):
     optimise_moves: bool
     optimise_fragmentation: bool
     deterministic: bool
-    def __init__(self, backend: _Optional[_Union[Backend, str]] = ..., time_limit_s: _Optional[float] = ..., seed: _Optional[int] = ..., workers: _Optional[int] = ..., energy_metric: _Optional[_Union[EnergyMetric, str]] = ..., optimise_energy: _Optional[bool] = ..., optimise_moves: _Optional[bool] = ..., optimise_fragmentation: _Optional[bool] = ..., deterministic: _Optional[bool] = ...) -> None: ...
+    max_moves: int
+    max_moves_per_site: int
+    max_moves_per_power_domain: int
+    def __init__(self, backend: _Optional[_Union[Backend, str]] = ..., time_limit_s: _Optional[float] = ..., seed: _Optional[int] = ..., workers: _Optional[int] = ..., energy_metric: _Optional[_Union[EnergyMetric, str]] = ..., optimise_energy: _Optional[bool] = ..., optimise_moves: _Optional[bool] = ..., optimise_fragmentation: _Optional[bool] = ..., deterministic: _Optional[bool] = ..., max_moves: _Optional[int] = ..., max_moves_per_site: _Optional[int] = ..., max_moves_per_power_domain: _Optional[int] = ...) -> None: ...
 
 class PlaceRequest(_message.Message):
     __slots__ = ("fleet", "workloads", "options")
@@ -465,19 +479,41 @@ class SolveInfo(_message.Message):
     solvers: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, status: _Optional[_Union[SolveStatus, str]] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., bound: _Optional[float] = ..., gap: _Optional[float] = ..., backend: _Optional[str] = ..., solver_version: _Optional[str] = ..., seed: _Optional[int] = ..., wall_s: _Optional[float] = ..., code_revision: _Optional[str] = ..., started_at: _Optional[str] = ..., deterministic: _Optional[bool] = ..., method: _Optional[str] = ..., solvers: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class Displaced(_message.Message):
+    __slots__ = ("workload", "node", "gpu_indices", "forced", "rule", "message", "evictor", "to_node")
+    WORKLOAD_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    GPU_INDICES_FIELD_NUMBER: _ClassVar[int]
+    FORCED_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    EVICTOR_FIELD_NUMBER: _ClassVar[int]
+    TO_NODE_FIELD_NUMBER: _ClassVar[int]
+    workload: str
+    node: str
+    gpu_indices: _containers.RepeatedScalarFieldContainer[int]
+    forced: bool
+    rule: str
+    message: str
+    evictor: str
+    to_node: str
+    def __init__(self, workload: _Optional[str] = ..., node: _Optional[str] = ..., gpu_indices: _Optional[_Iterable[int]] = ..., forced: _Optional[bool] = ..., rule: _Optional[str] = ..., message: _Optional[str] = ..., evictor: _Optional[str] = ..., to_node: _Optional[str] = ...) -> None: ...
+
 class Plan(_message.Message):
-    __slots__ = ("placements", "budgets", "unplaced", "objective", "info")
+    __slots__ = ("placements", "budgets", "unplaced", "objective", "info", "displaced")
     PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
     BUDGETS_FIELD_NUMBER: _ClassVar[int]
     UNPLACED_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
+    DISPLACED_FIELD_NUMBER: _ClassVar[int]
     placements: _containers.RepeatedCompositeFieldContainer[ReplicaPlacement]
     budgets: PowerBudgets
     unplaced: _containers.RepeatedCompositeFieldContainer[UnplacedWorkload]
     objective: ObjectiveTiers
     info: SolveInfo
-    def __init__(self, placements: _Optional[_Iterable[_Union[ReplicaPlacement, _Mapping]]] = ..., budgets: _Optional[_Union[PowerBudgets, _Mapping]] = ..., unplaced: _Optional[_Iterable[_Union[UnplacedWorkload, _Mapping]]] = ..., objective: _Optional[_Union[ObjectiveTiers, _Mapping]] = ..., info: _Optional[_Union[SolveInfo, _Mapping]] = ...) -> None: ...
+    displaced: _containers.RepeatedCompositeFieldContainer[Displaced]
+    def __init__(self, placements: _Optional[_Iterable[_Union[ReplicaPlacement, _Mapping]]] = ..., budgets: _Optional[_Union[PowerBudgets, _Mapping]] = ..., unplaced: _Optional[_Iterable[_Union[UnplacedWorkload, _Mapping]]] = ..., objective: _Optional[_Union[ObjectiveTiers, _Mapping]] = ..., info: _Optional[_Union[SolveInfo, _Mapping]] = ..., displaced: _Optional[_Iterable[_Union[Displaced, _Mapping]]] = ...) -> None: ...
 
 class Violation(_message.Message):
     __slots__ = ("rule", "subject", "message")
