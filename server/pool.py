@@ -218,7 +218,14 @@ class Done:
 
 
 class _Worker:
+    """One worker process and its two pipes. ``kill`` may be called from several threads (the
+    pool's close, a retiring or warming thread): the first call kills, joins and closes the
+    pipes, later ones return at once (closing a pipe twice at the same moment could close a
+    descriptor that another thread has just been given)."""
+
     def __init__(self, ctx: Any, nice: int, index: int, name: str, solver: bool) -> None:
+        self._kill_lock = threading.Lock()
+        self._killed = False
         self.jobs_parent, jobs_child = ctx.Pipe(duplex=False)[::-1]
         events_parent, self.events_child = ctx.Pipe(duplex=False)
         self.events = events_parent
@@ -249,6 +256,10 @@ class _Worker:
             return False
 
     def kill(self) -> None:
+        with self._kill_lock:
+            if self._killed:
+                return
+            self._killed = True
         if self.process.is_alive():
             self.process.kill()
         self.process.join(timeout=5)
