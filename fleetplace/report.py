@@ -136,6 +136,11 @@ def objective_lines(problem: Problem, plan: Plan) -> list[str]:
         ("moves", f"{o.moves:,} replica{'' if o.moves == 1 else 's'} moved off their current node"),
         ("fragmentation", f"{o.fragmentation:,} powered nodes + shared GPUs in use"),
     ]  # fmt: skip
+    if o.move_price:
+        rows.append(
+            ("move price", f"{o.move_price / _WORK_PER_GPU:,.2f} GPUs of placed work the moves cost "
+                           f"(tier 1 compares placed work less this: {o.net_work:,})")
+        )  # fmt: skip
     return [f"  {name:<14} {text}" for name, text in rows]
 
 
@@ -218,18 +223,49 @@ def render(problem: Problem, plan: Plan, max_domains: int = 40, detail: bool = F
     out.append("Objective, highest tier first:")
     out.extend(objective_lines(problem, plan))
     out.append("")
+    if plan.displaced:
+        out.extend(move_lines(plan))
+        out.append("")
     if detail:
         out.extend(detail_lines(problem, plan))
         out.append("")
     if plan.unplaced:
+        runs = {w.name: len(w.current) for w in problem.workloads if w.current}
         out.append(f"Not placed ({len(plan.unplaced)})")
         for u in plan.unplaced:
-            out.append(f"  {u.workload}")
+            today = f" (runs today: {runs[u.workload]} replicas)" if runs.get(u.workload) else ""
+            out.append(f"  {u.workload}{today}")
             for r in u.reasons:
                 out.append(f"    - [{r.rule}] {r.message}")
     else:
         out.append("Every workload is placed.")
     return "\n".join(out)
+
+
+def move_lines(plan: Plan, most: int = 10) -> list[str]:
+    """The moves against the current placement: how many by reason, the ones that earn most, and the
+    gain against moves at a few budgets."""
+    moves = plan.displaced
+    forced = [m for m in moves if m.forced]
+    by_rule = Counter(m.rule for m in moves)
+    out = [
+        f"Moves: {len(moves)} current replica{'' if len(moves) == 1 else 's'} not kept on their node, "
+        f"{len(forced)} forced by the input ("
+        + ", ".join(f"{rule} {n}" for rule, n in sorted(by_rule.items(), key=lambda kv: (-kv[1], kv[0])))
+        + ")"
+    ]
+    free = sorted((m for m in moves if not m.forced), key=lambda m: -m.earns_work)
+    if free:
+        out.append(f"  the {min(most, len(free))} unforced moves that earn most (placed work in GPUs):")
+        rows = [
+            [m.workload, m.node, m.rule, m.evictor or m.to_node or "-", m.earns_work / _WORK_PER_GPU]
+            for m in free[:most]
+        ]
+        out.append(table(["workload", "from node", "why", "evictor / to node", "earns"], rows, "llllr"))
+    if plan.move_curve:
+        points = ", ".join(f"{p.moves:,} moves {p.earns_work / _WORK_PER_GPU:,.1f}" for p in plan.move_curve)
+        out.append(f"  gain against moves (placed work in GPUs, best moves first): {points}")
+    return out
 
 
 def reason_lines(reasons: Iterable[Reason], indent: str) -> list[str]:

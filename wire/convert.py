@@ -534,9 +534,14 @@ def plan_to_proto(plan: d.Plan) -> pb.Plan:
             energy=plan.objective.energy,
             moves=plan.objective.moves,
             fragmentation=plan.objective.fragmentation,
+            move_price=plan.objective.move_price,
         ),
         info=_info_pb(plan.info),
         displaced=[_displaced_pb(x) for x in plan.displaced],
+        move_curve=[
+            pb.MovePoint(moves=x.moves, earns_work=x.earns_work, earns_energy=x.earns_energy)
+            for x in plan.move_curve
+        ],
     )
 
 
@@ -550,6 +555,8 @@ def _displaced_pb(x: d.Displaced) -> pb.Displaced:
         message=x.message,
         evictor=x.evictor,
         to_node=x.to_node,
+        earns_work=x.earns_work,
+        earns_energy=x.earns_energy,
     )
 
 
@@ -648,6 +655,7 @@ def plan_from_proto(msg: pb.Plan) -> d.Plan:
             energy=int(o.energy),
             moves=int(o.moves),
             fragmentation=int(o.fragmentation),
+            move_price=int(o.move_price),
         ),
         info=info,
         displaced=tuple(
@@ -660,8 +668,14 @@ def plan_from_proto(msg: pb.Plan) -> d.Plan:
                 message=x.message,
                 evictor=x.evictor,
                 to_node=x.to_node,
+                earns_work=int(x.earns_work),
+                earns_energy=int(x.earns_energy),
             )
             for x in msg.displaced
+        ),
+        move_curve=tuple(
+            d.MovePoint(moves=int(x.moves), earns_work=int(x.earns_work), earns_energy=int(x.earns_energy))
+            for x in msg.move_curve
         ),
     )
     if r.errors:

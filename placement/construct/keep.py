@@ -56,10 +56,11 @@ def keep_current(
             if fit is not None:
                 st.add(w, fit)
                 kept.append(n)
-        if len(kept) < len(wk.current):
+        short = bool(kept) and st.workload_short(w, kept) is not None
+        if len(kept) < len(wk.current) or short:
             lost.append(w)
-        if kept and st.workload_short(w, kept) is not None:
-            _take_back(st, w)  # its kept replicas alone break its rules: placed afresh below
+        if short:  # its kept replicas alone break its rules (or it was scaled up): placed afresh below
+            _take_back(st, w)
     held = _held(st)
     for w in lost:
         if w in p.options:

@@ -20,7 +20,7 @@ from placement.core.budgets import compute_budgets
 from placement.core.candidates import Prepared, filter_candidates
 from placement.core.domain import Plan, Problem, Reason, ReplicaPlacement, SolveInfo, UnplacedWorkload
 from placement.core.explain import unplaced_reasons
-from placement.core.moves import displaced
+from placement.core.moves import displaced, move_curve
 from placement.core.objective import evaluate
 from placement.core.state import FleetState
 from placement.core.verify import verify
@@ -54,13 +54,15 @@ def assemble(
         else _unread(problem, placements)
     )
     t2 = time.monotonic()
+    moves = displaced(problem, placements)
     plan = Plan(
         placements=placements,
         budgets=budgets,
         unplaced=unplaced,
         objective=evaluate(problem, placements),
         info=info,
-        displaced=displaced(problem, placements),
+        displaced=moves,
+        move_curve=move_curve(problem, moves),
     )
     bad: list[object] = list(verify(problem, plan))
     if timing is not None:

@@ -272,7 +272,10 @@ class Workload:
     host_memory_mib: int = 0
     current: tuple[CurrentReplica, ...] = ()
     pinned: bool = False  # the current replicas stay exactly where they are; none added or moved
-    move_cost: int = 1  # weight of one moved current replica in the moves tier (0: free to move)
+    # what one move of a current replica must earn, in its own replicas' worth of placed work
+    # (``move_price_per_replica``), where moves are priced (``Problem.moves_priced``); also its
+    # weight in the moves tier; 0: free to move
+    move_cost: int = 1
     # disruption budget (PodDisruptionBudget's maxUnavailable): at most one of the two; None: no limit
     max_unavailable_count: int | None = None  # current replicas a plan may move (forced aside)
     max_unavailable_pct: int | None = None  # the same as a percent of the current replicas, rounded up
@@ -301,10 +304,18 @@ class Workload:
         return bool(self.current) and not self.pinned
 
     def protected(self, options: SolveOptions) -> bool:
-        """Preemption upward only applies to it: it runs and a disruption budget covers it (its own
-        ``max_unavailable`` or one of the options'); without any budget a plan may leave it out as
-        before issue 15 (the moves tier still ranks above energy)."""
-        return self.running and (options.budgeted or self.max_unavailable is not None)
+        """Preemption upward only applies to it: it runs, so a plan leaves it out only for work of
+        higher priority (or where the input forces it). A workload scaled up past what runs (fewer
+        current replicas than ``min_replicas``) cannot stay as it is: the change, not a plan,
+        decides whether it fits, so it is not protected. ``options``: kept for the callers; the rule
+        holds with or without a disruption budget."""
+        return self.running and len(self.current) >= self.min_replicas
+
+    @property
+    def move_price_per_replica(self) -> int:
+        """Placed work one moved current replica costs where moves are priced: ``move_cost`` times
+        the replica's own work at full throughput (``priority * work_milli * 100``)."""
+        return self.move_cost * self.priority * self.work_milli * 100
 
     @property
     def max_unavailable(self) -> int | None:
@@ -350,6 +361,13 @@ class Problem:
     fleet: Fleet
     workloads: tuple[Workload, ...]
     options: SolveOptions = field(default_factory=SolveOptions)
+
+    @property
+    def moves_priced(self) -> bool:
+        """A re-plan with no ``max_moves`` budget: a move must earn its price in placed work
+        (``Workload.move_price_per_replica``) to be made. With ``max_moves`` the budget is the
+        operator's word on how many moves are worth it, and placed work is maximised within it."""
+        return self.options.max_moves is None and any(w.running for w in self.workloads)
 
 
 # ---------------------------------------------------------------------------- plan
@@ -450,6 +468,12 @@ class Displaced:
     ``host_resources``, ``domain_power``, ``site_power``), ``replicas`` (beyond max_replicas):
     these are ``forced``; ``preempted`` (a workload of higher priority, ``evictor``, took its
     place) or ``moved`` (the optimiser's choice): not forced, within the disruption budgets.
+
+    What an unforced move earns (0 for a forced one), attributed from the plan alone:
+    ``earns_work``, the placed work of the replicas the plan starts on the node it leaves (not
+    running there today), shared equally by the replicas moved off that node; ``earns_energy``,
+    the energy its own replica no longer draws there less what it draws where it goes (tier 2's
+    units; positive saves).
     """
 
     workload: str
@@ -460,6 +484,18 @@ class Displaced:
     message: str
     evictor: str = ""
     to_node: str = ""
+    earns_work: int = 0
+    earns_energy: int = 0
+
+
+@dataclass(frozen=True)
+class MovePoint:
+    """One point of a plan's gain against moves: the best ``moves`` unforced moves of the plan
+    (most ``earns_work`` first) earn ``earns_work`` and ``earns_energy`` together."""
+
+    moves: int
+    earns_work: int
+    earns_energy: int
 
 
 @dataclass(frozen=True)
@@ -468,22 +504,33 @@ class ObjectiveTiers:
 
     placed_work: sum over placed replicas of priority * work_milli * throughput_pct (max)
     energy: facility energy in integer units, n$/h (COST) or ug CO2/h (CARBON) (min)
-    moves: replicas of the current placement not kept on their node (min)
+    moves: replicas of the current placement not kept on their node, each weighted by its
+        workload's ``move_cost`` (min)
     fragmentation: powered nodes + shared GPUs in use (min)
+    move_price: where moves are priced (``Problem.moves_priced``), the placed work the moves
+        cost: sum over moved current replicas of ``Workload.move_price_per_replica``; else 0.
+        Tier 1 compares ``placed_work - move_price`` (the net work), so a move is made only
+        where it earns more placed work than it costs.
     """
 
     placed_work: int = 0
     energy: int = 0
     moves: int = 0
     fragmentation: int = 0
+    move_price: int = 0
+
+    @property
+    def net_work(self) -> int:
+        return self.placed_work - self.move_price
 
     def key(self) -> tuple[int, int, int, int]:
         """Larger is better."""
-        return (self.placed_work, -self.energy, -self.moves, -self.fragmentation)
+        return (self.net_work, -self.energy, -self.moves, -self.fragmentation)
 
     def key_values(self) -> tuple[int, int, int, int]:
-        """The tiers' values in tier order (placed_work, energy, moves, fragmentation)."""
-        return (self.placed_work, self.energy, self.moves, self.fragmentation)
+        """The tiers' values in tier order (net work, energy, moves, fragmentation): what the model's
+        objectives hold."""
+        return (self.net_work, self.energy, self.moves, self.fragmentation)
 
 
 @dataclass(frozen=True)
@@ -511,3 +558,4 @@ class Plan:
     objective: ObjectiveTiers
     info: SolveInfo
     displaced: tuple[Displaced, ...] = ()
+    move_curve: tuple[MovePoint, ...] = ()  # ``moves.move_curve``: gain against moves, a few budgets

@@ -13,16 +13,32 @@ workload (current, not pinned) that the plan does not keep on its node, from the
 
 Forced moves by power (a rack whose capacity fell) are named ``moved`` with the domain's
 numbers left to the budgets; the verifier checks the budgets and preemption itself.
+
+What each unforced move earns (``Displaced.earns_work``, ``earns_energy``) is attributed from
+the plan alone: the work started on the node it leaves, shared by the replicas moved off that
+node, and its own replica's energy there against where it goes. ``move_curve`` adds up the
+best k of them for a few budgets k: what an operator reads as gain against moves.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 
-from placement.core.domain import Displaced, NodeState, Problem, ReplicaPlacement, memory_milli_gib
-from placement.core.energy import allowed_levels
+from placement.core.domain import (
+    Displaced,
+    MovePoint,
+    NodeState,
+    Problem,
+    ReplicaPlacement,
+    memory_milli_gib,
+)
+from placement.core.energy import allowed_levels, energy_coefficient, replica_work
 from placement.core.network import latency_table
+from placement.core.objective import throughput_pct, top_throughput_pct
+
+CURVE_PCT = (1, 2, 5, 10, 25)  # budgets of the curve, percent of the running replicas
 
 
 def displaced(problem: Problem, placements: Iterable[ReplicaPlacement]) -> tuple[Displaced, ...]:
@@ -105,4 +121,71 @@ def displaced(problem: Problem, placements: Iterable[ReplicaPlacement]) -> tuple
                     gained[0] if gained else "",
                 )
             )
+    return _earnings(problem, placements, out)
+
+
+def _earnings(
+    problem: Problem, placements: tuple[ReplicaPlacement, ...], moves: list[Displaced]
+) -> tuple[Displaced, ...]:
+    """``moves`` with what each unforced one earns (module docstring)."""
+    if not any(not m.forced for m in moves):
+        return tuple(moves)
+    fleet = problem.fleet
+    nodes = {n.name: n for n in fleet.nodes}
+    gpus = {g.name: g for g in fleet.gpu_types}
+    sites = {s.name: s for s in fleet.sites}
+    wl = {w.name: w for w in problem.workloads}
+    metric = problem.options.energy_metric
+    current = Counter((w.name, c.node) for w in problem.workloads for c in w.current)
+    seen: Counter[tuple[str, str]] = Counter()
+    started: Counter[str] = Counter()  # node -> placed work of replicas not running there today
+    draw: dict[tuple[str, str], int] = {}  # (workload, node) -> watts of one of its replicas there
+    for p in placements:
+        w, node = wl.get(p.workload), nodes.get(p.node)
+        if w is None or node is None:
+            continue
+        gpu = gpus[node.gpu_type]
+        draw[(w.name, node.name)] = _draw_w(w.gpus, p.gpu_milli, p.power_cap_w, gpu.max_power_w)
+        seen[(w.name, node.name)] += 1
+        if seen[(w.name, node.name)] > current[(w.name, node.name)]:
+            pct = top_throughput_pct(gpu) if w.is_fractional else throughput_pct(gpu, p.power_cap_w)
+            started[node.name] += replica_work(w, pct)
+    off = Counter(m.node for m in moves if not m.forced)
+    out = []
+    for m in moves:
+        node = nodes.get(m.node)
+        if m.forced or node is None:
+            out.append(m)
+            continue
+        w = wl[m.workload]
+        gpu = gpus[node.gpu_type]
+        cap = next((c.power_cap_w for c in w.current if c.node == m.node), 0) or gpu.max_power_w
+        before = energy_coefficient(sites[node.site], metric) * _draw_w(
+            w.gpus, w.gpu_milli or 1000, cap, gpu.max_power_w
+        )
+        to = nodes.get(m.to_node) if m.rule == "moved" else None
+        after = energy_coefficient(sites[to.site], metric) * draw.get((w.name, to.name), 0) if to else 0
+        out.append(replace(m, earns_work=started[m.node] // off[m.node], earns_energy=before - after))
+    return tuple(out)
+
+
+def _draw_w(gpus: int, milli: int, cap_w: int, max_w: int) -> int:
+    """Watts one replica adds: its GPUs at their cap, a share of an uncapped GPU for a fractional one."""
+    return gpus * cap_w if milli >= 1000 else max_w * milli // 1000
+
+
+def move_curve(problem: Problem, moves: Iterable[Displaced]) -> tuple[MovePoint, ...]:
+    """Gain against moves at a few budgets (``CURVE_PCT`` of the running replicas, and every unforced
+    move): the best k unforced moves by ``earns_work``, added up; empty without unforced moves."""
+    free = sorted((m for m in moves if not m.forced), key=lambda m: (-m.earns_work, -m.earns_energy))
+    if not free:
+        return ()
+    running = sum(len(w.current) for w in problem.workloads if w.running)
+    budgets = sorted({max(1, round(pct * running / 100)) for pct in CURVE_PCT} | {len(free)})
+    out: list[MovePoint] = []
+    for k in budgets:
+        if k > len(free):
+            break
+        best = free[:k]
+        out.append(MovePoint(k, sum(m.earns_work for m in best), sum(m.earns_energy for m in best)))
     return tuple(out)

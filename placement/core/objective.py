@@ -9,6 +9,10 @@
    above energy (``placement.exact.model.registry.tiers_for``).
 4. ``fragmentation``: powered nodes + shared GPUs in use.
 
+``move_price``: where moves are priced (a re-plan without ``max_moves``), each moved current
+replica costs ``Workload.move_price_per_replica`` of placed work, and tier 1 compares
+``placed_work - move_price``: a move is made only where it earns more than it costs.
+
 Watts come from ``budgets.node_draws`` so that tier 2 and the power budgets agree to the watt.
 Placements naming an unknown workload or node earn nothing; the verifier reports them.
 """
@@ -73,10 +77,20 @@ def evaluate(problem: Problem, placements: Iterable[ReplicaPlacement]) -> Object
     metric = problem.options.energy_metric
     energy = sum(energy_coefficient(s, metric) * site_it_w.get(s.name, 0) for s in fleet.sites)
 
-    moves = 0
+    moves = price = 0
+    priced = problem.moves_priced
     for w in problem.workloads:
         current = Counter(c.node for c in w.current)
         for node_name, count in current.items():
-            moves += w.move_cost * max(0, count - planned[(w.name, node_name)])
+            moved = max(0, count - planned[(w.name, node_name)])
+            moves += w.move_cost * moved
+            if priced and not w.pinned:
+                price += w.move_price_per_replica * moved
 
-    return ObjectiveTiers(placed_work=placed_work, energy=energy, moves=moves, fragmentation=powered + shared)
+    return ObjectiveTiers(
+        placed_work=placed_work,
+        energy=energy,
+        moves=moves,
+        fragmentation=powered + shared,
+        move_price=price,
+    )

@@ -563,9 +563,10 @@ DISRUPTION_RULES = (
 def forced_nodes(p: Prepared) -> dict[int, frozenset[int]]:
     """Per running workload (current replicas, not pinned), the nodes its current replicas are forced
     off, the input alone deciding: a node not READY, or where a static rule now fails (not a candidate
-    of the filter); and every node of a power domain or site that the current placement, each replica
-    at its recorded cap, overdraws (which of them must go is the plan's choice). Moves off these nodes
-    are outside the disruption budgets."""
+    of the filter); every node of a power domain or site that the current placement, each replica
+    at its recorded cap, overdraws (which of them must go is the plan's choice); and every current
+    node of a workload scaled up past what runs (fewer current replicas than ``min_replicas``: the
+    change re-places it whole). Moves off these nodes are outside the disruption budgets."""
     wl = p.problem.workloads
     cand = {w: {f.group for o in opts for f in o.fits} for w, opts in p.options.items()}
     st = FleetState(p)
@@ -591,6 +592,8 @@ def forced_nodes(p: Prepared) -> dict[int, frozenset[int]]:
         if not wk.running:
             continue
         got = set(static.get(w, ()))
+        if len(wk.current) < wk.min_replicas:  # scaled up past what runs: re-placed whole, forced
+            got.update(p.node_index[cr.node] for cr in wk.current if cr.node in p.node_index)
         for cr in wk.current:
             n = p.node_index.get(cr.node)
             if n is not None and (

@@ -630,6 +630,9 @@ class _Verifier:
             ].usable_power_w
             if over and not w.pinned:
                 out[w.name].add(node.name)
+        for w in wls:  # scaled up past what runs: the change re-places it whole (Workload.protected)
+            if w.current and not w.pinned and len(w.current) < w.min_replicas:
+                out[w.name].update(c.node for c in w.current)
         return out
 
     def _may_run(self, w: Workload, node: Node, gpu: GpuType, site: Any) -> bool:

@@ -167,8 +167,11 @@ class KeepCurrent:
         start: Placements = (),
     ) -> Iterator[Found | Bound]:
         from placement.construct.keep import keep_current
+        from placement.improve.earn import earn
 
-        yield Found(keep_current(prepared, budget.deadline, stop).to_placements())
+        st = keep_current(prepared, budget.deadline, stop)
+        earn(st, budget.deadline, stop)
+        yield Found(st.to_placements())
 
 
 @dataclass(frozen=True)

@@ -328,9 +328,9 @@ def _run_methods(
                     continue
                 obj = evaluate(problem, item.placements)
                 if start is None:
-                    if obj.placed_work <= best:  # the parent takes the best it has received
+                    if obj.net_work <= best:  # the parent takes the best it has received (tier 1)
                         continue
-                    best = obj.placed_work
+                    best = obj.net_work
                     _send(fd, Offer(name, item.placements, obj, CLOCK() - t0, solvers=item.solvers))
                 else:
                     solvers = tuple(dict.fromkeys((*start.solvers, *item.solvers)))

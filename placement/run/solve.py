@@ -357,14 +357,14 @@ def _solve_deterministic(
         best = Offer("keep_current", keep.placements, keep.plan.objective, run.elapsed())
     log.info("greedy: %d replicas (%.2f s)", len(g_placements), run.elapsed())
     if progress is not None:
-        progress.report("greedy", "placed_work", float(best.objective.placed_work), None)
+        progress.report("greedy", "placed_work", float(best.objective.net_work), None)
 
     def wait() -> None:  # for every child to finish (or the safety net, or a stop)
-        shown = (float(best.objective.placed_work), portfolio.bound)
+        shown = (float(best.objective.net_work), portfolio.bound)
         while not portfolio.done and CLOCK() < search_until and not run.stopped():
             portfolio.poll(min(search_until, CLOCK() + POLL_S))
             now = (
-                max([shown[0]] + [float(c.objective.placed_work) for c in portfolio.plans]),
+                max([shown[0]] + [float(c.objective.net_work) for c in portfolio.plans]),
                 portfolio.bound,
             )
             if progress is not None and now != shown:
@@ -512,7 +512,7 @@ def _solve(
     if hand is None:
         raise PlanRejected(bad)
     if progress is not None:  # the first verified plan: an operator sees it at once
-        progress.report(hand.made_by, "placed_work", float(hand.work), None)
+        progress.report(hand.made_by, "placed_work", float(hand.plan.objective.net_work), None)
     # 1b. the heuristics (beside us in the portfolio's child): the best verified plan is the base
     # the model starts from the best plan in hand: wait a little for the portfolio's (on small
     # fleets its LP-guided plan comes within a second and is a better start than the greedy's)
@@ -524,7 +524,7 @@ def _solve(
             wait_until -= run.budget.share(FINISHING_SHARE)
     hand = _best_heuristic(run, prepared, portfolio, hand, tiers, wait_until, base)
     if progress is not None:  # a heuristic's plan may have replaced the greedy's
-        progress.report("portfolio", "placed_work", float(hand.work), None)
+        progress.report("portfolio", "placed_work", float(hand.plan.objective.net_work), None)
     if not prepared.options:  # nothing can run anywhere: the pinned replicas alone are optimal
         return done(hand, SolveStatus.OPTIMAL, StopReason.NONE, hand.work)
     if run.stopped():  # before any plan was complete, nothing placed is no solution
@@ -689,7 +689,7 @@ def _wait(run: _Run, portfolio: Portfolio, in_hand: Offer, until: float, tiers: 
     """Take what the portfolio sends until ``until``, having the best plan (``in_hand`` or the
     portfolio's) polished meanwhile (``Portfolio.polish``); report each better plan or bound as
     it comes (at 40,000 GPUs this wait is most of the solve)."""
-    work = in_hand.objective.placed_work
+    work = in_hand.objective.net_work  # tier 1 as compared: placed work less the moves' price
     shown: tuple[float, float | None] = (float(work), portfolio.bound)
     while True:
         # stopped: take what has arrived, without waiting (the plan is wanted now)
@@ -697,7 +697,7 @@ def _wait(run: _Run, portfolio: Portfolio, in_hand: Offer, until: float, tiers: 
         if not run.stopped():
             portfolio.polish(until, lambda c: _key(c.objective, tiers), in_hand)
         if run.progress is not None:
-            best = max([float(work)] + [float(c.objective.placed_work) for c in portfolio.plans])
+            best = max([float(work)] + [float(c.objective.net_work) for c in portfolio.plans])
             now = (best, portfolio.bound)
             if now != shown:
                 run.progress.report("portfolio", "placed_work", best, portfolio.bound)

@@ -438,16 +438,18 @@ class UnplacedWorkload(_message.Message):
     def __init__(self, workload: _Optional[str] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ...) -> None: ...
 
 class ObjectiveTiers(_message.Message):
-    __slots__ = ("placed_work", "energy", "moves", "fragmentation")
+    __slots__ = ("placed_work", "energy", "moves", "fragmentation", "move_price")
     PLACED_WORK_FIELD_NUMBER: _ClassVar[int]
     ENERGY_FIELD_NUMBER: _ClassVar[int]
     MOVES_FIELD_NUMBER: _ClassVar[int]
     FRAGMENTATION_FIELD_NUMBER: _ClassVar[int]
+    MOVE_PRICE_FIELD_NUMBER: _ClassVar[int]
     placed_work: int
     energy: int
     moves: int
     fragmentation: int
-    def __init__(self, placed_work: _Optional[int] = ..., energy: _Optional[int] = ..., moves: _Optional[int] = ..., fragmentation: _Optional[int] = ...) -> None: ...
+    move_price: int
+    def __init__(self, placed_work: _Optional[int] = ..., energy: _Optional[int] = ..., moves: _Optional[int] = ..., fragmentation: _Optional[int] = ..., move_price: _Optional[int] = ...) -> None: ...
 
 class SolveInfo(_message.Message):
     __slots__ = ("status", "stop_reason", "bound", "gap", "backend", "solver_version", "seed", "wall_s", "code_revision", "started_at", "deterministic", "method", "solvers")
@@ -480,7 +482,7 @@ class SolveInfo(_message.Message):
     def __init__(self, status: _Optional[_Union[SolveStatus, str]] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., bound: _Optional[float] = ..., gap: _Optional[float] = ..., backend: _Optional[str] = ..., solver_version: _Optional[str] = ..., seed: _Optional[int] = ..., wall_s: _Optional[float] = ..., code_revision: _Optional[str] = ..., started_at: _Optional[str] = ..., deterministic: _Optional[bool] = ..., method: _Optional[str] = ..., solvers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Displaced(_message.Message):
-    __slots__ = ("workload", "node", "gpu_indices", "forced", "rule", "message", "evictor", "to_node")
+    __slots__ = ("workload", "node", "gpu_indices", "forced", "rule", "message", "evictor", "to_node", "earns_work", "earns_energy")
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     GPU_INDICES_FIELD_NUMBER: _ClassVar[int]
@@ -489,6 +491,8 @@ class Displaced(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     EVICTOR_FIELD_NUMBER: _ClassVar[int]
     TO_NODE_FIELD_NUMBER: _ClassVar[int]
+    EARNS_WORK_FIELD_NUMBER: _ClassVar[int]
+    EARNS_ENERGY_FIELD_NUMBER: _ClassVar[int]
     workload: str
     node: str
     gpu_indices: _containers.RepeatedScalarFieldContainer[int]
@@ -497,23 +501,37 @@ class Displaced(_message.Message):
     message: str
     evictor: str
     to_node: str
-    def __init__(self, workload: _Optional[str] = ..., node: _Optional[str] = ..., gpu_indices: _Optional[_Iterable[int]] = ..., forced: _Optional[bool] = ..., rule: _Optional[str] = ..., message: _Optional[str] = ..., evictor: _Optional[str] = ..., to_node: _Optional[str] = ...) -> None: ...
+    earns_work: int
+    earns_energy: int
+    def __init__(self, workload: _Optional[str] = ..., node: _Optional[str] = ..., gpu_indices: _Optional[_Iterable[int]] = ..., forced: _Optional[bool] = ..., rule: _Optional[str] = ..., message: _Optional[str] = ..., evictor: _Optional[str] = ..., to_node: _Optional[str] = ..., earns_work: _Optional[int] = ..., earns_energy: _Optional[int] = ...) -> None: ...
+
+class MovePoint(_message.Message):
+    __slots__ = ("moves", "earns_work", "earns_energy")
+    MOVES_FIELD_NUMBER: _ClassVar[int]
+    EARNS_WORK_FIELD_NUMBER: _ClassVar[int]
+    EARNS_ENERGY_FIELD_NUMBER: _ClassVar[int]
+    moves: int
+    earns_work: int
+    earns_energy: int
+    def __init__(self, moves: _Optional[int] = ..., earns_work: _Optional[int] = ..., earns_energy: _Optional[int] = ...) -> None: ...
 
 class Plan(_message.Message):
-    __slots__ = ("placements", "budgets", "unplaced", "objective", "info", "displaced")
+    __slots__ = ("placements", "budgets", "unplaced", "objective", "info", "displaced", "move_curve")
     PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
     BUDGETS_FIELD_NUMBER: _ClassVar[int]
     UNPLACED_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
     DISPLACED_FIELD_NUMBER: _ClassVar[int]
+    MOVE_CURVE_FIELD_NUMBER: _ClassVar[int]
     placements: _containers.RepeatedCompositeFieldContainer[ReplicaPlacement]
     budgets: PowerBudgets
     unplaced: _containers.RepeatedCompositeFieldContainer[UnplacedWorkload]
     objective: ObjectiveTiers
     info: SolveInfo
     displaced: _containers.RepeatedCompositeFieldContainer[Displaced]
-    def __init__(self, placements: _Optional[_Iterable[_Union[ReplicaPlacement, _Mapping]]] = ..., budgets: _Optional[_Union[PowerBudgets, _Mapping]] = ..., unplaced: _Optional[_Iterable[_Union[UnplacedWorkload, _Mapping]]] = ..., objective: _Optional[_Union[ObjectiveTiers, _Mapping]] = ..., info: _Optional[_Union[SolveInfo, _Mapping]] = ..., displaced: _Optional[_Iterable[_Union[Displaced, _Mapping]]] = ...) -> None: ...
+    move_curve: _containers.RepeatedCompositeFieldContainer[MovePoint]
+    def __init__(self, placements: _Optional[_Iterable[_Union[ReplicaPlacement, _Mapping]]] = ..., budgets: _Optional[_Union[PowerBudgets, _Mapping]] = ..., unplaced: _Optional[_Iterable[_Union[UnplacedWorkload, _Mapping]]] = ..., objective: _Optional[_Union[ObjectiveTiers, _Mapping]] = ..., info: _Optional[_Union[SolveInfo, _Mapping]] = ..., displaced: _Optional[_Iterable[_Union[Displaced, _Mapping]]] = ..., move_curve: _Optional[_Iterable[_Union[MovePoint, _Mapping]]] = ...) -> None: ...
 
 class Violation(_message.Message):
     __slots__ = ("rule", "subject", "message")

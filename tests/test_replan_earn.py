@@ -1,0 +1,168 @@
+"""Moves that earn their place (issue 15, items 2 and 6): the move price, the ``earn`` search under
+a budget, what each move earns, the curve, and what the report says of them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from fleetplace.report import render
+from placement.construct.keep import keep_current
+from placement.core import domain as d
+from placement.core.candidates import filter_candidates
+from placement.core.objective import evaluate
+from placement.core.verify import verify
+from placement.improve.earn import earn
+from placement.run.solve import solve
+
+GPU = d.GpuType("X", 80.0, 700, 60, 60, (d.PowerLevel(350, 70), d.PowerLevel(700, 100)), False)
+WORK_8 = 8 * 1000 * 100  # priority 1, eight whole GPUs at full throughput
+
+
+def racks(nodes: int = 2, rack_kw: float = 200.0) -> d.Fleet:
+    """One site, one rack of ``nodes`` nodes a0, a1, ... of 8 X GPUs (plenty of watts)."""
+    return d.Fleet(
+        gpu_types=(GPU,),
+        sites=(d.Site("s", d.SiteKind.DATACENTER, "eu", 1000.0, 1.2),),
+        power_domains=(d.PowerDomain("r", "s", rack_kw),),
+        nodes=tuple(d.Node(f"a{k}", "s", "r", "X", 8, 500) for k in range(nodes)),
+    )
+
+
+def eight(name: str, priority: int = 1, current: str = "", **kw: object) -> d.Workload:
+    cur = (d.CurrentReplica(current, tuple(range(8)), 700),) if current else ()
+    return d.Workload(name, gpus=8, memory_gib=320.0, priority=priority, current=cur, **kw)  # type: ignore[arg-type]
+
+
+def full_fleet(newcomer: int, low_cost: int = 1, **options: object) -> d.Problem:
+    """Two full nodes (``low`` on a0, ``mid`` on a1, priority 1, running) and ``new`` of priority
+    ``newcomer`` with no room: it runs only if ``low`` (or ``mid``) is preempted."""
+    return d.Problem(
+        racks(),
+        (
+            eight("low", current="a0", move_cost=low_cost),
+            eight("mid", current="a1", move_cost=5),
+            eight("new", priority=newcomer),
+        ),
+        d.SolveOptions(time_limit_s=8, **options),  # type: ignore[arg-type]
+    )
+
+
+# ------------------------------------------------------------------ the price of a move
+
+
+@pytest.mark.parametrize(
+    ("move_cost", "max_moves", "price"),
+    [
+        pytest.param(1, None, WORK_8, id="priced-one-replica-worth"),
+        pytest.param(3, None, 3 * WORK_8, id="move-cost-three"),
+        pytest.param(0, None, 0, id="free-to-move"),
+        pytest.param(1, 4, 0, id="a-budget-spends-moves-freely"),
+    ],
+)
+def test_a_moved_replica_costs_its_price_in_tier_one(
+    move_cost: int, max_moves: int | None, price: int
+) -> None:
+    p = d.Problem(
+        racks(), (eight("low", current="a0", move_cost=move_cost),), d.SolveOptions(max_moves=max_moves)
+    )
+    moved = (d.ReplicaPlacement("low", 0, "s", "r", "a1", tuple(range(8)), 1000, 700),)
+    got = evaluate(p, moved)
+    assert (got.placed_work, got.move_price, got.net_work) == (WORK_8, price, WORK_8 - price)
+    kept = evaluate(p, (replace(moved[0], node="a0"),))
+    assert kept.move_price == 0 and (kept.key()[0] > got.key()[0]) == (price > 0)  # tier 1: net work
+
+
+# ------------------------------------------------------------------ earn: preempt only where it pays
+
+
+@pytest.mark.parametrize(
+    ("newcomer", "low_cost", "options", "placed"),
+    [
+        # net: 1.6M gained - 0.8M lost - 0.8M price = 0: not worth a move
+        pytest.param(2, 1, {}, False, id="priced-breaks-even-no-move"),
+        pytest.param(3, 1, {}, True, id="priced-earns-more-than-the-price"),
+        pytest.param(2, 0, {}, True, id="free-to-move"),
+        pytest.param(2, 1, {"max_moves": 1}, True, id="a-budget-of-one-buys-it"),
+        pytest.param(2, 1, {"max_moves": 0}, False, id="a-budget-of-zero-keeps-all"),
+        pytest.param(1, 0, {}, False, id="no-preemption-for-equal-priority"),
+    ],
+)
+def test_a_newcomer_preempts_only_where_the_move_pays(
+    newcomer: int, low_cost: int, options: dict[str, int], placed: bool
+) -> None:
+    problem = full_fleet(newcomer, low_cost, **options)
+    plan = solve(problem)
+    assert verify(problem, plan) == []
+    names = {p.workload for p in plan.placements}
+    assert ("new" in names) is placed
+    assert "mid" in names  # the costly one (move_cost 5) is never the one to go
+    if placed:
+        (gone,) = plan.displaced
+        assert (gone.workload, gone.forced) == ("low", False)
+        if newcomer > 1:
+            assert (gone.rule, gone.evictor) == ("preempted", "new")
+        assert gone.earns_work == newcomer * WORK_8  # the work started on a0, the node it left
+        assert plan.move_curve[-1] == d.MovePoint(1, newcomer * WORK_8, gone.earns_energy)
+    else:
+        assert plan.displaced == () and plan.move_curve == ()
+
+
+def test_earn_spends_at_most_the_budget_and_each_action_gains() -> None:
+    """Four newcomers of priority 3 and four running workloads of priority 1 on four full nodes:
+    with a budget of two moves, exactly two newcomers run."""
+    fleet_ = racks(4)
+    running = tuple(eight(f"old{k}", current=f"a{k}") for k in range(4))
+    newcomers = tuple(eight(f"new{k}", priority=3) for k in range(4))
+    problem = d.Problem(fleet_, running + newcomers, d.SolveOptions(max_moves=2))
+    st = keep_current(filter_candidates(problem))
+    before = evaluate(problem, st.to_placements())
+    actions = earn(st)
+    after = evaluate(problem, st.to_placements())
+    assert [a.moved for a in actions] == [1, 1]
+    assert all(a.work > 0 for a in actions)
+    assert after.placed_work - before.placed_work == sum(a.work for a in actions) == 2 * (3 - 1) * WORK_8
+    assert sum(1 for p in st.to_placements() if p.workload.startswith("new")) == 2
+
+
+# ------------------------------------------------------------------ keep_current: a scale-up
+
+
+def test_a_scaled_up_workload_is_placed_afresh_with_its_new_minimum() -> None:
+    """Two replicas run, the minimum rose to three and there is room: keep_current places three
+    (it was left out when all its replicas were kept)."""
+    cur = tuple(d.CurrentReplica("a0", (k,), 700) for k in range(2))
+    w = d.Workload("svc", gpus=1, memory_gib=40.0, min_replicas=3, max_replicas=3, current=cur)
+    problem = d.Problem(racks(1), (w,), d.SolveOptions(max_moves=0))
+    placements = keep_current(filter_candidates(problem)).to_placements()
+    assert len(placements) == 3
+    assert {p.gpu_indices for p in placements} >= {(0,), (1,)}  # the two running ones stay
+
+
+def test_a_scale_up_that_cannot_fit_is_not_a_preemption() -> None:
+    """Under a budget, a running workload scaled up past the fleet is left out by the change, not
+    preempted by a plan: the verifier accepts the plan that leaves it out."""
+    cur = tuple(d.CurrentReplica("a0", (k,), 700) for k in range(8))
+    w = d.Workload("svc", gpus=1, memory_gib=40.0, min_replicas=9, max_replicas=9, current=cur)
+    problem = d.Problem(racks(1), (w,), d.SolveOptions(max_moves=0, time_limit_s=5))
+    plan = solve(problem)
+    assert plan.placements == () and verify(problem, plan) == []
+    assert not w.protected(problem.options)
+    assert replace(w, min_replicas=8).protected(problem.options)
+
+
+# ------------------------------------------------------------------ what the report says
+
+
+def test_the_report_lists_moves_what_they_earn_and_who_runs_today() -> None:
+    problem = full_fleet(3)
+    text = render(problem, solve(problem))
+    assert "Moves: 1 current replica not kept on their node, 0 forced by the input (preempted 1)" in text
+    assert "gain against moves" in text and "1 moves 24.0" in text  # 3 x 8 GPUs of placed work
+    assert "move price" in text
+    left_out = render(full_fleet(2), solve(full_fleet(2)))
+    assert "new" in left_out and "Moves:" not in left_out
+    kept_out = solve(problem)
+    assert any(u.workload == "low" for u in kept_out.unplaced)
+    assert "low (runs today: 1 replicas)" in text
