@@ -166,3 +166,20 @@ def test_the_report_lists_moves_what_they_earn_and_who_runs_today() -> None:
     kept_out = solve(problem)
     assert any(u.workload == "low" for u in kept_out.unplaced)
     assert "low (runs today: 1 replicas)" in text
+
+
+def test_earn_lowers_caps_in_place_before_it_moves_anything() -> None:
+    """A rack of 9 kW: ``low`` runs on a0 at 700 W per GPU (6,100 W); ``new`` needs a1 at 350 W
+    (3,300 W). Lowering low's cap to 350 W in place (no move) makes room: both run, nothing moves."""
+    problem = d.Problem(
+        racks(2, rack_kw=9.0), (eight("low", current="a0"), eight("new", priority=2)), d.SolveOptions()
+    )
+    st = keep_current(filter_candidates(problem))
+    assert {p.workload for p in st.to_placements()} == {"low"}  # keep_current alone has no room
+    (action,) = earn(st)
+    got = {p.workload: p for p in st.to_placements()}
+    assert (action.moved, got["low"].node, got["low"].power_cap_w, got["new"].node) == (0, "a0", 350, "a1")
+    assert action.work == (2 * 70 + 70 - 100) * 8000  # new at 70%, low from 100% to 70%
+    plan = solve(problem)
+    assert verify(problem, plan) == [] and plan.displaced == ()
+    assert {p.workload for p in plan.placements} == {"low", "new"}

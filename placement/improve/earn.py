@@ -1,25 +1,35 @@
 """Moves that earn their place: make room for work the current placement leaves out (issue 15, item 6).
 
-``earn(st, deadline, stop)`` improves a re-plan's state (the current placement repaired and filled,
-``construct.keep.keep_current``) one action at a time. An action takes one workload the state
-leaves out (or holds below ``max_replicas``, one replica more) and places it, where no node has
-room, by making room on one of its candidate nodes: replicas there are taken off, cheapest
-first (a replica not running there today costs no move; a current one costs its move), then
-replicas elsewhere in its power domain for their watts, until the workload fits, and each is placed again on another node (its rules kept); a workload of
-lower priority that cannot be placed again is left out (preempted: the target gained a replica
-on its node). An action is kept where:
+``earn(st, deadline, stop)`` improves a re-plan's state (the current placement repaired and
+filled, ``construct.keep.keep_current``) one action at a time. An action takes one workload the
+state leaves out, or holds below ``max_replicas``, and adds its replicas one by one; where no
+candidate node has room, room is made on one (``room_on``):
 
-* moves are priced (``Problem.moves_priced``): the placed work it adds exceeds the price of
-  the current replicas it moves (``Workload.move_price_per_replica``);
-* a ``max_moves`` budget is set: it adds placed work and its moves fit what the budget has
-  left; the per-workload, per-site and per-domain budgets and upward-only preemption are
-  checked by the kernel (``state.disruption_short``) after every kept action.
+1. where the kernel finds watts short: the caps of whole-GPU replicas (of no higher priority)
+   in the node's power domain go down to their lowest allowed level, the least placed work lost
+   per watt freed first (a cap lowered in place is no move);
+2. then replicas of no higher priority are taken off the node, then off its power domain, the
+   lowest priority first, then those that cost no move (not running there today), then the
+   least placed work, until the replica fits; each workload taken from is placed again whole
+   elsewhere (its rules kept) or, of lower priority than the target, runs fewer replicas or is
+   left out (preempted: the target gained a replica on its node).
 
-Targets go most valuable first (priority, then work per replica); each replica tries at most
-``NODES_TRIED`` nodes, likely cheapest first (no replica of higher priority, the fewest
-running replicas, the most free GPUs), and of the first ``ROOMS_COMPARED`` where room can be
-made, takes the one that moves fewest current replicas and loses least placed work. Every placement goes
-through the rule kernel (``FleetState``); an action that fails any rule is undone whole.
+Each replica tries at most ``NODES_TRIED`` candidate nodes, likely cheapest first (a site or
+rack its spread and site survival still want, no replica of higher priority there, the fewest
+running replicas, the most free GPUs); of the first ``ROOMS_COMPARED`` where room can be made,
+the one that costs least is made: placed work lost, each move counted at a typical running
+replica's work. Of the
+prefixes of a target's replicas that meet its rules, the one that earns most is kept where:
+
+* moves are priced (``Problem.moves_priced``): the placed work it adds exceeds the price of the
+  current replicas it moves (``Workload.move_price_per_replica``);
+* a ``max_moves`` budget is set: it adds placed work and its moves fit what the budget has left;
+
+and the kernel finds every disruption budget and upward-only preemption kept
+(``state.disruption_short``). Targets go most valuable first (priority, then work per replica).
+Every change goes through the rule kernel (``FleetState``); an action that fails is undone
+whole. At the end the watts lowered caps left unused go back to higher levels
+(``greedy.raise_levels``).
 """
 
 from __future__ import annotations
@@ -30,14 +40,16 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from placement.construct.greedy import place_workload
+from placement.construct.greedy import place_workload, raise_levels
 from placement.core.candidates import Prepared
-from placement.core.energy import replica_work
-from placement.core.state import Fit, FleetState, disruption_short, forced_nodes
+from placement.core.domain import SpreadLevel
+from placement.core.energy import allowed_levels, replica_work
+from placement.core.state import Fit, FleetState, Row, disruption_short, forced_nodes, level_at
 
 log = logging.getLogger(__name__)
 
 NODES_TRIED = 32  # candidate nodes a target tries to make room on
+WATTS = ("domain_power", "site_power")  # the kernel's rules that lowering caps can help
 ROOMS_COMPARED = 6  # rooms found on that many nodes are compared, the cheapest made
 MOST_EVICTED = 8  # replicas taken off a node and its rack for one target replica
 
@@ -45,7 +57,8 @@ MOST_EVICTED = 8  # replicas taken off a node and its rack for one target replic
 @dataclass(frozen=True)
 class Action:
     """One kept action: ``workload`` gained ``replicas``; ``moved`` current replicas moved for it;
-    ``work`` the placed work it added (net of the moved replicas' level changes)."""
+    ``work`` the placed work it added as kept (net of the caps it lowered and the work it
+    preempted; the final ``raise_levels`` may add more)."""
 
     workload: int
     replicas: int
@@ -76,6 +89,10 @@ class _Earner:
         self.left = self.p.problem.options.max_moves  # None: moves priced, no count limit
         self.forced = forced_nodes(self.p)
         self.actions: list[Action] = []
+        worth = sorted(
+            self.wl[v].move_price_per_replica // max(1, self.wl[v].move_cost) for v, _n in self.p.current
+        )
+        self.move_worth = worth[len(worth) // 2] if worth else 0  # a typical running replica's work
         self.in_domain: dict[tuple[str, str], set[int]] = {}
         for info in self.p.nodes:
             self.in_domain.setdefault(info.domain_key, set()).add(info.index)
@@ -119,7 +136,21 @@ class _Earner:
             for n in self.p.groups[f.group].nodes
             if top.get(n, 0) <= prio
         ]
-        out.sort(key=lambda c: (c[0] in held, top.get(c[0], 0), running[c[0]], -st.node_free[c[0]]))
+        wk = self.wl[w]
+        nodes = self.p.nodes
+        level = wk.spread.level if wk.spread is not None else None
+        by_site = wk.survivors_required > 0 or level is SpreadLevel.SITE
+        sites = {nodes[n].site.name for n in held}
+        domains = {nodes[n].domain_key for n in held}
+
+        def fresh(n: int) -> tuple[bool, bool, bool]:  # spread and site survival want new places
+            return (
+                by_site and nodes[n].site.name in sites,
+                level is SpreadLevel.POWER_DOMAIN and nodes[n].domain_key in domains,
+                n in held,
+            )
+
+        out.sort(key=lambda c: (fresh(c[0]), top.get(c[0], 0), running[c[0]], -st.node_free[c[0]]))
         return out[:NODES_TRIED]
 
     def room_on(self, w: int, n: int, levels: tuple[int, ...], per_gpu: int) -> tuple[Fit, int, int] | None:
@@ -130,21 +161,30 @@ class _Earner:
         (both estimates, to rank nodes); None with the state as it was."""
         st = self.st
         wk = self.wl[w]
+        fit = st.fit_at(w, n, levels, per_gpu)
+        if fit is not None:
+            st.add(w, fit)
+            return fit, 0, 0
         mark = st.mark()
         dom = self.in_domain[self.p.nodes[n].domain_key]
         rows = [r for r in st.placements if r[1] in dom and r[0] != w]
         here = Counter((r[0], r[1]) for r in rows)
 
-        def costs_move(r: tuple[int, int, tuple[int, ...], int, int]) -> bool:
+        def costs_move(r: Row) -> bool:
             return here[(r[0], r[1])] <= self.p.current.get((r[0], r[1]), 0)
 
         # on the node first (GPUs and watts), then elsewhere in its rack (watts); those that cost no
         # move first, then the least placed work
-        rows.sort(key=lambda r: (r[1] != n, costs_move(r), _row_work(st, r)))
+        rows.sort(key=lambda r: (r[1] != n, self.wl[r[0]].priority, costs_move(r), _row_work(st, r)))
         rows = [r for r in rows if not self.wl[r[0]].pinned and self.wl[r[0]].priority <= wk.priority]
         evicted: list[int] = []
         moves = lost = 0
-        fit = st.fit_at(w, n, levels, per_gpu)
+        rule = st.check(w, n, levels, None, ())
+        if rule in WATTS:  # lower the rack's caps first (no move)
+            fit, lost = self.lower_caps(w, n, levels, per_gpu, rows)
+            if fit is None:  # the rows as they are now (their caps lowered), in the same order
+                at = {(r[0], r[1], r[2]): r for r in st.placements if r[1] in dom}
+                rows = [at[(r[0], r[1], r[2])] for r in rows if (r[0], r[1], r[2]) in at]
         for row in rows[:MOST_EVICTED]:
             if fit is not None:
                 break
@@ -158,21 +198,63 @@ class _Earner:
             return None
         st.add(w, fit)
         for v in dict.fromkeys(evicted):
-            place_workload(st, v, existing=self.held(v))
-            again = self.held(v)
-            if again and st.workload_short(v, again) is None:
+            kept = self.held(v)
+            before = len(kept) + evicted.count(v)
+            end = len(st.placements)
+            place_workload(st, v, existing=kept)
+            again = kept + [r[1] for r in st.placements[end:]]
+            if self.wl[v].priority >= wk.priority:  # of no lower priority: all of it placed again
+                if len(again) < before or st.workload_short(v, again) is not None:
+                    st.undo(mark)
+                    return None
                 continue
-            if self.wl[v].priority >= wk.priority:
-                st.undo(mark)
-                return None
+            worth = self.wl[v].priority * self.wl[v].work_milli * 100  # one replica, full throughput
+            if again and st.workload_short(v, again) is None:  # lower priority: fewer replicas of it
+                lost += worth * max(0, before - len(again))
+                continue
             for i in reversed(range(len(st.placements))):  # preempted: w, of higher priority, took its room
                 row = st.placements[i]
                 if row[0] == v:
                     moves += (v, row[1]) in self.p.current
                     lost += _row_work(st, row)
                     st.remove(i)
-            lost += sum(self.wl[v].priority * self.wl[v].work_milli * 100 for x in evicted if x == v)
+            lost += worth * evicted.count(v)
         return fit, moves, lost
+
+    def lower_caps(
+        self, w: int, n: int, levels: tuple[int, ...], per_gpu: int, rows: list[Row]
+    ) -> tuple[Fit | None, int]:
+        """Whole-GPU replicas of ``rows`` put at their lowest allowed power level, one at a time, the
+        least placed work lost per watt freed first, until one replica of ``w`` fits on ``n``; the
+        fit (or None) and the placed work lost."""
+        st = self.st
+        steps: list[tuple[float, Row, int]] = []
+        for row in rows:
+            v, m, idx, milli, cap = row
+            if milli < 1000:
+                continue
+            gpu = self.p.nodes[m].gpu
+            allowed = allowed_levels(self.wl[v], gpu)
+            now = level_at(gpu, cap)
+            if not allowed or allowed[0] >= now:
+                continue
+            low = gpu.power_levels[allowed[0]]
+            freed = len(idx) * (cap - low.power_cap_w)
+            loss = replica_work(self.wl[v], gpu.power_levels[now].relative_throughput_pct) - replica_work(
+                self.wl[v], low.relative_throughput_pct
+            )
+            steps.append((loss / max(1, freed), row, allowed[0]))
+        steps.sort(key=lambda x: x[0])
+        lost = 0
+        for _ratio, row, level in steps:
+            was = _row_work(st, row)
+            i = st.placements.index(row)
+            st.set_level(i, level)
+            lost += was - _row_work(st, st.placements[i])
+            fit = st.fit_at(w, n, levels, per_gpu)
+            if fit is not None:
+                return fit, lost
+        return None, lost
 
     def cheapest_room(self, w: int, held: list[int]) -> Fit | None:
         """Room for one replica of ``w`` on the candidate node where it costs least (fewest moves,
@@ -186,7 +268,7 @@ class _Earner:
             if got is None:
                 continue
             st.undo(mark)
-            cost = (got[1], got[2])
+            cost = (got[2] + got[1] * self.move_worth, got[1])
             if best is None or cost < best[0]:
                 best = (cost, n, levels, per_gpu)
             found += 1
@@ -250,6 +332,8 @@ class _Earner:
                 if act is None:
                     break
                 self.actions.append(act)
+        if self.actions and not self.late():
+            raise_levels(st)  # the watts the lowered caps left unused
         st.forget()
         return self.actions
 
