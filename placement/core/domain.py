@@ -252,6 +252,8 @@ class Workload:
     Exactly one of ``gpus`` (whole GPUs per replica, all on one node) and
     ``gpu_milli`` (a share of one GPU, 1..999 thousandths) is non-zero.
     ``memory_gib`` is per replica; a whole-GPU replica spreads it evenly over its GPUs.
+    ``max_per_node`` and ``max_per_power_domain`` (the blast radius, 0: no limit) bound its
+    replicas on any one node and in any one power domain (rule 16 of docs/ARCHITECTURE.md).
     """
 
     name: str
@@ -276,6 +278,10 @@ class Workload:
     # disruption budget (PodDisruptionBudget's maxUnavailable): at most one of the two; None: no limit
     max_unavailable_count: int | None = None  # current replicas a plan may move (forced aside)
     max_unavailable_pct: int | None = None  # the same as a percent of the current replicas, rounded up
+    # blast radius (hard): most replicas of this workload on one node and in one power domain, so that
+    # losing a node or a rack takes at most that many; 0: no limit
+    max_per_node: int = 0
+    max_per_power_domain: int = 0
 
     @property
     def is_fractional(self) -> bool:
@@ -305,6 +311,11 @@ class Workload:
         ``max_unavailable`` or one of the options'); without any budget a plan may leave it out as
         before issue 15 (the moves tier still ranks above energy)."""
         return self.running and (options.budgeted or self.max_unavailable is not None)
+
+    @property
+    def capped(self) -> bool:
+        """A blast-radius cap limits its replicas per node or per power domain."""
+        return self.max_per_node > 0 or self.max_per_power_domain > 0
 
     @property
     def max_unavailable(self) -> int | None:
