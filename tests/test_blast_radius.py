@@ -36,7 +36,7 @@ from placement.generator import PER_NODE_CAPS, generate
 from placement.run.methods import METHODS, last_plan
 from placement.run.solve import solve
 from placement.run.timebudget import TimeBudget
-from tests.builders import grid_fleet, run_cli, sample_problem, verified
+from tests.builders import grid_fleet, rack_fleet, run_cli, sample_problem, verified
 from wire.convert import problem_from_request, request_from_problem
 from wire.files import load_problem, write_json_atomic
 
@@ -204,6 +204,17 @@ def test_each_method_keeps_the_caps_where_uncapped_it_stacks(
     assert len(got) == 6  # the most the caps allow: 3 in each rack, at most 2 on a node
     assert per_rack(got, workload.name) == {"s0-r0": 3, "s0-r1": 3}
     assert max(per_node(got, workload.name).values()) == 2
+
+
+def test_a_capped_workload_does_not_close_a_group_to_workloads_of_its_shape() -> None:
+    # a (capped, placed first) meets its cap on both nodes of the one node group; b, of the same
+    # shape and uncapped, still has 2 free GPUs there (the greedy's "no room" marks were shared)
+    a = d.Workload("a", gpus=1, min_replicas=1, max_replicas=4, max_per_node=1, priority=2)
+    b = d.Workload("b", gpus=1, min_replicas=1, max_replicas=2, priority=1)
+    p = d.Problem(rack_fleet((2, 2)), (a, b))
+    got = greedy(filter_candidates(p), passes=1).to_placements()
+    assert verified(p, got) == []
+    assert sorted((x.workload, x.node) for x in got) == [("a", "n0"), ("a", "n1"), ("b", "n0"), ("b", "n1")]
 
 
 def test_the_model_has_one_row_per_node_and_rack_and_they_bind() -> None:
