@@ -561,7 +561,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     errors = _out_errors(args.out)
     if errors:
         raise InputError(errors)
-    problem = generate(args.gpus, seed=args.seed)
+    knobs = {"blast_radius_share": args.blast_radius_share} if args.blast_radius_share else {}
+    problem = generate(args.gpus, seed=args.seed, **knobs)
     write_json_atomic(Path(args.out), request_from_problem(problem))
     n_gpus = sum(n.gpu_count for n in problem.fleet.nodes)
     sys.stdout.write(
@@ -574,8 +575,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _check_generate(args: argparse.Namespace) -> None:
     from placement.core.errors import FieldError
 
+    errors = []
     if args.gpus < 1:
-        raise InputError([FieldError("--gpus", f"must be at least 1, got {args.gpus}")])
+        errors.append(FieldError("--gpus", f"must be at least 1, got {args.gpus}"))
+    if not 0.0 <= args.blast_radius_share <= 1.0:
+        errors.append(
+            FieldError("--blast-radius-share", f"must be between 0 and 1, got {args.blast_radius_share}")
+        )
+    if errors:
+        raise InputError(errors)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -725,6 +733,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--gpus", type=int, required=True)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--out", required=True)
+    sp.add_argument(
+        "--blast-radius-share",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="share of workloads given a per-node replica cap of 2, 4, 8, 10 or 16 (default 0: none)",
+    )
     sp.set_defaults(func=cmd_generate)
     return p
 

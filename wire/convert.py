@@ -206,6 +206,8 @@ def _workload(r: _Reader, m: pb.Workload, path: str) -> d.Workload:
         move_cost=int(m.move_cost) if m.HasField("move_cost") else 1,
         max_unavailable_count=(int(m.max_unavailable_count) if m.HasField("max_unavailable_count") else None),
         max_unavailable_pct=int(m.max_unavailable_pct) if m.HasField("max_unavailable_pct") else None,
+        max_per_node=int(m.max_per_node),
+        max_per_power_domain=int(m.max_per_power_domain),
     )
 
 
@@ -355,6 +357,8 @@ def _workload_pb(x: d.Workload) -> pb.Workload:
             for c in x.current
         ],
         pinned=x.pinned,
+        max_per_node=x.max_per_node,
+        max_per_power_domain=x.max_per_power_domain,
     )
     if x.move_cost != 1:  # absent means 1
         m.move_cost = x.move_cost

@@ -37,6 +37,14 @@ Each row is implied by the hard rules (docs/ARCHITECTURE.md):
   a row per (class, site) or (class, domain), written only where it binds. These rows
   barely move the bound, but they keep the solution from piling a class with site
   survival onto one site, which is what ``placement.construct.guided`` rounds.
+- blast radius (rule 16): a workload with ``max_per_node`` holds at most min(that, the node's
+  own k) on a node, so a class of such workloads at most the sum of its members' capped k per
+  node of a group (the per (class, group) packing row takes the smaller of the two); with
+  ``max_per_power_domain`` a power domain holds at most that many of each (the per (class,
+  domain) row above sums it over the class's workloads). Classes keep workloads with
+  different caps apart; a workload that cannot reach min_replicas within its caps, per node
+  and per power domain summed, is never placed and has no columns. Pinned workloads are not
+  capped here (they are relaxed as below).
 - objective: priority * relative_throughput_pct per thousandth (a shared GPU at the type's
   top level), which is the tier-1 value of every placed replica.
 
@@ -67,7 +75,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from placement.core.candidates import Prepared, site_admits
+from placement.core.candidates import Prepared, node_most, site_admits
 from placement.core.domain import (
     Node,
     NodeState,
@@ -163,6 +171,7 @@ def columns_estimate(prepared: Prepared) -> int:
             wk.work_milli,
             (wk.cpu_milli, wk.host_memory_mib),
             _spread_kind(wk),
+            (wk.max_per_node, wk.max_per_power_domain),
         )
         classes[sig] = len(keys) * (1 if wk.is_fractional else 3)
     return sum(classes.values())
@@ -243,6 +252,8 @@ def group_lp(
     classes: dict[tuple[Any, ...], int] = defaultdict(int)
     class_members: dict[tuple[Any, ...], list[int]] = defaultdict(list)
     entity_caps: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])  # per site, per domain
+    # blast radius: per class and group, the sum of its members' replicas per node within max_per_node
+    blast_room: dict[tuple[Any, ...], dict[int, int]] = defaultdict(lambda: defaultdict(int))
     dropped = 0
     for wi, w in enumerate(problem.workloads):
         if residual is not None and wi not in residual.workloads:
@@ -252,6 +263,9 @@ def group_lp(
         allowed = set(w.allowed_gpu_types)
         shape_w = (w.gpus, w.gpu_milli, w.memory_gib, w.cpu_milli, w.host_memory_mib)
         cands: list[tuple[int, int]] = []  # (group index, replicas the group can hold)
+        blast = w.capped and not w.pinned
+        most_n = node_most(w)
+        capped: list[int] = []  # per entry of cands, within max_per_node (blast only)
         for site_name, types in types_at.items():
             if not site_admits(w, sites[site_name], latency):
                 continue
@@ -262,6 +276,7 @@ def group_lp(
                 for gi in by_site_type[(site_name, t)]:
                     k = keys[gi]
                     cap = 0
+                    within = 0
                     for (cpu, mem), count in shape_counts[gi].items():
                         ck = (shape_w, t, k[3], cpu, mem)
                         per = per_node_cache.get(ck)
@@ -271,9 +286,12 @@ def group_lp(
                             )
                             per = per_node_cache[ck] = _per_node_replicas(w, node, g.memory_gib)
                         cap += per * count
+                        within += min(per, most_n) * count
                     if cap > 0 and n_gpus[k] > 0:
                         cands.append((gi, cap))
-        if not cands or (not w.pinned and not _can_reach_min(w, cands, keys, members)):
+                        capped.append(within)
+        room = _blast_room(w, cands, capped, keys) if blast else None
+        if not cands or (not w.pinned and not _can_reach_min(w, cands, keys, members, room)):
             dropped += 1
             continue
         key = (
@@ -284,10 +302,14 @@ def group_lp(
             w.work_milli,
             (w.cpu_milli, w.host_memory_mib),  # alike host requests: the packing row holds for the class sum
             _spread_kind(w),
+            (w.max_per_node, w.max_per_power_domain) if blast else (0, 0),
         )
         most = max(w.max_replicas, len(w.current) if w.pinned else 0)
         classes[key] += w.work_milli * most
         class_members[key].append(wi)
+        if blast:
+            for (gi, _cap), within in zip(cands, capped, strict=True):
+                blast_room[key][gi] += within
         site_cap, dom_cap = (most, most) if w.pinned else _entity_caps(w)
         entity_caps[key][0] += w.work_milli * site_cap
         entity_caps[key][1] += w.work_milli * dom_cap
@@ -308,7 +330,8 @@ def group_lp(
     m_gi, m_li, m_work, m_gpus = (a.append for a in meta)
     options_of: dict[tuple[str, int, bool, bool], list[tuple[int, int, float]]] = {}
     for ci, (ckey, demand) in enumerate(order):
-        cands, priority, fractional, floor_pct, work_milli, _shape, _kind = ckey
+        cands, priority, fractional, floor_pct, work_milli, _shape, _kind, caps = ckey
+        class_within = blast_room.get(ckey) if caps != (0, 0) else None
         if deadline is not None and time.monotonic() > deadline:
             return None
         row = lp.row(0.0, float(demand))
@@ -337,6 +360,8 @@ def group_lp(
                         options = options[-1:]  # power is free here: lower levels are dominated
                 options_of[okey] = options
             limit = float(cap * work_milli)
+            if class_within is not None:  # the members' replicas per node within their max_per_node
+                limit = min(limit, float(class_within[gi] * work_milli))
             pack_row = None
             col_ub = inf
             if limit < 1000.0 * n_gpus[keys[gi]] and limit < demand:
@@ -777,6 +802,8 @@ def _entity_caps(w: Workload) -> tuple[int, int]:
     """
     most = w.max_replicas
     site = dom = most
+    if w.max_per_power_domain:  # rule 16
+        dom = min(dom, w.max_per_power_domain)
     if w.survivors_required > 0:
         site = most - w.survivors_required
     if w.spread is not None and w.spread.min_distinct > 1:
@@ -788,12 +815,29 @@ def _entity_caps(w: Workload) -> tuple[int, int]:
     return max(site, 0), max(dom, 0)
 
 
+def _blast_room(w: Workload, cands: list[tuple[int, int]], capped: list[int], keys: list[GroupKey]) -> int:
+    """The most replicas of ``w`` its candidate groups hold within its blast-radius caps (rule 16):
+    ``capped`` (per group, within ``max_per_node``) summed per power domain, each domain at most
+    ``max_per_power_domain``."""
+    per_domain: dict[tuple[str, str], int] = defaultdict(int)
+    for (gi, _cap), within in zip(cands, capped, strict=True):
+        per_domain[(keys[gi][0], keys[gi][1])] += within
+    if w.max_per_power_domain:
+        return sum(min(r, w.max_per_power_domain) for r in per_domain.values())
+    return sum(per_domain.values())
+
+
 def _can_reach_min(
-    w: Workload, cands: list[tuple[int, int]], keys: list[GroupKey], members: dict[GroupKey, list[Node]]
+    w: Workload,
+    cands: list[tuple[int, int]],
+    keys: list[GroupKey],
+    members: dict[GroupKey, list[Node]],
+    room: int | None = None,
 ) -> bool:
-    """False when min_replicas cannot be met on the candidates alone: then the workload is never placed."""
+    """False when min_replicas cannot be met on the candidates alone (``room``: the most they hold
+    within the blast-radius caps, where given): then the workload is never placed."""
     need = max(w.min_replicas, 1)
-    if sum(cap for _gi, cap in cands) < need:
+    if sum(cap for _gi, cap in cands) < need or (room is not None and room < need):
         return False
     cand_sites = {keys[gi][0] for gi, _ in cands}
     if w.survivors_required > 0 and len(cand_sites) < 2:

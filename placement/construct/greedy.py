@@ -230,7 +230,9 @@ def place_workload(
     wk = p.problem.workloads[w]
     frac = wk.is_fractional
     gpus = wk.gpus
-    dead = dead if dead is not None else _Dead()
+    # a capped workload's misses may be its own blast radius (rule 16), not the group's room: its
+    # marks stay its own, or workloads of its shape would skip groups that have room for them
+    dead = dead if dead is not None and not wk.capped else _Dead()
     prefer: dict[int, list[tuple[int, ...]]] = {}
     for cr in wk.current:
         n = p.node_index.get(cr.node)

@@ -15,10 +15,14 @@ largest GPU within 25 ms of eu-west has 80 GiB". The two power rules check that 
 replica alone fits: node on-power plus one replica at a given power level must fit the
 node's power-domain and site usable caps; each level is kept only if it passes.
 
-After the node rules come three workload-level checks that the model would otherwise
-only discover by setting z[w] = 0 (rules ``replicas``, ``spread``, ``site_survival``): too
-few replicas fit on the candidates even on an empty fleet, too few distinct spread
-entities, or every candidate in one site while site-loss survival is asked for.
+After the node rules come four workload-level checks that the model would otherwise
+only discover by setting z[w] = 0 (rules ``replicas``, ``blast_radius``, ``spread``,
+``site_survival``): too few replicas fit on the candidates even on an empty fleet, or fit
+only without the workload's blast-radius caps (``max_per_node`` replicas on a node,
+``max_per_power_domain`` in a power domain: rule 16), too few distinct spread entities, or
+every candidate in one site while site-loss survival is asked for. The most replicas of a
+workload a node holds (``Candidate.max_count``, ``level_max``, the model's bounds) respect
+its caps.
 
 The result, ``Prepared``, is everything the model builder needs, already cleaned and
 indexed; it also sizes the model.
@@ -60,7 +64,7 @@ RULES = (
     "domain_power",
     "site_power",
 )
-WORKLOAD_RULES = ("replicas", "spread", "site_survival")
+WORKLOAD_RULES = ("replicas", "blast_radius", "spread", "site_survival")
 
 DomainKey = tuple[str, str]  # (site, power domain name)
 
@@ -88,8 +92,12 @@ class WorkloadRejection:
     """A workload that cannot be placed although some nodes pass every node rule."""
 
     workload: int
-    rule: str  # "replicas", "spread" or "site_survival"
+    rule: str  # one of WORKLOAD_RULES
     message: str
+    # the numbers, where the rule has them: replicas needed, replicas that fit
+    requested: float = 0.0
+    available: float = 0.0
+    unit: str = ""
 
 
 @dataclass(frozen=True)
@@ -171,21 +179,24 @@ class Prepared:
     def rejections(self) -> tuple[Rejection, ...]:
         return tuple(r for w in self.wanted for r in self.rejections_of(w))
 
-    def max_count(self, w: int, opt: CellOption, fit: GroupFit) -> int:
-        """Replicas of ``w`` that one node of ``fit``'s group holds alone."""
+    def max_count(self, w: int, opt: CellOption, fit: GroupFit, caps: bool = True) -> int:
+        """Replicas of ``w`` that one node of ``fit``'s group holds alone (within its blast-radius
+        caps unless ``caps`` is False)."""
         wk = self.problem.workloads[w]
+        most = node_most(wk) if caps else wk.max_replicas
         if opt.per_gpu > 0:
-            return min(fit.host, wk.max_replicas, opt.per_gpu * fit.powered_gpus)
-        return max(min(m, wk.max_replicas) for m in fit.level_max)
+            return min(fit.host, most, opt.per_gpu * fit.powered_gpus)
+        return max(min(m, most) for m in fit.level_max)
 
     def expand(self, w: int) -> tuple[Candidate, ...]:
         """The per-node candidates of workload ``w`` (node order)."""
         wk = self.problem.workloads[w]
+        most = node_most(wk)
         out: list[Candidate] = []
         for opt in self.options.get(w, ()):
             for fit in opt.fits:
                 mc = self.max_count(w, opt, fit)
-                lm = tuple(min(m, wk.max_replicas) for m in fit.level_max)
+                lm = tuple(min(m, most) for m in fit.level_max)
                 out.extend(
                     Candidate(w, n, fit.levels, lm, opt.per_gpu, mc) for n in self.groups[fit.group].nodes
                 )
@@ -239,6 +250,17 @@ class _Candidates(Mapping[int, tuple[Candidate, ...]]):
 
     def __len__(self) -> int:
         return len(self._p.options)
+
+
+def node_most(w: Workload) -> int:
+    """The most replicas of ``w`` one node may hold by its counts alone: ``max_replicas``, and its
+    blast-radius caps (rule 16; a node lies in one power domain, so that cap bounds it too)."""
+    most = w.max_replicas
+    if w.max_per_node:
+        most = min(most, w.max_per_node)
+    if w.max_per_power_domain:
+        most = min(most, w.max_per_power_domain)
+    return most
 
 
 def site_admits(w: Workload, site: Site, latency_ms: Mapping[tuple[str, str], float]) -> bool:
@@ -571,9 +593,11 @@ def _workload_check(
     room = 0
     ncand = 0
     per_site: dict[str, int] = defaultdict(int)
+    per_domain: dict[DomainKey, int] = defaultdict(int)  # capped workloads: room per power domain
     ents: set[str] = set()
     nodes_distinct = 0
     level = w.spread.level if w.spread is not None else None
+    most = node_most(w)
     for opt in opts:
         # one cell is one site: its nodes and domains once per fits tuple, its room once per
         # (fits, per_gpu, max_replicas capped at the most one node holds)
@@ -590,7 +614,7 @@ def _workload_check(
                 doms,
             )
         top, k, doms = shape
-        key = (id(opt.fits), opt.per_gpu, min(top, w.max_replicas))
+        key = (id(opt.fits), opt.per_gpu, min(top, most))
         got = cache.get(key)
         if got is None:
             r = sum(len(p.groups[f.group].nodes) * p.max_count(wi, opt, f) for f in opt.fits)
@@ -606,12 +630,50 @@ def _workload_check(
             ents |= doms
         elif level is SpreadLevel.NODE:
             nodes_distinct += k
+        if w.max_per_power_domain:
+            for f in opt.fits:
+                g = p.groups[f.group]
+                per_domain[g.rep.domain_key] += len(g.nodes) * p.max_count(wi, opt, f)
+    if w.max_per_power_domain:  # rule 16: a power domain holds at most max_per_power_domain
+        per_site = defaultdict(int)
+        for (site_name, _d), r_d in per_domain.items():
+            per_site[site_name] += min(r_d, w.max_per_power_domain)
+        room = sum(per_site.values())
     if room < w.min_replicas:
+        free = room
+        if w.capped:  # the room without the caps: is it they that keep the workload out?
+            free = sum(
+                len(p.groups[f.group].nodes) * p.max_count(wi, o, f, False) for o in opts for f in o.fits
+            )
+        if free < w.min_replicas:
+            return WorkloadRejection(
+                wi,
+                "replicas",
+                f"needs {w.min_replicas} replicas, the {ncand} candidate nodes fit at most {free} "
+                "even on an empty fleet",
+                w.min_replicas,
+                free,
+                "replicas",
+            )
+        caps = " and ".join(
+            text
+            for text in (
+                f"{w.max_per_node} per node (maxPerNode)" if w.max_per_node else "",
+                f"{w.max_per_power_domain} per power domain (maxPerPowerDomain)"
+                if w.max_per_power_domain
+                else "",
+            )
+            if text
+        )
         return WorkloadRejection(
             wi,
+            "blast_radius",
+            f"needs {w.min_replicas} replicas, at most {caps}: the {ncand} candidate nodes in "
+            f"{len(per_domain) or _domains_of(p, opts)} power domains fit {room} even on an empty fleet "
+            f"({free} without the caps)",
+            w.min_replicas,
+            room,
             "replicas",
-            f"needs {w.min_replicas} replicas, the {ncand} candidate nodes fit at most {room} "
-            "even on an empty fleet",
         )
     distinct = nodes_distinct if level is SpreadLevel.NODE else len(ents)
     if w.spread is not None and distinct < w.spread.min_distinct:
@@ -633,6 +695,11 @@ def _workload_check(
                 f"site fit only {total - worst} (sites with candidates: {', '.join(sorted(per_site))})",
             )
     return None
+
+
+def _domains_of(p: Prepared, opts: Sequence[CellOption]) -> int:
+    """How many power domains hold a candidate node of ``opts``."""
+    return len({p.groups[f.group].rep.domain_key for o in opts for f in o.fits})
 
 
 def _node_rejections(p: Prepared, wi: int) -> tuple[Rejection, ...]:

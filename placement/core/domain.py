@@ -252,6 +252,8 @@ class Workload:
     Exactly one of ``gpus`` (whole GPUs per replica, all on one node) and
     ``gpu_milli`` (a share of one GPU, 1..999 thousandths) is non-zero.
     ``memory_gib`` is per replica; a whole-GPU replica spreads it evenly over its GPUs.
+    ``max_per_node`` and ``max_per_power_domain`` (the blast radius, 0: no limit) bound its
+    replicas on any one node and in any one power domain (rule 16 of docs/ARCHITECTURE.md).
     """
 
     name: str
@@ -279,6 +281,10 @@ class Workload:
     # disruption budget (PodDisruptionBudget's maxUnavailable): at most one of the two; None: no limit
     max_unavailable_count: int | None = None  # current replicas a plan may move (forced aside)
     max_unavailable_pct: int | None = None  # the same as a percent of the current replicas, rounded up
+    # blast radius (hard): most replicas of this workload on one node and in one power domain, so that
+    # losing a node or a rack takes at most that many; 0: no limit
+    max_per_node: int = 0
+    max_per_power_domain: int = 0
 
     @property
     def is_fractional(self) -> bool:
@@ -316,6 +322,11 @@ class Workload:
         """Placed work one moved current replica costs where moves are priced: ``move_cost`` times
         the replica's own work at full throughput (``priority * work_milli * 100``)."""
         return self.move_cost * self.priority * self.work_milli * 100
+
+    @property
+    def capped(self) -> bool:
+        """A blast-radius cap limits its replicas per node or per power domain."""
+        return self.max_per_node > 0 or self.max_per_power_domain > 0
 
     @property
     def max_unavailable(self) -> int | None:
@@ -465,8 +476,9 @@ class Displaced:
 
     ``rule``: ``node_state`` (its node is not READY or gone), a rule the input now breaks
     there (``gpu_type``, ``gpu_memory``, ``gpu_count``, ``power_cap``, ``latency``, ``backup``,
-    ``host_resources``, ``domain_power``, ``site_power``), ``replicas`` (beyond max_replicas):
-    these are ``forced``; ``preempted`` (a workload of higher priority, ``evictor``, took its
+    ``host_resources``, ``domain_power``, ``site_power``), ``replicas`` (beyond max_replicas),
+    ``blast_radius`` (beyond a lowered ``max_per_node`` or ``max_per_power_domain``): these are
+    ``forced``; ``preempted`` (a workload of higher priority, ``evictor``, took its
     place) or ``moved`` (the optimiser's choice): not forced, within the disruption budgets.
 
     What an unforced move earns (0 for a forced one), attributed from the plan alone:

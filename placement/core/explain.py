@@ -29,7 +29,9 @@ Two sources:
   domain "site/domain" or site that ``available`` belongs to). Where some candidates do
   have room, the reason is what the room falls short of (replicas, spread, site
   survival: ``state.workload_short``), found by placing replicas one by one at their
-  lowest allowed power level.
+  lowest allowed power level; where the workload's blast-radius caps (rule 16) refused
+  candidate nodes with room in that search and too few replicas fit, the reason is
+  ``blast_radius``, with the caps and the numbers.
 
   Nodes of one node group in the same use get one answer (``Alike``), and workloads alike
   in what the rules read and in their candidate cells are worked out once (``PlanView``),
@@ -49,6 +51,7 @@ from placement.core.candidates import (
     Candidate,
     Prepared,
     Rejection,
+    WorkloadRejection,
     filter_candidates,
     spread_entity,
 )
@@ -112,8 +115,20 @@ def filter_reasons(prepared: Prepared, w: int) -> list[Reason]:
             out.extend(_summary(prepared, wk, rule, rs, total))
     for wr in prepared.workload_rejections:
         if wr.workload == w:
-            out.append(Reason(wr.rule, wr.message, 0))
+            out.append(_workload_reason(wr))
     return out
+
+
+def _workload_reason(wr: WorkloadRejection) -> Reason:
+    return Reason(wr.rule, wr.message, 0, wr.requested, wr.available, wr.unit)
+
+
+def _caps(w: Workload) -> str:
+    """A workload's blast-radius caps in words ("2 per node and 4 per power domain")."""
+    parts = [f"{w.max_per_node} per node"] if w.max_per_node else []
+    if w.max_per_power_domain:
+        parts.append(f"{w.max_per_power_domain} per power domain")
+    return " and ".join(parts)
 
 
 def _summary(p: Prepared, w: Workload, rule: str, rs: list[Rejection], total: int) -> list[Reason]:
@@ -480,6 +495,7 @@ def capacity_reasons(p: Prepared, st: FleetState, w: int, view: PlanView | None 
     def order(c: Candidate) -> tuple[int, int, int]:
         return (per_ent[ent_of[c.node]] if ent_of else 0, per_site[site_of[c.node]], c.node)
 
+    capped_out: set[int] = set()  # candidate nodes the blast-radius caps refused
     while len(added) < wk.max_replicas and alive:
         if added and st.workload_short(w, added) is None:
             break  # enough room for what it needs
@@ -487,9 +503,12 @@ def capacity_reasons(p: Prepared, st: FleetState, w: int, view: PlanView | None 
         chosen = None
         tried = 0
         for c in alive:
-            chosen = st.fit_at(c.workload, c.node, c.levels[:1], c.per_gpu)
-            if chosen is not None:
+            got = st.check(c.workload, c.node, c.levels[:1])
+            if type(got) is Fit:
+                chosen = got
                 break
+            if got == "blast_radius":
+                capped_out.add(c.node)
             tried += 1
         del alive[:tried]  # no room left there: the room only shrinks as replicas are added
         if chosen is None:
@@ -503,6 +522,20 @@ def capacity_reasons(p: Prepared, st: FleetState, w: int, view: PlanView | None 
     where = _names(sorted({p.nodes[n].node.name for n in added}))
     others = "; what binds on the other candidate nodes follows" if short_reasons else ""
     short = st.workload_short(w, added) if added else "replicas"
+    if short == "replicas" and capped_out:
+        return [
+            Reason(
+                "blast_radius",
+                f"room beside the placed work for only {len(added)} of the {wk.min_replicas} replicas it needs "
+                f"at its blast-radius caps of {_caps(wk)} (on {where}); {len(capped_out)} candidate nodes "
+                f"with room were refused by the caps{others}",
+                len(capped_out),
+                wk.min_replicas,
+                len(added),
+                "replicas",
+            ),
+            *short_reasons,
+        ]
     if short == "replicas":
         return [
             Reason(
@@ -591,7 +624,7 @@ def unplaced_reasons(
         if reasons is None:
             r = wrej.get(w)
             reasons = (
-                [Reason(r.rule, r.message, 0)]
+                [_workload_reason(r)]
                 if r is not None
                 else [
                     Reason(

@@ -8,7 +8,7 @@ consume GPUs, host resources and power as constants and count in the objective.
 ``pinned_errors`` checks them against the hard rules before anything else; a pinned
 replica that breaks one is an input error naming ``workloads[i].current[j]`` and the
 rule (node_state, latency, backup, gpu_type, gpu_memory, gpu_count, gpu_share,
-host_resources, domain_power, site_power). Everything here is one pass over the pinned
+host_resources, domain_power, site_power, blast_radius). Everything here is one pass over the pinned
 replicas, so thousands of them cost milliseconds.
 """
 
@@ -18,7 +18,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping
 
-from placement.core.domain import NodeState, Problem, current_cap_w, memory_milli_gib
+from placement.core.domain import Node, NodeState, Problem, Workload, current_cap_w, memory_milli_gib
 from placement.core.errors import FieldError
 
 
@@ -40,6 +40,8 @@ def pinned_errors(problem: Problem, latency_ms: Mapping[tuple[str, str], float])
     for wi, w in enumerate(problem.workloads):
         if not w.pinned:
             continue
+        if w.capped:
+            out.extend(_blast_errors(wi, w, nodes))
         for k, cr in enumerate(w.current):
             path = f"workloads[{wi}].current[{k}]"
             n = nodes.get(cr.node)
@@ -137,4 +139,37 @@ def pinned_errors(problem: Problem, latency_ms: Mapping[tuple[str, str], float])
                 )
             )
             site_w[n.site] = -(1 << 60)
+    return out
+
+
+def _blast_errors(wi: int, w: Workload, nodes: Mapping[str, Node]) -> list[FieldError]:
+    """Rule 16 for a pinned workload: its current replicas within its caps on every node and power
+    domain (it may not move them), each breach at the first replica over the cap."""
+    out: list[FieldError] = []
+    on_node: dict[str, int] = defaultdict(int)
+    in_domain: dict[tuple[str, str], int] = defaultdict(int)
+    for k, cr in enumerate(w.current):
+        n = nodes.get(cr.node)
+        if n is None:
+            continue
+        on_node[n.name] += 1
+        in_domain[(n.site, n.power_domain)] += 1
+        path = f"workloads[{wi}].current[{k}]"
+        if w.max_per_node and on_node[n.name] == w.max_per_node + 1:
+            out.append(
+                FieldError(
+                    path,
+                    f"pinned replica on {n.name} breaks blast_radius: more than max_per_node "
+                    f"{w.max_per_node} replicas of {w.name} on the node",
+                )
+            )
+        dom = (n.site, n.power_domain)
+        if w.max_per_power_domain and in_domain[dom] == w.max_per_power_domain + 1:
+            out.append(
+                FieldError(
+                    path,
+                    f"pinned replica on {n.name} breaks blast_radius: more than max_per_power_domain "
+                    f"{w.max_per_power_domain} replicas of {w.name} in power domain {dom[0]}/{dom[1]}",
+                )
+            )
     return out

@@ -5,7 +5,8 @@ heuristics' policies and FGD, the polish, the explanations) keeps the plan in a
 ``FleetState`` and asks it the rules; none keeps its own copy of them.
 
 * The per-replica rules, in ``FleetState.assess`` (and ``fit_at``, ``fit``, which answer
-  with the place only): rule 4, free GPUs for a whole-GPU replica, a shared GPU with
+  with the place only): rule 16, the blast radius, no more than ``max_per_node`` replicas of
+  the workload on the node and ``max_per_power_domain`` in its power domain; rule 4, free GPUs for a whole-GPU replica, a shared GPU with
   ``gpu_milli`` left or a free GPU for a fractional one; rule 3, the memory left on that
   shared GPU; rule 5, the node's host CPU and memory left; rule 7, the power domain's
   and the site's headroom for the draw the replica adds (its GPUs above idle at the
@@ -15,7 +16,9 @@ heuristics' policies and FGD, the polish, the explanations) keeps the plan in a
   moved to another power level, ``host_after`` rule 5 for replicas traded on a node.
 * The per-workload rules, in ``workload_short``: rule 10 (none, or ``min_replicas`` to
   ``max_replicas`` replicas), rule 11 (spread over ``min_distinct`` entities), rule 12
-  (site-loss survivors); ``rules_hold`` is the same without rule 10, for moves.
+  (site-loss survivors), rule 16 (the blast radius over the workload's nodes as a whole, for
+  moves and trades that change them without ``assess``); ``rules_hold`` is the same without
+  rule 10, for moves.
 * The static rules (1 node state, 2 GPU type, 3 memory per GPU, 6 power levels, 8 latency,
   9 backup, and one replica alone within the caps) are the candidate filter's
   (``placement.core.candidates``), checked before a method starts; its ``Prepared`` says
@@ -82,7 +85,15 @@ class Short(NamedTuple):
 
 
 # the per-replica rules ``assess`` checks, in its order
-REPLICA_RULES = ("gpu_count", "gpu_share", "gpu_memory", "host_resources", "domain_power", "site_power")
+REPLICA_RULES = (
+    "blast_radius",
+    "gpu_count",
+    "gpu_share",
+    "gpu_memory",
+    "host_resources",
+    "domain_power",
+    "site_power",
+)
 
 NEW_GPU = -1  # ``assess``'s ``gpu`` for a fractional replica on a free GPU, the first
 
@@ -132,6 +143,10 @@ class FleetState:
         self._nodes = prepared.nodes
         self._mem_of = [memory_milli_gib(wk.memory_gib) for wk in self._workloads]
         self._cap_mem = [memory_milli_gib(info.gpu.memory_gib) for info in prepared.nodes]
+        # rule 16: replicas per (workload, node) and (workload, power domain), kept for capped workloads only
+        self._capped = [wk.capped for wk in self._workloads]
+        self.on_node: Counter[tuple[int, int]] = Counter()
+        self.in_domain: Counter[tuple[int, tuple[str, str]]] = Counter()
 
     def admit(self, problem: Problem) -> None:
         """Take ``problem`` as the state's own: the same fleet, the workloads known so far first,
@@ -142,6 +157,7 @@ class FleetState:
         self.p = replace(self.p, problem=problem, _cache={})
         self._workloads = problem.workloads
         self._mem_of.extend(memory_milli_gib(w.memory_gib) for w in problem.workloads[known:])
+        self._capped.extend(w.capped for w in problem.workloads[known:])
 
     # ----------------------------------------------------------------- questions
     def node_w(self, n: int) -> int:
@@ -207,6 +223,10 @@ class FleetState:
         are not needed: the loops that try many nodes build no ``Short`` for each miss."""
         wk = self._workloads[w]
         info = self._nodes[n]
+        if self._capped[w]:
+            over = self._blast(wk, w, n, detail)
+            if over is not None:
+                return over
         node = info.node
         j = -1  # fractional: the GPU, -1 while none is found
         new_gpu = False
@@ -294,6 +314,22 @@ class FleetState:
         if need > dom_room:
             return Short("domain_power", n, need, dom_room, "W") if detail else "domain_power"
         return Short("site_power", n, need, site_room, "W") if detail else "site_power"
+
+    def _blast(self, wk: Workload, w: int, n: int, detail: bool) -> Short | str | None:
+        """Rule 16 for one more replica of ``w`` on node ``n``: ``max_per_node`` on the node,
+        ``max_per_power_domain`` in its power domain (0: no limit); None where both hold."""
+        here = self.on_node[(w, n)]
+        if wk.max_per_node and here >= wk.max_per_node:
+            return (
+                Short("blast_radius", n, here + 1, wk.max_per_node, "replicas") if detail else "blast_radius"
+            )
+        if wk.max_per_power_domain:
+            there = self.in_domain[(w, self._nodes[n].domain_key)]
+            if there >= wk.max_per_power_domain:
+                if not detail:
+                    return "blast_radius"
+                return Short("blast_radius", n, there + 1, wk.max_per_power_domain, "replicas")
+        return None
 
     def level_fits(self, i: int, level: int) -> bool:
         """Rule 7 for whole-GPU placement ``i`` at power level ``level`` instead of its own."""
@@ -419,6 +455,9 @@ class FleetState:
         self.cpu[n] += wk.cpu_milli
         self.hmem[n] += wk.host_memory_mib
         self.replicas[n] += 1
+        if self._capped[w]:
+            self.on_node[(w, n)] += 1
+            self.in_domain[(w, info.domain_key)] += 1
         self.placements.append(row)
         self._repower(n, before)
 
@@ -446,6 +485,9 @@ class FleetState:
         self.cpu[n] -= wk.cpu_milli
         self.hmem[n] -= wk.host_memory_mib
         self.replicas[n] -= 1
+        if self._capped[w]:
+            self.on_node[(w, n)] -= 1
+            self.in_domain[(w, info.domain_key)] -= 1
         self._repower(n, before)
         return row
 
@@ -498,8 +540,9 @@ def workload_short(p: Prepared, wk: Workload, nodes: Sequence[int], counts: bool
 
     ``replicas`` (rule 10: none at all, or ``min_replicas`` to ``max_replicas``; only with
     ``counts``), ``spread`` (rule 11: at least ``min_distinct`` distinct entities of the
-    level) or ``site_survival`` (rule 12: at least ``survivors_required`` replicas outside
-    any one site). A workload with no replica breaks none.
+    level), ``site_survival`` (rule 12: at least ``survivors_required`` replicas outside
+    any one site) or ``blast_radius`` (rule 16: at most ``max_per_node`` on a node and
+    ``max_per_power_domain`` in a power domain). A workload with no replica breaks none.
     """
     r = len(nodes)
     if r == 0:
@@ -517,7 +560,31 @@ def workload_short(p: Prepared, wk: Workload, nodes: Sequence[int], counts: bool
         per_site = Counter(p.nodes[n].site.name for n in nodes)
         if r - max(per_site.values()) < need:
             return "site_survival"
+    if wk.capped and blast_short(p, wk, Counter(nodes)):
+        return "blast_radius"
     return None
+
+
+def blast_short(p: Prepared, wk: Workload, per_node: Counter[int]) -> list[tuple[str, int, int]]:
+    """Rule 16 for ``wk`` with ``per_node[n]`` replicas on node ``n``: every node and power domain
+    over its cap, as (entity, replicas, cap), the entity a node name or "site/power domain"."""
+    out: list[tuple[str, int, int]] = []
+    if wk.max_per_node:
+        out += [
+            (p.nodes[n].node.name, k, wk.max_per_node)
+            for n, k in sorted(per_node.items())
+            if k > wk.max_per_node
+        ]
+    if wk.max_per_power_domain:
+        per_domain: Counter[tuple[str, str]] = Counter()
+        for n, k in per_node.items():
+            per_domain[p.nodes[n].domain_key] += k
+        out += [
+            (f"{s}/{d}", k, wk.max_per_power_domain)
+            for (s, d), k in sorted(per_domain.items())
+            if k > wk.max_per_power_domain
+        ]
+    return out
 
 
 def number_rows(
@@ -564,9 +631,11 @@ def forced_nodes(p: Prepared) -> dict[int, frozenset[int]]:
     """Per running workload (current replicas, not pinned), the nodes its current replicas are forced
     off, the input alone deciding: a node not READY, or where a static rule now fails (not a candidate
     of the filter); every node of a power domain or site that the current placement, each replica
-    at its recorded cap, overdraws (which of them must go is the plan's choice); and every current
-    node of a workload scaled up past what runs (fewer current replicas than ``min_replicas``: the
-    change re-places it whole). Moves off these nodes are outside the disruption budgets."""
+    at its recorded cap, overdraws (which of them must go is the plan's choice); every current node
+    of a workload scaled up past what runs (fewer current replicas than ``min_replicas``: the change
+    re-places it whole); and, for rule 16, a node holding more of its current replicas than
+    ``max_per_node`` and every node of a power domain holding more than ``max_per_power_domain``
+    (``blast_forced``). Moves off these nodes are outside the disruption budgets."""
     wl = p.problem.workloads
     cand = {w: {f.group for o in opts for f in o.fits} for w, opts in p.options.items()}
     st = FleetState(p)
@@ -600,9 +669,25 @@ def forced_nodes(p: Prepared) -> dict[int, frozenset[int]]:
                 p.nodes[n].domain_key in over_domains or p.nodes[n].site.name in over_sites
             ):
                 got.add(n)
+        if wk.capped:
+            mine = Counter(p.node_index[cr.node] for cr in wk.current if cr.node in p.node_index)
+            got |= blast_forced(p, wk, Counter({n: k for n, k in mine.items() if n not in static.get(w, ())}))
         if got:
             out[w] = frozenset(got)
     return out
+
+
+def blast_forced(p: Prepared, wk: Workload, current: Counter[int]) -> set[int]:
+    """The nodes of ``current`` (node -> current replicas of ``wk`` there, on nodes no static rule
+    forces it off) that rule 16 forces it off: a node over ``max_per_node``, every node of a power
+    domain over ``max_per_power_domain`` (which of them go is the plan's choice)."""
+    got = {n for n, k in current.items() if wk.max_per_node and k > wk.max_per_node}
+    if wk.max_per_power_domain:
+        per_domain: Counter[tuple[str, str]] = Counter()
+        for n, k in current.items():
+            per_domain[p.nodes[n].domain_key] += k
+        got |= {n for n in current if per_domain[p.nodes[n].domain_key] > wk.max_per_power_domain}
+    return got
 
 
 def disruption_short(

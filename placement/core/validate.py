@@ -158,6 +158,8 @@ RANGES: dict[str, Range] = {
     "Workload.move_cost": Range(0, MAX_MOVE_COST),
     "Workload.max_unavailable_count": Range(0, MAX_REPLICAS, "replicas"),
     "Workload.max_unavailable_pct": Range(0, 100, "%"),
+    "Workload.max_per_node": Range(0, MAX_REPLICAS, "replicas"),
+    "Workload.max_per_power_domain": Range(0, MAX_REPLICAS, "replicas"),
     "SolveOptions.time_limit_s": Range(0, MAX_TIME_LIMIT_S, "s", low_open=True),
     "SolveOptions.seed": Range(INT32_MIN, INT32_MAX),
     "SolveOptions.workers": Range(1, MAX_WORKERS),
@@ -485,6 +487,8 @@ def _workload(c: _Checker, w: Workload, p: str, ix: _Index) -> None:
             c.add(f"{p}.maxUnavailablePct", "give maxUnavailableCount or maxUnavailablePct, not both")
     elif w.max_unavailable_pct is not None:
         c.in_range(f"{p}.maxUnavailablePct", w.max_unavailable_pct, "Workload.max_unavailable_pct")
+    c.in_range(f"{p}.maxPerNode", w.max_per_node, "Workload.max_per_node")
+    c.in_range(f"{p}.maxPerPowerDomain", w.max_per_power_domain, "Workload.max_per_power_domain")
 
     # latency
     if w.user_region and w.user_region not in ix.regions:

@@ -36,10 +36,13 @@ unplaced        unplaced lists exactly the workloads with no replica   workload
 disruption      moves of running replicas (current, not pinned) off    ``options.maxMoves``,
                 nodes the input does not force them off (not READY,   site, power domain,
                 a static rule, a power domain or site the current     workload
-                placement overdraws) within the budgets
+                placement overdraws, a node or power domain over a
+                lowered blast-radius cap) within the budgets
 preemption      a running workload none of whose replicas is forced   workload
                 is left out only where a workload of higher priority
                 gained a replica on one of its nodes or power domains
+blast_radius    16: at most ``max_per_node`` replicas of a workload    node /
+                on a node, ``max_per_power_domain`` in a power domain  ``site/power domain``
 ==============  =====================================================  ===================
 
 Placements naming an unknown workload or node are reported under ``reference`` and
@@ -98,6 +101,7 @@ RULES = (
     "pinned",
     "disruption",
     "preemption",
+    "blast_radius",
 )
 
 _EPS = 1e-9
@@ -633,7 +637,59 @@ class _Verifier:
         for w in wls:  # scaled up past what runs: the change re-places it whole (Workload.protected)
             if w.current and not w.pinned and len(w.current) < w.min_replicas:
                 out[w.name].update(c.node for c in w.current)
+        # 16: a lowered cap forces the current replicas off a node over max_per_node, and off every
+        # node of a power domain over max_per_power_domain (which of them go is the plan's choice)
+        mine: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for w, node in valid:
+            if w.capped and not w.pinned:
+                mine[w.name][node.name] += 1
+        for name, here in mine.items():
+            w = self.workloads[name]
+            per_domain: dict[tuple[str, str], int] = defaultdict(int)
+            for node_name, count in here.items():
+                node = self.nodes[node_name]
+                per_domain[(node.site, node.power_domain)] += count
+                if w.max_per_node and count > w.max_per_node:
+                    out[name].add(node_name)
+            for node_name in here:
+                node = self.nodes[node_name]
+                if (
+                    w.max_per_power_domain
+                    and per_domain[(node.site, node.power_domain)] > w.max_per_power_domain
+                ):
+                    out[name].add(node_name)
         return out
+
+    def blast_rules(self) -> None:
+        """16: a workload's replicas per node and per power domain within its caps (0: no limit)."""
+        capped = {w.name: w for w in self.problem.workloads if w.capped}
+        if not capped:
+            return
+        on_node: dict[tuple[str, str], int] = defaultdict(int)
+        in_domain: dict[tuple[str, str, str], int] = defaultdict(int)
+        for p in self.plan.placements:
+            node = self.nodes.get(p.node)
+            if p.workload not in capped or node is None:
+                continue  # an unknown node is a reference violation
+            on_node[(p.workload, node.name)] += 1
+            in_domain[(p.workload, node.site, node.power_domain)] += 1
+        for (name, node_name), count in sorted(on_node.items()):
+            cap = capped[name].max_per_node
+            if cap and count > cap:
+                self.add(
+                    "blast_radius",
+                    node_name,
+                    f"{name} has {count} replicas on node {node_name}, max_per_node {cap}",
+                )
+        for (name, site_name, domain), count in sorted(in_domain.items()):
+            cap = capped[name].max_per_power_domain
+            if cap and count > cap:
+                self.add(
+                    "blast_radius",
+                    f"{site_name}/{domain}",
+                    f"{name} has {count} replicas in power domain {site_name}/{domain}, "
+                    f"max_per_power_domain {cap}",
+                )
 
     def _may_run(self, w: Workload, node: Node, gpu: GpuType, site: Any) -> bool:
         """The static rules for one replica of ``w`` on ``node`` (1, 2, 3, 6, 8, 9)."""
@@ -737,6 +793,7 @@ class _Verifier:
         self.workload_rules()
         self.pinned_rules()
         self.replan_rules()
+        self.blast_rules()
         self.unplaced_rules()
         self.budget_rules(expected)
         self.objective_rules()

@@ -25,6 +25,7 @@ cap_l              power cap of level l;  idle_n, max_n idle and maximum GPU pow
 U_d, U_s           usable power (redundancy applied) of domain d and site s
 cpu_w, hm_w        host requests;  CPU_n, HM_n host capacity (0: not tracked)
 min_w, max_w       replica bounds;  md_w spread min_distinct;  S_w survivors_required
+kn_w, kd_w         blast radius: max_per_node, max_per_power_domain (0: no limit)
 cur_{w,n}          current replicas of w on n
 work_{w,l}         priority * work_milli * relative_throughput_pct(l) (fractional: top level)
 coef_s             energy_coefficient(s, metric)
@@ -63,6 +64,8 @@ C13     k[w,n] <= r_{w,n}
 C14     disruption budgets on the unforced moves cur_{w,n} - k[w,n]: in total, per site, per
         power domain, per workload (``families/disruption.py``)
 C15     z[w] = 1 for a running workload nothing of higher priority could evict (same module)
+C16     r_{w,n} <= kn_w for every n;  sum_{n in N(d)} r_{w,n} <= kd_w for every d   where set
+        (``families/blast.py``; the filter caps each node's count at min(max_w, kn_w, kd_w) too)
 
 Objectives (lexicographic, ``IntegerProgram.objectives`` in this order)
 -----------------------------------------------------------------------

@@ -6,6 +6,7 @@ from typing import Protocol
 
 from placement.core.domain import Problem
 from placement.exact.model.container import Container, ObjectiveTerms
+from placement.exact.model.families.blast import BlastRadius
 from placement.exact.model.families.capacity import Capacity
 from placement.exact.model.families.disruption import Disruption
 from placement.exact.model.families.energy import Energy
@@ -32,6 +33,7 @@ FAMILIES: tuple[Family, ...] = (
     Replicas(),
     Spread(),
     Survival(),
+    BlastRadius(),
     Disruption(),
     PlacedWork(),
     Energy(),

@@ -226,7 +226,7 @@ class CurrentReplica(_message.Message):
     def __init__(self, node: _Optional[str] = ..., gpu_indices: _Optional[_Iterable[int]] = ..., power_cap_w: _Optional[int] = ...) -> None: ...
 
 class Workload(_message.Message):
-    __slots__ = ("name", "gpus", "gpu_milli", "memory_gib", "allowed_gpu_types", "min_replicas", "max_replicas", "spread", "survive_site_loss_pct", "backup_minutes", "user_region", "max_latency_ms", "priority", "min_power_cap_pct", "cpu_milli", "host_memory_mib", "current", "pinned", "move_cost", "max_unavailable_count", "max_unavailable_pct")
+    __slots__ = ("name", "gpus", "gpu_milli", "memory_gib", "allowed_gpu_types", "min_replicas", "max_replicas", "spread", "survive_site_loss_pct", "backup_minutes", "user_region", "max_latency_ms", "priority", "min_power_cap_pct", "cpu_milli", "host_memory_mib", "current", "pinned", "move_cost", "max_unavailable_count", "max_unavailable_pct", "max_per_node", "max_per_power_domain")
     NAME_FIELD_NUMBER: _ClassVar[int]
     GPUS_FIELD_NUMBER: _ClassVar[int]
     GPU_MILLI_FIELD_NUMBER: _ClassVar[int]
@@ -248,6 +248,8 @@ class Workload(_message.Message):
     MOVE_COST_FIELD_NUMBER: _ClassVar[int]
     MAX_UNAVAILABLE_COUNT_FIELD_NUMBER: _ClassVar[int]
     MAX_UNAVAILABLE_PCT_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_NODE_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_POWER_DOMAIN_FIELD_NUMBER: _ClassVar[int]
     name: str
     gpus: int
     gpu_milli: int
@@ -269,7 +271,9 @@ class Workload(_message.Message):
     move_cost: int
     max_unavailable_count: int
     max_unavailable_pct: int
-    def __init__(self, name: _Optional[str] = ..., gpus: _Optional[int] = ..., gpu_milli: _Optional[int] = ..., memory_gib: _Optional[float] = ..., allowed_gpu_types: _Optional[_Iterable[str]] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., spread: _Optional[_Union[Spread, _Mapping]] = ..., survive_site_loss_pct: _Optional[int] = ..., backup_minutes: _Optional[float] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[float] = ..., priority: _Optional[int] = ..., min_power_cap_pct: _Optional[int] = ..., cpu_milli: _Optional[int] = ..., host_memory_mib: _Optional[int] = ..., current: _Optional[_Iterable[_Union[CurrentReplica, _Mapping]]] = ..., pinned: _Optional[bool] = ..., move_cost: _Optional[int] = ..., max_unavailable_count: _Optional[int] = ..., max_unavailable_pct: _Optional[int] = ...) -> None: ...
+    max_per_node: int
+    max_per_power_domain: int
+    def __init__(self, name: _Optional[str] = ..., gpus: _Optional[int] = ..., gpu_milli: _Optional[int] = ..., memory_gib: _Optional[float] = ..., allowed_gpu_types: _Optional[_Iterable[str]] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., spread: _Optional[_Union[Spread, _Mapping]] = ..., survive_site_loss_pct: _Optional[int] = ..., backup_minutes: _Optional[float] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[float] = ..., priority: _Optional[int] = ..., min_power_cap_pct: _Optional[int] = ..., cpu_milli: _Optional[int] = ..., host_memory_mib: _Optional[int] = ..., current: _Optional[_Iterable[_Union[CurrentReplica, _Mapping]]] = ..., pinned: _Optional[bool] = ..., move_cost: _Optional[int] = ..., max_unavailable_count: _Optional[int] = ..., max_unavailable_pct: _Optional[int] = ..., max_per_node: _Optional[int] = ..., max_per_power_domain: _Optional[int] = ...) -> None: ...
 
 class SolveOptions(_message.Message):
     __slots__ = ("backend", "time_limit_s", "seed", "workers", "energy_metric", "optimise_energy", "optimise_moves", "optimise_fragmentation", "deterministic", "max_moves", "max_moves_per_site", "max_moves_per_power_domain")
