@@ -368,3 +368,27 @@ def test_a_budget_of_zero_keeps_the_current_placement() -> None:
         ("a", "a1"),
         ("b", "b1"),
     }
+
+
+@pytest.mark.parametrize(
+    ("r1_kw", "rule", "forced"),
+    [
+        pytest.param(10.0, "domain_power", True, id="rack-cut-below-what-runs"),
+        pytest.param(14.0, "moved", False, id="rack-holds-what-runs"),
+    ],
+)
+def test_a_rack_whose_capacity_fell_forces_its_moves(r1_kw: float, rule: str, forced: bool) -> None:
+    """Two replicas at 700 W per GPU draw 13,200 W in r1; cut to 10 kW, moving one is forced (the
+    plan says so, with the watts) and outside a budget of 0; at 14 kW it is the plan's choice."""
+    two = d.Workload(
+        "w", gpus=8, max_replicas=2, current=(on("a1", *range(8), cap=700), on("a2", *range(8), cap=700))
+    )
+    problem = quick(two_rack_fleet(r1_kw=r1_kw), two, max_moves=0)
+    plan = plan_of(problem, [("w", "a1", tuple(range(8)), 700), ("w", "b1", tuple(range(8)), 700)])
+    from placement.core.moves import displaced
+
+    (gone,) = displaced(problem, plan.placements)
+    assert (gone.node, gone.rule, gone.forced) == ("a2", rule, forced)
+    if forced:
+        assert "13,200 W" in gone.message and "10,000 W" in gone.message
+    assert [v.rule for v in verify(problem, plan)] == ([] if forced else ["disruption"])

@@ -14,8 +14,10 @@ workload (current, not pinned) that the plan does not keep on its node, from the
 * ``moved``: the optimiser's choice (within the disruption budgets); ``to_node`` names a node
   where the workload gained a replica.
 
-Forced moves by power (a rack whose capacity fell) are named ``moved`` with the domain's
-numbers left to the budgets; the verifier checks the budgets and preemption itself.
+Forced moves by power: where the current placement, each replica at its recorded cap, overdraws
+a power domain or a site (its capacity fell), every move off its nodes is forced
+(``domain_power``, ``site_power``, with the watts), as the verifier counts them; the verifier
+checks the budgets and preemption itself.
 
 What each unforced move earns (``Displaced.earns_work``, ``earns_energy``) is attributed from
 the plan alone: the work started on the node it leaves, shared by the replicas moved off that
@@ -29,6 +31,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
 
+from placement.core.budgets import node_draws
 from placement.core.domain import (
     Displaced,
     MovePoint,
@@ -100,6 +103,7 @@ def displaced(problem: Problem, placements: Iterable[ReplicaPlacement]) -> tuple
         if v in prio and n in nodes and k > current_of[v][n]:
             gained_in.setdefault(nodes[n].power_domain, []).append(v)
     out: list[Displaced] = []
+    overdrawn = _overdrawn(problem)
     for w in problem.workloads:
         if not w.current or w.pinned:
             continue
@@ -121,6 +125,9 @@ def displaced(problem: Problem, placements: Iterable[ReplicaPlacement]) -> tuple
                 rule, forced, msg = got[0], True, got[1]
             elif c.node in over:
                 rule, forced, msg = "blast_radius", True, f"{where}: {over[c.node]}"
+            elif c.node in overdrawn:
+                rule, forced = overdrawn[c.node][0], True
+                msg = f"{where}: {overdrawn[c.node][1]}"
             if rule == "moved" and w.name not in placed:
                 domain = node.power_domain if node is not None else ""
                 takers = sorted((-prio[v], v) for v in gained_in.get(domain, ()) if prio[v] > w.priority)
@@ -143,6 +150,57 @@ def displaced(problem: Problem, placements: Iterable[ReplicaPlacement]) -> tuple
                 )
             )
     return _earnings(problem, placements, out)
+
+
+def _overdrawn(problem: Problem) -> dict[str, tuple[str, str]]:
+    """Nodes of the power domains and sites that the current placement, each replica at its recorded
+    cap, overdraws (the watts from ``budgets.node_draws``, as the power budgets count them): which of
+    their replicas go is the plan's choice, and each such move is forced (``domain_power`` or
+    ``site_power``, with the numbers)."""
+    fleet = problem.fleet
+    nodes = {n.name: n for n in fleet.nodes}
+    gpus = {g.name: g for g in fleet.gpu_types}
+    now: list[ReplicaPlacement] = []
+    for w in problem.workloads:
+        for k, c in enumerate(w.current):
+            node = nodes.get(c.node)
+            if node is None or node.state is not NodeState.READY:
+                continue
+            gpu = gpus[node.gpu_type]
+            cap = gpu.max_power_w if w.is_fractional or not c.power_cap_w else c.power_cap_w
+            milli = w.gpu_milli if w.is_fractional else 1000
+            now.append(
+                ReplicaPlacement(
+                    w.name, k, node.site, node.power_domain, node.name, c.gpu_indices, milli, cap
+                )
+            )
+    if not now:
+        return {}
+    dom_w: Counter[tuple[str, str]] = Counter()
+    site_w: Counter[str] = Counter()
+    for name, draw in node_draws(fleet, now).items():
+        node = nodes[name]
+        dom_w[(node.site, node.power_domain)] += draw.it_w
+        site_w[node.site] += draw.it_w
+    out: dict[str, tuple[str, str]] = {}
+    domains = {(d.site, d.name): d for d in fleet.power_domains}
+    sites = {s.name: s for s in fleet.sites}
+    for node in fleet.nodes:
+        d = domains.get((node.site, node.power_domain))
+        s = sites.get(node.site)
+        if d is not None and dom_w[(node.site, node.power_domain)] > d.usable_power_w:
+            drew = dom_w[(node.site, node.power_domain)]
+            out[node.name] = (
+                "domain_power",
+                f"the current placement draws {drew:,} W in {node.site}/{node.power_domain}, "
+                f"usable {d.usable_power_w:,} W",
+            )
+        elif s is not None and site_w[node.site] > s.usable_power_w:
+            out[node.name] = (
+                "site_power",
+                f"the current placement draws {site_w[node.site]:,} W in {node.site}, usable {s.usable_power_w:,} W",
+            )
+    return out
 
 
 def _earnings(
