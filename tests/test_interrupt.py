@@ -102,10 +102,10 @@ def _check_outcome(code: int, out: str, err: str, plan_path: Path, source: Path)
 
 # (name, backend, time limit, the log line after which the signal is sent)
 MOMENTS = [
-    ("greedy done, portfolio running", "ortools", 60, "greedy plan verified"),
+    ("greedy done, portfolio running", "ortools", 60, "plan verified, the first in hand"),
     ("model built, CP-SAT running", "ortools", 60, "placement.run.solve: model:"),
     ("first tier solved, CP-SAT on the next", "ortools", 30, "tier placed_work:"),
-    ("greedy done, portfolio running", "pulp", 60, "greedy plan verified"),
+    ("greedy done, portfolio running", "pulp", 60, "plan verified, the first in hand"),
     ("model built, CBC running", "pulp", 60, "placement.run.solve: model:"),
     ("first tier solved, CBC on the next", "pulp", 30, "tier placed_work:"),
 ]
@@ -147,7 +147,7 @@ def large(tmp_path_factory: pytest.TempPathFactory) -> Path:
     [
         ("loading or filtering", None, 1.0),
         ("greedy running", "placement.run.solve: filter:", 0.0),
-        ("portfolio running, greedy plan in hand", "greedy plan verified", 1.0),
+        ("portfolio running, a plan in hand", "plan verified, the first in hand", 1.0),
     ],
 )
 def test_sigint_early_on_a_large_fleet_never_tears(
@@ -163,7 +163,7 @@ def test_sigint_early_on_a_large_fleet_never_tears(
     code, out, err = run.finish()
     got = _check_outcome(code, out, err, plan_path, large)
     assert not [p for p in tmp_path.iterdir() if p != plan_path], "a half-written file was left behind"
-    if marker == "greedy plan verified":
+    if marker == "plan verified, the first in hand":
         assert got == "plan", name
 
 

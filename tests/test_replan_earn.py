@@ -18,6 +18,7 @@ from placement.run.solve import solve
 
 GPU = d.GpuType("X", 80.0, 700, 60, 60, (d.PowerLevel(350, 70), d.PowerLevel(700, 100)), False)
 WORK_8 = 8 * 1000 * 100  # priority 1, eight whole GPUs at full throughput
+PRICE_8 = WORK_8 // 10  # one move of such a replica (move_cost 1): a tenth of its work
 
 
 def racks(nodes: int = 2, rack_kw: float = 200.0) -> d.Fleet:
@@ -36,13 +37,13 @@ def eight(name: str, priority: int = 1, current: str = "", **kw: object) -> d.Wo
 
 
 def full_fleet(newcomer: int, low_cost: int = 1, **options: object) -> d.Problem:
-    """Two full nodes (``low`` on a0, ``mid`` on a1, priority 1, running) and ``new`` of priority
-    ``newcomer`` with no room: it runs only if ``low`` (or ``mid``) is preempted."""
+    """Two full nodes (``low`` on a0, ``mid`` on a1 with move_cost 20, priority 1, running) and
+    ``new`` of priority ``newcomer`` with no room: it runs only if ``low`` (or ``mid``) is preempted."""
     return d.Problem(
         racks(),
         (
             eight("low", current="a0", move_cost=low_cost),
-            eight("mid", current="a1", move_cost=5),
+            eight("mid", current="a1", move_cost=20),
             eight("new", priority=newcomer),
         ),
         d.SolveOptions(time_limit_s=8, **options),  # type: ignore[arg-type]
@@ -55,8 +56,8 @@ def full_fleet(newcomer: int, low_cost: int = 1, **options: object) -> d.Problem
 @pytest.mark.parametrize(
     ("move_cost", "max_moves", "price"),
     [
-        pytest.param(1, None, WORK_8, id="priced-one-replica-worth"),
-        pytest.param(3, None, 3 * WORK_8, id="move-cost-three"),
+        pytest.param(1, None, PRICE_8, id="priced-a-tenth-of-its-work"),
+        pytest.param(3, None, 3 * PRICE_8, id="move-cost-three"),
         pytest.param(0, None, 0, id="free-to-move"),
         pytest.param(1, 4, 0, id="a-budget-spends-moves-freely"),
     ],
@@ -80,13 +81,15 @@ def test_a_moved_replica_costs_its_price_in_tier_one(
 @pytest.mark.parametrize(
     ("newcomer", "low_cost", "options", "placed"),
     [
-        # net: 1.6M gained - 0.8M lost - 0.8M price = 0: not worth a move
-        pytest.param(2, 1, {}, False, id="priced-breaks-even-no-move"),
-        pytest.param(3, 1, {}, True, id="priced-earns-more-than-the-price"),
+        # newcomer of priority 2 in low's place: 1.6M gained, 0.8M lost, so it pays below 0.8M of price
+        pytest.param(2, 1, {}, True, id="priced-earns-more-than-the-price"),
+        pytest.param(2, 9, {}, True, id="move-cost-9-0.72M-still-pays"),
+        pytest.param(2, 11, {}, False, id="move-cost-11-0.88M-outprices-the-gain"),
         pytest.param(2, 0, {}, True, id="free-to-move"),
-        pytest.param(2, 1, {"max_moves": 1}, True, id="a-budget-of-one-buys-it"),
+        pytest.param(2, 11, {"max_moves": 1}, True, id="a-budget-of-one-buys-it-at-any-cost"),
         pytest.param(2, 1, {"max_moves": 0}, False, id="a-budget-of-zero-keeps-all"),
-        pytest.param(1, 0, {}, False, id="no-preemption-for-equal-priority"),
+        pytest.param(1, 1, {}, False, id="equal-priority-never-pays"),
+        pytest.param(1, 0, {"max_moves": 1}, False, id="under-a-budget-no-equal-preemption"),
     ],
 )
 def test_a_newcomer_preempts_only_where_the_move_pays(
@@ -161,7 +164,7 @@ def test_the_report_lists_moves_what_they_earn_and_who_runs_today() -> None:
     assert "Moves: 1 current replica not kept on their node, 0 forced by the input (preempted 1)" in text
     assert "gain against moves" in text and "1 moves 24.0" in text  # 3 x 8 GPUs of placed work
     assert "move price" in text
-    left_out = render(full_fleet(2), solve(full_fleet(2)))
+    left_out = render(full_fleet(1), solve(full_fleet(1)))
     assert "new" in left_out and "Moves:" not in left_out
     kept_out = solve(problem)
     assert any(u.workload == "low" for u in kept_out.unplaced)

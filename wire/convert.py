@@ -232,6 +232,7 @@ def _options(r: _Reader, m: pb.SolveOptions) -> d.SolveOptions:
         max_moves_per_power_domain=(
             int(m.max_moves_per_power_domain) if m.HasField("max_moves_per_power_domain") else None
         ),
+        price_moves=bool(m.price_moves) if m.HasField("price_moves") else base.price_moves,
     )
 
 
@@ -385,6 +386,7 @@ def _options_pb(x: d.SolveOptions) -> pb.SolveOptions:
         max_moves=x.max_moves,
         max_moves_per_site=x.max_moves_per_site,
         max_moves_per_power_domain=x.max_moves_per_power_domain,
+        price_moves=x.price_moves,
     )
 
 

@@ -224,6 +224,9 @@ class Spread:
     min_distinct: int
 
 
+MOVE_PRICE_PCT = 10  # one move (move_cost 1) costs this percent of the moved replica's own work
+
+
 @dataclass(frozen=True)
 class CurrentReplica:
     """Where one replica of a workload runs today, and the cap its GPUs run at.
@@ -274,9 +277,8 @@ class Workload:
     host_memory_mib: int = 0
     current: tuple[CurrentReplica, ...] = ()
     pinned: bool = False  # the current replicas stay exactly where they are; none added or moved
-    # what one move of a current replica must earn, in its own replicas' worth of placed work
-    # (``move_price_per_replica``), where moves are priced (``Problem.moves_priced``); also its
-    # weight in the moves tier; 0: free to move
+    # what one move of a current replica must earn, in tenths of its own work (``move_price_per_replica``),
+    # where moves are priced (``Problem.moves_priced``); also its weight in the moves tier; 0: free
     move_cost: int = 1
     # disruption budget (PodDisruptionBudget's maxUnavailable): at most one of the two; None: no limit
     max_unavailable_count: int | None = None  # current replicas a plan may move (forced aside)
@@ -310,18 +312,24 @@ class Workload:
         return bool(self.current) and not self.pinned
 
     def protected(self, options: SolveOptions) -> bool:
-        """Preemption upward only applies to it: it runs, so a plan leaves it out only for work of
-        higher priority (or where the input forces it). A workload scaled up past what runs (fewer
-        current replicas than ``min_replicas``) cannot stay as it is: the change, not a plan,
-        decides whether it fits, so it is not protected. ``options``: kept for the callers; the rule
-        holds with or without a disruption budget."""
-        return self.running and len(self.current) >= self.min_replicas
+        """Preemption upward only applies to it: it runs and a disruption budget covers it (its own
+        ``max_unavailable`` or one of the options'), so a plan leaves it out only for work of higher
+        priority (or where the input forces it). Without a budget, leaving it out costs its placed
+        work and its moves' price (``Problem.moves_priced``), which only more valuable work pays. A
+        workload scaled up past what runs (fewer current replicas than ``min_replicas``) cannot stay
+        as it is: the change, not a plan, decides whether it fits, so it is not protected."""
+        return (
+            self.running
+            and len(self.current) >= self.min_replicas
+            and (options.budgeted or self.max_unavailable is not None)
+        )
 
     @property
     def move_price_per_replica(self) -> int:
-        """Placed work one moved current replica costs where moves are priced: ``move_cost`` times
-        the replica's own work at full throughput (``priority * work_milli * 100``)."""
-        return self.move_cost * self.priority * self.work_milli * 100
+        """Placed work one moved current replica costs where moves are priced: ``move_cost`` tenths
+        of the replica's own work at full throughput (``MOVE_PRICE_PCT`` percent of ``priority *
+        work_milli * 100``): a restart elsewhere is a one-off, placed work a lasting rate."""
+        return self.move_cost * self.priority * self.work_milli * MOVE_PRICE_PCT
 
     @property
     def capped(self) -> bool:
@@ -360,6 +368,8 @@ class SolveOptions:
     max_moves: int | None = None
     max_moves_per_site: int | None = None
     max_moves_per_power_domain: int | None = None
+    # a re-plan without max_moves prices its moves against placed work (``Problem.moves_priced``)
+    price_moves: bool = True
 
     @property
     def budgeted(self) -> bool:
@@ -377,8 +387,14 @@ class Problem:
     def moves_priced(self) -> bool:
         """A re-plan with no ``max_moves`` budget: a move must earn its price in placed work
         (``Workload.move_price_per_replica``) to be made. With ``max_moves`` the budget is the
-        operator's word on how many moves are worth it, and placed work is maximised within it."""
-        return self.options.max_moves is None and any(w.running for w in self.workloads)
+        operator's word on how many moves are worth it, and placed work is maximised within it;
+        ``SolveOptions.price_moves`` False ranks moves below placed work only (a fresh placement
+        that merely prefers current nodes)."""
+        return (
+            self.options.price_moves
+            and self.options.max_moves is None
+            and any(w.running for w in self.workloads)
+        )
 
 
 # ---------------------------------------------------------------------------- plan
@@ -549,8 +565,9 @@ class ObjectiveTiers:
 class SolveInfo:
     status: SolveStatus
     stop_reason: StopReason = StopReason.NONE
-    bound: float | None = None  # upper bound on placed_work, when the solver proved one
-    gap: float | None = None  # (bound - placed_work) / bound, only with a real bound
+    # upper bound on tier 1 (placed_work, less move_price where moves are priced), when one is proven
+    bound: float | None = None
+    gap: float | None = None  # (bound - tier 1) / bound, only with a real bound
     backend: str = ""  # the per-node model's backend, when the model ran (else empty)
     solver_version: str = ""  # the libraries behind ``solvers``, with versions
     seed: int = 0

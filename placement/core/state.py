@@ -697,8 +697,9 @@ def disruption_short(
 
     Moves are counted per (workload, node): current replicas there beyond the planned ones, off the
     nodes ``forced_nodes`` names. ``preemption``: a running workload none of whose current replicas
-    is forced, left out of the plan while no workload of higher priority gained a replica on one of
-    its current nodes or in one of their power domains.
+    is forced and whose current replicas meet its own rules where they run, left out of the plan
+    while no workload of higher priority gained a replica on one of its current nodes or in one of
+    their power domains.
     """
     wl = p.problem.workloads
     opts = p.problem.options
@@ -737,7 +738,11 @@ def disruption_short(
         return "max_moves_per_power_domain"
     for w, wk in enumerate(wl):
         if wk.protected(opts) and w not in placed and w not in forced and evictor(p, w, planned) is None:
-            return "preemption"
+            runs_on = [p.node_index[cr.node] for cr in wk.current if cr.node in p.node_index]
+            if (
+                workload_short(p, wk, runs_on) is None
+            ):  # it could stay as it runs: only higher priority evicts
+                return "preemption"
     return None
 
 

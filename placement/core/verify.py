@@ -759,7 +759,7 @@ class _Verifier:
                 if moved > limit:
                     self.add("disruption", name, f"{moved} replicas moved in {what} {name}, at most {limit}")
         for w in running:
-            if w.name in self.stats or forced.get(w.name) or not w.protected(opts):
+            if w.name in self.stats or forced.get(w.name) or not w.protected(opts) or not self._keepable(w):
                 continue
             if self._evictor(w, planned) is None:
                 self.add(
@@ -768,6 +768,30 @@ class _Verifier:
                     f"{w.name} (priority {w.priority}) runs today and is left out, but no workload of higher "
                     "priority gained a replica on its nodes or power domains",
                 )
+
+    def _keepable(self, w: Workload) -> bool:
+        """Its current replicas meet its own rules 10-12 (counts, spread, site survival) where they
+        run: else no plan can keep it as it is, and leaving it out is the input's doing."""
+        nodes = [self.nodes[c.node] for c in w.current if c.node in self.nodes]
+        r = len(nodes)
+        if not w.min_replicas <= r <= w.max_replicas:
+            return False
+        per_site: dict[str, int] = defaultdict(int)
+        for n in nodes:
+            per_site[n.site] += 1
+        if w.spread is not None:
+            level = w.spread.level
+            distinct = len(
+                per_site
+                if level is SpreadLevel.SITE
+                else {(n.site, n.power_domain) for n in nodes}
+                if level is SpreadLevel.POWER_DOMAIN
+                else {n.name for n in nodes}
+            )
+            if distinct < w.spread.min_distinct:
+                return False
+        need = w.survivors_required
+        return need == 0 or (r >= need and all(r - k >= need for k in per_site.values()))
 
     def _evictor(self, w: Workload, planned: dict[tuple[str, str], int]) -> str | None:
         nodes = {c.node for c in w.current if c.node in self.nodes}

@@ -18,7 +18,7 @@ Each replica tries at most ``NODES_TRIED`` candidate nodes, likely cheapest firs
 rack its spread and site survival still want, no replica of higher priority there, the fewest
 running replicas, the most free GPUs); of the first ``ROOMS_COMPARED`` where room can be made,
 the one that costs least is made: placed work lost, each move counted at a typical running
-replica's work. Of the
+replica's price (priced) or its whole work (under a budget, where moves are scarce). Of the
 prefixes of a target's replicas that meet its rules, the one that earns most is kept where:
 
 * moves are priced (``Problem.moves_priced``): the placed work it adds exceeds the price of the
@@ -89,10 +89,16 @@ class _Earner:
         self.left = self.p.problem.options.max_moves  # None: moves priced, no count limit
         self.forced = forced_nodes(self.p)
         self.actions: list[Action] = []
+        self.most: int | None = None  # targets tried at most (the deterministic mode)
+        self.tries = 0
+        # a move counted at a typical running replica's price (priced) or its whole work (a budget)
         worth = sorted(
-            self.wl[v].move_price_per_replica // max(1, self.wl[v].move_cost) for v, _n in self.p.current
+            self.wl[v].move_price_per_replica
+            if self.priced
+            else self.wl[v].priority * self.wl[v].work_milli * 100
+            for v, _n in self.p.current
         )
-        self.move_worth = worth[len(worth) // 2] if worth else 0  # a typical running replica's work
+        self.move_worth = worth[len(worth) // 2] if worth else 0
         self.in_domain: dict[tuple[str, str], set[int]] = {}
         for info in self.p.nodes:
             self.in_domain.setdefault(info.domain_key, set()).add(info.index)
@@ -101,6 +107,10 @@ class _Earner:
         return (self.deadline is not None and time.monotonic() >= self.deadline) or (
             self.stop is not None and self.stop.is_set()
         )
+
+    def spent(self) -> bool:
+        """The deterministic mode's count of targets is used up."""
+        return self.most is not None and self.tries >= self.most
 
     def held(self, w: int) -> list[int]:
         return [n for v, n, *_ in self.st.placements if v == w]
@@ -263,6 +273,8 @@ class _Earner:
         best: tuple[tuple[int, int], int, tuple[int, ...], int] | None = None
         found = 0
         for n, levels, per_gpu in self.candidates(w, held):
+            if self.late():
+                return None
             mark = st.mark()
             got = self.room_on(w, n, levels, per_gpu)
             if got is None:
@@ -323,11 +335,16 @@ class _Earner:
         st = self.st
         wl = self.wl
         st.mark()
-        order = sorted(self.p.options, key=lambda w: (-wl[w].priority, -wl[w].work_milli, w))
+        count = Counter(row[0] for row in st.placements)  # as it starts: who is below max_replicas
+        order = sorted(
+            (w for w in self.p.options if count[w] < wl[w].max_replicas),
+            key=lambda w: (-wl[w].priority, -wl[w].work_milli, w),
+        )
         for w in order:
-            if self.late() or self.left == 0:
+            if self.late() or self.spent() or self.left == 0:
                 break
-            while not self.late() and len(self.held(w)) < wl[w].max_replicas:
+            while not (self.late() or self.spent()) and len(self.held(w)) < wl[w].max_replicas:
+                self.tries += 1
                 act = self.try_target(w)
                 if act is None:
                     break
@@ -338,11 +355,20 @@ class _Earner:
         return self.actions
 
 
-def earn(st: FleetState, deadline: float | None = None, stop: threading.Event | None = None) -> list[Action]:
-    """Improve a re-plan's state in place (module docstring); the kept actions, in order."""
+def earn(
+    st: FleetState,
+    deadline: float | None = None,
+    stop: threading.Event | None = None,
+    most: int | None = None,
+) -> list[Action]:
+    """Improve a re-plan's state in place (module docstring); the kept actions, in order. It ends
+    at ``deadline`` (monotonic seconds) or, with ``most``, after that many targets tried (the
+    deterministic mode: the same input gives the same plan whatever the clock)."""
     if not any(w.running for w in st.p.problem.workloads):
         return []
-    got = _Earner(st, deadline, stop).run()
+    earner = _Earner(st, deadline, stop)
+    earner.most = most
+    got = earner.run()
     log.info(
         "earn: %d actions, %d replicas added, %d moves, %+d placed work",
         len(got),

@@ -73,6 +73,8 @@ GUIDED_VARIANTS = (
     (greedy_mod.order_key, 0.5, True, False),
     (greedy_mod.ORDERS[2], 0.5, True, False),
 )
+EARN_SHARE = 0.15  # of the time limit, at most, for ``improve.earn`` after keep_current
+EARN_TRIES_DET = 300  # targets ``earn`` tries in the deterministic mode
 LP_TOO_BIG = 2  # lp_guided gives up at once past this many times the LP's column cap (estimated)
 
 
@@ -170,7 +172,10 @@ class KeepCurrent:
         from placement.improve.earn import earn
 
         st = keep_current(prepared, budget.deadline, stop)
-        earn(st, budget.deadline, stop)
+        if budget.effort is not None:  # deterministic: bounded by counts, never by the clock
+            earn(st, None, stop, most=EARN_TRIES_DET)
+        else:  # a share of what is left, so that the greedy and the portfolio keep theirs
+            earn(st, min(budget.deadline, budget.after(EARN_SHARE)), stop)
         yield Found(st.to_placements())
 
 

@@ -220,7 +220,8 @@ class _InHand:
 
     @property
     def work(self) -> int:
-        return self.plan.objective.placed_work
+        """Tier 1 as compared: placed work, less the moves' price where moves are priced."""
+        return self.plan.objective.net_work
 
 
 def _model_vars(prepared: Prepared) -> int:
@@ -387,7 +388,7 @@ def _solve_deterministic(
     status, stop_reason, bound = SolveStatus.FEASIBLE, StopReason.WORK_LIMIT, None
     placements, made_by, solvers = best.placements, best.made_by, best.solvers
     if not prepared.options:  # nothing can run anywhere: the pinned replicas alone are optimal
-        status, stop_reason, bound = SolveStatus.OPTIMAL, StopReason.NONE, float(best.objective.placed_work)
+        status, stop_reason, bound = SolveStatus.OPTIMAL, StopReason.NONE, float(best.objective.net_work)
     elif effort.model and not run.stopped() and CLOCK() < search_until:
         container = build(prepared)
         hint = encode(container, placements)
@@ -427,7 +428,7 @@ def _solve_deterministic(
     if bad:
         raise PlanRejected(bad)
     portfolio.poll(CLOCK())
-    pw = plan.objective.placed_work
+    pw = plan.objective.net_work  # tier 1: the bounds hold for it (placed work >= net work)
     status, bound = claim(status, [bound, portfolio.bound], pw, tiers)
     gap = None if bound is None else (max(0.0, (bound - pw) / bound) if bound > 0 else 0.0)
     info = replace(base, status=status, stop_reason=stop_reason, bound=bound, gap=gap, wall_s=run.elapsed())
@@ -495,13 +496,13 @@ def _solve(
         if k == 0:
             run.budget = run.budget.measured(timing["assemble_s"])
         if not bad:
-            if name == "greedy":
-                log.info(
-                    "greedy plan verified (%.2f s; assembling took %.2f s)",
-                    run.elapsed(),
-                    timing["assemble_s"],
-                )
-            else:
+            log.info(
+                "%s plan verified, the first in hand (%.2f s; assembling took %.2f s)",
+                name,
+                run.elapsed(),
+                timing["assemble_s"],
+            )
+            if name != "greedy":
                 obj = first_plan.objective
                 log.info("keep_current: placed_work %d, moves %d", obj.placed_work, obj.moves)
             hand = _InHand(first_plan, placements, name)

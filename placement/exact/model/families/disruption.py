@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from placement.core.state import forced_nodes
+from placement.core.state import forced_nodes, workload_short
 from placement.exact.model.container import Container, ObjectiveTerms
 from placement.exact.model.ir import Sense
 
@@ -82,6 +82,9 @@ class Disruption:
         for w, z in sorted(c.z.items()):
             wk = wl[w]
             if not wk.protected(opts) or forced.get(w):
+                continue
+            here = [p.node_index[cr.node] for cr in wk.current if cr.node in p.node_index]
+            if workload_short(p, wk, here) is not None:  # it cannot stay as it runs: the input decides
                 continue
             mine_d = {
                 p.nodes[p.node_index[cr.node]].domain_key for cr in wk.current if cr.node in p.node_index

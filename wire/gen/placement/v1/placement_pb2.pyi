@@ -276,7 +276,7 @@ class Workload(_message.Message):
     def __init__(self, name: _Optional[str] = ..., gpus: _Optional[int] = ..., gpu_milli: _Optional[int] = ..., memory_gib: _Optional[float] = ..., allowed_gpu_types: _Optional[_Iterable[str]] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., spread: _Optional[_Union[Spread, _Mapping]] = ..., survive_site_loss_pct: _Optional[int] = ..., backup_minutes: _Optional[float] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[float] = ..., priority: _Optional[int] = ..., min_power_cap_pct: _Optional[int] = ..., cpu_milli: _Optional[int] = ..., host_memory_mib: _Optional[int] = ..., current: _Optional[_Iterable[_Union[CurrentReplica, _Mapping]]] = ..., pinned: _Optional[bool] = ..., move_cost: _Optional[int] = ..., max_unavailable_count: _Optional[int] = ..., max_unavailable_pct: _Optional[int] = ..., max_per_node: _Optional[int] = ..., max_per_power_domain: _Optional[int] = ...) -> None: ...
 
 class SolveOptions(_message.Message):
-    __slots__ = ("backend", "time_limit_s", "seed", "workers", "energy_metric", "optimise_energy", "optimise_moves", "optimise_fragmentation", "deterministic", "max_moves", "max_moves_per_site", "max_moves_per_power_domain")
+    __slots__ = ("backend", "time_limit_s", "seed", "workers", "energy_metric", "optimise_energy", "optimise_moves", "optimise_fragmentation", "deterministic", "max_moves", "max_moves_per_site", "max_moves_per_power_domain", "price_moves")
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     TIME_LIMIT_S_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -289,6 +289,7 @@ class SolveOptions(_message.Message):
     MAX_MOVES_FIELD_NUMBER: _ClassVar[int]
     MAX_MOVES_PER_SITE_FIELD_NUMBER: _ClassVar[int]
     MAX_MOVES_PER_POWER_DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    PRICE_MOVES_FIELD_NUMBER: _ClassVar[int]
     backend: Backend
     time_limit_s: float
     seed: int
@@ -301,7 +302,8 @@ class SolveOptions(_message.Message):
     max_moves: int
     max_moves_per_site: int
     max_moves_per_power_domain: int
-    def __init__(self, backend: _Optional[_Union[Backend, str]] = ..., time_limit_s: _Optional[float] = ..., seed: _Optional[int] = ..., workers: _Optional[int] = ..., energy_metric: _Optional[_Union[EnergyMetric, str]] = ..., optimise_energy: _Optional[bool] = ..., optimise_moves: _Optional[bool] = ..., optimise_fragmentation: _Optional[bool] = ..., deterministic: _Optional[bool] = ..., max_moves: _Optional[int] = ..., max_moves_per_site: _Optional[int] = ..., max_moves_per_power_domain: _Optional[int] = ...) -> None: ...
+    price_moves: bool
+    def __init__(self, backend: _Optional[_Union[Backend, str]] = ..., time_limit_s: _Optional[float] = ..., seed: _Optional[int] = ..., workers: _Optional[int] = ..., energy_metric: _Optional[_Union[EnergyMetric, str]] = ..., optimise_energy: _Optional[bool] = ..., optimise_moves: _Optional[bool] = ..., optimise_fragmentation: _Optional[bool] = ..., deterministic: _Optional[bool] = ..., max_moves: _Optional[int] = ..., max_moves_per_site: _Optional[int] = ..., max_moves_per_power_domain: _Optional[int] = ..., price_moves: _Optional[bool] = ...) -> None: ...
 
 class PlaceRequest(_message.Message):
     __slots__ = ("fleet", "workloads", "options")
