@@ -59,7 +59,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from placement.core.domain import (
@@ -82,7 +82,9 @@ from placement.core.domain import (
 log = logging.getLogger(__name__)
 
 FULL_MILLI = 1000
-_CANDIDATES = 64  # stops tried per blocked start in S4 / S5
+_CANDIDATES = 64  # stops tried per power domain or site a start is short of, in S4 / S5
+_GPU_RULES = ("gpu_count", "gpu_share", "gpu_memory")
+_KEY_RANK = {"node": 0, "domain": 1, "site": 2}
 
 
 @dataclass
@@ -116,6 +118,9 @@ class _Short:
     message: str
     key: tuple[str, str]  # ("node" | "domain" | "site", name)
     need_w: int = 0  # watts the start adds (power keys)
+
+
+_NODE = _Short("", "", 0, 0, "", "", ("node", ""))
 
 
 class _State:
@@ -276,9 +281,8 @@ class _State:
                     f"node {name} has {limit - used} {unit} of {what} free, the start needs {ask}",
                     key,
                 )
-        delta = self.apply(rep, +1)
-        dom_after, site_after = self.dom_w[node.power_domain], self.site_w[node.site]
-        self.apply(rep, -1)
+        delta = self.added_w(rep)
+        dom_after, site_after = self.dom_w[node.power_domain] + delta, self.site_w[node.site] + delta
         dom_limit, site_limit = self.dom_limit[node.power_domain], self.site_limit[node.site]
         if dom_after > dom_limit:
             left = dom_limit - (dom_after - delta)
@@ -308,9 +312,27 @@ class _State:
             )
         return None
 
-    def _holders(self, rids: Iterable[int]) -> str:
-        names = sorted({self.workloads[self.reps[r].w].name for r in rids})
-        return ", ".join(names)
+    def added_w(self, rep: _Replica) -> int:
+        """Rule 7: watts a start adds to its node, its GPUs being free or shareable (checked before)."""
+        name = rep.node
+        gpu = self.gpu_type[name]
+        per_node = self.gpus.get(name, {})
+        if self.on[name]:
+            watts = 0
+        else:
+            node = self.nodes[name]
+            watts = node.host_power_w + node.gpu_count * gpu.idle_power_w
+        if rep.milli == FULL_MILLI:
+            return watts + len(rep.gpus) * (rep.cap_w - gpu.idle_power_w)
+        for idx in rep.gpus:
+            g = per_node.get(idx)
+            if g is None or not g.shared:
+                watts += gpu.max_power_w - gpu.idle_power_w
+        return watts
+
+    def _holders(self, rids: list[int]) -> str:
+        names = sorted({self.workloads[self.reps[r].w].name for r in rids[:3]})
+        return ", ".join(names) + (f" and {len(rids) - 3} more" if len(rids) > 3 else "")
 
 
 class _Builder:
@@ -397,10 +419,18 @@ class _Builder:
         self.ready: deque[int] = deque()
         self.adds_held: list[int] = []
         self.version: Counter[int] = Counter()
+        self.last_short: dict[int, _Short] = {}
+        self.epoch: Counter[tuple[str, str]] = Counter()  # steps that touched a node, domain or site
+        self.failed: dict[
+            int, tuple[tuple[str, str], int]
+        ] = {}  # start -> (shortage, epoch) of a failed break
+        self.targets: dict[str, set[int]] = defaultdict(set)  # node -> pending starts there
+        for rep in self.starts:
+            self.targets[rep.node].add(rep.rid)
         self.seq = 0
         # peaks
-        self.peak_dom = {d: (w, 0) for d, w in st.dom_w.items()}
-        self.peak_site = {s: (w, 0) for s, w in st.site_w.items()}
+        self.peak_dom = {d: (st.dom_w[d], 0) for d in st.dom_usable}
+        self.peak_site = {s: (st.site_w[s], 0) for s in st.site_usable}
         self.touched_domains: set[str] = set()
 
     # ------------------------------------------------------------------ helpers
@@ -469,6 +499,8 @@ class _Builder:
             return
         n = self.st.nodes[rep.node]
         k = len(self.steps)
+        for key in self._keys(rep.node):
+            self.epoch[key] += 1
         self.touched_domains.add(n.power_domain)
         dw, sw = self.st.dom_w[n.power_domain], self.st.site_w[n.site]
         if dw > self.peak_dom[n.power_domain][0]:
@@ -498,6 +530,9 @@ class _Builder:
 
     def start(self, rep: _Replica) -> None:
         del self.pending[rep.rid]
+        self.targets[rep.node].discard(rep.rid)
+        # the node is on now, a shared GPU shared: its other starts may need fewer watts
+        self.ready.extend(r for r in self.targets[rep.node] if self.last_short.get(r, _NODE).key[0] != "node")
         for key in self._keys(rep.node):
             self.waiting[key] -= 1
         self.st.apply(rep, +1)
@@ -524,6 +559,7 @@ class _Builder:
 
     def wait_on(self, rep: _Replica, short: _Short) -> None:
         self.version[rep.rid] += 1
+        self.last_short[rep.rid] = short
         if short.key[0] == "node":
             self.node_waiters[short.key[1]].append(rep.rid)
         else:
@@ -582,33 +618,75 @@ class _Builder:
                 out.append((rep, s))
         return out
 
-    def candidates(self, rep: _Replica, short: _Short) -> list[_Replica]:
-        """Pending stops at what ``rep`` is short of: those on its GPUs first, then by usefulness."""
+    def candidates(
+        self, rep: _Replica, short: _Short, cache: dict[tuple[str, str], list[_Replica]]
+    ) -> list[_Replica]:
+        """Pending stops at what ``rep`` is short of: on a GPU it needs first, then the most useful."""
         if short.key[0] == "node":
-            rids = self.stop_at.get(("node", rep.node), set())
-        else:
-            rids = self.stop_at.get(short.key, set())
-        reps = [self.st.reps[r] for r in rids]
-        want = set(rep.gpus)
-        reps.sort(
-            key=lambda r: (bool(want & set(r.gpus)) and r.node == rep.node, self.score(r)), reverse=True
-        )
-        return reps[:_CANDIDATES]
+            reps = [self.st.reps[r] for r in self.stop_at.get(short.key, ())]
+            if short.rule in _GPU_RULES:
+                want = set(rep.gpus)
+                reps = [r for r in reps if want & set(r.gpus)]
+            return sorted(reps, key=self.score, reverse=True)
+        got = cache.get(short.key)
+        if got is None:
+            reps = [self.st.reps[r] for r in self.stop_at.get(short.key, ())]
+            got = cache[short.key] = heapq.nlargest(_CANDIDATES, reps, key=self.score)
+        return got
 
-    def break_one(self) -> bool:
-        """S4: one affordable stop after which a waiting start fits."""
-        for rep, short in self.shorts():
-            for t in self.candidates(rep, short):
-                if not self.keeps(t, self.floor[t.w]):
+    def waiting_shorts(self) -> Iterator[tuple[_Replica, _Short]]:
+        """The waiting starts with what each was last short of: a node's first, then a power
+        domain's, then a site's; lazily, so that a break found early costs little."""
+        for node, rids in list(self.node_waiters.items()):
+            for rid in list(rids):
+                short = self.last_short.get(rid)
+                if rid in self.pending and short is not None and short.key == ("node", node):
+                    yield self.pending[rid], short
+        for kind in ("domain", "site"):
+            for key, heap in list(self.power_waiters.items()):
+                if key[0] != kind:
                     continue
-                self.st.apply(t, -1)
-                fits = self.st.short(rep) is None
-                self.st.apply(t, +1)
+                for _, _, rid, version in list(heap):
+                    short = self.last_short.get(rid)
+                    if rid in self.pending and self.version[rid] == version and short is not None:
+                        yield self.pending[rid], short
+
+    def freed_w(self, t: _Replica) -> int:
+        """Rule 7: watts stopping ``t`` frees at most (its GPUs' watts over idle, and the node's
+        idle draw when it is the node's last replica)."""
+        gpu = self.st.gpu_type[t.node]
+        node = self.st.nodes[t.node]
+        per_gpu = (t.cap_w if t.milli == FULL_MILLI else gpu.max_power_w) - gpu.idle_power_w
+        off = node.host_power_w + node.gpu_count * gpu.idle_power_w if self.st.on[t.node] == 1 else 0
+        return len(t.gpus) * per_gpu + off
+
+    def break_one(self, full: bool) -> bool:
+        """S4: one affordable stop after which a waiting start fits. Unless ``full``, a start whose
+        shortage saw no step since its last failed try is skipped."""
+        cache: dict[tuple[str, str], list[_Replica]] = {}
+        st = self.st
+        for rep, short in self.waiting_shorts():
+            epoch = self.epoch[short.key]
+            if not full and self.failed.get(rep.rid) == (short.key, epoch):
+                continue
+            left = 0
+            if short.key[0] == "domain":
+                left = st.dom_limit[short.key[1]] - st.dom_w[short.key[1]]
+            elif short.key[0] == "site":
+                left = st.site_limit[short.key[1]] - st.site_w[short.key[1]]
+            gap_w = st.added_w(rep) - left if short.key[0] != "node" else 0
+            for t in self.candidates(rep, short, cache):
+                if self.freed_w(t) < gap_w or not self.keeps(t, self.floor[t.w]):
+                    continue
+                st.apply(t, -1)
+                fits = st.short(rep) is None
+                st.apply(t, +1)
                 if fits:
                     log.debug("break before make: stop %s on %s for %s", t.w, t.node, rep.node)
                     self.stop(t, True)
                     self.ready.append(rep.rid)
                     return True
+            self.failed[rep.rid] = (short.key, epoch)
         return False
 
     def fallback(self) -> bool:
@@ -631,8 +709,9 @@ class _Builder:
                     short.where,
                 )
             )
+        cache: dict[tuple[str, str], list[_Replica]] = {}
         for rep, short in shorts:
-            cands = self.candidates(rep, short)
+            cands = list(self.candidates(rep, short, cache))
             if cands:
                 cands.sort(key=lambda t: not self.keeps(t, self.floor[t.w]))  # stable: affordable first
                 t = cands[0]
@@ -666,7 +745,13 @@ class _Builder:
             self.run_ready()
             if not self.pending:
                 break
-            if self.sweep() or self.break_one():
+            if self.break_one(False) or self.break_one(True):
+                continue
+            if self.adds_held:  # no move fits even with a break: the additions go now
+                self.ready.extend(self.adds_held)
+                self.adds_held = []
+                continue
+            if self.sweep():
                 continue
             if not self.fallback():
                 log.error(
