@@ -235,6 +235,24 @@ def test_raised_caps_come_last() -> None:
     assert words(m) == ["START M c1", "WAIT_READY M c1", "STOP M b1", "SET_CAP K a1 400"]
 
 
+@pytest.mark.parametrize(
+    ("cpu_milli", "safe"),
+    [
+        pytest.param(0, True, id="host CPU not tracked"),
+        pytest.param(1200, True, id="exactly room for both copies' CPU"),
+        pytest.param(1199, False, id="boundary: 1 mCPU short for both copies"),
+    ],
+)
+def test_host_resources_count_both_copies(cpu_milli: int, safe: bool) -> None:
+    """w moves between the two GPUs of one node: both copies' 600 mCPU count while the new one starts."""
+    problem = problem_of((node("n", gpus=2, cpu_milli=cpu_milli),), wl("w", "n", cpu_milli=600))
+    p = build_plan(problem, (d.ReplicaPlacement("w", 0, "dc1", "r1", "n", (1,), 1000, 400),), ())
+    assert verify(problem, p) == []
+    m = checked(problem, p)
+    assert m.safe is safe
+    assert [b.rule for b in m.blocked] == ([] if safe else ["host_resources"])
+
+
 # --------------------------------------------------------- spread and site-loss survival in the sequence
 
 

@@ -197,8 +197,13 @@ class _Replay:
         fleet = self.problem.fleet
         self.dom_limit = {d.name: max(d.usable_power_w, self.dom_w[d.name]) for d in fleet.power_domains}
         self.site_limit = {s.name: max(s.usable_power_w, self.site_w[s.name]) for s in fleet.sites}
-        self.cpu_limit = {n: max(node.cpu_milli, self.cpu[n]) for n, node in self.nodes.items()}
-        self.mem_limit = {n: max(node.host_memory_mib, self.mem[n]) for n, node in self.nodes.items()}
+        # 0: not tracked (rule 5)
+        self.cpu_limit = {
+            n: max(x.cpu_milli, self.cpu[n]) if x.cpu_milli else 0 for n, x in self.nodes.items()
+        }
+        self.mem_limit = {
+            n: max(x.host_memory_mib, self.mem[n]) if x.host_memory_mib else 0 for n, x in self.nodes.items()
+        }
         self.start_dom = dict(self.dom_w)
         self.start_site = dict(self.site_w)
         self.peak_dom = {d: (self.dom_w[d], 0) for d in self.dom_limit}
