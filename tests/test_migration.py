@@ -31,7 +31,7 @@ def one_gpu(name: str, s: str = "dc1", pd: str = "r1", state: d.NodeState = READ
     return node(name, s=s, pd=pd, gpus=1, state=state)
 
 
-def wl(name: str, *nodes: str, **kw: object) -> d.Workload:
+def running(name: str, *nodes: str, **kw: object) -> d.Workload:
     """A 1-GPU workload running one replica on each of ``nodes`` (uncapped: 400 W)."""
     n = len(nodes) or 1
     current = tuple(d.CurrentReplica(x, (0,)) for x in nodes)
@@ -60,7 +60,7 @@ def plan(problem: d.Problem, *rows: tuple[str, str] | tuple[str, str, int]) -> d
     return p
 
 
-def checked(problem: d.Problem, p: d.Plan) -> d.Migration:
+def sequenced(problem: d.Problem, p: d.Plan) -> d.Migration:
     m = migration(problem, p)
     assert verify_migration(problem, p, m) == []
     return m
@@ -110,8 +110,8 @@ def problem_of(nodes: tuple[d.Node, ...], *wls: d.Workload, **fleet_kw: object) 
 def test_a_swap_between_two_full_nodes_needs_a_break_or_is_blocked(
     a_budget: dict[str, int], safe: bool, expected: list[str], down: list[tuple[str, str, int, int, bool]]
 ) -> None:
-    problem = problem_of((one_gpu("n1"), one_gpu("n2")), wl("A", "n1", **a_budget), wl("B", "n2"))
-    m = checked(problem, plan(problem, ("A", "n2"), ("B", "n1")))
+    problem = problem_of((one_gpu("n1"), one_gpu("n2")), running("A", "n1", **a_budget), running("B", "n2"))
+    m = sequenced(problem, plan(problem, ("A", "n2"), ("B", "n1")))
     assert words(m) == expected
     assert m.safe is safe
     assert [(t.workload, t.node, t.stop_step, t.steps_down, t.within_budget) for t in m.downtime] == down
@@ -139,7 +139,7 @@ def test_a_swap_between_two_full_nodes_needs_a_break_or_is_blocked(
 )
 def test_a_move_through_a_tight_rack_serializes(tight: str, usable_w: int, safe: bool, rule: str) -> None:
     problem = serial_problem(tight, usable_w)
-    m = checked(problem, plan(problem, ("w", "b1"), ("w", "b2")))
+    m = sequenced(problem, plan(problem, ("w", "b1"), ("w", "b2")))
     assert m.safe is safe
     peaks = {p.name: p for p in (*m.site_peaks, *m.domain_peaks)}
     limited = peaks["r1" if tight == "rack" else "dc1"]
@@ -167,7 +167,7 @@ def serial_problem(tight: str, usable_w: int) -> d.Problem:
     kw = usable_w / 1000
     sites = (site("dc1", kw=kw if tight == "site" else 100.0),)
     domains = (d.PowerDomain("r1", "dc1", kw if tight == "rack" else 100.0),)
-    return problem_of(nodes, wl("w", "a1", "a2"), sites=sites, domains=domains)
+    return problem_of(nodes, running("w", "a1", "a2"), sites=sites, domains=domains)
 
 
 # ------------------------------------------------------------------ a drain with room elsewhere
@@ -176,8 +176,8 @@ def serial_problem(tight: str, usable_w: int) -> d.Problem:
 def test_a_drain_with_room_elsewhere_is_make_before_break() -> None:
     nodes = (node("old", gpus=2, state=DRAINING), one_gpu("r1"), one_gpu("r2"), one_gpu("r3"))
     frac = d.Workload("F", gpus=0, gpu_milli=500, memory_gib=8.0, current=(d.CurrentReplica("old", (1,)),))
-    problem = problem_of(nodes, wl("A", "old"), frac, wl("N"))
-    m = checked(problem, plan(problem, ("A", "r1"), ("F", "r2"), ("N", "r3")))
+    problem = problem_of(nodes, running("A", "old"), frac, running("N"))
+    m = sequenced(problem, plan(problem, ("A", "r1"), ("F", "r2"), ("N", "r3")))
     assert m.safe and m.blocked == () and m.downtime == ()
     assert Counter(s.kind for s in m.steps) == {
         d.StepKind.START: 3,
@@ -208,14 +208,14 @@ def test_a_drain_with_room_elsewhere_is_make_before_break() -> None:
 def test_a_cap_is_lowered_before_a_start_that_needs_its_watts(rack_w: int, safe: bool) -> None:
     nodes = (one_gpu("a1"), one_gpu("b1"))
     domains = (d.PowerDomain("r1", "dc1", rack_w / 1000),)
-    problem = problem_of(nodes, wl("K", "a1"), wl("N"), domains=domains)
+    problem = problem_of(nodes, running("K", "a1"), running("N"), domains=domains)
     if not safe:  # the plan itself does not fit: the verifier of plans says so, the sequence is blocked
         p = build_plan(problem, plan_rows(problem), ())
         assert {v.rule for v in verify(problem, p)} == {"domain_power"}
         m = migration(problem, p)
         assert not m.safe and {b.rule for b in m.blocked} == {"domain_power"}
         return
-    m = checked(problem, plan(problem, ("K", "a1", 250), ("N", "b1", 250)))
+    m = sequenced(problem, plan(problem, ("K", "a1", 250), ("N", "b1", 250)))
     assert words(m) == ["SET_CAP K a1 250", "START N b1", "WAIT_READY N b1"]
     assert m.safe
     assert [(p.name, p.start_w, p.peak_w, p.end_w) for p in m.domain_peaks] == [("r1", 500, 700, 700)]
@@ -230,8 +230,10 @@ def plan_rows(problem: d.Problem) -> tuple[d.ReplicaPlacement, ...]:
 
 def test_raised_caps_come_last() -> None:
     nodes = (one_gpu("a1"), one_gpu("b1", state=DRAINING), one_gpu("c1"))
-    problem = problem_of(nodes, wl("K", "a1", current=(d.CurrentReplica("a1", (0,), 250),)), wl("M", "b1"))
-    m = checked(problem, plan(problem, ("K", "a1", 400), ("M", "c1")))
+    problem = problem_of(
+        nodes, running("K", "a1", current=(d.CurrentReplica("a1", (0,), 250),)), running("M", "b1")
+    )
+    m = sequenced(problem, plan(problem, ("K", "a1", 400), ("M", "c1")))
     assert words(m) == ["START M c1", "WAIT_READY M c1", "STOP M b1", "SET_CAP K a1 400"]
 
 
@@ -245,10 +247,10 @@ def test_raised_caps_come_last() -> None:
 )
 def test_host_resources_count_both_copies(cpu_milli: int, safe: bool) -> None:
     """w moves between the two GPUs of one node: both copies' 600 mCPU count while the new one starts."""
-    problem = problem_of((node("n", gpus=2, cpu_milli=cpu_milli),), wl("w", "n", cpu_milli=600))
+    problem = problem_of((node("n", gpus=2, cpu_milli=cpu_milli),), running("w", "n", cpu_milli=600))
     p = build_plan(problem, (d.ReplicaPlacement("w", 0, "dc1", "r1", "n", (1,), 1000, 400),), ())
     assert verify(problem, p) == []
-    m = checked(problem, p)
+    m = sequenced(problem, p)
     assert m.safe is safe
     assert [b.rule for b in m.blocked] == ([] if safe else ["host_resources"])
 
@@ -274,9 +276,9 @@ def test_spread_and_site_loss_survival_hold_during_the_sequence(rule: dict[str, 
         one_gpu("c2", s="dc2", pd="r2"),
     )
     sites = (site("dc1"), site("dc2", kw=0.5))
-    w = wl("w", "a1", "a2", "c1", max_unavailable_count=1, **rule)
+    w = running("w", "a1", "a2", "c1", max_unavailable_count=1, **rule)
     problem = problem_of(nodes, w, sites=sites)
-    m = checked(problem, plan(problem, ("w", "a1"), ("w", "a2"), ("w", "c2")))
+    m = sequenced(problem, plan(problem, ("w", "a1"), ("w", "a2"), ("w", "c2")))
     assert words(m) == ["STOP w c1", "START w c2", "WAIT_READY w c2"]
     assert m.safe is safe
     assert [(t.node, t.steps_down, t.within_budget) for t in m.downtime] == [("c1", 2, safe)]
@@ -289,7 +291,7 @@ def test_spread_and_site_loss_survival_hold_during_the_sequence(rule: dict[str, 
 def _serial() -> tuple[d.Problem, d.Plan, d.Migration]:
     problem = serial_problem("site", 1500)
     p = plan(problem, ("w", "b1"), ("w", "b2"))
-    return problem, p, checked(problem, p)
+    return problem, p, sequenced(problem, p)
 
 
 def _drop(m: d.Migration, k: int) -> d.Migration:
@@ -338,9 +340,9 @@ def test_the_transient_verifier_names_the_broken_step(mutate: object, finding: t
 
 def test_a_declared_fallback_excuses_only_its_own_downtime() -> None:
     """The swap without budgets: B's out-of-budget downtime is declared; A's break, not declared, is found."""
-    problem = problem_of((one_gpu("n1"), one_gpu("n2")), wl("A", "n1"), wl("B", "n2"))
+    problem = problem_of((one_gpu("n1"), one_gpu("n2")), running("A", "n1"), running("B", "n2"))
     p = plan(problem, ("A", "n2"), ("B", "n1"))
-    m = checked(problem, p)
+    m = sequenced(problem, p)
     assert not m.safe
     hidden = dataclasses.replace(m, downtime=())
     assert ("floor", "step 1") in {(v.rule, v.subject) for v in verify_migration(problem, p, hidden)}
@@ -385,7 +387,7 @@ def test_a_replan_through_solve_carries_a_migration_that_passes() -> None:
 
 
 def test_a_plan_without_current_replicas_has_no_migration() -> None:
-    problem = problem_of((one_gpu("n1"),), wl("A"))
+    problem = problem_of((one_gpu("n1"),), running("A"))
     problem = dataclasses.replace(problem, options=dataclasses.replace(problem.options, time_limit_s=5.0))
     assert solve(problem).migration is None
 
@@ -406,3 +408,13 @@ def test_the_report_summarises_ten_thousand_steps_in_a_few_lines() -> None:
     assert "30 blocked" in text and "50 replicas" in text
     assert "9,500" in text and "10,000" in text  # the site's peak against its usable watts
     assert len(text.splitlines()) < 40
+
+
+def test_an_unsafe_migration_crosses_the_wire_whole() -> None:
+    problem = problem_of((one_gpu("n1"), one_gpu("n2")), running("A", "n1"), running("B", "n2"))
+    p = plan(problem, ("A", "n2"), ("B", "n1"))
+    m = sequenced(problem, p)
+    assert m.blocked and m.downtime and m.domain_peaks
+    back = plan_from_proto(plan_to_proto(dataclasses.replace(p, migration=m)))
+    assert back.migration == m
+    assert plan_from_proto(plan_to_proto(p)).migration is None
