@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
-from placement.core.domain import EnergyMetric, Plan, PowerBudget, Problem, Reason
+from placement.core.domain import EnergyMetric, Migration, Plan, PowerBudget, Problem, Reason, StepKind
 
 # tier 1 counts priority x GPU thousandths x throughput percent: one GPU at full throughput
 # and priority 1 is 1000 x 100
@@ -229,6 +229,9 @@ def render(problem: Problem, plan: Plan, max_domains: int = 40, detail: bool = F
     if detail:
         out.extend(detail_lines(problem, plan))
         out.append("")
+    if plan.migration is not None:
+        out.extend(migration_lines(plan.migration))
+        out.append("")
     if plan.unplaced:
         runs = {w.name: len(w.current) for w in problem.workloads if w.current}
         out.append(f"Not placed ({len(plan.unplaced)})")
@@ -265,6 +268,52 @@ def move_lines(plan: Plan, most: int = 10) -> list[str]:
     if plan.move_curve:
         points = ", ".join(f"{p.moves:,} moves {p.earns_work / _WORK_PER_GPU:,.1f}" for p in plan.move_curve)
         out.append(f"  gain against moves (placed work in GPUs, best moves first): {points}")
+    return out
+
+
+def migration_lines(m: Migration, shown: int = 8) -> list[str]:
+    """A re-plan's migration in a few lines, however many steps: counts, safe or not, the first
+    blocked moves and replicas down, and each site's peak watts against its usable watts (every
+    step is in the JSON plan)."""
+    kinds = Counter(s.kind for s in m.steps)
+    out = [
+        f"Migration from the current placement: {len(m.steps):,} steps ({kinds[StepKind.START]:,} starts, "
+        f"{kinds[StepKind.STOP]:,} stops, {kinds[StepKind.SET_CAP]:,} caps set in place), "
+        + ("safe: make-before-break, breaks within budgets" if m.safe else "NOT SAFE")
+    ]
+    if m.blocked:
+        out.append(f"  {len(m.blocked):,} blocked moves (no safe order fits the headroom):")
+        out.extend(f"    - {b.workload} to {b.node}: [{b.rule}] {b.message}" for b in m.blocked[:shown])
+        if len(m.blocked) > shown:
+            out.append(f"    ... {len(m.blocked) - shown:,} more")
+    if m.downtime:
+        beyond = sum(1 for t in m.downtime if not t.within_budget)
+        out.append(
+            f"  {len(m.downtime):,} replicas stopped before their replacement is ready "
+            f"({beyond:,} beyond their workload's budget):"
+        )
+        worst = sorted(m.downtime, key=lambda t: (t.within_budget, -t.steps_down, t.stop_step))
+        out.extend(
+            f"    - {t.workload} on {t.node}: down {t.steps_down:,} steps from step {t.stop_step:,}"
+            + ("" if t.within_budget else " (beyond budget)")
+            for t in worst[:shown]
+        )
+        if len(m.downtime) > shown:
+            out.append(f"    ... {len(m.downtime) - shown:,} more")
+    if m.site_peaks:
+        rows = [
+            [p.name, p.start_w, p.peak_w, p.peak_step, p.end_w, p.usable_w, p.usable_w - p.peak_w]
+            for p in m.site_peaks
+        ]
+        out.append("  Site watts during the migration")
+        out.extend(
+            "  " + line
+            for line in table(
+                ["site", "start W", "peak W", "at step", "end W", "usable W", "headroom at peak W"],
+                rows,
+                "lrrrrrr",
+            ).splitlines()
+        )
     return out
 
 

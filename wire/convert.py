@@ -548,6 +548,64 @@ def plan_to_proto(plan: d.Plan) -> pb.Plan:
             pb.MovePoint(moves=x.moves, earns_work=x.earns_work, earns_energy=x.earns_energy)
             for x in plan.move_curve
         ],
+        migration=_migration_pb(plan.migration) if plan.migration is not None else None,
+    )
+
+
+def _peak_pb(x: d.PowerPeak) -> pb.PowerPeak:
+    return pb.PowerPeak(
+        kind=x.kind,
+        name=x.name,
+        site=x.site,
+        usable_w=x.usable_w,
+        start_w=x.start_w,
+        peak_w=x.peak_w,
+        peak_step=x.peak_step,
+        end_w=x.end_w,
+    )
+
+
+def _migration_pb(x: d.Migration) -> pb.Migration:
+    return pb.Migration(
+        steps=[
+            pb.MigrationStep(
+                kind=enum_to_proto(s.kind),
+                workload=s.workload,
+                node=s.node,
+                gpu_indices=list(s.gpu_indices),
+                power_cap_w=s.power_cap_w,
+                gpu_milli=s.gpu_milli,
+            )
+            for s in x.steps
+        ],
+        blocked=[
+            pb.BlockedMove(
+                workload=b.workload,
+                node=b.node,
+                gpu_indices=list(b.gpu_indices),
+                rule=b.rule,
+                message=b.message,
+                requested=b.requested,
+                available=b.available,
+                unit=b.unit,
+                where=b.where,
+            )
+            for b in x.blocked
+        ],
+        downtime=[
+            pb.Downtime(
+                workload=t.workload,
+                node=t.node,
+                gpu_indices=list(t.gpu_indices),
+                stop_step=t.stop_step,
+                steps_down=t.steps_down,
+                within_budget=t.within_budget,
+            )
+            for t in x.downtime
+        ],
+        site_peaks=[_peak_pb(p) for p in x.site_peaks],
+        domain_peaks=[_peak_pb(p) for p in x.domain_peaks],
+        safe=x.safe,
     )
 
 
@@ -683,7 +741,65 @@ def plan_from_proto(msg: pb.Plan) -> d.Plan:
             d.MovePoint(moves=int(x.moves), earns_work=int(x.earns_work), earns_energy=int(x.earns_energy))
             for x in msg.move_curve
         ),
+        migration=_migration(r, msg.migration) if msg.HasField("migration") else None,
     )
     if r.errors:
         raise InputError(r.errors)
     return plan
+
+
+def _peak(m: pb.PowerPeak) -> d.PowerPeak:
+    return d.PowerPeak(
+        kind=m.kind,
+        name=m.name,
+        site=m.site,
+        usable_w=int(m.usable_w),
+        start_w=int(m.start_w),
+        peak_w=int(m.peak_w),
+        peak_step=int(m.peak_step),
+        end_w=int(m.end_w),
+    )
+
+
+def _migration(r: _Reader, m: pb.Migration) -> d.Migration:
+    return d.Migration(
+        steps=tuple(
+            d.MigrationStep(
+                kind=r.enum(d.StepKind, s.kind, f"migration.steps[{i}].kind", None),
+                workload=s.workload,
+                node=s.node,
+                gpu_indices=tuple(int(g) for g in s.gpu_indices),
+                power_cap_w=int(s.power_cap_w),
+                gpu_milli=int(s.gpu_milli),
+            )
+            for i, s in enumerate(m.steps)
+        ),
+        blocked=tuple(
+            d.BlockedMove(
+                workload=b.workload,
+                node=b.node,
+                gpu_indices=tuple(int(g) for g in b.gpu_indices),
+                rule=b.rule,
+                message=b.message,
+                requested=float(b.requested),
+                available=float(b.available),
+                unit=b.unit,
+                where=b.where,
+            )
+            for b in m.blocked
+        ),
+        downtime=tuple(
+            d.Downtime(
+                workload=t.workload,
+                node=t.node,
+                gpu_indices=tuple(int(g) for g in t.gpu_indices),
+                stop_step=int(t.stop_step),
+                steps_down=int(t.steps_down),
+                within_budget=bool(t.within_budget),
+            )
+            for t in m.downtime
+        ),
+        site_peaks=tuple(_peak(p) for p in m.site_peaks),
+        domain_peaks=tuple(_peak(p) for p in m.domain_peaks),
+        safe=bool(m.safe),
+    )

@@ -579,6 +579,86 @@ class SolveInfo:
     solvers: tuple[str, ...] = ()  # the LP/MIP solvers that ran for it, e.g. ("glop", "cp-sat")
 
 
+# ----------------------------------------------------------------------- migration
+
+
+class StepKind(enum.Enum):
+    """One step of a migration sequence (``placement.core.sequence``)."""
+
+    START = "START"  # start a replica on a node's GPUs at a cap; it draws and holds them from now
+    WAIT_READY = "WAIT_READY"  # wait until that replica serves; only then it counts as available
+    STOP = "STOP"  # stop a running replica; its GPUs, host resources and watts are free again
+    SET_CAP = "SET_CAP"  # change the cap of a running whole-GPU replica in place
+
+
+@dataclass(frozen=True)
+class MigrationStep:
+    kind: StepKind
+    workload: str
+    node: str
+    gpu_indices: tuple[int, ...]
+    power_cap_w: int = 0  # per GPU: the cap of a START or a SET_CAP; 0 on WAIT_READY and STOP
+    gpu_milli: int = 1000  # share of each listed GPU: 1000 for whole-GPU replicas
+
+
+@dataclass(frozen=True)
+class BlockedMove:
+    """A start that fits no intermediate state without taking some replica down first, and why."""
+
+    workload: str
+    node: str  # where the new copy is to start
+    gpu_indices: tuple[int, ...]
+    rule: str  # what is short: "gpu_count", "gpu_share", "gpu_memory", "host_resources", "domain_power", "site_power"
+    message: str  # plain language with the numbers
+    requested: float = 0.0  # what the start needs, in ``unit``
+    available: float = 0.0  # what ``where`` has left, in ``unit``
+    unit: str = ""
+    where: str = ""  # a node, "node/gpuK", "site/power domain" or a site
+
+
+@dataclass(frozen=True)
+class Downtime:
+    """A replica stopped before its replacement was ready (break-before-make)."""
+
+    workload: str
+    node: str  # where the stopped replica ran
+    gpu_indices: tuple[int, ...]
+    stop_step: int  # 1-based number of the step that stops it
+    steps_down: int  # steps until a replacement of the workload is ready again
+    within_budget: bool  # the workload stayed at or above min_replicas - max_unavailable, spread and
+    #                      site-loss survival kept (a planned break); False: the fallback took it down
+
+
+@dataclass(frozen=True)
+class PowerPeak:
+    """IT draw of a site or power domain (kind "site" / "power_domain") over a migration."""
+
+    kind: str
+    name: str
+    site: str
+    usable_w: int
+    start_w: int  # before the first step
+    peak_w: int  # the highest draw of any intermediate state
+    peak_step: int  # the first step that reaches it (0: the starting state)
+    end_w: int  # after the last step (the plan's draw)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """How to get from the current placement to a plan, one step at a time (make-before-break).
+
+    ``safe``: no move is blocked and every break stays within the workloads' budgets.
+    ``domain_peaks`` lists the power domains some step changes; ``site_peaks`` every site.
+    """
+
+    steps: tuple[MigrationStep, ...] = ()
+    blocked: tuple[BlockedMove, ...] = ()
+    downtime: tuple[Downtime, ...] = ()
+    site_peaks: tuple[PowerPeak, ...] = ()
+    domain_peaks: tuple[PowerPeak, ...] = ()
+    safe: bool = True
+
+
 @dataclass(frozen=True)
 class Plan:
     placements: tuple[ReplicaPlacement, ...]
@@ -588,3 +668,4 @@ class Plan:
     info: SolveInfo
     displaced: tuple[Displaced, ...] = ()
     move_curve: tuple[MovePoint, ...] = ()  # ``moves.move_curve``: gain against moves, a few budgets
+    migration: Migration | None = None  # re-plans: the order of steps from the current placement

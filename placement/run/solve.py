@@ -51,6 +51,8 @@ from placement.core.domain import (
 from placement.core.errors import InputError, PlanRejected
 from placement.core.objective import evaluate
 from placement.core.pinned import pinned_errors
+from placement.core.sequence import has_current, migration
+from placement.core.verify_sequence import verify_migration
 from placement.exact.backends.base import Progress, ProgressCallback, SolverBackend, TierResult
 from placement.exact.backends.linear import versions
 from placement.exact.decode import decode, encode
@@ -287,16 +289,35 @@ def solve(
         children = [c for c in default_children(prepared) if effort.lp or "lp_guided" not in c]
         portfolio = Portfolio(prepared, search, children)
         try:
-            return _honest(
-                _solve_deterministic(run, prepared, backend, base, portfolio, search.deadline), prepared
+            return _migrated(
+                problem,
+                _honest(
+                    _solve_deterministic(run, prepared, backend, base, portfolio, search.deadline), prepared
+                ),
             )
         finally:
             portfolio.close()
     portfolio = Portfolio(prepared, run.budget)
     try:
-        return _honest(_solve(run, prepared, backend, base, portfolio, filter_s), prepared)
+        return _migrated(
+            problem, _honest(_solve(run, prepared, backend, base, portfolio, filter_s), prepared)
+        )
     finally:
         portfolio.close()
+
+
+def _migrated(problem: Problem, plan: Plan) -> Plan:
+    """A re-plan's plan carries its migration sequence from the current placement
+    (``core.sequence``), checked by the transient verifier (``core.verify_sequence``) before
+    it leaves, as the plan is by the plan verifier. A plan with no placement to apply (no
+    solution, infeasible) has none."""
+    if plan.info.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE) or not has_current(problem):
+        return plan
+    steps = migration(problem, plan)
+    bad: list[object] = list(verify_migration(problem, plan, steps))
+    if bad:
+        raise PlanRejected(bad)
+    return replace(plan, migration=steps)
 
 
 def _honest(plan: Plan, prepared: Prepared) -> Plan:

@@ -61,6 +61,14 @@ class StopReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STOP_REASON_TIME_LIMIT: _ClassVar[StopReason]
     STOP_REASON_INTERRUPTED: _ClassVar[StopReason]
     STOP_REASON_WORK_LIMIT: _ClassVar[StopReason]
+
+class StepKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STEP_KIND_UNSPECIFIED: _ClassVar[StepKind]
+    STEP_KIND_START: _ClassVar[StepKind]
+    STEP_KIND_WAIT_READY: _ClassVar[StepKind]
+    STEP_KIND_STOP: _ClassVar[StepKind]
+    STEP_KIND_SET_CAP: _ClassVar[StepKind]
 SITE_KIND_UNSPECIFIED: SiteKind
 SITE_KIND_DATACENTER: SiteKind
 SITE_KIND_EDGE: SiteKind
@@ -92,6 +100,11 @@ STOP_REASON_NONE: StopReason
 STOP_REASON_TIME_LIMIT: StopReason
 STOP_REASON_INTERRUPTED: StopReason
 STOP_REASON_WORK_LIMIT: StopReason
+STEP_KIND_UNSPECIFIED: StepKind
+STEP_KIND_START: StepKind
+STEP_KIND_WAIT_READY: StepKind
+STEP_KIND_STOP: StepKind
+STEP_KIND_SET_CAP: StepKind
 
 class PowerLevel(_message.Message):
     __slots__ = ("power_cap_w", "relative_throughput_pct")
@@ -521,8 +534,98 @@ class MovePoint(_message.Message):
     earns_energy: int
     def __init__(self, moves: _Optional[int] = ..., earns_work: _Optional[int] = ..., earns_energy: _Optional[int] = ...) -> None: ...
 
+class MigrationStep(_message.Message):
+    __slots__ = ("kind", "workload", "node", "gpu_indices", "power_cap_w", "gpu_milli")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    GPU_INDICES_FIELD_NUMBER: _ClassVar[int]
+    POWER_CAP_W_FIELD_NUMBER: _ClassVar[int]
+    GPU_MILLI_FIELD_NUMBER: _ClassVar[int]
+    kind: StepKind
+    workload: str
+    node: str
+    gpu_indices: _containers.RepeatedScalarFieldContainer[int]
+    power_cap_w: int
+    gpu_milli: int
+    def __init__(self, kind: _Optional[_Union[StepKind, str]] = ..., workload: _Optional[str] = ..., node: _Optional[str] = ..., gpu_indices: _Optional[_Iterable[int]] = ..., power_cap_w: _Optional[int] = ..., gpu_milli: _Optional[int] = ...) -> None: ...
+
+class BlockedMove(_message.Message):
+    __slots__ = ("workload", "node", "gpu_indices", "rule", "message", "requested", "available", "unit", "where")
+    WORKLOAD_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    GPU_INDICES_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    workload: str
+    node: str
+    gpu_indices: _containers.RepeatedScalarFieldContainer[int]
+    rule: str
+    message: str
+    requested: float
+    available: float
+    unit: str
+    where: str
+    def __init__(self, workload: _Optional[str] = ..., node: _Optional[str] = ..., gpu_indices: _Optional[_Iterable[int]] = ..., rule: _Optional[str] = ..., message: _Optional[str] = ..., requested: _Optional[float] = ..., available: _Optional[float] = ..., unit: _Optional[str] = ..., where: _Optional[str] = ...) -> None: ...
+
+class Downtime(_message.Message):
+    __slots__ = ("workload", "node", "gpu_indices", "stop_step", "steps_down", "within_budget")
+    WORKLOAD_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    GPU_INDICES_FIELD_NUMBER: _ClassVar[int]
+    STOP_STEP_FIELD_NUMBER: _ClassVar[int]
+    STEPS_DOWN_FIELD_NUMBER: _ClassVar[int]
+    WITHIN_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    workload: str
+    node: str
+    gpu_indices: _containers.RepeatedScalarFieldContainer[int]
+    stop_step: int
+    steps_down: int
+    within_budget: bool
+    def __init__(self, workload: _Optional[str] = ..., node: _Optional[str] = ..., gpu_indices: _Optional[_Iterable[int]] = ..., stop_step: _Optional[int] = ..., steps_down: _Optional[int] = ..., within_budget: _Optional[bool] = ...) -> None: ...
+
+class PowerPeak(_message.Message):
+    __slots__ = ("kind", "name", "site", "usable_w", "start_w", "peak_w", "peak_step", "end_w")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    USABLE_W_FIELD_NUMBER: _ClassVar[int]
+    START_W_FIELD_NUMBER: _ClassVar[int]
+    PEAK_W_FIELD_NUMBER: _ClassVar[int]
+    PEAK_STEP_FIELD_NUMBER: _ClassVar[int]
+    END_W_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    name: str
+    site: str
+    usable_w: int
+    start_w: int
+    peak_w: int
+    peak_step: int
+    end_w: int
+    def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., site: _Optional[str] = ..., usable_w: _Optional[int] = ..., start_w: _Optional[int] = ..., peak_w: _Optional[int] = ..., peak_step: _Optional[int] = ..., end_w: _Optional[int] = ...) -> None: ...
+
+class Migration(_message.Message):
+    __slots__ = ("steps", "blocked", "downtime", "site_peaks", "domain_peaks", "safe")
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_FIELD_NUMBER: _ClassVar[int]
+    DOWNTIME_FIELD_NUMBER: _ClassVar[int]
+    SITE_PEAKS_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_PEAKS_FIELD_NUMBER: _ClassVar[int]
+    SAFE_FIELD_NUMBER: _ClassVar[int]
+    steps: _containers.RepeatedCompositeFieldContainer[MigrationStep]
+    blocked: _containers.RepeatedCompositeFieldContainer[BlockedMove]
+    downtime: _containers.RepeatedCompositeFieldContainer[Downtime]
+    site_peaks: _containers.RepeatedCompositeFieldContainer[PowerPeak]
+    domain_peaks: _containers.RepeatedCompositeFieldContainer[PowerPeak]
+    safe: bool
+    def __init__(self, steps: _Optional[_Iterable[_Union[MigrationStep, _Mapping]]] = ..., blocked: _Optional[_Iterable[_Union[BlockedMove, _Mapping]]] = ..., downtime: _Optional[_Iterable[_Union[Downtime, _Mapping]]] = ..., site_peaks: _Optional[_Iterable[_Union[PowerPeak, _Mapping]]] = ..., domain_peaks: _Optional[_Iterable[_Union[PowerPeak, _Mapping]]] = ..., safe: _Optional[bool] = ...) -> None: ...
+
 class Plan(_message.Message):
-    __slots__ = ("placements", "budgets", "unplaced", "objective", "info", "displaced", "move_curve")
+    __slots__ = ("placements", "budgets", "unplaced", "objective", "info", "displaced", "move_curve", "migration")
     PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
     BUDGETS_FIELD_NUMBER: _ClassVar[int]
     UNPLACED_FIELD_NUMBER: _ClassVar[int]
@@ -530,6 +633,7 @@ class Plan(_message.Message):
     INFO_FIELD_NUMBER: _ClassVar[int]
     DISPLACED_FIELD_NUMBER: _ClassVar[int]
     MOVE_CURVE_FIELD_NUMBER: _ClassVar[int]
+    MIGRATION_FIELD_NUMBER: _ClassVar[int]
     placements: _containers.RepeatedCompositeFieldContainer[ReplicaPlacement]
     budgets: PowerBudgets
     unplaced: _containers.RepeatedCompositeFieldContainer[UnplacedWorkload]
@@ -537,7 +641,8 @@ class Plan(_message.Message):
     info: SolveInfo
     displaced: _containers.RepeatedCompositeFieldContainer[Displaced]
     move_curve: _containers.RepeatedCompositeFieldContainer[MovePoint]
-    def __init__(self, placements: _Optional[_Iterable[_Union[ReplicaPlacement, _Mapping]]] = ..., budgets: _Optional[_Union[PowerBudgets, _Mapping]] = ..., unplaced: _Optional[_Iterable[_Union[UnplacedWorkload, _Mapping]]] = ..., objective: _Optional[_Union[ObjectiveTiers, _Mapping]] = ..., info: _Optional[_Union[SolveInfo, _Mapping]] = ..., displaced: _Optional[_Iterable[_Union[Displaced, _Mapping]]] = ..., move_curve: _Optional[_Iterable[_Union[MovePoint, _Mapping]]] = ...) -> None: ...
+    migration: Migration
+    def __init__(self, placements: _Optional[_Iterable[_Union[ReplicaPlacement, _Mapping]]] = ..., budgets: _Optional[_Union[PowerBudgets, _Mapping]] = ..., unplaced: _Optional[_Iterable[_Union[UnplacedWorkload, _Mapping]]] = ..., objective: _Optional[_Union[ObjectiveTiers, _Mapping]] = ..., info: _Optional[_Union[SolveInfo, _Mapping]] = ..., displaced: _Optional[_Iterable[_Union[Displaced, _Mapping]]] = ..., move_curve: _Optional[_Iterable[_Union[MovePoint, _Mapping]]] = ..., migration: _Optional[_Union[Migration, _Mapping]] = ...) -> None: ...
 
 class Violation(_message.Message):
     __slots__ = ("rule", "subject", "message")
