@@ -52,7 +52,9 @@ from placement.core.domain import (
     SolveInfo,
     SolveStatus,
 )
+from placement.core.sequence import migration
 from placement.core.verify import verify
+from placement.core.verify_sequence import verify_migration
 from placement.generator import profile
 from placement.run.solve import solve
 
@@ -156,6 +158,7 @@ def figures(problem: Problem, plan: Plan, wall_s: float, baseline: bool = False)
         raise AssertionError(f"plan fails verification: {bad[:3]}")
     forced = sum(1 for d in plan.displaced if d.forced)
     return {
+        **_migration_figures(problem, plan),
         "replicas": len(plan.placements),
         "moves": len(plan.displaced),
         "forced": forced,
@@ -164,6 +167,23 @@ def figures(problem: Problem, plan: Plan, wall_s: float, baseline: bool = False)
         "status": plan.info.status.value,
         "method": plan.info.method,
         "wall_s": round(wall_s, 1),
+    }
+
+
+def _migration_figures(problem: Problem, plan: Plan) -> dict[str, Any]:
+    """The plan's migration sequence (the engine's, or built here for a baseline), checked again by
+    the independent transient verifier: steps, safe or not, and each site's peak against its cap."""
+    m = plan.migration if plan.migration is not None else migration(problem, plan)
+    bad = verify_migration(problem, plan, m)
+    peak = max((p.peak_w / p.usable_w for p in m.site_peaks if p.usable_w > 0), default=0.0)
+    return {
+        "migration_steps": len(m.steps),
+        "migration_safe": m.safe,
+        "migration_blocked": len(m.blocked),
+        "migration_down": len(m.downtime),
+        "transient_ok": not bad,
+        "peak_site_pct": round(100 * peak, 2),
+        "site_peaks": [(p.name, p.start_w, p.peak_w, p.end_w, p.usable_w) for p in m.site_peaks],
     }
 
 
@@ -247,12 +267,14 @@ def table(records: Sequence[dict[str, Any]]) -> str:
     """Medians over the seeds of each size: the targets and the baselines beside ours."""
     lines = [
         "| size | seeds | running | unchanged moves % | drain: forced, ours, descheduler, scratch "
-        "| grow: ours, descheduler, scratch moves | budget gain / scratch gain % |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| grow: ours, descheduler, scratch moves | budget gain / scratch gain % "
+        "| ours' migrations: steps (median), all pass the transient check, all safe, peak site % |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for size in dict.fromkeys(r["size"] for r in records):
         rs = [r for r in records if r["size"] == size]
         c = [checks(r) for r in rs]
+        ours = [r[k]["ours"] for r in rs for k in ("unchanged", "drain", "grow", "budget")]
 
         def med(f: Any, rs: list[dict[str, Any]] = rs) -> float:
             return statistics.median(f(r) for r in rs)
@@ -264,7 +286,10 @@ def table(records: Sequence[dict[str, Any]]) -> str:
             f"{med(lambda r: r['drain']['descheduler']['moves']):.0f}, {med(lambda r: r['drain']['scratch']['moves']):.0f} "
             f"| {med(lambda r: r['grow']['ours']['moves']):.0f}, {med(lambda r: r['grow']['descheduler']['moves']):.0f}, "
             f"{med(lambda r: r['grow']['scratch']['moves']):.0f} "
-            f"| {statistics.median(x['budget_gain_share_pct'] for x in c):.1f} |"
+            f"| {statistics.median(x['budget_gain_share_pct'] for x in c):.1f} "
+            f"| {statistics.median(f['migration_steps'] for f in ours):,.0f}, "
+            f"{all(f['transient_ok'] for f in ours)}, {all(f['migration_safe'] for f in ours)}, "
+            f"{max(f['peak_site_pct'] for f in ours):.1f} |"
         )
     return "\n".join(lines)
 
