@@ -18,7 +18,7 @@ from placement.run.solve import solve
 
 GPU = d.GpuType("X", 80.0, 700, 60, 60, (d.PowerLevel(350, 70), d.PowerLevel(700, 100)), False)
 WORK_8 = 8 * 1000 * 100  # priority 1, eight whole GPUs at full throughput
-PRICE_8 = WORK_8 // 10  # one move of such a replica (move_cost 1): a tenth of its work
+PRICE_8 = WORK_8 // 2  # one move of such a replica (move_cost 1): half of its work
 
 
 def racks(nodes: int = 2, rack_kw: float = 200.0) -> d.Fleet:
@@ -56,7 +56,7 @@ def full_fleet(newcomer: int, low_cost: int = 1, **options: object) -> d.Problem
 @pytest.mark.parametrize(
     ("move_cost", "max_moves", "price"),
     [
-        pytest.param(1, None, PRICE_8, id="priced-a-tenth-of-its-work"),
+        pytest.param(1, None, PRICE_8, id="priced-half-of-its-work"),
         pytest.param(3, None, 3 * PRICE_8, id="move-cost-three"),
         pytest.param(0, None, 0, id="free-to-move"),
         pytest.param(1, 4, 0, id="a-budget-spends-moves-freely"),
@@ -82,11 +82,11 @@ def test_a_moved_replica_costs_its_price_in_tier_one(
     ("newcomer", "low_cost", "options", "placed"),
     [
         # newcomer of priority 2 in low's place: 1.6M gained, 0.8M lost, so it pays below 0.8M of price
-        pytest.param(2, 1, {}, True, id="priced-earns-more-than-the-price"),
-        pytest.param(2, 9, {}, True, id="move-cost-9-0.72M-still-pays"),
-        pytest.param(2, 11, {}, False, id="move-cost-11-0.88M-outprices-the-gain"),
+        pytest.param(2, 1, {}, True, id="move-cost-1-0.4M-pays"),
+        pytest.param(2, 2, {}, False, id="move-cost-2-0.8M-only-breaks-even"),
+        pytest.param(2, 3, {}, False, id="move-cost-3-1.2M-outprices-the-gain"),
         pytest.param(2, 0, {}, True, id="free-to-move"),
-        pytest.param(2, 11, {"max_moves": 1}, True, id="a-budget-of-one-buys-it-at-any-cost"),
+        pytest.param(2, 3, {"max_moves": 1}, True, id="a-budget-of-one-buys-it-at-any-cost"),
         pytest.param(2, 1, {"max_moves": 0}, False, id="a-budget-of-zero-keeps-all"),
         pytest.param(1, 1, {}, False, id="equal-priority-never-pays"),
         pytest.param(1, 0, {"max_moves": 1}, False, id="under-a-budget-no-equal-preemption"),

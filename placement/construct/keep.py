@@ -10,9 +10,9 @@ kernel):
    short (a cap lowered in place is no move); a replica whose node is not a candidate any more
    (not READY, a static rule) or that does not fit is displaced;
 3. a workload that lost replicas gets them back elsewhere with the fewest moves: its kept
-   replicas stay when they meet its rules and the greedy adds to them
-   (``greedy.place_workload(existing=...)``, current groups first); where they do not, the
-   workload is placed afresh, all or nothing, preferring its current nodes;
+   replicas stay and the greedy adds to them (``greedy.place_workload(existing=...)``, current
+   groups first); only where they then still break its rules (spread, site survival, a minimum
+   raised) is the workload placed afresh, all or nothing, preferring its current nodes;
 4. the rest filled by the greedy's ``fill`` (new workloads, replicas up to max_replicas).
 
 Nothing running is left out but what the input forces (its nodes gone or its rules broken), so
@@ -44,6 +44,7 @@ def keep_current(
     place_pinned(st)
     running = sorted((w for w, wk in enumerate(wl) if wk.running), key=lambda w: (-wl[w].priority, w))
     lost: list[int] = []
+    shorts: set[int] = set()  # running workloads whose kept replicas alone break their rules
     for w in running:
         wk = wl[w]
         kept: list[int] = []
@@ -59,12 +60,20 @@ def keep_current(
         short = bool(kept) and st.workload_short(w, kept) is not None
         if len(kept) < len(wk.current) or short:
             lost.append(w)
-        if short:  # its kept replicas alone break its rules (or it was scaled up): placed afresh below
-            _take_back(st, w)
+        if short:  # its kept replicas alone break its rules (or it was scaled up): completed below
+            shorts.add(w)
     held = _held(st)
     for w in lost:
+        mine = held.get(w, [])
+        if w in shorts and w in p.options:  # first more replicas beside the kept ones (no move)
+            place_workload(st, w, existing=mine)
+            if st.workload_short(w, _held(st).get(w, [])) is None:
+                continue
+        if w in shorts:  # still short: placed afresh, all or nothing
+            _take_back(st, w)
+            mine = []
         if w in p.options:
-            place_workload(st, w, existing=held.get(w, []))
+            place_workload(st, w, existing=mine)
     if (deadline is None or time.monotonic() < deadline) and (stop is None or not stop.is_set()):
         fill(st, deadline)
         held = _held(st)

@@ -224,7 +224,7 @@ class Spread:
     min_distinct: int
 
 
-MOVE_PRICE_PCT = 10  # one move (move_cost 1) costs this percent of the moved replica's own work
+MOVE_PRICE_PCT = 50  # one move (move_cost 1) costs this percent of the moved replica's own work
 
 
 @dataclass(frozen=True)
@@ -277,7 +277,7 @@ class Workload:
     host_memory_mib: int = 0
     current: tuple[CurrentReplica, ...] = ()
     pinned: bool = False  # the current replicas stay exactly where they are; none added or moved
-    # what one move of a current replica must earn, in tenths of its own work (``move_price_per_replica``),
+    # what one move of a current replica must earn, in halves of its own work (``move_price_per_replica``),
     # where moves are priced (``Problem.moves_priced``); also its weight in the moves tier; 0: free
     move_cost: int = 1
     # disruption budget (PodDisruptionBudget's maxUnavailable): at most one of the two; None: no limit
@@ -326,9 +326,9 @@ class Workload:
 
     @property
     def move_price_per_replica(self) -> int:
-        """Placed work one moved current replica costs where moves are priced: ``move_cost`` tenths
-        of the replica's own work at full throughput (``MOVE_PRICE_PCT`` percent of ``priority *
-        work_milli * 100``): a restart elsewhere is a one-off, placed work a lasting rate."""
+        """Placed work one moved current replica costs where moves are priced: ``move_cost`` times
+        ``MOVE_PRICE_PCT`` percent (half) of the replica's own work at full throughput (``priority *
+        work_milli * 100``): a move must earn half a replica more than it takes."""
         return self.move_cost * self.priority * self.work_milli * MOVE_PRICE_PCT
 
     @property
