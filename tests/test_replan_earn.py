@@ -186,3 +186,24 @@ def test_earn_lowers_caps_in_place_before_it_moves_anything() -> None:
     plan = solve(problem)
     assert verify(problem, plan) == [] and plan.displaced == ()
     assert {p.workload for p in plan.placements} == {"low", "new"}
+
+
+def test_a_scaled_up_workload_placed_anew_names_its_moves_forced() -> None:
+    """Two replicas run on a0; the minimum rose to three with spread over three nodes, so the
+    workload is placed anew; the replicas it leaves are forced moves (rule ``replicas``)."""
+    cur = tuple(d.CurrentReplica("a0", (k,), 700) for k in range(2))
+    w = d.Workload(
+        "svc",
+        gpus=1,
+        memory_gib=40.0,
+        min_replicas=3,
+        max_replicas=3,
+        spread=d.Spread(d.SpreadLevel.NODE, 3),
+        current=cur,
+    )
+    problem = d.Problem(racks(3), (w,), d.SolveOptions(max_moves=0, time_limit_s=5))
+    plan = solve(problem)
+    assert verify(problem, plan) == [] and len(plan.placements) == 3
+    moved = [m for m in plan.displaced]
+    assert all((m.rule, m.forced) == ("replicas", True) for m in moved)
+    assert len(moved) == 2 - sum(1 for p in plan.placements if p.node == "a0")

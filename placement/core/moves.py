@@ -14,7 +14,9 @@ workload (current, not pinned) that the plan does not keep on its node, from the
 * ``moved``: the optimiser's choice (within the disruption budgets); ``to_node`` names a node
   where the workload gained a replica.
 
-Forced moves by power: where the current placement, each replica at its recorded cap, overdraws
+A workload scaled up past what runs (fewer current replicas than ``min_replicas``) is placed
+anew whole, so its moves are forced (``replicas``), as the verifier counts them. Forced moves by
+power: where the current placement, each replica at its recorded cap, overdraws
 a power domain or a site (its capacity fell), every move off its nodes is forced
 (``domain_power``, ``site_power``, with the watts), as the verifier counts them; the verifier
 checks the budgets and preemption itself.
@@ -128,6 +130,11 @@ def displaced(problem: Problem, placements: Iterable[ReplicaPlacement]) -> tuple
             elif c.node in overdrawn:
                 rule, forced = overdrawn[c.node][0], True
                 msg = f"{where}: {overdrawn[c.node][1]}"
+            elif len(w.current) < w.min_replicas:
+                rule, forced = "replicas", True
+                msg = (
+                    f"{where}: scaled up to {w.min_replicas} replicas while {len(w.current)} run: placed anew"
+                )
             if rule == "moved" and w.name not in placed:
                 domain = node.power_domain if node is not None else ""
                 takers = sorted((-prio[v], v) for v in gained_in.get(domain, ()) if prio[v] > w.priority)
