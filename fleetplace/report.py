@@ -74,7 +74,8 @@ def status_line(plan: Plan) -> str:
     if info.gap is not None:
         parts.append(f"gap {info.gap * 100:.2f}%")
     if info.bound is not None:
-        parts.append(f"bound {info.bound:,.0f} placed work")
+        of = "placed work less the moves' price" if plan.objective.move_price else "placed work"
+        parts.append(f"bound {info.bound:,.0f} {of}")
     if info.method:  # what made the plan, and the solvers that ran for it
         used = ", ".join(info.solvers)
         if used and info.solver_version:

@@ -207,3 +207,13 @@ def test_a_scaled_up_workload_placed_anew_names_its_moves_forced() -> None:
     moved = [m for m in plan.displaced]
     assert all((m.rule, m.forced) == ("replicas", True) for m in moved)
     assert len(moved) == 2 - sum(1 for p in plan.placements if p.node == "a0")
+
+
+def test_the_status_line_says_what_the_bound_is_on() -> None:
+    """Where moves are priced, the bound is on placed work less their price, and the line says so."""
+    priced = solve(full_fleet(3))
+    assert priced.objective.move_price > 0
+    assert "placed work less the moves' price" in render(full_fleet(3), priced).splitlines()[1]
+    plain = d.Problem(racks(), (eight("new", priority=2),), d.SolveOptions(time_limit_s=5))
+    line = render(plain, solve(plain)).splitlines()[1]
+    assert "placed work" in line and "moves' price" not in line
