@@ -136,6 +136,54 @@ class _WorkloadStats:
     indices: dict[int, int] = field(default_factory=lambda: defaultdict(int))
 
 
+def _count_rules(w: Workload, st: _WorkloadStats) -> list[tuple[str, str]]:
+    """Rules 10-12 for a workload with the replicas ``st`` counts: (rule, message) per breach."""
+    out: list[tuple[str, str]] = []
+    r = st.replicas
+    # 10. replicas
+    if r < w.min_replicas:
+        out.append(
+            ("replicas", f"{w.name} has {r} replicas, at least {w.min_replicas} (or none) are required")
+        )
+    if r > w.max_replicas:
+        out.append(("replicas", f"{w.name} has {r} replicas, at most {w.max_replicas} allowed"))
+    # 11. spread
+    if w.spread is not None:
+        level = w.spread.level
+        distinct = (
+            len(st.per_site)
+            if level is SpreadLevel.SITE
+            else len(st.domains)
+            if level is SpreadLevel.POWER_DOMAIN
+            else len(st.nodes)
+        )
+        if distinct < w.spread.min_distinct:
+            noun = {SpreadLevel.SITE: "sites", SpreadLevel.POWER_DOMAIN: "power domains"}.get(level, "nodes")
+            out.append(
+                (
+                    "spread",
+                    f"{w.name} uses {distinct} distinct {noun}, at least {w.spread.min_distinct} required",
+                )
+            )
+    # 12. site-loss survival
+    need = w.survivors_required
+    if need > 0:
+        for site_name, r_s in sorted(st.per_site.items()):
+            if r - r_s < need:
+                out.append(
+                    (
+                        "site_survival",
+                        f"losing site {site_name} leaves {r - r_s} of {r} replicas of {w.name}, "
+                        f"{need} required ({w.survive_site_loss_pct}% of {w.min_replicas})",
+                    )
+                )
+        if r < need:
+            out.append(
+                ("site_survival", f"{w.name} has {r} replicas, {need} must survive the loss of any site")
+            )
+    return out
+
+
 def _subject(p: ReplicaPlacement) -> str:
     return f"{p.workload}[{p.replica}]"
 
@@ -461,55 +509,11 @@ class _Verifier:
             st = self.stats.get(w.name)
             if st is None:
                 continue
-            r = st.replicas
             for idx, count in sorted(st.indices.items()):
                 if count > 1:
                     self.add("replicas", w.name, f"replica index {idx} of {w.name} is used {count} times")
-            # 10. replicas
-            if r < w.min_replicas:
-                self.add(
-                    "replicas",
-                    w.name,
-                    f"{w.name} has {r} replicas, at least {w.min_replicas} (or none) are required",
-                )
-            if r > w.max_replicas:
-                self.add("replicas", w.name, f"{w.name} has {r} replicas, at most {w.max_replicas} allowed")
-            # 11. spread
-            if w.spread is not None:
-                level = w.spread.level
-                distinct = (
-                    len(st.per_site)
-                    if level is SpreadLevel.SITE
-                    else len(st.domains)
-                    if level is SpreadLevel.POWER_DOMAIN
-                    else len(st.nodes)
-                )
-                if distinct < w.spread.min_distinct:
-                    noun = {SpreadLevel.SITE: "sites", SpreadLevel.POWER_DOMAIN: "power domains"}.get(
-                        level, "nodes"
-                    )
-                    self.add(
-                        "spread",
-                        w.name,
-                        f"{w.name} uses {distinct} distinct {noun}, at least {w.spread.min_distinct} required",
-                    )
-            # 12. site-loss survival
-            need = w.survivors_required
-            if need > 0:
-                for site_name, r_s in sorted(st.per_site.items()):
-                    if r - r_s < need:
-                        self.add(
-                            "site_survival",
-                            w.name,
-                            f"losing site {site_name} leaves {r - r_s} of {r} replicas of {w.name}, "
-                            f"{need} required ({w.survive_site_loss_pct}% of {w.min_replicas})",
-                        )
-                if r < need:
-                    self.add(
-                        "site_survival",
-                        w.name,
-                        f"{w.name} has {r} replicas, {need} must survive the loss of any site",
-                    )
+            for rule, message in _count_rules(w, st):
+                self.add(rule, w.name, message)
 
     def unplaced_rules(self) -> None:
         listed: dict[str, int] = defaultdict(int)
@@ -772,26 +776,15 @@ class _Verifier:
     def _keepable(self, w: Workload) -> bool:
         """Its current replicas meet its own rules 10-12 (counts, spread, site survival) where they
         run: else no plan can keep it as it is, and leaving it out is the input's doing."""
-        nodes = [self.nodes[c.node] for c in w.current if c.node in self.nodes]
-        r = len(nodes)
-        if not w.min_replicas <= r <= w.max_replicas:
-            return False
-        per_site: dict[str, int] = defaultdict(int)
-        for n in nodes:
-            per_site[n.site] += 1
-        if w.spread is not None:
-            level = w.spread.level
-            distinct = len(
-                per_site
-                if level is SpreadLevel.SITE
-                else {(n.site, n.power_domain) for n in nodes}
-                if level is SpreadLevel.POWER_DOMAIN
-                else {n.name for n in nodes}
-            )
-            if distinct < w.spread.min_distinct:
-                return False
-        need = w.survivors_required
-        return need == 0 or (r >= need and all(r - k >= need for k in per_site.values()))
+        st = _WorkloadStats()
+        for c in w.current:
+            node = self.nodes.get(c.node)
+            if node is not None:
+                st.replicas += 1
+                st.per_site[node.site] += 1
+                st.domains.add(node.power_domain)
+                st.nodes.add(node.name)
+        return not _count_rules(w, st)
 
     def _evictor(self, w: Workload, planned: dict[tuple[str, str], int]) -> str | None:
         nodes = {c.node for c in w.current if c.node in self.nodes}

@@ -44,6 +44,7 @@ from placement.construct.greedy import place_workload, raise_levels
 from placement.core.candidates import Prepared
 from placement.core.domain import SpreadLevel
 from placement.core.energy import allowed_levels, replica_work
+from placement.core.objective import throughput_pct, top_throughput_pct
 from placement.core.state import Fit, FleetState, Row, disruption_short, forced_nodes, level_at
 
 log = logging.getLogger(__name__)
@@ -66,16 +67,13 @@ class Action:
     work: int
 
 
-def _row_work(st: FleetState, row: tuple[int, int, tuple[int, ...], int, int]) -> int:
+def _row_work(st: FleetState, row: Row) -> int:
+    """Placed work of one placement row, as ``objective.evaluate`` counts it."""
     w, n, _idx, milli, cap = row
     wk = st.p.problem.workloads[w]
-    levels = st.p.nodes[n].gpu.power_levels
-    if milli < 1000 or wk.is_fractional:
-        return replica_work(wk, levels[-1].relative_throughput_pct if levels else 0)
-    for lv in levels:
-        if lv.power_cap_w == cap:
-            return replica_work(wk, lv.relative_throughput_pct)
-    return 0
+    gpu = st.p.nodes[n].gpu
+    fractional = milli < 1000 or wk.is_fractional
+    return replica_work(wk, top_throughput_pct(gpu) if fractional else throughput_pct(gpu, cap))
 
 
 class _Earner:
