@@ -10,6 +10,7 @@ import pytest
 from fleetplace.report import render
 from placement.construct.keep import keep_current
 from placement.core import domain as d
+from placement.core.assemble import assemble
 from placement.core.candidates import filter_candidates
 from placement.core.objective import evaluate
 from placement.core.verify import verify
@@ -127,6 +128,38 @@ def test_earn_spends_at_most_the_budget_and_each_action_gains() -> None:
     assert all(a.work > 0 for a in actions)
     assert after.placed_work - before.placed_work == sum(a.work for a in actions) == 2 * (3 - 1) * WORK_8
     assert sum(1 for p in st.to_placements() if p.workload.startswith("new")) == 2
+
+
+def _halves(max_moves: int | None) -> d.Problem:
+    """``low`` (priority 1, eight GPUs) runs on the only node; ``n1`` and ``n2`` (priority 2, four
+    GPUs each) are new. Either newcomer alone earns what ``low`` loses (4 x 2 = 8 x 1): only the
+    two together, where ``low`` makes way, earn."""
+    halves = tuple(d.Workload(f"n{k}", gpus=4, memory_gib=160.0, priority=2, max_replicas=1) for k in (1, 2))
+    return d.Problem(racks(1), (eight("low", current="a0"), *halves), d.SolveOptions(max_moves=max_moves))
+
+
+@pytest.mark.parametrize(
+    ("max_moves", "runs"),
+    [
+        pytest.param(1, {"n1", "n2"}, id="budget-of-one-low-makes-way"),
+        pytest.param(0, {"low"}, id="budget-of-none-nothing-moves"),
+        pytest.param(None, {"low"}, id="priced-no-victims"),
+    ],
+)
+def test_a_victim_makes_way_for_newcomers_that_earn_together(max_moves: int | None, runs: set[str]) -> None:
+    problem = _halves(max_moves)
+    prepared = filter_candidates(problem)
+    st = keep_current(prepared)
+    actions = earn(st)
+    got = st.to_placements()
+    assert {p.workload for p in got} == runs
+    _plan, bad = assemble(prepared, got, d.SolveInfo(d.SolveStatus.FEASIBLE), explain_until=0.0)
+    assert bad == []
+    if max_moves:
+        assert (
+            sum(a.moved for a in actions) == 1
+            and sum(a.work for a in actions) == 2 * 4 * 2 * 100_000 - WORK_8
+        )
 
 
 # ------------------------------------------------------------------ keep_current: a scale-up

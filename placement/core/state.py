@@ -28,7 +28,8 @@ The independent verifier (``placement.verify``) recomputes every rule from the p
 alone: the kernel and the verifier are the two places where the rules are written.
 
 Changes (``add``, ``add_at``, ``remove``, ``pop``, ``set_level``) keep every counter
-right (free GPUs per node, node group and cell; draw per node, power domain and site);
+right (free GPUs per node, node group and cell; draw per node, power domain and site; the
+rows on each node, ``rows_at``, and each workload's replicas per node, ``nodes_of``);
 between ``mark()`` and ``undo(mark)`` they are journaled, so a method may try a change
 and take it back whatever it was. ``from_placements`` reads a finished plan;
 ``to_placements`` numbers its replicas.
@@ -40,7 +41,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from placement.core.candidates import Candidate, Prepared, spread_entity
 from placement.core.domain import (
@@ -147,6 +148,10 @@ class FleetState:
         self._capped = [wk.capped for wk in self._workloads]
         self.on_node: Counter[tuple[int, int]] = Counter()
         self.in_domain: Counter[tuple[int, tuple[str, str]]] = Counter()
+        # the placements by node (a multiset of rows) and by workload (replicas per node), for
+        # methods that look at one node or one workload without a pass over every placement
+        self.rows_at: list[Counter[Row]] = [Counter() for _ in range(n)]
+        self.nodes_of: list[Counter[int]] = [Counter() for _ in self._workloads]
 
     def admit(self, problem: Problem) -> None:
         """Take ``problem`` as the state's own: the same fleet, the workloads known so far first,
@@ -158,6 +163,7 @@ class FleetState:
         self._workloads = problem.workloads
         self._mem_of.extend(memory_milli_gib(w.memory_gib) for w in problem.workloads[known:])
         self._capped.extend(w.capped for w in problem.workloads[known:])
+        self.nodes_of.extend(Counter() for _ in problem.workloads[known:])
 
     # ----------------------------------------------------------------- questions
     def node_w(self, n: int) -> int:
@@ -459,6 +465,8 @@ class FleetState:
             self.on_node[(w, n)] += 1
             self.in_domain[(w, info.domain_key)] += 1
         self.placements.append(row)
+        self.rows_at[n][row] += 1
+        self.nodes_of[w][n] += 1
         self._repower(n, before)
 
     def _drop_last(self) -> Row:
@@ -488,6 +496,8 @@ class FleetState:
         if self._capped[w]:
             self.on_node[(w, n)] -= 1
             self.in_domain[(w, info.domain_key)] -= 1
+        _less(self.rows_at[n], row)
+        _less(self.nodes_of[w], n)
         self._repower(n, before)
         return row
 
@@ -496,6 +506,8 @@ class FleetState:
         before = self.node_w(n)
         self.gpu_w[n] += len(idx) * (new_cap - cap)
         self.placements[i] = (w, n, idx, milli, new_cap)
+        _less(self.rows_at[n], (w, n, idx, milli, cap))
+        self.rows_at[n][self.placements[i]] += 1
         self._repower(n, before)
 
     def _swap(self, i: int, k: int) -> None:
@@ -528,6 +540,15 @@ class FleetState:
         for pl in placements:
             st.add_at(wi[pl.workload], prepared.node_index[pl.node], pl.gpu_indices, pl.power_cap_w)
         return st
+
+
+def _less(counter: Counter[Any], key: Any) -> None:
+    """One fewer ``key`` in ``counter``; a count of zero is no key (the counters' keys are what is there)."""
+    left = counter[key] - 1
+    if left:
+        counter[key] = left
+    else:
+        del counter[key]
 
 
 def rules_hold(p: Prepared, wk: Workload, nodes: Sequence[int]) -> bool:
@@ -704,30 +725,23 @@ def disruption_short(
     wl = p.problem.workloads
     opts = p.problem.options
     forced = forced_nodes(p) if forced is None else forced
-    planned: Counter[tuple[int, int]] = Counter()
-    for w, n, *_ in rows:
-        planned[(w, n)] += 1
+    planned: Counter[tuple[int, int]] = Counter((row[0], row[1]) for row in rows)
     placed = {w for w, _n in planned}
-    total = 0
+    mine: Counter[int] = Counter()
     per_site: Counter[str] = Counter()
     per_domain: Counter[tuple[str, str]] = Counter()
-    for w, wk in enumerate(wl):
-        if not wk.running:
+    for (w, n), cur in p.current.items():
+        moved = cur - planned[(w, n)]
+        if moved <= 0 or not wl[w].running or n in forced.get(w, ()):
             continue
-        here = Counter(p.node_index[cr.node] for cr in wk.current if cr.node in p.node_index)
-        mine = 0
-        for n, cur in here.items():
-            if n in forced.get(w, ()):
-                continue
-            moved = max(0, cur - planned[(w, n)])
-            mine += moved
-            per_site[p.nodes[n].site.name] += moved
-            per_domain[p.nodes[n].domain_key] += moved
-        total += mine
-        limit = wk.max_unavailable
-        if limit is not None and mine > limit:
+        mine[w] += moved
+        per_site[p.nodes[n].site.name] += moved
+        per_domain[p.nodes[n].domain_key] += moved
+    for w, moved in mine.items():
+        limit = wl[w].max_unavailable
+        if limit is not None and moved > limit:
             return "max_unavailable"
-    if opts.max_moves is not None and total > opts.max_moves:
+    if opts.max_moves is not None and sum(mine.values()) > opts.max_moves:
         return "max_moves"
     if opts.max_moves_per_site is not None and max(per_site.values(), default=0) > opts.max_moves_per_site:
         return "max_moves_per_site"
@@ -736,8 +750,9 @@ def disruption_short(
         and max(per_domain.values(), default=0) > opts.max_moves_per_power_domain
     ):
         return "max_moves_per_power_domain"
+    gained = [(v, n) for (v, n), count in planned.items() if count > p.current.get((v, n), 0)]
     for w, wk in enumerate(wl):
-        if wk.protected(opts) and w not in placed and w not in forced and evictor(p, w, planned) is None:
+        if wk.protected(opts) and w not in placed and w not in forced and evictor(p, w, gained) is None:
             runs_on = [p.node_index[cr.node] for cr in wk.current if cr.node in p.node_index]
             if (
                 workload_short(p, wk, runs_on) is None
@@ -746,16 +761,17 @@ def disruption_short(
     return None
 
 
-def evictor(p: Prepared, w: int, planned: Counter[tuple[int, int]]) -> int | None:
+def evictor(p: Prepared, w: int, gained: Iterable[tuple[int, int]]) -> int | None:
     """A workload of higher priority than ``w`` that gained a replica (beyond its current ones) on a
-    node of ``w``'s current replicas or in one of their power domains, or None; the highest first."""
+    node of ``w``'s current replicas or in one of their power domains, or None; the highest first.
+    ``gained``: the plan's (workload, node) pairs with more replicas than run there today."""
     wl = p.problem.workloads
     nodes = {p.node_index[cr.node] for cr in wl[w].current if cr.node in p.node_index}
     domains = {p.nodes[n].domain_key for n in nodes}
     best: int | None = None
-    for (v, n), count in planned.items():
+    for v, n in gained:
         if wl[v].priority <= wl[w].priority or (n not in nodes and p.nodes[n].domain_key not in domains):
             continue
-        if count > p.current.get((v, n), 0) and (best is None or wl[v].priority > wl[best].priority):
+        if best is None or wl[v].priority > wl[best].priority:
             best = v
     return best

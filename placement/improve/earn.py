@@ -1,18 +1,27 @@
 """Moves that earn their place: make room for work the current placement leaves out (issue 15, item 6).
 
 ``earn(st, deadline, stop)`` improves a re-plan's state (the current placement repaired and
-filled, ``construct.keep.keep_current``) one action at a time. An action takes one workload the
-state leaves out, or holds below ``max_replicas``, and adds its replicas one by one; where no
-candidate node has room, room is made on one (``room_on``):
+filled, ``construct.keep.keep_current``) in rounds of two phases while either keeps an action,
+each phase given at most ``PHASE_SHARE`` of the time left:
 
-1. where the kernel finds watts short: the caps of whole-GPU replicas (of no higher priority)
-   in the node's power domain go down to their lowest allowed level, the least placed work lost
-   per watt freed first (a cap lowered in place is no move);
-2. then replicas of no higher priority are taken off the node, then off its power domain, the
-   lowest priority first, then those that cost no move (not running there today), then the
-   least placed work, until the replica fits; each workload taken from is placed again whole
-   elsewhere (its rules kept) or, of lower priority than the target, runs fewer replicas or is
-   left out (preempted: the target gained a replica on its node).
+* ``make_way`` (under a ``max_moves`` budget only): running workloads of low priority, the
+  least placed work per GPU first, in turn; all of a victim's replicas are taken off and the
+  most valuable workloads of higher priority that may use its power domains
+  (``VICTIM_TARGETS``) are placed as the greedy places them, as many replicas as fit. With
+  moves priced and no budget, victims would move more replicas than a re-plan should for growth
+  (docs/experiments/2026-12-07-make-way.md), so this phase does not run.
+* ``add_targets``: one workload the state leaves out, or holds below ``max_replicas``, at a
+  time; its replicas are added one by one and, where no candidate node has room, room is made
+  on one (``room_on``):
+
+  1. where the kernel finds watts short: the caps of whole-GPU replicas (of no higher
+     priority) in the node's power domain go down to their lowest allowed level, the least
+     placed work lost per watt freed first (a cap lowered in place is no move);
+  2. then replicas of no higher priority are taken off the node, then off its power domain,
+     the lowest priority first, then those that cost no move (not running there today), then
+     the least placed work, until the replica fits; each workload taken from is placed again
+     whole elsewhere (its rules kept) or, of lower priority than the target, runs fewer
+     replicas or is left out (preempted: the target gained a replica on its node).
 
 Each replica tries at most ``NODES_TRIED`` candidate nodes, likely cheapest first (a site or
 rack its spread and site survival still want, no replica of higher priority there, the fewest
@@ -26,7 +35,8 @@ prefixes of a target's replicas that meet its rules, the one that earns most is 
 * a ``max_moves`` budget is set: it adds placed work and its moves fit what the budget has left;
 
 and the kernel finds every disruption budget and upward-only preemption kept
-(``state.disruption_short``). Targets go most valuable first (priority, then work per replica).
+(``state.disruption_short``); a victim's trade is kept on the same terms. Targets go most
+valuable first (priority, then work per replica).
 Every change goes through the rule kernel (``FleetState``); an action that fails is undone
 whole. At the end the watts lowered caps left unused go back to higher levels
 (``greedy.raise_levels``).
@@ -45,7 +55,7 @@ from placement.core.candidates import Prepared
 from placement.core.domain import SpreadLevel
 from placement.core.energy import allowed_levels, replica_work
 from placement.core.objective import throughput_pct, top_throughput_pct
-from placement.core.state import Fit, FleetState, Row, disruption_short, forced_nodes, level_at
+from placement.core.state import FULL_MILLI, Fit, FleetState, Row, disruption_short, forced_nodes, level_at
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +63,8 @@ NODES_TRIED = 32  # candidate nodes a target tries to make room on
 WATTS = ("domain_power", "site_power")  # the kernel's rules that lowering caps can help
 ROOMS_COMPARED = 6  # rooms found on that many nodes are compared, the cheapest made
 MOST_EVICTED = 8  # replicas taken off a node and its rack for one target replica
+VICTIM_TARGETS = 20  # targets placed where a victim made way
+PHASE_SHARE = 0.5  # of the time left, at most, for one phase
 
 
 @dataclass(frozen=True)
@@ -87,7 +99,8 @@ class _Earner:
         self.left = self.p.problem.options.max_moves  # None: moves priced, no count limit
         self.forced = forced_nodes(self.p)
         self.actions: list[Action] = []
-        self.most: int | None = None  # targets tried at most (the deterministic mode)
+        self.most: int | None = None  # tries per phase at most (the deterministic mode)
+        self.phase_end: float | None = None  # the running phase's share of the time ends
         self.tries = 0
         # a move counted at a typical running replica's price (priced) or its whole work (a budget)
         worth = sorted(
@@ -97,13 +110,24 @@ class _Earner:
             for v, _n in self.p.current
         )
         self.move_worth = worth[len(worth) // 2] if worth else 0
-        self.in_domain: dict[tuple[str, str], set[int]] = {}
+        self.in_domain: dict[tuple[str, str], list[int]] = {}
         for info in self.p.nodes:
-            self.in_domain.setdefault(info.domain_key, set()).add(info.index)
+            self.in_domain.setdefault(info.domain_key, []).append(info.index)
+        # the current replicas a plan may move unforced: (workload, node, count)
+        self.unforced = [
+            (v, n, cur)
+            for (v, n), cur in self.p.current.items()
+            if self.wl[v].running and n not in self.forced.get(v, ())
+        ]
+        self._work: dict[Row, int] = {}  # placed work per row (a row's work depends on the row alone)
+        self._domains: dict[int, set[tuple[str, str]]] = {}  # power domains a workload may use
 
     def late(self) -> bool:
-        return (self.deadline is not None and time.monotonic() >= self.deadline) or (
-            self.stop is not None and self.stop.is_set()
+        now = time.monotonic() if self.deadline is not None else 0.0
+        return (
+            (self.deadline is not None and now >= self.deadline)
+            or (self.phase_end is not None and now >= self.phase_end)
+            or (self.stop is not None and self.stop.is_set())
         )
 
     def spent(self) -> bool:
@@ -111,21 +135,32 @@ class _Earner:
         return self.most is not None and self.tries >= self.most
 
     def held(self, w: int) -> list[int]:
-        return [n for v, n, *_ in self.st.placements if v == w]
+        return list(self.st.nodes_of[w].elements())
+
+    def row_work(self, row: Row) -> int:
+        got = self._work.get(row)
+        if got is None:
+            got = self._work[row] = _row_work(self.st, row)
+        return got
+
+    def domain_rows(self, n: int) -> list[Row]:
+        """The placements in node ``n``'s power domain, node by node."""
+        rows_at = self.st.rows_at
+        return [r for m in self.in_domain[self.p.nodes[n].domain_key] for r in rows_at[m].elements()]
 
     def moved(self) -> tuple[int, int]:
         """Unforced current replicas moved in the state: their count and their price."""
-        planned: Counter[tuple[int, int]] = Counter((v, n) for v, n, *_ in self.st.placements)
+        nodes_of = self.st.nodes_of
         count = price = 0
-        for (v, n), cur in self.p.current.items():
-            if self.wl[v].running and n not in self.forced.get(v, ()):
-                gone = max(0, cur - planned[(v, n)])
+        for v, n, cur in self.unforced:
+            gone = cur - nodes_of[v][n]
+            if gone > 0:
                 count += gone
                 price += gone * self.wl[v].move_price_per_replica
         return count, price
 
     def work(self) -> int:
-        return sum(_row_work(self.st, r) for r in self.st.placements)
+        return sum(map(self.row_work, self.st.placements))
 
     def candidates(self, w: int, held: list[int]) -> list[tuple[int, tuple[int, ...], int]]:
         """(node, levels, per_gpu) of ``w``'s candidate nodes, cheapest room first: no replica of
@@ -134,16 +169,17 @@ class _Earner:
         prio = self.wl[w].priority
         top: dict[int, int] = {}
         running: Counter[int] = Counter()
-        for v, n, *_ in st.placements:
-            top[n] = max(top.get(n, 0), self.wl[v].priority)
-            running[n] += (v, n) in self.p.current
-        out = [
-            (n, f.levels, o.per_gpu)
-            for o in self.p.options.get(w, ())
-            for f in o.fits
-            for n in self.p.groups[f.group].nodes
-            if top.get(n, 0) <= prio
-        ]
+        current = self.p.current
+        out = []
+        for o in self.p.options.get(w, ()):
+            for f in o.fits:
+                for n in self.p.groups[f.group].nodes:
+                    if n not in top:
+                        rows = st.rows_at[n]
+                        top[n] = max((self.wl[r[0]].priority for r in rows), default=0)
+                        running[n] = sum(k for r, k in rows.items() if (r[0], n) in current)
+                    if top[n] <= prio:
+                        out.append((n, f.levels, o.per_gpu))
         wk = self.wl[w]
         nodes = self.p.nodes
         level = wk.spread.level if wk.spread is not None else None
@@ -174,8 +210,7 @@ class _Earner:
             st.add(w, fit)
             return fit, 0, 0
         mark = st.mark()
-        dom = self.in_domain[self.p.nodes[n].domain_key]
-        rows = [r for r in st.placements if r[1] in dom and r[0] != w]
+        rows = [r for r in self.domain_rows(n) if r[0] != w]
         here = Counter((r[0], r[1]) for r in rows)
 
         def costs_move(r: Row) -> bool:
@@ -183,7 +218,7 @@ class _Earner:
 
         # on the node first (GPUs and watts), then elsewhere in its rack (watts); those that cost no
         # move first, then the least placed work
-        rows.sort(key=lambda r: (r[1] != n, self.wl[r[0]].priority, costs_move(r), _row_work(st, r)))
+        rows.sort(key=lambda r: (r[1] != n, self.wl[r[0]].priority, costs_move(r), self.row_work(r)))
         rows = [r for r in rows if not self.wl[r[0]].pinned and self.wl[r[0]].priority <= wk.priority]
         evicted: list[int] = []
         moves = lost = 0
@@ -191,7 +226,7 @@ class _Earner:
         if rule in WATTS:  # lower the rack's caps first (no move)
             fit, lost = self.lower_caps(w, n, levels, per_gpu, rows)
             if fit is None:  # the rows as they are now (their caps lowered), in the same order
-                at = {(r[0], r[1], r[2]): r for r in st.placements if r[1] in dom}
+                at = {(r[0], r[1], r[2]): r for r in self.domain_rows(n)}
                 rows = [at[(r[0], r[1], r[2])] for r in rows if (r[0], r[1], r[2]) in at]
         for row in rows[:MOST_EVICTED]:
             if fit is not None:
@@ -224,7 +259,7 @@ class _Earner:
                 row = st.placements[i]
                 if row[0] == v:
                     moves += (v, row[1]) in self.p.current
-                    lost += _row_work(st, row)
+                    lost += self.row_work(row)
                     st.remove(i)
             lost += worth * evicted.count(v)
         return fit, moves, lost
@@ -255,10 +290,10 @@ class _Earner:
         steps.sort(key=lambda x: x[0])
         lost = 0
         for _ratio, row, level in steps:
-            was = _row_work(st, row)
+            was = self.row_work(row)
             i = st.placements.index(row)
             st.set_level(i, level)
-            lost += was - _row_work(st, st.placements[i])
+            lost += was - self.row_work(st.placements[i])
             fit = st.fit_at(w, n, levels, per_gpu)
             if fit is not None:
                 return fit, lost
@@ -329,24 +364,127 @@ class _Earner:
             self.left -= best[2]
         return Action(w, len(self.held(w)) - start, best[2], best[3])
 
-    def run(self) -> list[Action]:
-        st = self.st
-        wl = self.wl
-        st.mark()
-        count = Counter(row[0] for row in st.placements)  # as it starts: who is below max_replicas
-        order = sorted(
-            (w for w in self.p.options if count[w] < wl[w].max_replicas),
+    def targets(self) -> list[int]:
+        """Workloads below ``max_replicas``, the most valuable first (priority, then work per replica)."""
+        wl, nodes_of = self.wl, self.st.nodes_of
+        return sorted(
+            (w for w in self.p.options if nodes_of[w].total() < wl[w].max_replicas),
             key=lambda w: (-wl[w].priority, -wl[w].work_milli, w),
         )
-        for w in order:
+
+    def add_targets(self) -> int:
+        """Each target in turn (``try_target``) while it gains; the actions kept."""
+        kept = 0
+        for w in self.targets():
             if self.late() or self.spent() or self.left == 0:
                 break
-            while not (self.late() or self.spent()) and len(self.held(w)) < wl[w].max_replicas:
+            while not (self.late() or self.spent()) and self.st.nodes_of[w].total() < self.wl[w].max_replicas:
                 self.tries += 1
                 act = self.try_target(w)
                 if act is None:
                     break
                 self.actions.append(act)
+                kept += 1
+        return kept
+
+    def victims(self) -> list[int]:
+        """Running workloads that may make way, the least placed work per GPU first, the lowest
+        priority first."""
+        wl, st = self.wl, self.st
+
+        def density(v: int) -> float:
+            rows = self.rows_of(v)
+            gpus = sum(len(r[2]) if r[3] >= FULL_MILLI else r[3] / FULL_MILLI for r in rows)
+            return sum(map(self.row_work, rows)) / max(gpus, 1e-9)
+
+        got = [v for v in range(len(wl)) if wl[v].running and not wl[v].pinned and st.nodes_of[v]]
+        return sorted(got, key=lambda v: (wl[v].priority, density(v), v))
+
+    def rows_of(self, v: int) -> list[Row]:
+        rows_at = self.st.rows_at
+        return [r for n in self.st.nodes_of[v] for r in rows_at[n].elements() if r[0] == v]
+
+    def make_way(self) -> int:
+        """Each victim in turn (``try_victim``); the victims kept."""
+        kept = 0
+        for v in self.victims():
+            if self.late() or self.spent() or self.left == 0:
+                break
+            if self.st.nodes_of[v] and self.try_victim(v):
+                kept += 1
+        return kept
+
+    def try_victim(self, v: int) -> bool:
+        """Take every replica of ``v`` off and place the most valuable targets of higher priority that
+        may use its power domains (``VICTIM_TARGETS`` of them, each as many replicas as fit); kept
+        where it earns as ``try_target``'s prefixes do, else undone."""
+        st, wl = self.st, self.wl
+        doms = {self.p.nodes[n].domain_key for n in st.nodes_of[v]}
+        prio = wl[v].priority
+        pending = [t for t in self.targets() if wl[t].priority > prio and self.domains_of(t) & doms]
+        if not pending:
+            return False
+        self.tries += 1
+        moves0, price0 = self.moved()
+        work0 = self.work()
+        mark = st.mark()
+        for row in self.rows_of(v):
+            st.remove(st.placements.index(row))
+        added = []
+        for t in pending[:VICTIM_TARGETS]:
+            before = st.nodes_of[t].total()
+            place_workload(st, t, existing=self.held(t))
+            if st.nodes_of[t].total() > before:
+                added.append((t, st.nodes_of[t].total() - before))
+        moves1, price1 = self.moved()
+        moves, work = moves1 - moves0, self.work() - work0
+        net = work - (price1 - price0) if self.priced else work
+        if (
+            not added
+            or net <= 0
+            or (self.left is not None and moves > self.left)
+            or (moves and disruption_short(self.p, st.placements, self.forced) is not None)
+        ):
+            st.undo(mark)
+            return False
+        if self.left is not None:
+            self.left -= moves
+        for i, (t, k) in enumerate(added):  # the moves and the work are the victim's, on the first
+            self.actions.append(Action(t, k, moves if i == 0 else 0, work if i == 0 else 0))
+        return True
+
+    def domains_of(self, w: int) -> set[tuple[str, str]]:
+        got = self._domains.get(w)
+        if got is None:
+            nodes, groups = self.p.nodes, self.p.groups
+            got = self._domains[w] = {
+                nodes[n].domain_key
+                for o in self.p.options.get(w, ())
+                for f in o.fits
+                for n in groups[f.group].nodes
+            }
+        return got
+
+    def run(self) -> list[Action]:
+        """Rounds of ``make_way`` (under a budget) then ``add_targets`` while either keeps an action,
+        each phase given at most half of the time left (or, counted, ``most`` tries)."""
+        st = self.st
+        st.mark()
+        # victims make way only under a budget: with moves priced their trades would move more
+        # replicas than growth should (docs/experiments/2026-12-07-make-way.md)
+        phases = (self.make_way, self.add_targets) if self.left is not None else (self.add_targets,)
+        while not (self.late() or self.left == 0):
+            kept = 0
+            for phase in phases:
+                self.tries = 0
+                self.phase_end = None
+                if self.deadline is not None:
+                    now = time.monotonic()
+                    self.phase_end = now + PHASE_SHARE * (self.deadline - now)
+                kept += phase()
+                self.phase_end = None
+            if not kept:
+                break
         if self.actions and not self.late():
             raise_levels(st)  # the watts the lowered caps left unused
         st.forget()
@@ -360,7 +498,7 @@ def earn(
     most: int | None = None,
 ) -> list[Action]:
     """Improve a re-plan's state in place (module docstring); the kept actions, in order. It ends
-    at ``deadline`` (monotonic seconds) or, with ``most``, after that many targets tried (the
+    at ``deadline`` (monotonic seconds) or, with ``most``, after that many tries per phase (the
     deterministic mode: the same input gives the same plan whatever the clock)."""
     if not any(w.running for w in st.p.problem.workloads):
         return []

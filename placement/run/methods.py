@@ -74,7 +74,9 @@ GUIDED_VARIANTS = (
     (greedy_mod.ORDERS[2], 0.5, True, False),
 )
 EARN_SHARE = 0.15  # of the time limit, at most, for ``improve.earn`` after keep_current
-EARN_TRIES_DET = 300  # targets ``earn`` tries in the deterministic mode
+# under a move budget: the plans built from scratch break it, earn is the re-plan's search
+EARN_SHARE_BUDGET = 0.3
+EARN_TRIES_DET = 300  # tries per phase of ``earn`` in the deterministic mode
 LP_TOO_BIG = 2  # lp_guided gives up at once past this many times the LP's column cap (estimated)
 
 
@@ -175,7 +177,8 @@ class KeepCurrent:
         if budget.effort is not None:  # deterministic: bounded by counts, never by the clock
             earn(st, None, stop, most=EARN_TRIES_DET)
         else:  # a share of what is left, so that the greedy and the portfolio keep theirs
-            earn(st, min(budget.deadline, budget.after(EARN_SHARE)), stop)
+            share = EARN_SHARE if prepared.problem.options.max_moves is None else EARN_SHARE_BUDGET
+            earn(st, min(budget.deadline, budget.after(share)), stop)
         yield Found(st.to_placements())
 
 
