@@ -250,3 +250,42 @@ def test_the_status_line_says_what_the_bound_is_on() -> None:
     plain = d.Problem(racks(), (eight("new", priority=2),), d.SolveOptions(time_limit_s=5))
     line = render(plain, solve(plain)).splitlines()[1]
     assert "placed work" in line and "moves' price" not in line
+
+
+def _two_sites() -> d.Fleet:
+    """Sites s1 and s2, one rack and one node of 8 X GPUs each: a0 in s1, b0 in s2."""
+    return d.Fleet(
+        gpu_types=(GPU,),
+        sites=tuple(d.Site(s, d.SiteKind.DATACENTER, "eu", 1000.0, 1.2) for s in ("s1", "s2")),
+        power_domains=(d.PowerDomain("r1", "s1", 200.0), d.PowerDomain("r2", "s2", 200.0)),
+        nodes=(d.Node("a0", "s1", "r1", "X", 8, 500), d.Node("b0", "s2", "r2", "X", 8, 500)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("on_a0", "on_b0", "shape", "rule", "after"),
+    [
+        pytest.param(
+            3, 1, {"survive_site_loss_pct": 50}, "site_survival", 2, id="survivors-raised-by-a-scale-up"
+        ),
+        pytest.param(
+            4, 0, {"spread": d.Spread(d.SpreadLevel.SITE, 2)}, "spread", 3, id="spread-over-two-sites"
+        ),
+    ],
+)
+def test_current_replicas_that_break_their_own_rules_move_as_forced(
+    on_a0: int, on_b0: int, shape: dict[str, object], rule: str, after: int
+) -> None:
+    """Four replicas run (min_replicas 4, raised from 2); where they run they break the workload's
+    site survival (losing s1 leaves one of the two now needed) or a spread over two sites: under a
+    budget of no moves the plan still re-places them, and names those moves forced by that rule."""
+    cur = tuple(d.CurrentReplica("a0", (k,), 700) for k in range(on_a0)) + tuple(
+        d.CurrentReplica("b0", (k,), 700) for k in range(on_b0)
+    )
+    w = d.Workload("svc", gpus=1, memory_gib=40.0, min_replicas=4, max_replicas=4, current=cur, **shape)  # type: ignore[arg-type]
+    problem = d.Problem(_two_sites(), (w,), d.SolveOptions(max_moves=0, time_limit_s=5))
+    plan = solve(problem)
+    assert verify(problem, plan) == [] and len(plan.placements) == 4
+    assert sum(1 for p in plan.placements if p.node == "a0") == after  # the fewest moves
+    assert len(plan.displaced) == on_a0 - after
+    assert all((m.rule, m.forced) == (rule, True) for m in plan.displaced)

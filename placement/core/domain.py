@@ -493,7 +493,8 @@ class Displaced:
     ``rule``: ``node_state`` (its node is not READY or gone), a rule the input now breaks
     there (``gpu_type``, ``gpu_memory``, ``gpu_count``, ``power_cap``, ``latency``, ``backup``,
     ``host_resources``, ``domain_power``, ``site_power``), ``replicas`` (beyond max_replicas),
-    ``blast_radius`` (beyond a lowered ``max_per_node`` or ``max_per_power_domain``): these are
+    ``blast_radius`` (beyond a lowered ``max_per_node`` or ``max_per_power_domain``), ``spread``
+    or ``site_survival`` (its current replicas break them where they run): these are
     ``forced``; ``preempted`` (a workload of higher priority, ``evictor``, took its
     place) or ``moved`` (the optimiser's choice): not forced, within the disruption budgets.
 

@@ -15,7 +15,9 @@ workload (current, not pinned) that the plan does not keep on its node, from the
   where the workload gained a replica.
 
 A workload scaled up past what runs (fewer current replicas than ``min_replicas``) is placed
-anew whole, so its moves are forced (``replicas``), as the verifier counts them. Forced moves by
+anew whole, so its moves are forced (``replicas``), as the verifier counts them; so are those of
+a workload whose current replicas, where they run, break its spread or site survival (``spread``,
+``site_survival``: a scale-up raises the survivors it needs). Forced moves by
 power: where the current placement, each replica at its recorded cap, overdraws
 a power domain or a site (its capacity fell), every move off its nodes is forced
 (``domain_power``, ``site_power``, with the watts), as the verifier counts them; the verifier
@@ -41,6 +43,7 @@ from placement.core.domain import (
     NodeState,
     Problem,
     ReplicaPlacement,
+    SpreadLevel,
     Workload,
     memory_milli_gib,
 )
@@ -115,6 +118,7 @@ def displaced(problem: Problem, placements: Iterable[ReplicaPlacement]) -> tuple
         left: Counter[str] = Counter()  # per node: current replicas kept so far
         blocked = {c.node: static(w, c.node, "") for c in w.current}
         over = _over_caps(w, nodes, Counter(c.node for c in w.current if blocked[c.node] is None))
+        shape = _shape_broken(w, nodes)
         for c in w.current:
             if left[c.node] < planned[(w.name, c.node)]:
                 left[c.node] += 1
@@ -135,6 +139,8 @@ def displaced(problem: Problem, placements: Iterable[ReplicaPlacement]) -> tuple
                 msg = (
                     f"{where}: scaled up to {w.min_replicas} replicas while {len(w.current)} run: placed anew"
                 )
+            elif shape is not None:
+                rule, forced, msg = shape[0], True, f"{where}: {shape[1]}"
             if rule == "moved" and w.name not in placed:
                 domain = node.power_domain if node is not None else ""
                 takers = sorted((-prio[v], v) for v in gained_in.get(domain, ()) if prio[v] > w.priority)
@@ -275,6 +281,38 @@ def move_curve(problem: Problem, moves: Iterable[Displaced]) -> tuple[MovePoint,
         best = free[:k]
         out.append(MovePoint(k, sum(m.earns_work for m in best), sum(m.earns_energy for m in best)))
     return tuple(out)
+
+
+def _shape_broken(w: Workload, nodes: dict[str, Node]) -> tuple[str, str] | None:
+    """Rules 11-12 against ``w``'s current replicas where they run: the rule and why when they break
+    its spread or site survival (a scale-up raises the survivors needed), else None."""
+    here = [nodes[c.node] for c in w.current if c.node in nodes]
+    if not here:
+        return None
+    if w.spread is not None:
+        level = w.spread.level
+        distinct = len(
+            {n.site for n in here}
+            if level is SpreadLevel.SITE
+            else {(n.site, n.power_domain) for n in here}
+            if level is SpreadLevel.POWER_DOMAIN
+            else {n.name for n in here}
+        )
+        if distinct < w.spread.min_distinct:
+            return "spread", (
+                f"its {len(here)} current replicas span {distinct} of the {w.spread.min_distinct} "
+                f"{level.value.lower().replace('_', ' ')}s its spread needs: placed anew"
+            )
+    need = w.survivors_required
+    if need > 0:
+        per_site = Counter(n.site for n in here)
+        worst, most = max(per_site.items(), key=lambda kv: (kv[1], kv[0]))
+        if len(here) - most < need:
+            return "site_survival", (
+                f"losing site {worst} would leave {len(here) - most} of its current replicas, "
+                f"{need} needed (min_replicas {w.min_replicas}): placed anew"
+            )
+    return None
 
 
 def _over_caps(w: Workload, nodes: dict[str, Node], current: Counter[str]) -> dict[str, str]:

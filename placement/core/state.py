@@ -654,7 +654,8 @@ def forced_nodes(p: Prepared) -> dict[int, frozenset[int]]:
     of the filter); every node of a power domain or site that the current placement, each replica
     at its recorded cap, overdraws (which of them must go is the plan's choice); every current node
     of a workload scaled up past what runs (fewer current replicas than ``min_replicas``: the change
-    re-places it whole); and, for rule 16, a node holding more of its current replicas than
+    re-places it whole) or whose current replicas, where they run, break its spread or site survival
+    (rules 11-12; a scale-up raises the survivors needed); and, for rule 16, a node holding more of its current replicas than
     ``max_per_node`` and every node of a power domain holding more than ``max_per_power_domain``
     (``blast_forced``). Moves off these nodes are outside the disruption budgets."""
     wl = p.problem.workloads
@@ -682,8 +683,11 @@ def forced_nodes(p: Prepared) -> dict[int, frozenset[int]]:
         if not wk.running:
             continue
         got = set(static.get(w, ()))
+        runs_on = [p.node_index[cr.node] for cr in wk.current if cr.node in p.node_index]
         if len(wk.current) < wk.min_replicas:  # scaled up past what runs: re-placed whole, forced
-            got.update(p.node_index[cr.node] for cr in wk.current if cr.node in p.node_index)
+            got.update(runs_on)
+        elif workload_short(p, wk, runs_on, counts=False) in ("spread", "site_survival"):
+            got.update(runs_on)  # where they run they break the spread or survival the input now asks
         for cr in wk.current:
             n = p.node_index.get(cr.node)
             if n is not None and (

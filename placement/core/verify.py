@@ -37,7 +37,9 @@ disruption      moves of running replicas (current, not pinned) off    ``options
                 nodes the input does not force them off (not READY,   site, power domain,
                 a static rule, a power domain or site the current     workload
                 placement overdraws, a node or power domain over a
-                lowered blast-radius cap) within the budgets
+                lowered blast-radius cap, every node of a workload
+                scaled past what runs or whose current replicas break
+                its spread or site survival) within the budgets
 preemption      a running workload none of whose replicas is forced   workload
                 is left out only where a workload of higher priority
                 gained a replica on one of its nodes or power domains
@@ -641,6 +643,10 @@ class _Verifier:
         for w in wls:  # scaled up past what runs: the change re-places it whole (Workload.protected)
             if w.current and not w.pinned and len(w.current) < w.min_replicas:
                 out[w.name].update(c.node for c in w.current)
+            elif w.current and not w.pinned and any(
+                rule in ("spread", "site_survival") for rule, _m in self._current_breaches(w)
+            ):  # where they run, its replicas break the spread or survival the input now asks
+                out[w.name].update(c.node for c in w.current if c.node in self.nodes)
         # 16: a lowered cap forces the current replicas off a node over max_per_node, and off every
         # node of a power domain over max_per_power_domain (which of them go is the plan's choice)
         mine: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -776,6 +782,10 @@ class _Verifier:
     def _keepable(self, w: Workload) -> bool:
         """Its current replicas meet its own rules 10-12 (counts, spread, site survival) where they
         run: else no plan can keep it as it is, and leaving it out is the input's doing."""
+        return not self._current_breaches(w)
+
+    def _current_breaches(self, w: Workload) -> list[tuple[str, str]]:
+        """Rules 10-12 that ``w``'s current replicas break where they run (known nodes)."""
         st = _WorkloadStats()
         for c in w.current:
             node = self.nodes.get(c.node)
@@ -784,7 +794,7 @@ class _Verifier:
                 st.per_site[node.site] += 1
                 st.domains.add(node.power_domain)
                 st.nodes.add(node.name)
-        return not _count_rules(w, st)
+        return _count_rules(w, st)
 
     def _evictor(self, w: Workload, planned: dict[tuple[str, str], int]) -> str | None:
         nodes = {c.node for c in w.current if c.node in self.nodes}
