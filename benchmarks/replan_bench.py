@@ -245,12 +245,14 @@ def checks(rec: dict[str, Any]) -> dict[str, Any]:
     gain_scratch = gr["scratch"]["placed_work"] - gr["current"]["placed_work"]
     gain_budget = bu["ours"]["placed_work"] - gr["current"]["placed_work"]
     share = gain_budget / gain_scratch if gain_scratch > 0 else 1.0
-    existing_moved = gr["ours"]["moves"]
     return {
         "unchanged_moves_pct": 100 * un["ours"]["moves"] / n,
         "unchanged_placed_kept": un["ours"]["placed_work"] >= rec["first"]["placed_work"],
         "drain_extra_moves_pct": 100 * (dr["ours"]["moves"] - dr["ours"]["forced"]) / n,
-        "grow_moves_pct": 100 * existing_moved / n,
+        # beyond what the change forces (a scaled-up workload whose replicas break its new minimum,
+        # spread or site survival where they run), as for the drain; all of them beside it
+        "grow_moves_pct": 100 * (gr["ours"]["moves"] - gr["ours"]["forced"]) / n,
+        "grow_all_moves_pct": 100 * gr["ours"]["moves"] / n,
         "budget_gain_share_pct": 100 * share,
     }
 
