@@ -389,7 +389,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from placement.core.verify import verify
+    from placement.core.verify_sequence import verify_all
     from wire.convert import plan_from_proto
     from wire.files import load_plan, load_problem, to_json
 
@@ -405,7 +405,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             client.close()  # type: ignore[attr-defined]
         violations = list(answer.violations)  # type: ignore[attr-defined]
     else:
-        violations = verify(problem, plan)  # type: ignore[assignment]
+        violations = verify_all(problem, plan)  # type: ignore[assignment]
     if args.format == "json":
         from wire.convert import violation_to_proto
         from wire.gen.placement.v1 import placement_pb2 as pb

@@ -5,12 +5,13 @@ time. Nothing here knows about calls, deadlines or pools."""
 
 from __future__ import annotations
 
-from placement import explain, verify
+from placement import explain
 from placement.core.budgets import compute_budgets
 from placement.core.domain import Plan, Problem, Reason, SolveInfo, SolveStatus, StopReason, UnplacedWorkload
 from placement.core.errors import FieldError, InputError
 from placement.core.objective import evaluate
 from placement.core.validate import validate_request
+from placement.core.verify_sequence import verify_all
 from server.errors import InvalidArgument
 from wire import convert
 from wire.gen.placement.v1 import placement_pb2 as pb
@@ -53,7 +54,7 @@ def verify_response(request: pb.VerifyRequest) -> pb.VerifyResponse:
         plan = convert.plan_from_proto(request.plan)
     except InputError as e:
         raise InvalidArgument(_prefixed(e.errors, "plan.")) from None
-    violations = verify(problem, plan)
+    violations = verify_all(problem, plan)  # and the migration the plan carries
     return pb.VerifyResponse(
         violations=[convert.violation_to_proto(v) for v in violations], valid=not violations
     )

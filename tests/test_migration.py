@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -18,10 +19,10 @@ from fleetplace.report import migration_lines
 from placement.core import domain as d
 from placement.core.sequence import migration
 from placement.core.verify import verify
-from placement.core.verify_sequence import verify_migration
+from placement.core.verify_sequence import verify_all, verify_migration
 from placement.generator import generate
 from placement.run.solve import solve
-from tests.builders import build_plan, fleet, node, site
+from tests.builders import build_plan, fleet, node, run_cli, site
 from wire.convert import plan_from_proto, plan_to_proto
 
 READY, DRAINING = d.NodeState.READY, d.NodeState.DRAINING
@@ -418,3 +419,37 @@ def test_an_unsafe_migration_crosses_the_wire_whole() -> None:
     back = plan_from_proto(plan_to_proto(dataclasses.replace(p, migration=m)))
     assert back.migration == m
     assert plan_from_proto(plan_to_proto(p)).migration is None
+
+
+# ------------------------------------------------------------------ a plan file's migration is checked too
+
+
+def _files(tmp_path: Path, problem: d.Problem, p: d.Plan) -> tuple[Path, Path]:
+    from wire.convert import request_from_problem
+    from wire.files import to_json
+
+    inp, out = tmp_path / "problem.json", tmp_path / "plan.json"
+    inp.write_text(to_json(request_from_problem(problem)))
+    out.write_text(to_json(plan_to_proto(p)))
+    return inp, out
+
+
+@pytest.mark.parametrize(
+    ("mutate", "code", "finding"),
+    [
+        pytest.param(lambda m: m, 0, "", id="the-migration-as-built"),
+        pytest.param(lambda m: _drop(m, 3), 1, "[site_power] step 3", id="a-stop-dropped"),
+        pytest.param(lambda m: _order(m, 3, 1, 2, 4, 5, 6), 1, "[floor] step 1", id="break-before-make"),
+    ],
+)
+def test_verify_checks_the_migration_a_plan_file_carries(
+    tmp_path: Path, mutate: object, code: int, finding: str
+) -> None:
+    problem, p, m = _serial()
+    carried = dataclasses.replace(p, migration=mutate(m))  # type: ignore[operator]
+    assert verify(problem, carried) == []  # the plan itself is valid: only the steps can fail
+    assert bool(verify_all(problem, carried)) == bool(code)
+    inp, out = _files(tmp_path, problem, carried)
+    r = run_cli("verify", str(inp), str(out))
+    assert r.returncode == code, r.stdout + r.stderr
+    assert finding in r.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -66,6 +67,20 @@ def test_verify_accepts_the_plan_and_names_a_tampered_one(
     answer = client.verify(request, bad)
     assert not answer.valid
     assert answer.violations and all(v.rule for v in answer.violations)
+
+
+def test_verify_replays_the_migration_a_plan_carries(client: PlacementClient) -> None:
+    """A valid plan whose migration stops the old copy before the new one is ready: INVALID, the
+    step named (the same check as ``fleetplace verify``)."""
+    from tests.test_migration import _order, _serial
+
+    problem, plan, steps = _serial()
+    request = convert.request_from_problem(problem)
+    assert client.verify(request, convert.plan_to_proto(dataclasses.replace(plan, migration=steps))).valid
+    broken = dataclasses.replace(plan, migration=_order(steps, 3, 1, 2, 4, 5, 6))
+    answer = client.verify(request, convert.plan_to_proto(broken))
+    assert not answer.valid
+    assert ("floor", "step 1") in {(v.rule, v.subject) for v in answer.violations}
 
 
 def test_stream_sends_progress_then_the_plan_last(client: PlacementClient) -> None:

@@ -64,7 +64,7 @@ from placement.core.domain import (
 )
 from placement.core.energy import node_on_power_w, shared_gpu_power_w
 from placement.core.errors import PlanRejected
-from placement.core.verify import Violation, _Verifier
+from placement.core.verify import Violation, _Verifier, verify
 
 log = logging.getLogger(__name__)
 
@@ -456,6 +456,16 @@ def verify_migration(problem: Problem, plan: Plan, migration: Migration) -> list
     if r.out:
         log.debug("migration has %d violations", len(r.out))
     return r.out
+
+
+def verify_all(problem: Problem, plan: Plan) -> list[Violation]:
+    """Every violation of ``plan``: the plan verifier's (``verify.verify``), then the transient
+    check's of the migration the plan carries (a plan without one: the plan verifier's alone).
+    What ``fleetplace verify`` and the Verify RPC answer for a plan file."""
+    out = list(verify(problem, plan))
+    if plan.migration is not None:
+        out += verify_migration(problem, plan, plan.migration)
+    return out
 
 
 def check_migration(problem: Problem, plan: Plan, migration: Migration) -> None:
