@@ -9,12 +9,16 @@ import pytest
 from placement import solve, verify
 from placement.core.domain import (
     CurrentReplica,
+    NodeState,
     Problem,
     SolveStatus,
+    StepKind,
 )
+from placement.core.verify_sequence import verify_migration
 from placement.generator import generate
 from placement.run.partition import (
     PARTITIONING,
+    WHOLE_NOTE,
     max_work,
     partition,
     relaxation_bound,
@@ -200,6 +204,47 @@ def test_generated_fleet_in_a_process_pool_verifies() -> None:
     assert plan.info.bound is not None and plan.info.bound >= plan.objective.placed_work
     names = {w.name for w in p.workloads}
     assert {u.workload for u in plan.unplaced} | {pl.workload for pl in plan.placements} == names
+
+
+def _live(max_moves: int | None) -> Problem:
+    """A generated fleet of two regions, its plan as every workload's current placement, two of
+    the nodes it uses drained: a re-plan, under a budget of ``max_moves`` or with moves priced."""
+    base = generate(600, 3)
+    first = solve(replace(base, options=replace(base.options, time_limit_s=3)))
+    rows: dict[str, list[CurrentReplica]] = {}
+    for pl in first.placements:
+        rows.setdefault(pl.workload, []).append(CurrentReplica(pl.node, pl.gpu_indices, pl.power_cap_w))
+    used = sorted({pl.node for pl in first.placements})[:2]
+    nodes = tuple(replace(n, state=NodeState.DRAINING) if n.name in used else n for n in base.fleet.nodes)
+    return replace(
+        base,
+        fleet=replace(base.fleet, nodes=nodes),
+        workloads=tuple(
+            replace(w, current=tuple(rows.get(w.name, ())), pinned=False) for w in base.workloads
+        ),
+        options=replace(base.options, max_moves=max_moves, time_limit_s=4),
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("max_moves", "executor"),
+    [pytest.param(None, "local", id="priced-in-parts"), pytest.param(5, "whole", id="budget-solved-whole")],
+)
+def test_a_partitioned_replan_lists_its_moves_and_a_checked_migration(
+    max_moves: int | None, executor: str
+) -> None:
+    p = _live(max_moves)
+    plan, stats = solve_partitioned_stats(p, 2, "local")
+    assert stats.executor == executor and (executor == "local") == (WHOLE_NOTE not in stats.notes)
+    assert verify(p, plan) == []
+    forced = [m for m in plan.displaced if m.forced]
+    assert forced and all(m.rule == "node_state" for m in forced)  # the drained nodes' replicas
+    if max_moves is not None:
+        assert len(plan.displaced) - len(forced) <= max_moves
+    assert plan.migration is not None and verify_migration(p, plan, plan.migration) == []
+    stopped = {(s.workload, s.node) for s in plan.migration.steps if s.kind is StepKind.STOP}
+    assert {(m.workload, m.node) for m in forced} <= stopped
 
 
 def test_unknown_executor_is_refused() -> None:

@@ -76,6 +76,17 @@ run in waves, and with ``fit_time_limit`` (the default) each part gets its wave'
 that the whole stays within the limit; ``fit_time_limit=False`` gives every part the whole
 remaining time. ``PartStats.node`` and ``.pid`` say where each part ran.
 
+Re-plans
+--------
+Where workloads run (``current``), the combined plan lists its moves (``Plan.displaced``, the
+move curve) against the whole problem's current placement and carries its migration sequence,
+checked by the transient verifier, as the single-process solve's does. Under a disruption
+budget (``options.budgeted`` or a workload's ``max_unavailable``) the problem is solved whole
+(``PartitionStats.executor == "whole"``, with a note): the moves, the budgets and upward-only
+preemption span the groups, and a running workload split over groups would spend the budget
+in parts that cannot see one another; the re-plan's own methods (``keep_current``, ``earn``)
+grow linearly with the fleet.
+
 ``W_span`` can be loose (when most workloads have candidate sites in several groups); the
 combined gap always holds: ``OPT_whole <= bound``, so ``OPT_whole - placed_work <= gap * bound``.
 Measurements: docs/experiments/2026-11-29-partitioned-and-ray.md.
@@ -109,6 +120,7 @@ from placement.core.domain import (
     UnplacedWorkload,
     Workload,
 )
+from placement.core.moves import displaced, move_curve
 from placement.core.network import latency_table
 from placement.core.objective import evaluate
 from placement.exact.backends.linear import versions
@@ -436,6 +448,20 @@ def _explain_whole(problem: Problem, indices: list[int]) -> dict[str, tuple[Reas
     return out
 
 
+WHOLE_NOTE = (
+    "a re-plan under disruption budgets is solved whole: its moves, budgets and upward-only "
+    "preemption span the site groups"
+)
+
+
+def budgeted_replan(problem: Problem) -> bool:
+    """Workloads run and a disruption budget covers some (``options.budgeted`` or a workload's
+    ``max_unavailable``): the parts could not share the budget, so the solve is whole."""
+    return any(w.running for w in problem.workloads) and (
+        problem.options.budgeted or any(w.max_unavailable is not None for w in problem.workloads)
+    )
+
+
 def partition(problem: Problem, groups: int) -> list[Problem]:
     """Split the fleet into ``groups`` groups of whole sites, one sub-problem per group."""
     return list(split(problem, groups).problems)
@@ -489,11 +515,31 @@ def solve_partitioned_stats(
     ``connect_timeout_s`` raises ``RayUnavailable`` (a ``ConnectionError``) before any part runs.
     """
     from placement.core.verify import check
-    from placement.run.solve import code_revision
+    from placement.run.solve import code_revision, migrated, solve
 
     if executor not in ("local", "ray"):
         raise ValueError(f"executor must be 'local' or 'ray', not {executor!r}")
     t0 = time.monotonic()
+    if budgeted_replan(problem):
+        limit = problem.options.time_limit_s if time_limit_s is None else time_limit_s
+        log.info("a re-plan under disruption budgets: solved whole, its moves span the site groups")
+        plan = solve(replace(problem, options=replace(problem.options, time_limit_s=limit)))
+        whole = PartitionStats(
+            groups=1,
+            executor="whole",
+            parts=(),
+            spanning_workloads=0,
+            left_out_partitioning=0,
+            partition_cost_bound=0,
+            bound_parts=plan.info.bound if plan.info.bound is not None else math.inf,
+            bound_relaxation=None,
+            split_s=0.0,
+            solve_s=time.monotonic() - t0,
+            combine_s=0.0,
+            wall_s=time.monotonic() - t0,
+            notes=(WHOLE_NOTE,),
+        )
+        return plan, whole
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     limit = problem.options.time_limit_s if time_limit_s is None else time_limit_s
     deadline = t0 + limit - MARGIN_FRACTION * limit - MARGIN_S  # the rest combines and verifies
@@ -576,7 +622,7 @@ def solve_partitioned_stats(
         method=f"partition[{executor}]({', '.join(dict.fromkeys(r.info.method for r in solved))})",
         solvers=solvers,
     )
-    plan = replace(plan, info=info)
+    plan = migrated(problem, replace(plan, info=info))  # a re-plan's steps, checked
     check(problem, plan)
     combine_s = time.monotonic() - t2
     stats = PartitionStats(
@@ -676,12 +722,15 @@ def _combine(
         if w.name not in next_replica
     )
     pl = tuple(placements)
+    moves = displaced(problem, pl)
     plan = Plan(
         placements=pl,
         budgets=compute_budgets(problem, pl),
         unplaced=out_unplaced,
         objective=evaluate(problem, pl),
         info=SolveInfo(status=SolveStatus.FEASIBLE),
+        displaced=moves,
+        move_curve=move_curve(problem, moves),
     )
     return plan, stats, bound_sum, notes
 

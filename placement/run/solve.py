@@ -289,7 +289,7 @@ def solve(
         children = [c for c in default_children(prepared) if effort.lp or "lp_guided" not in c]
         portfolio = Portfolio(prepared, search, children)
         try:
-            return _migrated(
+            return migrated(
                 problem,
                 _honest(
                     _solve_deterministic(run, prepared, backend, base, portfolio, search.deadline), prepared
@@ -299,14 +299,14 @@ def solve(
             portfolio.close()
     portfolio = Portfolio(prepared, run.budget)
     try:
-        return _migrated(
+        return migrated(
             problem, _honest(_solve(run, prepared, backend, base, portfolio, filter_s), prepared)
         )
     finally:
         portfolio.close()
 
 
-def _migrated(problem: Problem, plan: Plan) -> Plan:
+def migrated(problem: Problem, plan: Plan) -> Plan:
     """A re-plan's plan carries its migration sequence from the current placement
     (``core.sequence``), checked by the transient verifier (``core.verify_sequence``) before
     it leaves, as the plan is by the plan verifier. A plan with no placement to apply (no
