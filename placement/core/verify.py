@@ -643,8 +643,10 @@ class _Verifier:
         for w in wls:  # scaled up past what runs: the change re-places it whole (Workload.protected)
             if w.current and not w.pinned and len(w.current) < w.min_replicas:
                 out[w.name].update(c.node for c in w.current)
-            elif w.current and not w.pinned and any(
-                rule in ("spread", "site_survival") for rule, _m in self._current_breaches(w)
+            elif (
+                w.current
+                and not w.pinned
+                and any(rule in ("spread", "site_survival") for rule, _m in self._current_breaches(w))
             ):  # where they run, its replicas break the spread or survival the input now asks
                 out[w.name].update(c.node for c in w.current if c.node in self.nodes)
         # 16: a lowered cap forces the current replicas off a node over max_per_node, and off every

@@ -7,7 +7,10 @@ each phase given at most ``PHASE_SHARE`` of the time left:
 * ``make_way`` (under a ``max_moves`` budget only): running workloads of low priority, the
   least placed work per GPU first, in turn; all of a victim's replicas are taken off and the
   most valuable workloads of higher priority that may use its power domains
-  (``VICTIM_TARGETS``) are placed as the greedy places them, as many replicas as fit. With
+  (``VICTIM_TARGETS``) are placed as the greedy places them, as many replicas as fit. Of a
+  window of victims whose trades earn, the one that earns most is made (the window is
+  ``MAKE_WAY_TRIALS`` over the victims, 1 to ``MAKE_WAY_WINDOW``: wide on small fleets, where
+  the budget binds, one at a time on large ones, where time does). With
   moves priced and no budget, victims would move more replicas than a re-plan should for growth
   (docs/experiments/2026-12-07-make-way.md), so this phase does not run.
 * ``add_targets``: one workload the state leaves out, or holds below ``max_replicas``, at a
@@ -64,6 +67,8 @@ WATTS = ("domain_power", "site_power")  # the kernel's rules that lowering caps 
 ROOMS_COMPARED = 6  # rooms found on that many nodes are compared, the cheapest made
 MOST_EVICTED = 8  # replicas taken off a node and its rack for one target replica
 VICTIM_TARGETS = 20  # targets placed where a victim made way
+MAKE_WAY_WINDOW = 8  # victims whose trades are compared at most, the one that earns most made
+MAKE_WAY_TRIALS = 3000  # trades tried per round, about: the window is this over the victims (M: 8, L: 1)
 PHASE_SHARE = 0.5  # of the time left, at most, for one phase
 
 
@@ -405,25 +410,44 @@ class _Earner:
         return [r for n in self.st.nodes_of[v] for r in rows_at[n].elements() if r[0] == v]
 
     def make_way(self) -> int:
-        """Each victim in turn (``try_victim``); the victims kept."""
+        """Victims in turn: of the next ``width`` whose trade would be kept (``try_victim``), the one
+        that earns most is made; those that would not earn are passed over for this round. ``width``
+        is ``MAKE_WAY_TRIALS`` shared among the victims, 1 to ``MAKE_WAY_WINDOW``: a count, so that
+        the plan does not depend on the clock's speed. The victims kept."""
         kept = 0
-        for v in self.victims():
-            if self.late() or self.spent() or self.left == 0:
+        pool = self.victims()
+        width = max(1, min(MAKE_WAY_WINDOW, MAKE_WAY_TRIALS // max(1, len(pool))))
+        i = 0
+        while i < len(pool) and not (self.late() or self.spent() or self.left == 0):
+            best: tuple[int, int] | None = None  # (net, victim) of the best trade in the window
+            passed: list[int] = []
+            j = i
+            while j < len(pool) and len(passed) < width and not (self.late() or self.spent()):
+                v = pool[j]
+                j += 1
+                got = self.try_victim(v, keep=False) if self.st.nodes_of[v] else None
+                if got is not None:
+                    passed.append(v)
+                    if best is None or got[0] > best[0]:
+                        best = (got[0], v)
+            if best is None:
                 break
-            if self.st.nodes_of[v] and self.try_victim(v):
+            if self.try_victim(best[1], keep=True) is not None:
                 kept += 1
+            pool[i:j] = [v for v in passed if v != best[1]]  # tried again in the next window
         return kept
 
-    def try_victim(self, v: int) -> bool:
+    def try_victim(self, v: int, keep: bool) -> tuple[int, int] | None:
         """Take every replica of ``v`` off and place the most valuable targets of higher priority that
-        may use its power domains (``VICTIM_TARGETS`` of them, each as many replicas as fit); kept
-        where it earns as ``try_target``'s prefixes do, else undone."""
+        may use its power domains (``VICTIM_TARGETS`` of them, each as many replicas as fit). Where it
+        earns as ``try_target``'s prefixes do: (what it earns, its moves), the trade made with
+        ``keep``, else undone; None (undone) where it does not."""
         st, wl = self.st, self.wl
         doms = {self.p.nodes[n].domain_key for n in st.nodes_of[v]}
         prio = wl[v].priority
         pending = [t for t in self.targets() if wl[t].priority > prio and self.domains_of(t) & doms]
         if not pending:
-            return False
+            return None
         self.tries += 1
         moves0, price0 = self.moved()
         work0 = self.work()
@@ -446,12 +470,15 @@ class _Earner:
             or (moves and disruption_short(self.p, st.placements, self.forced) is not None)
         ):
             st.undo(mark)
-            return False
+            return None
+        if not keep:
+            st.undo(mark)
+            return net, moves
         if self.left is not None:
             self.left -= moves
         for i, (t, k) in enumerate(added):  # the moves and the work are the victim's, on the first
             self.actions.append(Action(t, k, moves if i == 0 else 0, work if i == 0 else 0))
-        return True
+        return net, moves
 
     def domains_of(self, w: int) -> set[tuple[str, str]]:
         got = self._domains.get(w)

@@ -299,9 +299,7 @@ def solve(
             portfolio.close()
     portfolio = Portfolio(prepared, run.budget)
     try:
-        return migrated(
-            problem, _honest(_solve(run, prepared, backend, base, portfolio, filter_s), prepared)
-        )
+        return migrated(problem, _honest(_solve(run, prepared, backend, base, portfolio, filter_s), prepared))
     finally:
         portfolio.close()
 
