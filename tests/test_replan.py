@@ -328,7 +328,7 @@ def test_without_a_budget_a_running_workload_may_be_left_out() -> None:
     problem = quick(two_rack_fleet(), RUN_A, d.Workload("t", gpus=8))
     plan = plan_of(problem, [("t", "a1", tuple(range(8)), 700)])
     assert verify(problem, plan) == []
-    assert plan.objective.move_price == 8 * 1000 * 50  # a's one replica, half of its own work
+    assert plan.objective.move_price == 8 * 1000 * 100  # a's one replica, its own work
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from placement.run.solve import solve
 
 GPU = d.GpuType("X", 80.0, 700, 60, 60, (d.PowerLevel(350, 70), d.PowerLevel(700, 100)), False)
 WORK_8 = 8 * 1000 * 100  # priority 1, eight whole GPUs at full throughput
-PRICE_8 = WORK_8 // 2  # one move of such a replica (move_cost 1): half of its work
+PRICE_8 = WORK_8  # one move of such a replica (move_cost 1): its whole work
 
 
 def racks(nodes: int = 2, rack_kw: float = 200.0) -> d.Fleet:
@@ -57,7 +57,7 @@ def full_fleet(newcomer: int, low_cost: int = 1, **options: object) -> d.Problem
 @pytest.mark.parametrize(
     ("move_cost", "max_moves", "price"),
     [
-        pytest.param(1, None, PRICE_8, id="priced-half-of-its-work"),
+        pytest.param(1, None, PRICE_8, id="priced-at-its-work"),
         pytest.param(3, None, 3 * PRICE_8, id="move-cost-three"),
         pytest.param(0, None, 0, id="free-to-move"),
         pytest.param(1, 4, 0, id="a-budget-spends-moves-freely"),
@@ -82,10 +82,12 @@ def test_a_moved_replica_costs_its_price_in_tier_one(
 @pytest.mark.parametrize(
     ("newcomer", "low_cost", "options", "placed"),
     [
-        # newcomer of priority 2 in low's place: 1.6M gained, 0.8M lost, so it pays below 0.8M of price
-        pytest.param(2, 1, {}, True, id="move-cost-1-0.4M-pays"),
-        pytest.param(2, 2, {}, False, id="move-cost-2-0.8M-only-breaks-even"),
-        pytest.param(2, 3, {}, False, id="move-cost-3-1.2M-outprices-the-gain"),
+        # newcomer of priority p in low's place: p x 0.8M gained, 0.8M lost, and the price of the
+        # move, move_cost x 0.8M: it pays where (p - 1) x 0.8M exceeds the price
+        pytest.param(3, 1, {}, True, id="priority-3-move-cost-1-pays"),
+        pytest.param(2, 1, {}, False, id="priority-2-move-cost-1-only-breaks-even"),
+        pytest.param(3, 2, {}, False, id="priority-3-move-cost-2-only-breaks-even"),
+        pytest.param(4, 2, {}, True, id="priority-4-move-cost-2-pays"),
         pytest.param(2, 0, {}, True, id="free-to-move"),
         pytest.param(2, 3, {"max_moves": 1}, True, id="a-budget-of-one-buys-it-at-any-cost"),
         pytest.param(2, 1, {"max_moves": 0}, False, id="a-budget-of-zero-keeps-all"),

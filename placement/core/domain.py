@@ -224,7 +224,7 @@ class Spread:
     min_distinct: int
 
 
-MOVE_PRICE_PCT = 50  # one move (move_cost 1) costs this percent of the moved replica's own work
+MOVE_PRICE_PCT = 100  # one move (move_cost 1) costs this percent of the moved replica's own work
 
 
 @dataclass(frozen=True)
@@ -327,8 +327,8 @@ class Workload:
     @property
     def move_price_per_replica(self) -> int:
         """Placed work one moved current replica costs where moves are priced: ``move_cost`` times
-        ``MOVE_PRICE_PCT`` percent (half) of the replica's own work at full throughput (``priority *
-        work_milli * 100``): a move must earn half a replica more than it takes."""
+        ``MOVE_PRICE_PCT`` percent (all) of the replica's own work at full throughput (``priority *
+        work_milli * 100``): a move must earn more than the replica it moves is worth."""
         return self.move_cost * self.priority * self.work_milli * MOVE_PRICE_PCT
 
     @property

@@ -104,7 +104,7 @@ class _Earner:
         self.left = self.p.problem.options.max_moves  # None: moves priced, no count limit
         self.forced = forced_nodes(self.p)
         self.actions: list[Action] = []
-        self.most: int | None = None  # tries per phase at most (the deterministic mode)
+        self.most: int | None = None  # tries at most, every phase and round (the deterministic mode)
         self.phase_end: float | None = None  # the running phase's share of the time ends
         self.tries = 0
         # a move counted at a typical running replica's price (priced) or its whole work (a budget)
@@ -494,7 +494,7 @@ class _Earner:
 
     def run(self) -> list[Action]:
         """Rounds of ``make_way`` (under a budget) then ``add_targets`` while either keeps an action,
-        each phase given at most half of the time left (or, counted, ``most`` tries)."""
+        each phase given at most half of the time left (counted: ``most`` tries in all)."""
         st = self.st
         st.mark()
         # victims make way only under a budget: with moves priced their trades would move more
@@ -503,7 +503,6 @@ class _Earner:
         while not (self.late() or self.left == 0):
             kept = 0
             for phase in phases:
-                self.tries = 0
                 self.phase_end = None
                 if self.deadline is not None:
                     now = time.monotonic()
@@ -525,7 +524,7 @@ def earn(
     most: int | None = None,
 ) -> list[Action]:
     """Improve a re-plan's state in place (module docstring); the kept actions, in order. It ends
-    at ``deadline`` (monotonic seconds) or, with ``most``, after that many tries per phase (the
+    at ``deadline`` (monotonic seconds) or, with ``most``, after that many tries in all (the
     deterministic mode: the same input gives the same plan whatever the clock)."""
     if not any(w.running for w in st.p.problem.workloads):
         return []
