@@ -50,8 +50,10 @@ def diff_with(
 
 # the tiny fleet with one replica on dc-a-r2 (its 4,000 W rack): node draw 2,185 + 65 + 700 = 2,950 W,
 # 73.75% of the rack; the site dc-a (10,000 W usable) draws 29.5%
-ONE = (ReplicaPlacement("vision-batch", 0, "dc-a", "dc-a-r2", "dc-a-r2-n01", (0,), 1000, 700),)
-PLAN = Plan(ONE, compute_budgets(TINY, ONE), (), ObjectiveTiers(), SolveInfo(SolveStatus.FEASIBLE))
+ONE_REPLICA = (ReplicaPlacement("vision-batch", 0, "dc-a", "dc-a-r2", "dc-a-r2-n01", (0,), 1000, 700),)
+PLAN = Plan(
+    ONE_REPLICA, compute_budgets(TINY, ONE_REPLICA), (), ObjectiveTiers(), SolveInfo(SolveStatus.FEASIBLE)
+)
 
 CASES = {
     "no rules": (Gate(), diff_with(moved=5), None, []),

@@ -79,6 +79,8 @@ class PlanRecordLike(Protocol):
     @property
     def fragmentation(self) -> int: ...
     @property
+    def move_price(self) -> int: ...
+    @property
     def replicas(self) -> int: ...
     @property
     def unplaced_workloads(self) -> int: ...
@@ -924,6 +926,7 @@ def record_to_proto(record: PlanRecordLike) -> pb.PlanRecord:
             energy=record.energy,
             moves=record.moves,
             fragmentation=record.fragmentation,
+            move_price=record.move_price,
         ),
         replicas=record.replicas,
         unplaced_workloads=record.unplaced_workloads,
