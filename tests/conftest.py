@@ -3,13 +3,16 @@
 Where shared test code lives: plain builders (GPU types, fleets, problems, plan checks) in
 ``tests/builders.py``, imported by name; the brute-force oracle in ``tests/oracles.py``;
 the validation tests' mutations in ``tests/mutations.py``; a server on loopback in
-``tests/server_support.py``; fixtures (set-up with a teardown) here, among them a real
-PostgreSQL server for the plan store's tests (``postgres_server``: ``initdb`` into a temporary
-folder and ``pg_ctl start`` on a free loopback port, no mock, no system cluster; as root both run
-as the ``postgres`` user, since PostgreSQL refuses to run as root; ``.ci/run`` installs the server
-when the machine lacks it), a fresh database on it per test (``pg_url``) and ``store_url``, which
-runs a test on a SQLite file and then on PostgreSQL. No test file imports
-from another test file (``tests/test_suite_layout.py`` checks it).
+``tests/server_support.py``; ``fleetplace`` run in this process in ``tests/cli_support.py``;
+a headless Chromium driven over its DevTools pipe in ``tests/browser.py``; a plan store
+writer for the tests' own processes in ``tests/store_worker.py``; fixtures (set-up with a
+teardown) here, among them a real PostgreSQL server for the plan store's tests
+(``postgres_server``: ``initdb`` into a temporary folder and ``pg_ctl start`` on a free
+loopback port, no mock, no system cluster; as root both run as the ``postgres`` user, since
+PostgreSQL refuses to run as root; ``.ci/run`` installs the server when the machine lacks
+it), a fresh database on it per test (``pg_url``) and ``store_url``, which runs a test on a
+SQLite file and then on PostgreSQL. No test file imports from another test file
+(``tests/test_suite_layout.py`` checks it).
 
 Tests that take more than about 5 s each carry ``@pytest.mark.slow``: ``pytest -m "not slow"``
 is a quick local loop; ``bash run.sh test`` and CI run everything.
