@@ -237,7 +237,12 @@ def _deterministic(problem: Problem, limit_s: float = 20.0) -> Problem:
     "name, problem, drained",
     [
         ("tiny, the busiest node drained", _deterministic(TINY), 1),
-        ("300 GPUs, 4 used nodes drained", _deterministic(generate(300, seed=4)), 4),
+        pytest.param(
+            "300 GPUs, 4 used nodes drained",
+            _deterministic(generate(300, seed=4)),
+            4,
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_diff_moves_are_the_plans_displaced(name: str, problem: Problem, drained: int) -> None:

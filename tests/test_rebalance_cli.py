@@ -241,6 +241,7 @@ class Rebalance:
         return self.proc.returncode, out, err
 
 
+@pytest.mark.slow
 def test_two_rebalances_at_once_one_fails_clearly_or_waits(store_url: str, changes: Path) -> None:
     """A holds the store's lock (stopped with SIGSTOP right after taking it, so it holds it for
     sure); B without --wait fails with exit 5 naming A; C with --wait waits for A, then re-plans

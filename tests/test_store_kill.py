@@ -76,6 +76,7 @@ class Writer:
             ) from None
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_writer_killed_mid_write_loses_nothing(
     store_url: str, files: tuple[str, str, Problem, Plan]
