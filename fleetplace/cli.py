@@ -2,8 +2,14 @@
 
 Exit codes: 0 success; 1 the plan given to ``verify`` is invalid; 2 bad input
 (every problem listed, each with its field path); 3 an internal error (a bug: one line,
-``--debug`` for the traceback); 130 interrupted (SIGINT or SIGTERM): ``plan`` shows and writes
-the best verified plan so far (stop reason INTERRUPTED), or writes nothing when none existed yet.
+``--debug`` for the traceback) or an unreachable plan store; 4 the plan fails a gate: ``plan``
+leaves a running workload (one with current replicas) unplaced without ``--allow-drop`` (the
+plan is still shown and written), ``rebalance`` is refused by ``--max-moves``/``--fail-if`` or
+drops a running workload (nothing recorded); 5 the plan store is busy (another rebalance, or
+the current plan changed meanwhile); 6 ``rebalance --dry-run`` found changes; 130 interrupted
+(SIGINT or SIGTERM): ``plan`` shows and writes the best verified plan so far (stop reason
+INTERRUPTED), or writes nothing when none existed yet. The store commands are in
+``fleetplace.cli_ops``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ EXIT_OK = 0
 EXIT_INVALID_PLAN = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
+EXIT_GATE = 4  # plan: a running workload left unplaced without --allow-drop; rebalance: the gate refused
 EXIT_INTERRUPTED = 130
 MAX_LISTED_PROBLEMS = 50  # bad input: the first 50 problems on stderr, then how many more
 
@@ -117,6 +124,7 @@ def _check_options(args: argparse.Namespace) -> None:
         errors.append(FieldError("--seed", f"must be zero or positive, got {args.seed}"))
     errors.extend(_executor_errors(args))
     errors.extend(_out_errors(getattr(args, "out", None)))
+    errors.extend(_store_arg_errors(getattr(args, "store", None)))
     if errors:
         raise InputError(errors)
 
@@ -371,12 +379,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     message = plan_to_proto(plan)
     if args.out:
         write_json_atomic(Path(args.out), message)
+    recorded = _record_plan(args, problem, plan)
     if args.format == "json":
         sys.stdout.write(to_json(message))
+        if recorded:
+            sys.stderr.write(f"{recorded}\n")
     else:
         sys.stdout.write(render(problem, plan, detail=getattr(args, "detail", False)) + "\n")
         if args.out:
             sys.stdout.write(f"\nPlan written to {args.out}\n")
+        if recorded:
+            sys.stdout.write(f"{recorded}\n")
     if interrupted:
         sys.stdout.flush()
         sys.stderr.write(
@@ -385,7 +398,62 @@ def cmd_plan(args: argparse.Namespace) -> int:
             + " (stop reason INTERRUPTED)\n"
         )
         return EXIT_INTERRUPTED
-    return EXIT_OK
+    if recorded is None:
+        return EXIT_INTERNAL
+    return _dropped_gate(args, problem, plan)
+
+
+def _record_plan(args: argparse.Namespace, problem: Problem, plan: Plan) -> str | None:
+    """``plan --store URL``: record the plan (not as the current plan); the line to print ("" without
+    ``--store``; None when the store refused, said on stderr)."""
+    if not getattr(args, "store", None):
+        return ""
+    from fleetplace.store import StoreError, open_store
+
+    try:
+        store = open_store(args.store)
+        try:
+            record = store.record(problem, plan, requested_by=getattr(args, "requested_by", "cli"))
+        finally:
+            store.close()
+    except StoreError as e:
+        sys.stderr.write(f"fleetplace: the plan was not recorded: {e}\n")
+        return None
+    return f"Recorded plan #{record.id} in the store {store}"
+
+
+def _store_arg_errors(store: str | None) -> list[FieldError]:
+    """``--store``: a known kind of URL, and a SQLite file's folder exists (checked before the solve)."""
+    if not store:
+        return []
+    from sqlalchemy.engine import make_url
+
+    from fleetplace.store import StoreError, resolve_url
+
+    try:
+        url = make_url(resolve_url(store))
+    except StoreError as e:
+        return [FieldError("--store", str(e))]
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).parent.is_dir():
+        return [FieldError("--store", f"no such folder: {Path(url.database).parent}")]
+    return []
+
+
+def _dropped_gate(args: argparse.Namespace, problem: Problem, plan: Plan) -> int:
+    """Exit 4 when the plan leaves a workload that runs today (current replicas) unplaced, unless
+    ``--allow-drop``: a script must not take such a plan for a plain success."""
+    from placement.gate import dropped_running
+
+    dropped = dropped_running(problem, plan)
+    if not dropped or getattr(args, "allow_drop", False):
+        return EXIT_OK
+    sys.stdout.flush()
+    names = ", ".join(dropped[:10]) + (f" and {len(dropped) - 10} more" if len(dropped) > 10 else "")
+    sys.stderr.write(
+        f"fleetplace: the plan leaves {len(dropped)} running workload{'s' if len(dropped) != 1 else ''} "
+        f"unplaced: {names}; exit {EXIT_GATE} (give --allow-drop to accept that)\n"
+    )
+    return EXIT_GATE
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -506,6 +574,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             executor=None,
             groups=None,
             ray_address=None,
+            allow_drop=True,  # a showcase, not a gate: what it leaves out is in the report
             **_no_client_flags(f"127.0.0.1:{port}"),
         )
         sys.stdout.write(
@@ -524,6 +593,8 @@ def _no_client_flags(server: str | None) -> dict[str, object]:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the gRPC service until SIGTERM/SIGINT."""
+    import os
+
     from server.app import serve
     from server.config import load_config
     from server.metrics import configure_logging
@@ -541,6 +612,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tokens_file=args.tokens_file,
         tokens_env=args.tokens_env,
         metrics_port=args.metrics_port,
+        store=args.store or os.environ.get("FLEETPLACE_STORE") or None,
     )
     configure_logging(logging.DEBUG if args.debug else logging.INFO, json_logs=args.log_format == "json")
 
@@ -659,6 +731,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--groups", type=int, default=None, metavar="N", help="site groups (default 2)")
     sp.add_argument("--ray-address", default=None, metavar="HOST:PORT", help="Ray cluster (--executor ray)")
+    sp.add_argument(
+        "--allow-drop",
+        action="store_true",
+        help=f"a running workload (with current replicas) may be left unplaced; else exit {EXIT_GATE}",
+    )
+    sp.add_argument("--store", metavar="URL", help="also record the plan in this plan store (see rebalance)")
+    sp.add_argument("--requested-by", choices=["cli", "cron"], default="cli", help="recorded with --store")
     client_flags(sp)
     sp.set_defaults(func=cmd_plan)
 
@@ -702,6 +781,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tokens-env", metavar="VAR", help="bearer tokens, comma-separated, in this variable")
     sp.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0 any, default off)")
     sp.add_argument("--log-format", choices=["json", "text"], default="json")
+    sp.add_argument(
+        "--store",
+        metavar="URL",
+        help="plan store for GetPlan/ListPlans/Rebalance (default $FLEETPLACE_STORE)",
+    )
     sp.set_defaults(func=cmd_serve)
 
     sp = sub.add_parser(
@@ -741,6 +825,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of workloads given a per-node replica cap of 2, 4, 8, 10 or 16 (default 0: none)",
     )
     sp.set_defaults(func=cmd_generate)
+
+    from fleetplace import cli_ops
+
+    cli_ops.add_parsers(sub, solve_flags)
     return p
 
 

@@ -53,6 +53,9 @@ class ServerConfig:
     auth_health: bool = False  # also require a token for grpc.health.v1 (default: health stays open)
     metrics_port: int = -1  # Prometheus /metrics on this port (0: any free port, -1: off)
     metrics_address: str = "127.0.0.1"
+    # plan store for GetPlan/ListPlans/Rebalance: a SQLite path or postgresql:// URL ("": none);
+    # left out of repr, since a URL may carry a password
+    store: str = dataclasses.field(default="", repr=False)
 
     def __post_init__(self) -> None:
         errors = self.problems()

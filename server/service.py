@@ -53,6 +53,7 @@ from server.config import ServerConfig
 from server.errors import Cancelled, DeadlineExceeded, InvalidArgument, ShuttingDown
 from server.limits import RequestSize, requested_time_limit_s, size_errors, size_of
 from server.metrics import Metrics, answering
+from server.plans import PlanStoreRpcs
 from server.pool import Done, SolvePool
 from wire import convert
 from wire.gen.placement.v1 import placement_pb2 as pb
@@ -141,7 +142,7 @@ class CallState:
         return remaining is not None and remaining <= 0
 
 
-class PlacementServicer(pb_grpc.PlacementServiceServicer):
+class PlacementServicer(PlanStoreRpcs, pb_grpc.PlacementServiceServicer):
     def __init__(
         self, config: ServerConfig, pool: SolvePool, metrics: Metrics, checks: SolvePool | None = None
     ) -> None:

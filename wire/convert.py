@@ -29,16 +29,67 @@ from __future__ import annotations
 import enum
 import logging
 import re
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from placement.changes import FleetChanges, Rescale
 from placement.core import domain as d
 from placement.core.errors import FieldError, InputError
+from placement.diff import PlanDiff
 from placement.exact.backends.base import Progress as DomainProgress
+from placement.gate import GateFailure
 from wire.gen.placement.v1 import placement_pb2 as pb
 
 log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=enum.Enum)
+
+
+class PlanRecordLike(Protocol):
+    """What ``record_to_proto`` needs of a plan store's record (``fleetplace.store.PlanRecord``)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def requested_by(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def current(self) -> bool: ...
+    @property
+    def parent_id(self) -> int | None: ...
+    @property
+    def input_digest(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def stop_reason(self) -> str: ...
+    @property
+    def bound(self) -> float | None: ...
+    @property
+    def gap(self) -> float | None: ...
+    @property
+    def placed_work(self) -> int: ...
+    @property
+    def energy(self) -> int: ...
+    @property
+    def moves(self) -> int: ...
+    @property
+    def fragmentation(self) -> int: ...
+    @property
+    def move_price(self) -> int: ...
+    @property
+    def replicas(self) -> int: ...
+    @property
+    def unplaced_workloads(self) -> int: ...
+    @property
+    def wall_s(self) -> float: ...
+    @property
+    def code_revision(self) -> str: ...
+    @property
+    def changes(self) -> str: ...
 
 
 class ViolationLike(Protocol):
@@ -803,3 +854,117 @@ def _migration(r: _Reader, m: pb.Migration) -> d.Migration:
         domain_peaks=tuple(_peak(p) for p in m.domain_peaks),
         safe=bool(m.safe),
     )
+
+
+# ----------------------------------------------------------------- fleet changes
+
+
+def changes_and_errors_from_proto(
+    msg: pb.FleetChanges, prefix: str = "changes."
+) -> tuple[FleetChanges, list[FieldError]]:
+    """The domain changes of a ``FleetChanges`` message and the conversion problems (paths under
+    ``prefix``), without raising; ``placement.changes`` checks the rest against the input."""
+    r = _Reader()
+    changes = FleetChanges(
+        drain_nodes=tuple(msg.drain_nodes),
+        down_nodes=tuple(msg.down_nodes),
+        ready_nodes=tuple(msg.ready_nodes),
+        add_nodes=tuple(_node(r, x, f"{prefix}addNodes[{i}]") for i, x in enumerate(msg.add_nodes)),
+        remove_nodes=tuple(msg.remove_nodes),
+        add_workloads=tuple(
+            _workload(r, x, f"{prefix}addWorkloads[{i}]") for i, x in enumerate(msg.add_workloads)
+        ),
+        remove_workloads=tuple(msg.remove_workloads),
+        rescale_workloads=tuple(
+            Rescale(
+                workload=x.workload,
+                min_replicas=int(x.min_replicas) if x.HasField("min_replicas") else None,
+                max_replicas=int(x.max_replicas) if x.HasField("max_replicas") else None,
+            )
+            for x in msg.rescale_workloads
+        ),
+    )
+    return changes, r.errors
+
+
+def changes_to_proto(changes: FleetChanges) -> pb.FleetChanges:
+    msg = pb.FleetChanges(
+        drain_nodes=list(changes.drain_nodes),
+        down_nodes=list(changes.down_nodes),
+        ready_nodes=list(changes.ready_nodes),
+        add_nodes=[_node_pb(n) for n in changes.add_nodes],
+        remove_nodes=list(changes.remove_nodes),
+        add_workloads=[_workload_pb(w) for w in changes.add_workloads],
+        remove_workloads=list(changes.remove_workloads),
+    )
+    for r in changes.rescale_workloads:
+        m = msg.rescale_workloads.add(workload=r.workload)
+        if r.min_replicas is not None:
+            m.min_replicas = r.min_replicas
+        if r.max_replicas is not None:
+            m.max_replicas = r.max_replicas
+    return msg
+
+
+# ----------------------------------------------------------------- the plan store
+
+
+def record_to_proto(record: PlanRecordLike) -> pb.PlanRecord:
+    """The ``PlanRecord`` message of a stored plan's record."""
+    created = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=UTC)
+    m = pb.PlanRecord(
+        id=record.id,
+        created_at=created.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        requested_by=record.requested_by,
+        kind=record.kind,
+        current=record.current,
+        input_digest=record.input_digest,
+        status=enum_to_proto(d.SolveStatus[record.status]),
+        stop_reason=enum_to_proto(d.StopReason[record.stop_reason]),
+        objective=pb.ObjectiveTiers(
+            placed_work=record.placed_work,
+            energy=record.energy,
+            moves=record.moves,
+            fragmentation=record.fragmentation,
+            move_price=record.move_price,
+        ),
+        replicas=record.replicas,
+        unplaced_workloads=record.unplaced_workloads,
+        wall_s=record.wall_s,
+        code_revision=record.code_revision,
+        changes=record.changes,
+    )
+    if record.parent_id is not None:
+        m.parent_id = record.parent_id
+    if record.bound is not None:
+        m.bound = record.bound
+    if record.gap is not None:
+        m.gap = record.gap
+    return m
+
+
+def rebalance_to_proto(
+    plan: d.Plan,
+    diff: PlanDiff,
+    failures: tuple[GateFailure, ...] | list[GateFailure],
+    previous_id: int | None,
+    record: PlanRecordLike | None,
+) -> pb.RebalanceResponse:
+    """The answer of a rebalance: the new plan (its migration in it), the diff's counts, the gate."""
+    m = pb.RebalanceResponse(
+        plan=plan_to_proto(plan),
+        gate_failures=[pb.GateFailure(rule=f.rule, message=f.message) for f in failures],
+        changed=diff.changed,
+        moves=diff.moves,
+        unforced_moves=diff.unforced_moves,
+        added=len(diff.added),
+        moved=len(diff.moved),
+        evicted=len(diff.evicted),
+        retuned=len(diff.retuned),
+        dropped=list(diff.dropped),
+    )
+    if previous_id is not None:
+        m.previous_id = previous_id
+    if record is not None:
+        m.record.CopyFrom(record_to_proto(record))
+    return m

@@ -51,10 +51,11 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from placement.changes import FleetChanges
 from placement.core.domain import Problem
 from placement.core.errors import FieldError, InputError
 from placement.core.validate import QUOTE_CHARS, quote, validate_request
-from wire.convert import problem_and_errors_from_request
+from wire.convert import changes_and_errors_from_proto, problem_and_errors_from_request
 from wire.gen.placement.v1 import placement_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -448,6 +449,19 @@ def load_plan(path: str | os.PathLike[str]) -> pb.Plan:
     if loaded.errors:
         raise InputError(loaded.errors)
     return loaded.message  # type: ignore[return-value]
+
+
+def load_changes(path: str | os.PathLike[str]) -> FleetChanges:
+    """A ``FleetChanges`` file (JSON/YAML, the proto's JSON mapping) as the domain changes. Raises
+    ``InputError`` with every problem of the file and its conversion; ``placement.changes`` checks
+    the changes against the input."""
+    loaded = _load(path, pb.FleetChanges)
+    if loaded.errors:
+        raise InputError(loaded.errors)
+    changes, errors = changes_and_errors_from_proto(loaded.message)  # type: ignore[arg-type]
+    if errors:
+        raise InputError(errors)
+    return changes
 
 
 def load_problem(path: str | os.PathLike[str]) -> Problem:

@@ -717,3 +717,159 @@ class ExplainResponse(_message.Message):
     reasons: _containers.RepeatedCompositeFieldContainer[Reason]
     placed: bool
     def __init__(self, reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., placed: _Optional[bool] = ...) -> None: ...
+
+class Rescale(_message.Message):
+    __slots__ = ("workload", "min_replicas", "max_replicas")
+    WORKLOAD_FIELD_NUMBER: _ClassVar[int]
+    MIN_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    workload: str
+    min_replicas: int
+    max_replicas: int
+    def __init__(self, workload: _Optional[str] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ...) -> None: ...
+
+class FleetChanges(_message.Message):
+    __slots__ = ("drain_nodes", "down_nodes", "ready_nodes", "add_nodes", "remove_nodes", "add_workloads", "remove_workloads", "rescale_workloads")
+    DRAIN_NODES_FIELD_NUMBER: _ClassVar[int]
+    DOWN_NODES_FIELD_NUMBER: _ClassVar[int]
+    READY_NODES_FIELD_NUMBER: _ClassVar[int]
+    ADD_NODES_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_NODES_FIELD_NUMBER: _ClassVar[int]
+    ADD_WORKLOADS_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_WORKLOADS_FIELD_NUMBER: _ClassVar[int]
+    RESCALE_WORKLOADS_FIELD_NUMBER: _ClassVar[int]
+    drain_nodes: _containers.RepeatedScalarFieldContainer[str]
+    down_nodes: _containers.RepeatedScalarFieldContainer[str]
+    ready_nodes: _containers.RepeatedScalarFieldContainer[str]
+    add_nodes: _containers.RepeatedCompositeFieldContainer[Node]
+    remove_nodes: _containers.RepeatedScalarFieldContainer[str]
+    add_workloads: _containers.RepeatedCompositeFieldContainer[Workload]
+    remove_workloads: _containers.RepeatedScalarFieldContainer[str]
+    rescale_workloads: _containers.RepeatedCompositeFieldContainer[Rescale]
+    def __init__(self, drain_nodes: _Optional[_Iterable[str]] = ..., down_nodes: _Optional[_Iterable[str]] = ..., ready_nodes: _Optional[_Iterable[str]] = ..., add_nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., remove_nodes: _Optional[_Iterable[str]] = ..., add_workloads: _Optional[_Iterable[_Union[Workload, _Mapping]]] = ..., remove_workloads: _Optional[_Iterable[str]] = ..., rescale_workloads: _Optional[_Iterable[_Union[Rescale, _Mapping]]] = ...) -> None: ...
+
+class PlanRecord(_message.Message):
+    __slots__ = ("id", "created_at", "requested_by", "kind", "current", "parent_id", "input_digest", "status", "stop_reason", "bound", "gap", "objective", "replicas", "unplaced_workloads", "wall_s", "code_revision", "changes")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    INPUT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STOP_REASON_FIELD_NUMBER: _ClassVar[int]
+    BOUND_FIELD_NUMBER: _ClassVar[int]
+    GAP_FIELD_NUMBER: _ClassVar[int]
+    OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    UNPLACED_WORKLOADS_FIELD_NUMBER: _ClassVar[int]
+    WALL_S_FIELD_NUMBER: _ClassVar[int]
+    CODE_REVISION_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    created_at: str
+    requested_by: str
+    kind: str
+    current: bool
+    parent_id: int
+    input_digest: str
+    status: SolveStatus
+    stop_reason: StopReason
+    bound: float
+    gap: float
+    objective: ObjectiveTiers
+    replicas: int
+    unplaced_workloads: int
+    wall_s: float
+    code_revision: str
+    changes: str
+    def __init__(self, id: _Optional[int] = ..., created_at: _Optional[str] = ..., requested_by: _Optional[str] = ..., kind: _Optional[str] = ..., current: _Optional[bool] = ..., parent_id: _Optional[int] = ..., input_digest: _Optional[str] = ..., status: _Optional[_Union[SolveStatus, str]] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., bound: _Optional[float] = ..., gap: _Optional[float] = ..., objective: _Optional[_Union[ObjectiveTiers, _Mapping]] = ..., replicas: _Optional[int] = ..., unplaced_workloads: _Optional[int] = ..., wall_s: _Optional[float] = ..., code_revision: _Optional[str] = ..., changes: _Optional[str] = ...) -> None: ...
+
+class GetPlanRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class GetPlanResponse(_message.Message):
+    __slots__ = ("record", "plan", "input")
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    record: PlanRecord
+    plan: Plan
+    input: PlaceRequest
+    def __init__(self, record: _Optional[_Union[PlanRecord, _Mapping]] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ..., input: _Optional[_Union[PlaceRequest, _Mapping]] = ...) -> None: ...
+
+class ListPlansRequest(_message.Message):
+    __slots__ = ("limit", "before_id")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_ID_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    before_id: int
+    def __init__(self, limit: _Optional[int] = ..., before_id: _Optional[int] = ...) -> None: ...
+
+class ListPlansResponse(_message.Message):
+    __slots__ = ("plans",)
+    PLANS_FIELD_NUMBER: _ClassVar[int]
+    plans: _containers.RepeatedCompositeFieldContainer[PlanRecord]
+    def __init__(self, plans: _Optional[_Iterable[_Union[PlanRecord, _Mapping]]] = ...) -> None: ...
+
+class RebalanceRequest(_message.Message):
+    __slots__ = ("input", "changes", "max_moves", "dry_run", "allow_drop", "fail_if_moves_over", "fail_if_site_power_over_pct", "fail_if_domain_power_over_pct", "time_limit_s")
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    MAX_MOVES_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_DROP_FIELD_NUMBER: _ClassVar[int]
+    FAIL_IF_MOVES_OVER_FIELD_NUMBER: _ClassVar[int]
+    FAIL_IF_SITE_POWER_OVER_PCT_FIELD_NUMBER: _ClassVar[int]
+    FAIL_IF_DOMAIN_POWER_OVER_PCT_FIELD_NUMBER: _ClassVar[int]
+    TIME_LIMIT_S_FIELD_NUMBER: _ClassVar[int]
+    input: PlaceRequest
+    changes: FleetChanges
+    max_moves: int
+    dry_run: bool
+    allow_drop: bool
+    fail_if_moves_over: int
+    fail_if_site_power_over_pct: float
+    fail_if_domain_power_over_pct: float
+    time_limit_s: float
+    def __init__(self, input: _Optional[_Union[PlaceRequest, _Mapping]] = ..., changes: _Optional[_Union[FleetChanges, _Mapping]] = ..., max_moves: _Optional[int] = ..., dry_run: _Optional[bool] = ..., allow_drop: _Optional[bool] = ..., fail_if_moves_over: _Optional[int] = ..., fail_if_site_power_over_pct: _Optional[float] = ..., fail_if_domain_power_over_pct: _Optional[float] = ..., time_limit_s: _Optional[float] = ...) -> None: ...
+
+class GateFailure(_message.Message):
+    __slots__ = ("rule", "message")
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    rule: str
+    message: str
+    def __init__(self, rule: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class RebalanceResponse(_message.Message):
+    __slots__ = ("plan", "previous_id", "record", "gate_failures", "changed", "moves", "added", "moved", "evicted", "retuned", "dropped", "unforced_moves")
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    GATE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    MOVES_FIELD_NUMBER: _ClassVar[int]
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    MOVED_FIELD_NUMBER: _ClassVar[int]
+    EVICTED_FIELD_NUMBER: _ClassVar[int]
+    RETUNED_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    UNFORCED_MOVES_FIELD_NUMBER: _ClassVar[int]
+    plan: Plan
+    previous_id: int
+    record: PlanRecord
+    gate_failures: _containers.RepeatedCompositeFieldContainer[GateFailure]
+    changed: bool
+    moves: int
+    added: int
+    moved: int
+    evicted: int
+    retuned: int
+    dropped: _containers.RepeatedScalarFieldContainer[str]
+    unforced_moves: int
+    def __init__(self, plan: _Optional[_Union[Plan, _Mapping]] = ..., previous_id: _Optional[int] = ..., record: _Optional[_Union[PlanRecord, _Mapping]] = ..., gate_failures: _Optional[_Iterable[_Union[GateFailure, _Mapping]]] = ..., changed: _Optional[bool] = ..., moves: _Optional[int] = ..., added: _Optional[int] = ..., moved: _Optional[int] = ..., evicted: _Optional[int] = ..., retuned: _Optional[int] = ..., dropped: _Optional[_Iterable[str]] = ..., unforced_moves: _Optional[int] = ...) -> None: ...

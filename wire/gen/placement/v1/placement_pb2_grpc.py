@@ -54,6 +54,21 @@ class PlacementServiceStub:
                 request_serializer=wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.ExplainRequest.SerializeToString,
                 response_deserializer=wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.ExplainResponse.FromString,
                 _registered_method=True)
+        self.GetPlan = channel.unary_unary(
+                '/placement.v1.PlacementService/GetPlan',
+                request_serializer=wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.GetPlanRequest.SerializeToString,
+                response_deserializer=wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.GetPlanResponse.FromString,
+                _registered_method=True)
+        self.ListPlans = channel.unary_unary(
+                '/placement.v1.PlacementService/ListPlans',
+                request_serializer=wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.ListPlansRequest.SerializeToString,
+                response_deserializer=wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.ListPlansResponse.FromString,
+                _registered_method=True)
+        self.Rebalance = channel.unary_unary(
+                '/placement.v1.PlacementService/Rebalance',
+                request_serializer=wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.RebalanceRequest.SerializeToString,
+                response_deserializer=wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.RebalanceResponse.FromString,
+                _registered_method=True)
 
 
 class PlacementServiceServicer:
@@ -87,6 +102,28 @@ class PlacementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPlan(self, request, context):
+        """A stored plan with its record and input (id 0: the current plan). NOT_FOUND if there is none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPlans(self, request, context):
+        """Stored plans, newest first, without the plans themselves.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Rebalance(self, request, context):
+        """Re-plan against the current plan with changes; record it as current if it passes the gate.
+        Another rebalance in progress, or the current plan changed meanwhile: ABORTED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PlacementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +146,21 @@ def add_PlacementServiceServicer_to_server(servicer, server):
                     servicer.Explain,
                     request_deserializer=wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.ExplainRequest.FromString,
                     response_serializer=wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.ExplainResponse.SerializeToString,
+            ),
+            'GetPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPlan,
+                    request_deserializer=wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.GetPlanRequest.FromString,
+                    response_serializer=wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.GetPlanResponse.SerializeToString,
+            ),
+            'ListPlans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlans,
+                    request_deserializer=wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.ListPlansRequest.FromString,
+                    response_serializer=wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.ListPlansResponse.SerializeToString,
+            ),
+            'Rebalance': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rebalance,
+                    request_deserializer=wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.RebalanceRequest.FromString,
+                    response_serializer=wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.RebalanceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +271,87 @@ class PlacementService:
             '/placement.v1.PlacementService/Explain',
             wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.ExplainRequest.SerializeToString,
             wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.ExplainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/placement.v1.PlacementService/GetPlan',
+            wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.GetPlanRequest.SerializeToString,
+            wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.GetPlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/placement.v1.PlacementService/ListPlans',
+            wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.ListPlansRequest.SerializeToString,
+            wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.ListPlansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rebalance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/placement.v1.PlacementService/Rebalance',
+            wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.RebalanceRequest.SerializeToString,
+            wire_dot_gen_dot_placement_dot_v1_dot_placement__pb2.RebalanceResponse.FromString,
             options,
             channel_credentials,
             insecure,
