@@ -201,6 +201,20 @@ def test_folder_concatenates_in_name_order(tmp_path: Path) -> None:
     assert load_problem(tmp_path) == sample_problem()
 
 
+def test_a_plan_left_in_the_input_folder_is_skipped(tmp_path: Path) -> None:
+    """``plan --out plan.json`` beside the input: the next run reads the request without it; a
+    request file that names ``placements`` among request fields is still an error."""
+    split_sample(tmp_path)
+    (tmp_path / "plan.json").write_text(to_json(plan_to_proto(sample_plan())))
+    assert load_problem(tmp_path) == sample_problem()
+    write(tmp_path / "zz-odd.json", {"placements": [], "workloads": []})
+    with pytest.raises(InputError) as err:
+        load_request(tmp_path)
+    assert error_lines(err)[0].startswith(
+        "zz-odd.json: placements: unknown field 'placements' in PlaceRequest"
+    )
+
+
 def test_folder_options_set_by_two_files_is_an_error(tmp_path: Path) -> None:
     split_sample(tmp_path)
     write(tmp_path / "50-options.yaml", {"options": {"workers": 8}})

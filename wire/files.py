@@ -6,7 +6,9 @@
 * repeated fields are concatenated in file order (``workloads``, ``fleet.nodes``, ...);
 * messages whose fields are all repeated (the request itself and ``fleet``) are merged
   field by field, so one file may hold the sites and another the nodes;
-* any other field (``options``, a scalar) may be set by at most one file.
+* any other field (``options``, a scalar) may be set by at most one file;
+* a file that is a plan (``placements`` and only ``Plan`` fields: ``plan --out`` left beside
+  the input) is skipped with a warning.
 
 Every problem is an ``InputError`` whose ``FieldError`` paths start with the file name,
 e.g. ``fleet.json: fleet.nodes[3].gpuCount``. Before ``json_format.ParseDict`` runs, the
@@ -298,13 +300,17 @@ class _Parsed:
     problems: list[FieldError]
 
 
-def _parse_file(path: Path, cls: type[M]) -> _Parsed:
+def _parse_file(path: Path, cls: type[M], in_folder: bool = False) -> _Parsed | None:
+    """The file's message and its problems; None for a plan in a request's folder (skipped)."""
     try:
         doc = _parse_document(path)
     except InputError as e:
         return _Parsed(path.name, None, list(e.errors))
     if doc is None:
         return _Parsed(path.name, None, [FieldError(path.name, "the file is empty")])
+    if in_folder and cls is pb.PlaceRequest and _is_plan(doc):
+        log.warning("%s is a plan, not part of the request: skipped", path)
+        return None
     problems: list[tuple[str, str]] = []
     clean = _walk(doc, cls.DESCRIPTOR, "", problems)  # type: ignore[arg-type]
     found = [FieldError(f"{path.name}: {where}", message) for where, message in problems]
@@ -313,6 +319,15 @@ def _parse_file(path: Path, cls: type[M]) -> _Parsed:
     except json_format.ParseError as e:  # a case the walk does not cover
         message = re.sub(r"(Failed to parse \w+ field: )+", "", str(e)).strip()
         return _Parsed(path.name, None, [*found, FieldError(path.name, message)])
+
+
+def _is_plan(doc: Any) -> bool:
+    """A document of the ``Plan`` message (its placements, and no field a request has): an output
+    left in the input folder (``plan --out`` next to the input), not a part of the request."""
+    if not isinstance(doc, dict) or "placements" not in doc:
+        return False
+    plan = {f.json_name for f in pb.Plan.DESCRIPTOR.fields} | {f.name for f in pb.Plan.DESCRIPTOR.fields}
+    return set(doc) <= plan
 
 
 # ----------------------------------------------------------------------- merging
@@ -416,7 +431,9 @@ def _load(path: str | os.PathLike[str], cls: type[M]) -> _Loaded:
     complete = True
     parsed: list[_Parsed] = []
     for f in files:
-        got = _parse_file(f, cls)
+        got = _parse_file(f, cls, in_folder=p.is_dir())
+        if got is None:
+            continue
         errors.extend(got.problems)
         complete &= got.message is not None
         for e in got.problems:
