@@ -40,19 +40,23 @@ _FAIL_IF = re.compile(r"^\s*(moves|site-power|domain-power)\s*>\s*([0-9]+(?:\.[0
 
 def parse_fail_if(items: list[str] | None) -> tuple[dict[str, Any], list[FieldError]]:
     """``--fail-if`` conditions as ``placement.gate.Gate`` fields: ``moves>N``, ``site-power>PCT``,
-    ``domain-power>PCT``, ``dropped`` (the default; listed for clarity)."""
+    ``domain-power>PCT``, ``dropped`` (the default; listed for clarity), ``unsafe-migration``."""
     fields: dict[str, Any] = {}
     errors: list[FieldError] = []
     for i, item in enumerate(items or []):
         if item.strip() == "dropped":
             fields["allow_drop"] = False
             continue
+        if item.strip() == "unsafe-migration":
+            fields["safe_migration"] = True
+            continue
         m = _FAIL_IF.match(item)
         if m is None:
             errors.append(
                 FieldError(
                     f"--fail-if[{i}]",
-                    f"cannot read {item!r}; expected moves>N, site-power>PCT, domain-power>PCT or dropped",
+                    f"cannot read {item!r}; expected moves>N, site-power>PCT, domain-power>PCT, "
+                    "dropped or unsafe-migration",
                 )
             )
             continue
@@ -401,7 +405,8 @@ def add_parsers(sub: Any, solve_flags: Callable[[argparse.ArgumentParser], None]
         "--fail-if",
         action="append",
         metavar="COND",
-        help="refuse the plan (exit 4) if COND holds: moves>N, site-power>PCT, domain-power>PCT; repeatable",
+        help="refuse the plan (exit 4) if COND holds: moves>N, site-power>PCT, domain-power>PCT, "
+        "unsafe-migration; repeatable",
     )
     sp.add_argument("--allow-drop", action="store_true", help="a running workload may be left unplaced")
     sp.add_argument(

@@ -10,6 +10,9 @@ Each rule is a named check with its numbers (``GateFailure.rule``):
 * ``site_power`` / ``domain_power``: a site or power domain draws more than the given share of
   its usable cap (``--fail-if site-power>PCT``, ``domain-power>PCT``).
 * ``no_solution``: the solve returned no plan (NO_SOLUTION): nothing to switch to.
+* ``unsafe_migration``: the plan's migration is not safe (a blocked move, or a replica down
+  beyond its budget), where ``Gate.safe_migration`` asks for a safe one (``--fail-if
+  unsafe-migration``).
 
 Moves are counted as ``placement.diff`` counts them, from ``Plan.displaced``: replicas that ran
 and are not kept on their node (moved elsewhere or evicted), a removed workload's replicas
@@ -30,11 +33,12 @@ class Gate:
     allow_drop: bool = False
     max_site_power_pct: float | None = None
     max_domain_power_pct: float | None = None
+    safe_migration: bool = False
 
 
 @dataclass(frozen=True)
 class GateFailure:
-    rule: str  # move_budget, moves, dropped, site_power, domain_power, no_solution
+    rule: str  # move_budget, moves, dropped, site_power, domain_power, no_solution, unsafe_migration
     message: str
 
     def __str__(self) -> str:
@@ -73,6 +77,16 @@ def check(gate: Gate, diff: PlanDiff, plan: Plan, move_budget: int | None = None
                 "dropped",
                 f"{n} running workload{'s are' if n != 1 else ' is'} not placed any more: "
                 f"{_names(list(diff.dropped))}",
+            )
+        )
+    m = plan.migration
+    if gate.safe_migration and m is not None and not m.safe:
+        down = len({(t.workload, t.node) for t in m.downtime if not t.within_budget})
+        out.append(
+            GateFailure(
+                "unsafe_migration",
+                f"the migration is not safe: {len(m.blocked)} blocked move(s), {down} replica(s) down "
+                "beyond their budget",
             )
         )
     for limit, kind, rule, what in (

@@ -9,7 +9,10 @@ import pytest
 from fleetplace.datasets import tiny_problem
 from placement.core.budgets import compute_budgets
 from placement.core.domain import (
+    BlockedMove,
     CurrentReplica,
+    Downtime,
+    Migration,
     ObjectiveTiers,
     Plan,
     ReplicaPlacement,
@@ -101,6 +104,31 @@ def test_gate_rules(name: str) -> None:
     assert [f.rule for f in check(gate, diff, PLAN, budget)] == rules
 
 
+UNSAFE = Migration(
+    blocked=(BlockedMove("w", "n", (0,), "site_power", "site s is full"),),
+    downtime=(Downtime("w", "m", (1,), 1, 2, False), Downtime("v", "m", (2,), 2, 1, True)),
+    safe=False,
+)
+
+
+@pytest.mark.parametrize(
+    ("asked", "migration", "rules"),
+    [
+        pytest.param(True, UNSAFE, ["unsafe_migration"], id="unsafe-refused"),
+        pytest.param(True, Migration(), [], id="safe-passes"),
+        pytest.param(True, None, [], id="no-migration-nothing-to-check"),
+        pytest.param(False, UNSAFE, [], id="unsafe-not-asked"),
+    ],
+)
+def test_unsafe_migration_is_refused_where_asked(
+    asked: bool, migration: Migration | None, rules: list[str]
+) -> None:
+    got = check(Gate(safe_migration=asked), diff_with(), replace(PLAN, migration=migration))
+    assert [f.rule for f in got] == rules
+    if rules:
+        assert "1 blocked move(s), 1 replica(s) down beyond their budget" in got[0].message
+
+
 def test_failures_carry_their_numbers() -> None:
     failures = check(Gate(max_moves=4, max_domain_power_pct=50), diff_with(moved=3, evicted=2), PLAN, 3)
     text = [str(f) for f in failures]
@@ -135,3 +163,11 @@ def test_dropped_running_names_workloads_with_current_replicas_left_out() -> Non
         ),
     )
     assert dropped_running(also, PLAN) == ["llama-3-70b-chat", "whisper-edge"]
+
+
+def test_fail_if_reads_unsafe_migration() -> None:
+    from fleetplace.cli_ops import parse_fail_if
+
+    assert parse_fail_if(["unsafe-migration", "moves>3"]) == ({"safe_migration": True, "max_moves": 3}, [])
+    _fields, errors = parse_fail_if(["unsafe"])
+    assert [e.path for e in errors] == ["--fail-if[0]"] and "unsafe-migration" in errors[0].message
