@@ -679,8 +679,17 @@ def _best_heuristic(
     """The better of the plan in hand and the portfolio's plans received by ``wait_until``, verified."""
     mine = Offer(hand.made_by, hand.placements, hand.plan.objective, run.elapsed(), solvers=hand.solvers)
     _wait(run, portfolio, mine, wait_until, tiers)
-    best = max(portfolio.plans, key=lambda c: _key(c.objective, tiers), default=None)
-    if best is None or _key(best.objective, tiers) <= _key(hand.plan.objective, tiers):
+    best = None
+    for offer in sorted(portfolio.plans, key=lambda c: _key(c.objective, tiers), reverse=True):
+        if _key(offer.objective, tiers) <= _key(hand.plan.objective, tiers):
+            break
+        if prepared.current and _breaks_replan(prepared, offer.placements):  # built from scratch
+            log.info("the %s plan breaks the re-plan's budgets or preemption: not taken", offer.made_by)
+            portfolio.plans.remove(offer)
+            continue
+        best = offer
+        break
+    if best is None:
         return hand
     if not run.budget.can_assemble():
         log.info("no time left to verify the %s plan; keeping the plan in hand", best.made_by)
