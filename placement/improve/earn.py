@@ -12,7 +12,7 @@ each phase given at most ``PHASE_SHARE`` of the time left:
   ``MAKE_WAY_TRIALS`` over the victims, 1 to ``MAKE_WAY_WINDOW``: wide on small fleets, where
   the budget binds, one at a time on large ones, where time does). With
   moves priced and no budget, victims would move more replicas than a re-plan should for growth
-  (docs/experiments/2026-12-07-make-way.md), so this phase does not run.
+  (docs/experiments/2026-12-06-make-way.md), so this phase does not run.
 * ``add_targets``: one workload the state leaves out, or holds below ``max_replicas``, at a
   time; its replicas are added one by one and, where no candidate node has room, room is made
   on one (``room_on``):
@@ -498,7 +498,7 @@ class _Earner:
         st = self.st
         st.mark()
         # victims make way only under a budget: with moves priced their trades would move more
-        # replicas than growth should (docs/experiments/2026-12-07-make-way.md)
+        # replicas than growth should (docs/experiments/2026-12-06-make-way.md)
         phases = (self.make_way, self.add_targets) if self.left is not None else (self.add_targets,)
         while not (self.late() or self.left == 0):
             kept = 0
