@@ -2,7 +2,7 @@
 
 ``earn(st, deadline, stop)`` improves a re-plan's state (the current placement repaired and
 filled, ``construct.keep.keep_current``) in rounds of two phases while either keeps an action,
-each phase given at most ``PHASE_SHARE`` of the time left:
+each phase given at most its share of the time left (``MAKE_WAY_SHARE``, ``PHASE_SHARE``):
 
 * ``make_way`` (under a ``max_moves`` budget only): running workloads of low priority, the
   least placed work per GPU first, in turn; all of a victim's replicas are taken off and the
@@ -69,7 +69,8 @@ MOST_EVICTED = 8  # replicas taken off a node and its rack for one target replic
 VICTIM_TARGETS = 20  # targets placed where a victim made way
 MAKE_WAY_WINDOW = 8  # victims whose trades are compared at most, the one that earns most made
 MAKE_WAY_TRIALS = 3000  # trades tried per round, about: the window is this over the victims (M: 8, L: 1)
-PHASE_SHARE = 0.5  # of the time left, at most, for one phase
+PHASE_SHARE = 0.5  # of the time left, at most, for add_targets
+MAKE_WAY_SHARE = 0.75  # of the time left, at most, for make_way (under a budget its trades earn most)
 
 
 @dataclass(frozen=True)
@@ -494,19 +495,21 @@ class _Earner:
 
     def run(self) -> list[Action]:
         """Rounds of ``make_way`` (under a budget) then ``add_targets`` while either keeps an action,
-        each phase given at most half of the time left (counted: ``most`` tries in all)."""
+        each phase given at most its share of the time left (counted: ``most`` tries in all)."""
         st = self.st
         st.mark()
         # victims make way only under a budget: with moves priced their trades would move more
         # replicas than growth should (docs/experiments/2026-12-06-make-way.md)
-        phases = (self.make_way, self.add_targets) if self.left is not None else (self.add_targets,)
+        phases = [(self.add_targets, PHASE_SHARE)]
+        if self.left is not None:
+            phases.insert(0, (self.make_way, MAKE_WAY_SHARE))
         while not (self.late() or self.left == 0):
             kept = 0
-            for phase in phases:
+            for phase, share in phases:
                 self.phase_end = None
                 if self.deadline is not None:
                     now = time.monotonic()
-                    self.phase_end = now + PHASE_SHARE * (self.deadline - now)
+                    self.phase_end = now + share * (self.deadline - now)
                 kept += phase()
                 self.phase_end = None
             if not kept:

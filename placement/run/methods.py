@@ -75,7 +75,7 @@ GUIDED_VARIANTS = (
 )
 EARN_SHARE = 0.15  # of the time limit, at most, for ``improve.earn`` after keep_current
 # under a move budget: the plans built from scratch break it, earn is the re-plan's search
-EARN_SHARE_BUDGET = 0.3
+EARN_SHARE_BUDGET = 0.5
 EARN_TRIES_DET = 300  # tries of ``earn`` in all in the deterministic mode
 LP_TOO_BIG = 2  # lp_guided gives up at once past this many times the LP's column cap (estimated)
 
