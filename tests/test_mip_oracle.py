@@ -467,9 +467,9 @@ def oracle(problem: Problem) -> ObjectiveTiers:
             if not w.pinned:
                 price_vars.append((w, mv))
     moves = sum(move_vars)
-    # a re-plan without max_moves prices each moved replica at move_cost halves of its work (tier 1: net)
+    # a re-plan without max_moves prices each moved replica at move_cost times its work (tier 1: net)
     priced = problem.options.max_moves is None and any(w.current and not w.pinned for w in problem.workloads)
-    price = sum(w.move_cost * w.priority * w.work_milli * 50 * mv for w, mv in price_vars) if priced else 0
+    price = sum(w.move_cost * w.priority * w.work_milli * 100 * mv for w, mv in price_vars) if priced else 0
     fragmentation = sum(on_vars.values()) + sum(sum(v) for v in shared_in_use.values())
     got: dict[str, int] = {}
     order = [
