@@ -12,13 +12,23 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from placement.core.domain import SolveStatus
+from placement.core.domain import (
+    CurrentReplica,
+    NodeState,
+    Problem,
+    ReplicaPlacement,
+    SolveStatus,
+    StepKind,
+    Workload,
+)
+from placement.core.sequence import migration
 from placement.core.verify import verify
 from placement.generator import generate
 from server.answers import no_solution_plan
 from server.app import Server
 from server.client import PlacementClient
 from server.errors import field_violations
+from tests.builders import build_plan, fleet, node
 from tests.server_support import dataset, running_server
 from wire import convert
 from wire.gen.placement.v1 import placement_pb2 as pb
@@ -70,14 +80,23 @@ def test_verify_accepts_the_plan_and_names_a_tampered_one(
 
 
 def test_verify_replays_the_migration_a_plan_carries(client: PlacementClient) -> None:
-    """A valid plan whose migration stops the old copy before the new one is ready: INVALID, the
-    step named (the same check as ``fleetplace verify``)."""
-    from tests.test_migration import _order, _serial
-
-    problem, plan, steps = _serial()
+    """w runs on a1 and a2, both DRAINING, and moves to b1 and b2: a valid plan whose migration stops
+    the old copy before the new one is ready is INVALID, the step named (as ``fleetplace verify``)."""
+    drained = NodeState.DRAINING
+    nodes = (node("a1", state=drained), node("a2", state=drained), node("b1"), node("b2"))
+    current = (CurrentReplica("a1", (0,)), CurrentReplica("a2", (0,)))
+    w = Workload("w", gpus=1, memory_gib=10.0, min_replicas=2, max_replicas=2, current=current)
+    problem = Problem(fleet(nodes), (w,))
+    rows = tuple(
+        ReplicaPlacement("w", i, "dc1", "r1", n, (0,), 1000, 400) for i, n in enumerate(("b1", "b2"))
+    )
+    plan = build_plan(problem, rows, ())
+    steps = migration(problem, plan)  # START b1, WAIT_READY b1, STOP a1, START b2, ...
     request = convert.request_from_problem(problem)
     assert client.verify(request, convert.plan_to_proto(dataclasses.replace(plan, migration=steps))).valid
-    broken = dataclasses.replace(plan, migration=_order(steps, 3, 1, 2, 4, 5, 6))
+    first_stop = next(i for i, s in enumerate(steps.steps) if s.kind is StepKind.STOP)
+    order = (steps.steps[first_stop], *steps.steps[:first_stop], *steps.steps[first_stop + 1 :])
+    broken = dataclasses.replace(plan, migration=dataclasses.replace(steps, steps=order))
     answer = client.verify(request, convert.plan_to_proto(broken))
     assert not answer.valid
     assert ("floor", "step 1") in {(v.rule, v.subject) for v in answer.violations}

@@ -188,7 +188,8 @@ def test_generated_fleet_verifies_and_beats_greedy(backend: Backend, seed: int) 
     base = greedy(filter_candidates(p)).to_placements()
     from placement.core.objective import evaluate
 
-    assert plan.objective.placed_work >= evaluate(p, base).placed_work
+    # tier 1 as compared: the generated fleets run workloads today, so a move has its price
+    assert plan.objective.net_work >= evaluate(p, base).net_work
     assert plan.info.wall_s < 4 + 2
     placed = {x.workload for x in plan.placements}
     assert {u.workload for u in plan.unplaced} == {w.name for w in p.workloads} - placed
