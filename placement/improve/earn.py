@@ -423,9 +423,15 @@ class _Earner:
             best: tuple[int, int] | None = None  # (net, victim) of the best trade in the window
             passed: list[int] = []
             j = i
-            while j < len(pool) and len(passed) < width and not (self.late() or self.spent()):
+            while (
+                j < len(pool) and len(passed) < width and not (self.late() or self.spent() or self.left == 0)
+            ):
                 v = pool[j]
                 j += 1
+                if width == 1:  # the first that earns is the one made: made at once, not tried twice
+                    if self.st.nodes_of[v] and self.try_victim(v, keep=True) is not None:
+                        kept += 1
+                    continue
                 got = self.try_victim(v, keep=False) if self.st.nodes_of[v] else None
                 if got is not None:
                     passed.append(v)
