@@ -503,8 +503,9 @@ def _solve(
     timing: dict[str, float] = {}
     # explained with a share only: a heuristic's or the model's plan may replace it
     explain = run.budget.explain_until(final=False, stopped=run.stopped())
-    if kept is not None and _key(evaluate(run.problem, kept), tiers) >= _key(
-        evaluate(run.problem, g_placements), tiers
+    if kept is not None and (
+        _key(evaluate(run.problem, kept), tiers) >= _key(evaluate(run.problem, g_placements), tiers)
+        or _breaks_replan(prepared, g_placements)  # built from scratch: not assembled first in vain
     ):
         order = [("keep_current", kept), ("greedy", g_placements)]
     else:
