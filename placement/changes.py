@@ -120,6 +120,26 @@ def _names(
     return out
 
 
+def _added(
+    errors: list[FieldError], path: str, names: list[str], known: set[str], removed: set[str], what: str
+) -> set[str]:
+    """The names of things added: each given, added once, and new (or removed by the same changes);
+    returns them."""
+    added: set[str] = set()
+    for i, name in enumerate(names):
+        where = f"{path}[{i}].name"
+        if not name:
+            errors.append(FieldError(where, "is required"))
+        elif name in added:
+            errors.append(FieldError(where, f"{what} {quote(name)} is added twice"))
+        elif name in known and name not in removed:
+            errors.append(
+                FieldError(where, f"{what} {quote(name)} already exists; remove it first to replace it")
+            )
+        added.add(name)
+    return added
+
+
 def change_errors(problem: Problem, changes: FleetChanges) -> list[FieldError]:
     """Every problem with ``changes`` against ``problem`` (paths under ``changes.``)."""
     errors: list[FieldError] = []
@@ -140,32 +160,18 @@ def change_errors(problem: Problem, changes: FleetChanges) -> list[FieldError]:
                 errors.append(FieldError(path, f"node {quote(name)} is also in {where[name]}"))
             else:
                 where[name] = path
-    removed = set(changes.remove_nodes)
-    added: set[str] = set()
-    for i, n in enumerate(changes.add_nodes):
-        path = f"changes.addNodes[{i}].name"
-        if not n.name:
-            errors.append(FieldError(path, "is required"))
-        elif n.name in added:
-            errors.append(FieldError(path, f"node {quote(n.name)} is added twice"))
-        elif n.name in nodes and n.name not in removed:
-            errors.append(
-                FieldError(path, f"node {quote(n.name)} already exists; remove it first to replace it")
-            )
-        added.add(n.name)
+    _added(
+        errors,
+        "changes.addNodes",
+        [n.name for n in changes.add_nodes],
+        nodes,
+        set(changes.remove_nodes),
+        "node",
+    )
     gone = set(_names(errors, "changes.removeWorkloads", changes.remove_workloads, workloads, "workload"))
-    new: set[str] = set()
-    for i, w in enumerate(changes.add_workloads):
-        path = f"changes.addWorkloads[{i}].name"
-        if not w.name:
-            errors.append(FieldError(path, "is required"))
-        elif w.name in new:
-            errors.append(FieldError(path, f"workload {quote(w.name)} is added twice"))
-        elif w.name in workloads and w.name not in gone:
-            errors.append(
-                FieldError(path, f"workload {quote(w.name)} already exists; remove it first to replace it")
-            )
-        new.add(w.name)
+    new = _added(
+        errors, "changes.addWorkloads", [w.name for w in changes.add_workloads], workloads, gone, "workload"
+    )
     by_name = {w.name: w for w in problem.workloads}
     by_name.update({w.name: w for w in changes.add_workloads})
     rescaled: set[str] = set()

@@ -99,6 +99,30 @@ class ShuttingDown(ServiceError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class NoStore(ServiceError):
+    """A plan-store RPC on a server without a store, or a rebalance with no current plan and no input."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class NotFound(ServiceError):
+    """No stored plan of that id."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class Aborted(ServiceError):
+    """Another rebalance holds the store, or the current plan changed meanwhile."""
+
+    code = grpc.StatusCode.ABORTED
+
+
+class StoreUnavailable(ServiceError):
+    """The plan store cannot be reached."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
 class SolveFailed(ServiceError):
     """The solver process failed (a bug or a crash); the request itself was valid."""
 

@@ -24,7 +24,7 @@ import grpc
 
 from placement.core.domain import Plan, Problem, SolveOptions
 from placement.core.errors import FieldError
-from server.errors import InvalidArgument, ServiceError
+from server.errors import Aborted, InvalidArgument, NoStore, NotFound, StoreUnavailable
 from wire import convert
 from wire.gen.placement.v1 import placement_pb2 as pb
 
@@ -39,23 +39,7 @@ MAX_LIST_LIMIT = 1000
 MAX_MOVES = 1_000_000
 
 
-class NoStore(ServiceError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
-
-
-class NotFound(ServiceError):
-    code = grpc.StatusCode.NOT_FOUND
-
-
-class Aborted(ServiceError):
-    code = grpc.StatusCode.ABORTED
-
-
-class StoreUnavailable(ServiceError):
-    code = grpc.StatusCode.UNAVAILABLE
-
-
-class Cancelled(Exception):
+class _NoPlan(Exception):
     """The caller went away during the solve: nothing to answer, nothing recorded."""
 
 
@@ -196,7 +180,7 @@ class PlanStoreRpcs:
             for item in self._solve(convert.request_from_problem(p), context):
                 if isinstance(item, pb.Plan):
                     return convert.plan_from_proto(item)
-            raise Cancelled
+            raise _NoPlan
 
         store = self._plan_store()
         wanted = Request(
@@ -212,7 +196,7 @@ class PlanStoreRpcs:
         try:
             with _store_errors():
                 outcome = rebalance(store, wanted, solve)
-        except Cancelled:
+        except _NoPlan:
             log.info("rebalance cancelled by the caller; nothing recorded")
             return pb.RebalanceResponse()
         return outcome_to_proto(outcome)  # type: ignore[no-any-return]
