@@ -43,13 +43,13 @@ from placement.core.domain import (
     NodeState,
     Problem,
     ReplicaPlacement,
-    SpreadLevel,
     Workload,
     memory_milli_gib,
 )
 from placement.core.energy import allowed_levels, energy_coefficient, replica_work
 from placement.core.network import latency_table
 from placement.core.objective import throughput_pct, top_throughput_pct
+from placement.core.verify import current_breaches
 
 CURVE_PCT = (1, 2, 5, 10, 25)  # budgets of the curve, percent of the running replicas
 
@@ -284,34 +284,11 @@ def move_curve(problem: Problem, moves: Iterable[Displaced]) -> tuple[MovePoint,
 
 
 def _shape_broken(w: Workload, nodes: dict[str, Node]) -> tuple[str, str] | None:
-    """Rules 11-12 against ``w``'s current replicas where they run: the rule and why when they break
-    its spread or site survival (a scale-up raises the survivors needed), else None."""
-    here = [nodes[c.node] for c in w.current if c.node in nodes]
-    if not here:
-        return None
-    if w.spread is not None:
-        level = w.spread.level
-        distinct = len(
-            {n.site for n in here}
-            if level is SpreadLevel.SITE
-            else {(n.site, n.power_domain) for n in here}
-            if level is SpreadLevel.POWER_DOMAIN
-            else {n.name for n in here}
-        )
-        if distinct < w.spread.min_distinct:
-            return "spread", (
-                f"its {len(here)} current replicas span {distinct} of the {w.spread.min_distinct} "
-                f"{level.value.lower().replace('_', ' ')}s its spread needs: placed anew"
-            )
-    need = w.survivors_required
-    if need > 0:
-        per_site = Counter(n.site for n in here)
-        worst, most = max(per_site.items(), key=lambda kv: (kv[1], kv[0]))
-        if len(here) - most < need:
-            return "site_survival", (
-                f"losing site {worst} would leave {len(here) - most} of its current replicas, "
-                f"{need} needed (min_replicas {w.min_replicas}): placed anew"
-            )
+    """The spread or site survival (rules 11-12, the verifier's ``current_breaches``) that ``w``'s
+    current replicas break where they run (a scale-up raises the survivors needed), or None."""
+    for rule, message in current_breaches(w, nodes):
+        if rule in ("spread", "site_survival"):
+            return rule, f"where they run, {message}: placed anew"
     return None
 
 

@@ -57,7 +57,7 @@ import dataclasses
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -787,16 +787,7 @@ class _Verifier:
         return not self._current_breaches(w)
 
     def _current_breaches(self, w: Workload) -> list[tuple[str, str]]:
-        """Rules 10-12 that ``w``'s current replicas break where they run (known nodes)."""
-        st = _WorkloadStats()
-        for c in w.current:
-            node = self.nodes.get(c.node)
-            if node is not None:
-                st.replicas += 1
-                st.per_site[node.site] += 1
-                st.domains.add(node.power_domain)
-                st.nodes.add(node.name)
-        return _count_rules(w, st)
+        return current_breaches(w, self.nodes)
 
     def _evictor(self, w: Workload, planned: dict[tuple[str, str], int]) -> str | None:
         nodes = {c.node for c in w.current if c.node in self.nodes}
@@ -881,6 +872,21 @@ def _compare_entries(
             v.add(
                 "budget", f"{group}[{label(k)}]", f"{group} entry {label(k)} in the plan is not in the fleet"
             )
+
+
+def current_breaches(w: Workload, nodes: Mapping[str, Node]) -> list[tuple[str, str]]:
+    """Rules 10-12 that ``w``'s current replicas break where they run (on known ``nodes``, by name):
+    (rule, message) per breach. A workload whose current replicas break its spread or site
+    survival is re-placed as the input forces (``Plan.displaced`` says so with these)."""
+    st = _WorkloadStats()
+    for c in w.current:
+        node = nodes.get(c.node)
+        if node is not None:
+            st.replicas += 1
+            st.per_site[node.site] += 1
+            st.domains.add(node.power_domain)
+            st.nodes.add(node.name)
+    return _count_rules(w, st)
 
 
 def verify(problem: Problem, plan: Plan) -> list[Violation]:
